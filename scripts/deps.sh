@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs every Debian/Ubuntu package causeway needs to build, test and benchmark.
+# Idempotent: packages already present are left alone.
+set -euo pipefail
+PKGS=(build-essential autoconf automake libtool pkg-config
+      libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3
+      liblapacke-dev libopenblas-dev libcriterion-dev
+      libstemmer-dev libutf8proc-dev libcurl4-openssl-dev curl)
+PKGS+=("${CW_EXTRA_PKGS[@]:-}")
+missing=()
+for p in "${PKGS[@]}"; do
+    [ -n "$p" ] || continue
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "installing: ${missing[*]}" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
