@@ -194,4 +194,186 @@ int idx_score_fields(const idx_index *ix, const idx_query *q, uint32_t docid,
 int idx_snippet(const idx_index *ix, idx_analyzer *a, const idx_query *q, uint32_t docid,
                 size_t max_bytes, cw_buf *out, cw_err *err) CW_MUST_CHECK;
 
+/* ---- dense vectors (issue 6) --------------------------------------------- */
+/* A CPU text encoder trained without labels by contrastive learning (METHODS.md
+ * section 7), an HNSW approximate nearest-neighbour index over the documents'
+ * vectors (with exact search as option and oracle) and BM25 + dense fusion.
+ * Files in an index directory: dense.enc (encoder), dense.ckpt (training state),
+ * dense.hnsw (vectors + graph, memory-mapped, CRC-checked at open). */
+
+#define IDX_DENSE_MAX_DIM 1024u          /* encoder output dimension */
+#define IDX_DENSE_MAX_BUCKETS (1u << 24) /* hashed feature rows */
+#define IDX_DENSE_MAX_EF 4096u           /* HNSW search beam */
+#define IDX_DENSE_MAX_M 128u             /* HNSW out-degree (upper layers) */
+
+/* Encoder: words (lower-cased runs of ASCII letters/digits and non-ASCII bytes)
+ * give hashed unigram, bigram and character n-gram features; their rows of an
+ * embedding table are pooled with idf weights, projected by a d x d matrix and
+ * L2-normalised. */
+typedef struct idx_encoder_opts {
+    uint32_t dim;       /* output dimension d, default 128 */
+    uint32_t n_buckets; /* rows of the hashed embedding table, default 2^18 */
+    uint32_t ngram_min; /* character n-grams of "<word>", default 3 (0 = none) */
+    uint32_t ngram_max; /* default 5 */
+    bool bigrams;       /* word bigram features, default true */
+    uint64_t seed;      /* initialisation seed */
+} idx_encoder_opts;
+idx_encoder_opts idx_encoder_opts_default(void);
+
+/* Immutable after training or load: idx_encoder_encode is thread-safe. */
+typedef struct idx_encoder idx_encoder;
+
+/* A new randomly initialised encoder (deterministic for opts->seed): the embedding
+ * rows are Gaussian, so before training the encoder is a random projection of the
+ * idf-weighted bag of features. Errors: CW_EINVAL, CW_ELIMIT, CW_ENOMEM.
+ * Free with idx_encoder_free. */
+int idx_encoder_new(const idx_encoder_opts *opts, idx_encoder **out, cw_err *err) CW_MUST_CHECK;
+void idx_encoder_free(idx_encoder *enc);
+uint32_t idx_encoder_dim(const idx_encoder *enc);
+/* Encodes UTF-8 text into out[dim], a unit vector (all zeros if the text has no word).
+ * O(len); no allocation for texts under 4096 words. Errors: CW_ENOMEM. */
+int idx_encoder_encode(const idx_encoder *enc, const char *text, size_t len, float *out,
+                       cw_err *err) CW_MUST_CHECK;
+/* Saves/loads the inference weights (checksummed). Load errors: CW_ENOTFOUND,
+ * CW_ECORRUPT (path + byte offset), CW_EIO, CW_ENOMEM. */
+int idx_encoder_save(const idx_encoder *enc, const char *path, cw_err *err) CW_MUST_CHECK;
+int idx_encoder_load(const char *path, idx_encoder **out, cw_err *err) CW_MUST_CHECK;
+
+typedef enum idx_contrastive_mode {
+    IDX_CONTRASTIVE_MOCO = 0,   /* momentum key encoder; negatives = in-batch keys + queue */
+    IDX_CONTRASTIVE_SIMCLR = 1, /* one encoder, gradient through both views, in-batch only */
+} idx_contrastive_mode;
+
+typedef struct idx_train_opts {
+    idx_contrastive_mode mode;
+    uint32_t batch;       /* documents per step (2 views each), default 64 */
+    uint32_t epochs;      /* passes over the corpus, default 10 */
+    double tau;           /* InfoNCE temperature, default 0.05 */
+    double momentum;      /* MoCo key-encoder momentum m, default 0.995 */
+    uint32_t queue;       /* MoCo queue length (multiple of batch), default 4096 */
+    double lr;            /* learning rate of the embedding rows (row-wise Adagrad), 0.05 */
+    double lr_proj;       /* Adam learning rate of the projection, 1e-3 */
+    double crop_min;      /* Contriever crop length, fraction of the document: 0.05 */
+    double crop_max;      /* 0.5 */
+    double p_delete;      /* word deletion probability, 0.1 */
+    uint64_t seed;        /* augmentation and batching seed */
+    const char *ckpt_path;  /* checkpoint written every ckpt_every steps and at the end (NULL: none) */
+    uint32_t ckpt_every;    /* default 200 */
+    bool resume;            /* continue from ckpt_path if it exists */
+    cw_progress progress;   /* stage "embed-train", done/total steps */
+} idx_train_opts;
+idx_train_opts idx_train_opts_default(void);
+
+typedef struct idx_train_stats {
+    uint64_t steps;        /* optimisation steps done in total (resumed ones included) */
+    double first_loss;     /* mean InfoNCE loss of the first 20 steps of this run */
+    double last_loss;      /* mean loss of the last 20 steps */
+    double docs_per_sec;   /* documents (pairs of views) per second in this run */
+    double seconds;
+} idx_train_stats;
+
+/* Contrastive pre-training of enc on n_docs texts (borrowed for the call): two
+ * augmented views per document (Contriever cropping + word deletion), InfoNCE with
+ * temperature tau (METHODS.md section 7), similarity matrices by cblas_sgemm. Fits the
+ * idf table first. Interruptible (cw_interrupted) after writing a checkpoint.
+ * Errors: CW_EINVAL (options, n_docs < 2), CW_EINTR, CW_EIO, CW_ECORRUPT (checkpoint
+ * of another configuration or damaged), CW_ENUMERIC (loss not finite), CW_ENOMEM. */
+int idx_encoder_train(idx_encoder *enc, const char *const *texts, const size_t *lens,
+                      size_t n_docs, const idx_train_opts *opts, idx_train_stats *stats,
+                      cw_err *err) CW_MUST_CHECK;
+
+/* InfoNCE of one query view against keys (exposed for the gradient test): logits
+ * s_j = q.k_j / tau over n_keys keys (dim each, row-major), label = index `pos`.
+ * Returns the loss; writes dL/dq into grad_q[dim] and, if grad_k is not NULL,
+ * dL/dk into grad_k[n_keys * dim]. */
+double idx_infonce(const float *q, const float *keys, size_t n_keys, size_t dim, size_t pos,
+                   double tau, float *grad_q, float *grad_k);
+
+/* HNSW (Malkov & Yashunin, TPAMI 2020) over unit vectors, similarity = dot product. */
+typedef struct idx_hnsw_opts {
+    uint32_t m;               /* out-degree on upper layers (2m on layer 0), default 32 */
+    uint32_t ef_construction; /* default 100 */
+    uint64_t seed;            /* level draws */
+    cw_progress progress;     /* stage "hnsw", done/total vectors */
+} idx_hnsw_opts;
+idx_hnsw_opts idx_hnsw_opts_default(void);
+
+/* Builds the graph over n vectors vecs[n * dim] and writes it with the vectors to
+ * path (atomically). Vector i is document i. Errors: CW_EINVAL, CW_EIO, CW_EINTR,
+ * CW_ENOMEM. */
+int idx_hnsw_build(const float *vecs, uint32_t n, uint32_t dim, const idx_hnsw_opts *opts,
+                   const char *path, cw_err *err) CW_MUST_CHECK;
+
+/* The memory-mapped file; immutable and thread-safe once open. */
+typedef struct idx_hnsw idx_hnsw;
+/* Maps path, checks magic, version, bounds of every link and the CRC-32C of every
+ * section. Errors: CW_ENOTFOUND, CW_ECORRUPT (path + byte offset), CW_EIO. */
+int idx_hnsw_open(const char *path, idx_hnsw **out, cw_err *err) CW_MUST_CHECK;
+void idx_hnsw_close(idx_hnsw *h);
+uint32_t idx_hnsw_n(const idx_hnsw *h);
+uint32_t idx_hnsw_dim(const idx_hnsw *h);
+/* Vector of item i (borrowed, valid while open); NULL if i is out of range. */
+const float *idx_hnsw_vector(const idx_hnsw *h, uint32_t i);
+/* Bytes mapped (vectors + graph). */
+uint64_t idx_hnsw_bytes(const idx_hnsw *h);
+
+/* Per-thread search state (visited marks); not thread-safe. Free with
+ * idx_hnsw_searcher_free. Returns NULL on ENOMEM. */
+typedef struct idx_hnsw_searcher idx_hnsw_searcher;
+idx_hnsw_searcher *idx_hnsw_searcher_new(const idx_hnsw *h);
+void idx_hnsw_searcher_free(idx_hnsw_searcher *s);
+
+/* Top-k by dot product with q[dim], best first (score = q.v, ties by ascending id).
+ * ef (>= k, <= IDX_DENSE_MAX_EF) is the recall/speed knob; exact = true scans every
+ * vector (the oracle; s may then be NULL). hits holds k entries; *n_hits <= k.
+ * Errors: CW_EINVAL (k, ef). */
+int idx_hnsw_search(const idx_hnsw *h, idx_hnsw_searcher *s, const float *q, uint32_t k,
+                    uint32_t ef, bool exact, idx_hit *hits, size_t *n_hits,
+                    cw_err *err) CW_MUST_CHECK;
+
+/* Dense side of an index directory: dense.enc + dense.hnsw. Immutable once open. */
+typedef struct idx_dense idx_dense;
+/* Errors: CW_ENOTFOUND (no dense files: run `causeway embed train/build`), CW_ECORRUPT,
+ * CW_EIO, CW_ENOMEM. */
+int idx_dense_open(const char *dir, idx_dense **out, cw_err *err) CW_MUST_CHECK;
+void idx_dense_close(idx_dense *dn);
+const idx_encoder *idx_dense_encoder(const idx_dense *dn);
+const idx_hnsw *idx_dense_hnsw(const idx_dense *dn);
+/* Ranker feature: cosine(q, document docid) for a unit query vector q from
+ * idx_encoder_encode (documents are stored unit-norm). Errors: CW_ENOTFOUND (docid). */
+int idx_dense_cosine(const idx_dense *dn, const float *q, uint32_t docid, double *out,
+                     cw_err *err) CW_MUST_CHECK;
+
+/* Fusion of a BM25 and a dense run (both best first). */
+typedef enum idx_fusion {
+    IDX_FUSION_RRF = 0,      /* sum over runs of 1 / (rrf_k + rank), Cormack et al. 2009 */
+    IDX_FUSION_WEIGHTED = 1, /* (1 - w) * minmax(bm25) + w * minmax(dense), missing = 0 */
+} idx_fusion;
+
+typedef struct idx_hybrid_opts {
+    idx_fusion fusion; /* default RRF */
+    double rrf_k;      /* default 60 */
+    double w_dense;    /* weight of the dense run in [0,1] (both methods), default 0.5 */
+    uint32_t depth;    /* candidates taken from each run, default 100 */
+    uint32_t ef;       /* HNSW beam, default 128 */
+    bool exact;        /* exact dense search instead of HNSW */
+} idx_hybrid_opts;
+idx_hybrid_opts idx_hybrid_opts_default(void);
+
+/* Fuses two runs into the top out_k documents of their union, best first (ties by
+ * ascending docid); out holds out_k entries, score = fused score. RRF weighs the runs
+ * 2(1 - w) and 2w (w = 0.5 is plain RRF). Errors: CW_EINVAL, CW_ENOMEM. */
+int idx_fuse(const idx_hit *bm25, size_t n_bm25, const idx_hit *dense, size_t n_dense,
+             const idx_hybrid_opts *opts, uint32_t out_k, idx_hit *out, size_t *n_out,
+             cw_err *err) CW_MUST_CHECK;
+
+/* Hybrid retrieval for one query: BM25 top-depth (idx_search with *bm25 options) and
+ * dense top-depth of the encoded text, fused by idx_fuse; the top bm25->k land in
+ * hits (bm25->offset honoured). s is the caller's per-thread searcher.
+ * Errors: those of idx_search, idx_hnsw_search, idx_encoder_encode. */
+int idx_hybrid_search(const idx_index *ix, const idx_dense *dn, idx_hnsw_searcher *s,
+                      const idx_query *q, const char *text, size_t len,
+                      const idx_search_opts *bm25, const idx_hybrid_opts *opts, idx_hit *hits,
+                      size_t *n_hits, cw_err *err) CW_MUST_CHECK;
+
 #endif /* CAUSEWAY_INDEX_INDEX_H */
