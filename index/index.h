@@ -194,6 +194,77 @@ int idx_score_fields(const idx_index *ix, const idx_query *q, uint32_t docid,
 int idx_snippet(const idx_index *ix, idx_analyzer *a, const idx_query *q, uint32_t docid,
                 size_t max_bytes, cw_buf *out, cw_err *err) CW_MUST_CHECK;
 
+/* ---- synthetic corpus (index/synth.c) ------------------------------------ */
+
+/* A deterministic, seeded test collection with topical structure: corpus.jsonl,
+ * queries.tsv and graded qrels.txt. The generative model (all draws from one seed;
+ * document i uses its own RNG stream, so it does not depend on the documents before it):
+ *
+ * - Vocabulary: V made-up pronounceable words of 2+ consonant-vowel syllables
+ *   (consonants bdfghklmnprstvz, vowels aeiou; shorter words for frequent ranks, none
+ *   is a stopword). Background distribution: Zipf-Mandelbrot p(r) ~ 1/(r + 2.7)^s
+ *   over ranks r = 0..V-1 (Mandelbrot 1953; s = zipf_s, default 1.0).
+ * - Topics: K topics, each with words_per_topic distinct words drawn uniformly from
+ *   background ranks >= 200 (the 200 commonest words are topic-neutral, like function
+ *   words); within a topic the j-th word has probability ~ 1/(j + 1). Topics overlap in
+ *   vocabulary by chance, so a query word can also appear in off-topic documents.
+ *   Topic popularity is Zipf with exponent 0.5 over topic numbers.
+ * - Documents: 1, 2 or 3 distinct topics (probabilities .55/.30/.15) drawn by popularity,
+ *   mixture weights w_t from a flat Dirichlet (normalised Exp(1) draws); a focus
+ *   f ~ U(0.25, 0.65) = share of body tokens drawn from the topics (the rest from the
+ *   background). Body length ~ round(doc_len_mean * LogNormal(-0.18, 0.6)), at least
+ *   1 (mean doc_len_mean); sentences of 6-18 words, first word capitalised, ending in
+ *   ". ". Title: 3-8 words with focus min(1, f + 0.4), first word capitalised.
+ * - Queries: topic drawn by popularity, 2-4 distinct words from that topic's
+ *   distribution; ids "1".."n_queries".
+ * - Relevance of document d to query q with topic t: r = w_t(d) * f(d) / 0.65;
+ *   grade 3 if r >= 0.7, 2 if r >= 0.45, 1 if r >= 0.2, else 0 (not listed).
+ *   qrels lines "qid 0 docid grade" sorted by query then document; queries without a
+ *   relevant document are kept in queries.tsv but have no qrels (they are not evaluated).
+ *   Later issues simulate users on these grades (ymax = 3).
+ * Document ids are "d" + number, 1-based. Memory is O(V + K * words_per_topic + number of
+ * qrels), independent of the number of documents; output is streamed. */
+typedef struct idx_synth_opts {
+    uint64_t seed;
+    uint64_t n_docs;          /* documents, >= 1 */
+    uint32_t n_queries;       /* queries, >= 1 */
+    uint32_t n_topics;        /* K; 0 = auto: clamp(n_docs / 50, 8, 20000) */
+    uint32_t vocab_size;      /* V; 0 = auto: clamp(20 * sqrt(n_docs * doc_len_mean), 5000, 1e6) */
+    uint32_t words_per_topic; /* distinct words per topic, default 40 */
+    uint32_t doc_len_mean;    /* mean body length in tokens, default 200 */
+    double zipf_s;            /* background Zipf exponent, default 1.0 */
+    cw_progress progress;     /* stage "synth", documents written / n_docs */
+} idx_synth_opts;
+
+/* Defaults: seed 1, 10,000 docs, 200 queries, auto K and V, 40 words/topic, 200 tokens. */
+idx_synth_opts idx_synth_opts_default(void);
+
+#define IDX_SYNTH_MAX_DOCS 1000000000ull /* --docs limit */
+#define IDX_SYNTH_MAX_QUERIES 1000000u
+#define IDX_SYNTH_MAX_DOC_LEN 100000u
+#define IDX_SYNTH_MAX_VOCAB 5000000u
+#define IDX_SYNTH_MAX_QRELS 100000000ull /* judged pairs buffered for sorting */
+
+typedef struct idx_synth_stats {
+    uint64_t n_docs;
+    uint32_t n_queries;
+    uint32_t n_judged_queries; /* queries with at least one relevant document */
+    uint64_t n_qrels;          /* lines of qrels.txt */
+    uint64_t n_tokens;         /* title + body tokens generated */
+    uint64_t corpus_bytes;     /* size of corpus.jsonl */
+    uint32_t n_topics;         /* K used */
+    uint32_t vocab_size;       /* V used */
+    double seconds;
+} idx_synth_stats;
+
+/* Writes out_dir/corpus.jsonl, out_dir/queries.tsv and out_dir/qrels.txt (creating
+ * out_dir; each file goes to a temporary name and is renamed when complete).
+ * Same options and seed give byte-identical files. stats may be NULL.
+ * Errors: CW_EINVAL (option out of range), CW_ELIMIT (more than IDX_SYNTH_MAX_QRELS
+ * judged pairs), CW_EIO, CW_ENOMEM, CW_EINTR. */
+int idx_synth_write(const idx_synth_opts *opts, const char *out_dir, idx_synth_stats *stats,
+                    cw_err *err) CW_MUST_CHECK;
+
 /* ---- dense vectors (issue 6) --------------------------------------------- */
 /* A CPU text encoder trained without labels by contrastive learning (METHODS.md
  * section 7), an HNSW approximate nearest-neighbour index over the documents'
