@@ -1,0 +1,40 @@
+/* ranker/ranker_int.h: the model struct and helpers shared by model.c, train.c and the
+ * tests; nothing outside ranker/ includes it. */
+#ifndef CAUSEWAY_RANKER_RANKER_INT_H
+#define CAUSEWAY_RANKER_RANKER_INT_H
+
+#include "ranker/ranker.h"
+
+/* Parameters live in one vector theta so the optimiser treats every model alike:
+ *   linear: theta = [w (nf), b]
+ *   MLP:    theta = [W (nh x nf, row-major), b1 (nh), v (nh), b2]
+ * Scoring uses the normalization folded into the first layer (wf, bf), refreshed by
+ * rank_model_refresh() after theta, mean or scale change. */
+struct rank_model {
+    rank_model_kind kind;
+    size_t n_features;   /* nf */
+    size_t n_hidden;     /* nh, 0 for linear */
+    size_t n_params;     /* length of theta */
+    char **names;        /* nf feature names */
+    double *mean;        /* nf: subtracted before scaling */
+    double *scale;       /* nf: > 0, divides */
+    double *theta;       /* n_params */
+    double *wf;          /* folded first layer: nf (linear) or nh x nf (MLP) */
+    double *bf;          /* folded bias: 1 (linear) or nh (MLP) */
+    char *training_json; /* JSON object describing how the model was trained, or NULL */
+};
+
+/* Recomputes wf/bf from theta, mean and scale. */
+void rank_model_refresh(rank_model *m);
+
+/* Scores rows of already standardized features z (n x nf) with theta (not the folded
+ * weights); hidden (n x nh, MLP only) receives the hidden activations after ReLU. */
+void rank_model_score_z(const rank_model *m, const double *theta, const double *z, size_t n,
+                        double *hidden, double *scores);
+
+/* Adds to grad (n_params) the gradient of sum_j dscore[j] * score(z_j) given the
+ * activations from rank_model_score_z. dh is scratch of n x nh (MLP only). */
+void rank_model_backward(const rank_model *m, const double *theta, const double *z, size_t n,
+                         const double *hidden, const double *dscore, double *dh, double *grad);
+
+#endif /* CAUSEWAY_RANKER_RANKER_INT_H */
