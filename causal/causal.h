@@ -14,6 +14,177 @@
 #include "ranker/ranker.h"
 
 /* ==== log store (causal/logstore.c) ======================================= */
+/* One SQLite file in WAL mode holding every served impression (query, policy, shown
+ * documents with positions, scores, logging propensities and feature vectors) and
+ * every interaction event joined by impression id. Schema and durability: docs/logs.md.
+ * A causal_log is NOT thread-safe (one thread at a time), except causal_log_next_id. */
+
+#define CAUSAL_LOG_SCHEMA_VERSION 1      /* PRAGMA user_version written by this binary */
+#define CAUSAL_MAX_ITEMS 1000u           /* shown items per impression (= IDX_MAX_K) */
+#define CAUSAL_MAX_FEATURES 4096u        /* floats per feature vector */
+#define CAUSAL_MAX_NAME_BYTES 256u       /* policy, model/index version, feature set, doc id */
+#define CAUSAL_MAX_CLIENT_ID_BYTES 128u  /* client event id */
+#define CAUSAL_MAX_REASON_BYTES 160u     /* text of one rejected event */
+
+/* Durability of a COMMIT (the trade-off is documented in docs/logs.md). */
+typedef enum causal_sync {
+    CAUSAL_SYNC_FULL = 0,   /* fsync the WAL on every commit: survives power loss (default) */
+    CAUSAL_SYNC_NORMAL = 1, /* no fsync per commit: survives kill -9, not power loss */
+} causal_sync;
+
+typedef struct causal_log_opts {
+    causal_sync sync;    /* default CAUSAL_SYNC_FULL */
+    bool read_only;      /* open an existing log for reading; never migrates */
+    uint32_t busy_timeout_ms; /* wait for another process's lock; default 5000 */
+} causal_log_opts;
+
+causal_log_opts causal_log_opts_default(void);
+
+/* One shown document. On write every pointer is borrowed for the call; on read they
+ * belong to the reader and are valid until its next call. */
+typedef struct causal_item {
+    const char *doc_id;     /* external document id, NUL-terminated UTF-8 */
+    uint32_t position;      /* 1-based rank at which it was shown */
+    double score;           /* the ranker's score (NaN = none -> NULL) */
+    double propensity;      /* P(this doc at this position | logging policy); NaN = unknown */
+    const float *features;  /* n_features floats of the impression's feature set, or NULL */
+    uint32_t n_clicks;      /* read side only: click events logged on this item (ignored on write) */
+} causal_item;
+
+/* One served ranking. */
+typedef struct causal_impression {
+    uint64_t id;                  /* from causal_log_next_id (or an imported id) */
+    int64_t ts_ms;                /* wall clock, ms since the Unix epoch */
+    const char *query;            /* query text as received (UTF-8) */
+    const char *qid;              /* query id for joins with qrels/simulations, or NULL */
+    const char *policy;           /* logging policy name, e.g. "bm25", "pl" (required) */
+    const char *model_version;    /* ranker model version, or NULL */
+    const char *index_version;    /* idx_index_version of the serving index, or NULL */
+    double log_prob;              /* log pi_b(ranking | query); NaN = not computable -> NULL */
+    uint32_t mc_samples;          /* Monte-Carlo samples behind the propensities, 0 = none */
+    double temperature;           /* Plackett-Luce temperature; NaN = none */
+    bool has_seed;                /* seed is meaningful */
+    uint64_t seed;                /* RNG seed of a stochastic policy */
+    const char *feature_set;      /* feature-set name, NULL = items carry no features */
+    const char *const *feature_names; /* n_features names: needed on write the first time a
+                                         set is seen (checked equal when given again); on
+                                         read always set */
+    uint32_t n_features;          /* floats per item vector, <= CAUSAL_MAX_FEATURES */
+    size_t n_items;               /* <= CAUSAL_MAX_ITEMS */
+    const causal_item *items;     /* n_items, positions distinct */
+} causal_impression;
+
+typedef enum causal_event_type {
+    CAUSAL_EVENT_CLICK = 0, /* the user opened the document */
+    CAUSAL_EVENT_VIEW = 1,  /* the item was rendered in the viewport (examination evidence) */
+    CAUSAL_EVENT_DWELL = 2, /* time spent on the opened document, in value_ms */
+    CAUSAL_EVENT_SKIP = 3,  /* the user saw the item and moved past it */
+    CAUSAL_N_EVENT_TYPES = 4,
+} causal_event_type;
+
+/* "click", "view", "dwell", "skip". */
+const char *causal_event_type_name(causal_event_type t);
+/* Parses a type name. Errors: CW_EINVAL (unknown name). */
+int causal_event_type_parse(const char *name, causal_event_type *out, cw_err *err) CW_MUST_CHECK;
+
+/* One interaction. Strings borrowed for the call (write) or owned by the reader (read). */
+typedef struct causal_event {
+    uint64_t impression_id;
+    const char *doc_id;     /* must be a document that impression showed */
+    uint32_t position;      /* 1-based; must equal the shown position of doc_id */
+    causal_event_type type;
+    int64_t ts_ms;          /* client time, ms since the Unix epoch */
+    int64_t value_ms;       /* dwell time for CAUSAL_EVENT_DWELL, else -1 (NULL) */
+    const char *client_id;  /* client event id making retries idempotent, or NULL */
+} causal_event;
+
+/* Why one event of a batch was refused. */
+typedef struct causal_event_reject {
+    size_t index;                        /* position in the batch, 0-based */
+    int code;                            /* CW_ENOTFOUND (impression/doc) or CW_EINVAL */
+    char reason[CAUSAL_MAX_REASON_BYTES]; /* e.g. "impression 42 did not show doc \"d7\"" */
+} causal_event_reject;
+
+typedef struct causal_log causal_log;
+
+/* Opens (creating if absent, unless read_only) the log at path, sets WAL and the
+ * sync mode, and migrates an older schema to CAUSAL_LOG_SCHEMA_VERSION in one
+ * transaction. Also advances the boot counter so impression ids never repeat across
+ * restarts (one small synchronous write at open). opts may be NULL (defaults).
+ * Errors: CW_ENOTFOUND (read_only and missing), CW_EINVAL (schema newer than this
+ * binary, or not a causeway log), CW_ECORRUPT (not an SQLite file), CW_EIO, CW_ENOMEM.
+ * Close with causal_log_close. */
+int causal_log_open(const char *path, const causal_log_opts *opts, causal_log **out,
+                    cw_err *err) CW_MUST_CHECK;
+/* Finalizes statements and closes the database (checkpointing the WAL). NULL is a no-op. */
+void causal_log_close(causal_log *log);
+
+/* A fresh impression id without touching disk: (boot << 32) | sequence, unique across
+ * restarts and processes sharing the file; < 2^53 (exact in JSON doubles) for the first
+ * 2^21 opens. Thread-safe (atomic). */
+uint64_t causal_log_next_id(causal_log *log);
+
+/* Explicit transaction grouping several appends into one COMMIT (the server's
+ * writer batches jobs this way). Appends inside it use savepoints, so a failed or
+ * rejected append leaves the other appends of the transaction intact.
+ * Errors: CW_EINVAL (begin twice / commit without begin), CW_EIO. After a failed
+ * commit the transaction is rolled back: nothing of it is durable. */
+int causal_log_begin(causal_log *log, cw_err *err) CW_MUST_CHECK;
+int causal_log_commit(causal_log *log, cw_err *err) CW_MUST_CHECK;
+void causal_log_rollback(causal_log *log);
+
+/* Appends n impressions with their items, all or nothing (its own transaction unless
+ * inside causal_log_begin). Errors: CW_EINVAL (missing policy/query, position 0 or
+ * duplicated, n_items/n_features/string over the limits, feature names conflicting with
+ * the stored set, duplicate impression id: message names the impression index),
+ * CW_EIO, CW_ENOMEM. */
+int causal_log_append_impressions(causal_log *log, const causal_impression *imps, size_t n,
+                                  cw_err *err) CW_MUST_CHECK;
+
+/* Appends a batch of events, ALL OR NOTHING: each event is validated against the logged
+ * impressions (impression exists, doc_id shown there at `position`, type/time/strings
+ * sane). If any fails, nothing is written, every offending event is listed in
+ * rejects[0..*n_rejects) (rejects must hold n entries) and CW_EINVAL is returned.
+ * Events whose client_id is already stored are idempotent retries: not written again,
+ * counted in *n_duplicates (may be NULL). Errors: CW_EINVAL (rejects), CW_EIO. */
+int causal_log_append_events(causal_log *log, const causal_event *ev, size_t n,
+                             causal_event_reject *rejects, size_t *n_rejects,
+                             size_t *n_duplicates, cw_err *err) CW_MUST_CHECK;
+
+/* Counts of stored rows (for tests, metrics and `logs` commands). */
+typedef struct causal_log_counts {
+    uint64_t n_impressions;
+    uint64_t n_items;
+    uint64_t n_events;
+} causal_log_counts;
+int causal_log_count(causal_log *log, causal_log_counts *out, cw_err *err) CW_MUST_CHECK;
+
+/* Which impressions a reader returns. */
+typedef struct causal_log_filter {
+    const char *policy; /* only this logging policy, NULL = all */
+    int64_t ts_from_ms; /* ts_ms >= from (INT64_MIN = no bound) */
+    int64_t ts_to_ms;   /* ts_ms < to (INT64_MAX = no bound) */
+} causal_log_filter;
+
+causal_log_filter causal_log_filter_all(void);
+
+/* Iterates impressions in id order, each with its items (by position) and click counts,
+ * as one ordered merge of three scans (no per-impression query). Not thread-safe; the
+ * log must stay open and see no writes through this handle while the reader is open.
+ * Free with causal_log_reader_free. Errors: CW_EIO, CW_ENOMEM. */
+typedef struct causal_log_reader causal_log_reader;
+int causal_log_reader_new(causal_log *log, const causal_log_filter *filter,
+                          causal_log_reader **out, cw_err *err) CW_MUST_CHECK;
+/* 1 = *imp set (valid until the next call), 0 = end, < 0 = error (CW_EIO, CW_ECORRUPT
+ * for a malformed feature blob naming the impression). */
+int causal_log_reader_next(causal_log_reader *r, const causal_impression **imp, cw_err *err);
+void causal_log_reader_free(causal_log_reader *r);
+
+/* Iterates every event in insertion order (for export). Same rules as the reader. */
+typedef struct causal_event_reader causal_event_reader;
+int causal_event_reader_new(causal_log *log, causal_event_reader **out, cw_err *err) CW_MUST_CHECK;
+int causal_event_reader_next(causal_event_reader *r, const causal_event **ev, cw_err *err);
+void causal_event_reader_free(causal_event_reader *r);
 
 /* ==== sessions in memory, click models (causal/clickmodel.c) ============== */
 
