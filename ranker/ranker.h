@@ -13,6 +13,131 @@
 
 /* ==== metrics (ranker/metrics.c) ========================================== */
 
+/* Evaluation follows trec_eval 9.x run with -c (METHODS.md section 1), pinned here:
+ * - Order: each query's run is re-sorted by score descending, scores held as C float
+ *   (doubles that round to the same float tie), ties by document id in DESCENDING strcmp
+ *   order (trec_eval's comp_sim_docno); the rank column is ignored. Depth: the first
+ *   opts.depth (default 1000) documents after sorting.
+ * - Grades: relevant = grade >= 1; unjudged = 0; negative grades count as 0 in gains.
+ * - nDCG@k (Jarvelin & Kekalainen, TOIS 2002): DCG@k = sum_{i<=min(k,n)} g(y_i)/log2(i+1),
+ *   IDCG@k = the same over ALL of the query's judged grades sorted descending, cut at k.
+ *   Linear gain g(y) = y (trec_eval, default) or exponential g(y) = 2^y - 1 (Burges et al.,
+ *   ICML 2005). "ndcg" without a cutoff uses every retrieved document within depth.
+ * - AP = (1/R) sum over relevant d_i at rank i <= depth of P@i, R = relevant judgments of
+ *   the query (unretrieved ones add 0); P@k = relevant in top k / k (k even if fewer were
+ *   retrieved); R@k = relevant in top k / R; RR = 1 / rank of the first relevant within
+ *   depth (and within k for mrr@k), 0 if none.
+ * - Averages run over the queries of the qrels: a judged query missing from the run scores 0
+ *   on every metric; run queries without qrels are ignored. A query whose qrels hold no
+ *   relevant document (IDCG = 0) follows opts.idcg0: DROP (default) leaves it out of every
+ *   mean, ZERO scores every metric 0, ONE scores nDCG 1 and the other metrics 0. */
+
+#define RANK_EVAL_DEPTH 1000u              /* trec_eval's default depth */
+#define RANK_MAX_EVAL_DEPTH 1000000u       /* --depth limit */
+#define RANK_MAX_METRICS 32u               /* metrics per evaluation */
+#define RANK_MAX_CUTOFF 100000u            /* k in ndcg@k, p@k, recall@k, mrr@k */
+#define RANK_MAX_EVAL_ID_BYTES 256u        /* qid or docno in a run or qrels line */
+#define RANK_MAX_EVAL_LINES 200000000ull   /* lines of one run or qrels file */
+
+typedef enum rank_gain {
+    RANK_GAIN_LINEAR = 0, /* g(y) = y */
+    RANK_GAIN_EXP = 1,    /* g(y) = 2^y - 1 */
+} rank_gain;
+
+typedef enum rank_idcg0 {
+    RANK_IDCG0_DROP = 0, /* leave the query out of the means */
+    RANK_IDCG0_ZERO = 1, /* score it 0 */
+    RANK_IDCG0_ONE = 2,  /* nDCG 1 (LightGBM/XGBoost), other metrics 0 */
+} rank_idcg0;
+
+/* "linear"/"exp" and "drop"/"zero"/"one"; the parsers return CW_EINVAL for anything else. */
+const char *rank_gain_name(rank_gain g);
+const char *rank_idcg0_name(rank_idcg0 r);
+int rank_gain_parse(const char *s, rank_gain *out, cw_err *err) CW_MUST_CHECK;
+int rank_idcg0_parse(const char *s, rank_idcg0 *out, cw_err *err) CW_MUST_CHECK;
+
+/* Gain of one grade: negative grades give 0. */
+double rank_gain_of(double grade, rank_gain g);
+/* DCG of the first min(k, n) grades in ranked order (k = 0: all n). O(min(k, n)). */
+double rank_dcg(const double *grades, size_t n, uint32_t k, rank_gain g);
+
+/* nDCG@k (k = 0: no cutoff) of a ranked list of grades, the ideal taken from `judged`
+ * (any order; the candidate list itself for LETOR data, all judgments for TREC data).
+ * Returns CW_OK with *out set, 1 when IDCG = 0 and rule == RANK_IDCG0_DROP (*out not
+ * written), CW_ENOMEM (sorting a copy of judged). */
+int rank_ndcg(const double *ranked, size_t n, const double *judged, size_t n_judged, uint32_t k,
+              rank_gain g, rank_idcg0 rule, double *out, cw_err *err) CW_MUST_CHECK;
+
+typedef enum rank_metric_kind {
+    RANK_METRIC_NDCG = 0,   /* "ndcg@k" -> ndcg_cut_k; "ndcg" -> ndcg */
+    RANK_METRIC_AP = 1,     /* "map" -> map */
+    RANK_METRIC_P = 2,      /* "p@k" -> P_k (k required) */
+    RANK_METRIC_RECALL = 3, /* "recall@k" or "r@k" -> recall_k (k required) */
+    RANK_METRIC_RR = 4,     /* "mrr" -> recip_rank; "mrr@k" -> recip_rank_cut_k */
+} rank_metric_kind;
+
+typedef struct rank_metric {
+    rank_metric_kind kind;
+    uint32_t k; /* cutoff, 0 = none (depth) */
+} rank_metric;
+
+/* Parses a comma-separated list such as "ndcg@10,map,p@10,recall@100,mrr" (case-
+ * insensitive; trec_eval names like ndcg_cut_10, P_10, recall_100, recip_rank also accepted)
+ * into out[0..max). Errors: CW_EINVAL naming the bad item, CW_ELIMIT (more than max,
+ * k > RANK_MAX_CUTOFF). */
+int rank_metrics_parse(const char *spec, rank_metric *out, size_t max, size_t *n_out,
+                       cw_err *err) CW_MUST_CHECK;
+/* The trec_eval name of m ("ndcg_cut_10", "map", "P_10", "recall_100", "recip_rank");
+ * nDCG with exponential gain gets "ndcg_exp..." so the gain is printed with the figure. */
+void rank_metric_name(const rank_metric *m, rank_gain g, char *buf, size_t n);
+
+/* TREC qrels ("qid iter docno grade", whitespace separated, grade an integer) and runs
+ * ("qid Q0 docno rank score [tag]"), read fully into memory. Immutable after reading.
+ * Errors: CW_ENOTFOUND, CW_EIO, CW_EPARSE ("path:line: reason": wrong field count, bad
+ * grade or score, non-finite score, duplicate (qid, docno)), CW_ELIMIT (id longer than
+ * RANK_MAX_EVAL_ID_BYTES, more than RANK_MAX_EVAL_LINES lines), CW_ENOMEM.
+ * Free with rank_qrels_free / rank_run_free (NULL is a no-op). */
+typedef struct rank_qrels rank_qrels;
+typedef struct rank_run rank_run;
+int rank_qrels_read(const char *path, rank_qrels **out, cw_err *err) CW_MUST_CHECK;
+void rank_qrels_free(rank_qrels *q);
+int rank_run_read(const char *path, rank_run **out, cw_err *err) CW_MUST_CHECK;
+void rank_run_free(rank_run *r);
+/* Distinct queries in the file. */
+size_t rank_qrels_n_queries(const rank_qrels *q);
+size_t rank_run_n_queries(const rank_run *r);
+
+typedef struct rank_eval_opts {
+    rank_gain gain;   /* default linear */
+    rank_idcg0 idcg0; /* default drop */
+    uint32_t depth;   /* default RANK_EVAL_DEPTH */
+} rank_eval_opts;
+rank_eval_opts rank_eval_opts_default(void);
+
+/* Per-query values and means of an evaluation. */
+typedef struct rank_eval_result {
+    size_t n_metrics;
+    rank_metric metrics[RANK_MAX_METRICS];
+    size_t n_queries;    /* queries averaged */
+    const char **qid;    /* n_queries ids (borrowed from the qrels: valid until
+                          * rank_qrels_free), numeric ids first in numeric order */
+    double *values;      /* n_queries * n_metrics, row per query */
+    double mean[RANK_MAX_METRICS];
+    size_t n_dropped;    /* qrels queries without a relevant document left out (DROP) */
+    size_t n_missing;    /* averaged queries absent from the run (scored 0) */
+    uint64_t n_ret;      /* retrieved documents within depth, over averaged queries */
+    uint64_t n_rel;      /* relevant judgments of averaged queries */
+    uint64_t n_rel_ret;  /* relevant documents retrieved within depth */
+} rank_eval_result;
+
+/* Evaluates run against qrels on metrics[0..n_metrics) (conventions above).
+ * Errors: CW_EINVAL (no metrics, more than RANK_MAX_METRICS, depth 0), CW_ENOMEM.
+ * *out is new; free with rank_eval_result_free. O(total run lines * log). */
+int rank_evaluate(const rank_qrels *qrels, const rank_run *run, const rank_metric *metrics,
+                  size_t n_metrics, const rank_eval_opts *opts, rank_eval_result **out,
+                  cw_err *err) CW_MUST_CHECK;
+void rank_eval_result_free(rank_eval_result *r);
+
 /* ==== LETOR data (ranker/letor.c) ========================================= */
 
 /* Limits on LETOR input (SVMlight format: `label qid:Q 1:v ... #comment`). */
