@@ -1,0 +1,335 @@
+/* index/dense_encoder.c: the CPU text encoder of the dense side (issue 6): words ->
+ * hashed unigram, bigram and character n-gram features -> idf-weighted mean of their
+ * embedding rows -> d x d projection -> L2 normalisation. Used for documents (by
+ * `causeway embed build`) and queries (search, server, ranker feature) alike. */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index/dense_int.h"
+
+#define SEED_WORD 0x5eedc0de01ull
+#define SEED_NGRAM 0x5eedc0de02ull
+#define SEED_BIGRAM 0x5eedc0de03ull
+#define ENC_MAGIC "CWDENC01"
+
+idx_encoder_opts idx_encoder_opts_default(void)
+{
+    return (idx_encoder_opts){
+        .dim = 128, .n_buckets = 1u << 18, .ngram_min = 3, .ngram_max = 5, .bigrams = true,
+        .seed = 1};
+}
+
+static int check_opts(const idx_encoder_opts *o, cw_err *err)
+{
+    if (o->dim < 2 || o->dim > IDX_DENSE_MAX_DIM) {
+        return cw_err_set(err, CW_ELIMIT, "encoder dim %u outside [2, %u]", o->dim,
+                          IDX_DENSE_MAX_DIM);
+    }
+    if (o->n_buckets < 16 || o->n_buckets > IDX_DENSE_MAX_BUCKETS) {
+        return cw_err_set(err, CW_ELIMIT, "encoder buckets %u outside [16, %u]", o->n_buckets,
+                          IDX_DENSE_MAX_BUCKETS);
+    }
+    if (o->ngram_min > o->ngram_max || o->ngram_max > 8 || (o->ngram_min == 0) != (o->ngram_max == 0)) {
+        return cw_err_set(err, CW_EINVAL, "encoder n-gram range [%u, %u] invalid (0 or 1..8)",
+                          o->ngram_min, o->ngram_max);
+    }
+    return CW_OK;
+}
+
+static idx_encoder *alloc_encoder(const idx_encoder_opts *o)
+{
+    idx_encoder *e = calloc(1, sizeof *e);
+    if (!e) {
+        return NULL;
+    }
+    e->o = *o;
+    e->emb = malloc((size_t)o->n_buckets * o->dim * sizeof(float));
+    e->proj = malloc((size_t)o->dim * o->dim * sizeof(float));
+    e->idf = malloc((size_t)o->n_buckets * sizeof(float));
+    if (!e->emb || !e->proj || !e->idf) {
+        idx_encoder_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+int idx_encoder_new(const idx_encoder_opts *opts, idx_encoder **out, cw_err *err)
+{
+    int rc = check_opts(opts, err);
+    if (rc != CW_OK) {
+        return rc;
+    }
+    idx_encoder *e = alloc_encoder(opts);
+    if (!e) {
+        return cw_err_set(err, CW_ENOMEM, "encoder: out of memory (%u x %u table)",
+                          opts->n_buckets, opts->dim);
+    }
+    cw_rng rng;
+    cw_rng_seed(&rng, opts->seed);
+    size_t n = (size_t)opts->n_buckets * opts->dim;
+    /* N(0, 1) rows: the untrained encoder is a Gaussian random projection of the
+     * weighted bag of features, whose cosines approximate the bag's cosines
+     * (Johnson-Lindenstrauss), a sensible starting point for contrastive training. */
+    for (size_t i = 0; i < n; i++) {
+        e->emb[i] = (float)cw_rng_normal(&rng);
+    }
+    for (uint32_t r = 0; r < opts->dim; r++) {
+        for (uint32_t c = 0; c < opts->dim; c++) {
+            e->proj[(size_t)r * opts->dim + c] = r == c ? 1.0f : 0.0f;
+        }
+    }
+    for (uint32_t b = 0; b < opts->n_buckets; b++) {
+        e->idf[b] = 1.0f;
+    }
+    *out = e;
+    return CW_OK;
+}
+
+void idx_encoder_free(idx_encoder *enc)
+{
+    if (!enc) {
+        return;
+    }
+    free(enc->emb);
+    free(enc->proj);
+    free(enc->idf);
+    free(enc);
+}
+
+uint32_t idx_encoder_dim(const idx_encoder *enc)
+{
+    return enc->o.dim;
+}
+
+uint64_t dense_word_hash(const char *word, uint32_t len)
+{
+    return cw_hash64(word, len, SEED_WORD);
+}
+
+uint32_t dense_unigram_bucket(const idx_encoder *enc, uint64_t hash)
+{
+    return (uint32_t)(hash % enc->o.n_buckets);
+}
+
+uint32_t dense_bigram_bucket(const idx_encoder *enc, uint64_t prev_hash, uint64_t hash)
+{
+    uint64_t pair[2] = {prev_hash, hash};
+    return (uint32_t)(cw_hash64(pair, sizeof pair, SEED_BIGRAM) % enc->o.n_buckets);
+}
+
+void dense_tokenize(const char *text, size_t len, dense_word_fn fn, void *ctx)
+{
+    char buf[256];
+    uint32_t n = 0;
+    for (size_t i = 0; i <= len; i++) {
+        unsigned char c = i < len ? (unsigned char)text[i] : ' ';
+        bool is_word = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c >= 0x80 ||
+                       (c >= 'A' && c <= 'Z');
+        if (is_word) {
+            // Very long runs are cut into 255-byte words rather than dropped.
+            if (n == sizeof buf - 1) {
+                fn(ctx, buf, n);
+                n = 0;
+            }
+            buf[n++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        } else if (n > 0) {
+            fn(ctx, buf, n);
+            n = 0;
+        }
+    }
+}
+
+uint32_t dense_word_features(const idx_encoder *enc, const char *word, uint32_t len,
+                             uint64_t hash, uint64_t prev_hash, float prev_idf,
+                             dense_feat_fn fn, void *ctx)
+{
+    uint32_t nb = enc->o.n_buckets;
+    uint32_t uni = (uint32_t)(hash % nb);
+    float w = enc->idf[uni];
+    uint32_t n_feat = 1;
+    fn(ctx, uni, w);
+    /* Character n-grams of "<word>" as in fastText (Bojanowski et al., TACL 2017), so
+     * inflections and unseen words share rows; their total weight equals the word's. */
+    if (enc->o.ngram_min > 0) {
+        char b[DENSE_MAX_WORD_BYTES + 2];
+        uint32_t wl = CW_MIN(len, DENSE_MAX_WORD_BYTES);
+        b[0] = '<';
+        memcpy(b + 1, word, wl);
+        b[wl + 1] = '>';
+        uint32_t bl = wl + 2;
+        uint32_t count = 0;
+        for (uint32_t n = enc->o.ngram_min; n <= enc->o.ngram_max && n <= bl; n++) {
+            count += bl - n + 1;
+        }
+        if (count > 0) {
+            float wn = w / (float)count;
+            for (uint32_t n = enc->o.ngram_min; n <= enc->o.ngram_max && n <= bl; n++) {
+                for (uint32_t s = 0; s + n <= bl; s++) {
+                    uint64_t h = cw_hash64(b + s, n, SEED_NGRAM + n);
+                    fn(ctx, (uint32_t)(h % nb), wn);
+                }
+            }
+            n_feat += count;
+        }
+    }
+    if (enc->o.bigrams && prev_hash != 0) {
+        fn(ctx, dense_bigram_bucket(enc, prev_hash, hash), 0.5f * (w + prev_idf));
+        n_feat++;
+    }
+    return n_feat;
+}
+
+typedef struct pool_ctx {
+    const idx_encoder *enc;
+    float *h;
+    double sum_w;
+    uint64_t prev_hash;
+    float prev_idf;
+} pool_ctx;
+
+static void pool_feat(void *vctx, uint32_t bucket, float weight)
+{
+    pool_ctx *c = vctx;
+    const float *row = c->enc->emb + (size_t)bucket * c->enc->o.dim;
+    uint32_t d = c->enc->o.dim;
+    for (uint32_t j = 0; j < d; j++) {
+        c->h[j] += weight * row[j];
+    }
+    c->sum_w += weight;
+}
+
+static void pool_word(void *vctx, const char *word, uint32_t len)
+{
+    pool_ctx *c = vctx;
+    uint64_t h = dense_word_hash(word, len);
+    if (h == 0) {
+        h = 1; // 0 marks "no previous word"
+    }
+    dense_word_features(c->enc, word, len, h, c->prev_hash, c->prev_idf, pool_feat, c);
+    c->prev_hash = h;
+    c->prev_idf = c->enc->idf[dense_unigram_bucket(c->enc, h)];
+}
+
+static float project_normalise(const float *proj, uint32_t d, const float *h, float *out)
+{
+    double norm2 = 0;
+    for (uint32_t r = 0; r < d; r++) {
+        const float *row = proj + (size_t)r * d;
+        float z = 0;
+        for (uint32_t c = 0; c < d; c++) {
+            z += row[c] * h[c];
+        }
+        out[r] = z;
+        norm2 += (double)z * z;
+    }
+    float norm = (float)sqrt(norm2);
+    if (norm > 0) {
+        for (uint32_t r = 0; r < d; r++) {
+            out[r] /= norm;
+        }
+    }
+    return norm;
+}
+
+int idx_encoder_encode(const idx_encoder *enc, const char *text, size_t len, float *out,
+                       cw_err *err)
+{
+    (void)err;
+    float h[IDX_DENSE_MAX_DIM];
+    uint32_t d = enc->o.dim;
+    memset(h, 0, d * sizeof(float));
+    pool_ctx c = {.enc = enc, .h = h};
+    dense_tokenize(text, len, pool_word, &c);
+    if (c.sum_w <= 0) {
+        memset(out, 0, d * sizeof(float));
+        return CW_OK;
+    }
+    // The mean's denominator cancels in the normalisation; kept for a readable h.
+    for (uint32_t j = 0; j < d; j++) {
+        h[j] = (float)(h[j] / c.sum_w);
+    }
+    project_normalise(enc->proj, d, h, out);
+    return CW_OK;
+}
+
+float dense_pool_project(const float *emb, const float *proj, uint32_t dim,
+                         const uint32_t *buckets, const float *weights, size_t n_feat,
+                         float *h_out, float *out)
+{
+    float hb[IDX_DENSE_MAX_DIM];
+    float *h = h_out ? h_out : hb;
+    memset(h, 0, dim * sizeof(float));
+    double sum_w = 0;
+    for (size_t f = 0; f < n_feat; f++) {
+        const float *row = emb + (size_t)buckets[f] * dim;
+        float w = weights[f];
+        for (uint32_t j = 0; j < dim; j++) {
+            h[j] += w * row[j];
+        }
+        sum_w += w;
+    }
+    if (sum_w <= 0) {
+        memset(out, 0, dim * sizeof(float));
+        return 0;
+    }
+    for (uint32_t j = 0; j < dim; j++) {
+        h[j] = (float)(h[j] / sum_w);
+    }
+    return project_normalise(proj, dim, h, out);
+}
+
+int idx_encoder_save(const idx_encoder *enc, const char *path, cw_err *err)
+{
+    const idx_encoder_opts *o = &enc->o;
+    uint64_t meta[DENSE_N_META] = {o->dim, o->n_buckets, o->ngram_min, o->ngram_max,
+                                   o->bigrams, o->seed};
+    dense_section s[3] = {
+        {enc->emb, (uint64_t)o->n_buckets * o->dim * sizeof(float)},
+        {enc->proj, (uint64_t)o->dim * o->dim * sizeof(float)},
+        {enc->idf, (uint64_t)o->n_buckets * sizeof(float)},
+    };
+    return dense_file_write(path, ENC_MAGIC, meta, s, 3, err);
+}
+
+int idx_encoder_load(const char *path, idx_encoder **out, cw_err *err)
+{
+    dense_map m;
+    int rc = dense_file_map(path, ENC_MAGIC, 3, &m, err);
+    if (rc != CW_OK) {
+        return rc;
+    }
+    idx_encoder_opts o = {
+        .dim = (uint32_t)m.meta[0], .n_buckets = (uint32_t)m.meta[1],
+        .ngram_min = (uint32_t)m.meta[2], .ngram_max = (uint32_t)m.meta[3],
+        .bigrams = m.meta[4] != 0, .seed = m.meta[5]};
+    idx_encoder *e = NULL;
+    if (m.meta[0] > IDX_DENSE_MAX_DIM || m.meta[1] > IDX_DENSE_MAX_BUCKETS ||
+        check_opts(&o, NULL) != CW_OK) {
+        rc = cw_err_set(err, CW_ECORRUPT, "%s: byte 16: invalid encoder shape", path);
+        goto fail;
+    }
+    if (m.sect[0].bytes != (uint64_t)o.n_buckets * o.dim * sizeof(float) ||
+        m.sect[1].bytes != (uint64_t)o.dim * o.dim * sizeof(float) ||
+        m.sect[2].bytes != (uint64_t)o.n_buckets * sizeof(float)) {
+        rc = cw_err_set(err, CW_ECORRUPT, "%s: section sizes do not match %u x %u", path,
+                        o.n_buckets, o.dim);
+        goto fail;
+    }
+    e = alloc_encoder(&o);
+    if (!e) {
+        rc = cw_err_set(err, CW_ENOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    memcpy(e->emb, m.sect[0].data, m.sect[0].bytes);
+    memcpy(e->proj, m.sect[1].data, m.sect[1].bytes);
+    memcpy(e->idf, m.sect[2].data, m.sect[2].bytes);
+    dense_file_unmap(&m);
+    *out = e;
+    return CW_OK;
+fail:
+    dense_file_unmap(&m);
+    return rc;
+}
