@@ -268,5 +268,143 @@ int causal_rpol_marginals_mc(const causal_rpol *pol, const double *scores, uint3
                            uint32_t k, uint32_t m, cw_rng *rng, double *marg, double *se,
                            cw_err *err) CW_MUST_CHECK;
 
+/* ---- off-policy estimators (causal/ope.c) -------------------------------- */
+/* Estimates V(pi_e) = E_{x, a ~ pi_e}[ sum_j lambda_j c(j) ] (a click metric with rank
+ * weights lambda: clicks@k has lambda_j = 1[j <= k], dcg@k 1[j <= k]/log2(j+1)) from
+ * impressions logged under pi_b (METHODS.md section 6). The estimators read flat
+ * per-impression arrays (struct of arrays below) that a caller fills once per target
+ * policy, e.g. with causal_ope_fill_row; every array an estimator does not need may be
+ * NULL. What each estimator assumes and needs:
+ *   iips   item-position IPS (Li et al. KDD 2018): slot-independent rewards; pb/pe_marg
+ *   snips  iips self-normalised per slot (Swaminathan & Joachims NeurIPS 2015); same
+ *   sips   whole-ranking IPS: no assumption, huge variance; lpb/lpe_prefix
+ *   rips   prefix (cascade) IPS (McInerney et al. KDD 2020): reward at j depends on the
+ *          ranking above j only; lpb/lpe_prefix
+ *   pbm    PBM / policy-aware IPS (Li et al. 2018; Oosterhuis & de Rijke SIGIR 2020): PBM
+ *          clicks; rho_b and omega_e from a propensity model theta; works with
+ *          deterministic logging when the target shows only logged documents
+ *   dm     direct method (Dudik et al. ICML 2011): needs a correct click model; dm_e
+ *   dr     item-position doubly robust: dm + iips correction of the model residuals
+ *          (Dudik et al. 2011 at the slot level; cf. Oosterhuis arXiv 2203.17118);
+ *          unbiased if either the marginals or the model are right; + q_hat, dm_e
+ *   cdr    Cascade-DR (Kiyohara et al. WSDM 2022): rips with a baseline Q; cdr_q, cdr_v
+ *   pi     pseudoinverse (Swaminathan et al. NeurIPS 2017) in its marginal form
+ *          R (sum_j w_j - (k-1)), exact for product logging policies only: for
+ *          Plackett-Luce logging it is an approximation (biased; see docs/benchmarks.md)
+ * Not thread-safe on one result; distinct calls share nothing. */
 
-#endif /* CAUSEWAY_CAUSAL_CAUSAL_H */
+#define CAUSAL_OPE_MAX_SLOTS 64u         /* k per impression */
+#define CAUSAL_OPE_MAX_BOOTSTRAP 100000u /* bootstrap replicates */
+
+typedef enum causal_est {
+    CAUSAL_EST_IIPS = 0,
+    CAUSAL_EST_SNIPS,
+    CAUSAL_EST_SIPS,
+    CAUSAL_EST_RIPS,
+    CAUSAL_EST_PBM,
+    CAUSAL_EST_DM,
+    CAUSAL_EST_DR,
+    CAUSAL_EST_CDR,
+    CAUSAL_EST_PI,
+    CAUSAL_N_EST,
+} causal_est;
+
+/* "iips", "snips", ... as in the list above. */
+const char *causal_est_name(causal_est e);
+/* Errors: CW_EPARSE (unknown name, quoting it and listing the valid ones). */
+int causal_est_parse(const char *name, causal_est *out, cw_err *err) CW_MUST_CHECK;
+
+/* Logged impressions and the target policy's view of them; i < n, j < k, row-major
+ * [i * k + j]. All borrowed for the duration of a call. */
+typedef struct causal_ope_data {
+    size_t n;                 /* impressions */
+    uint32_t k;               /* slots per impression, 1..CAUSAL_OPE_MAX_SLOTS */
+    const uint32_t *group;    /* [n] bootstrap unit (query) < n_groups; NULL = impression */
+    uint32_t n_groups;
+    const double *lambda;     /* [k] metric rank weights (required) */
+    const uint8_t *click;     /* [n*k] clicks 0/1 (required) */
+    const double *lpb_prefix; /* [n*k] log pi_b(a_i(1..j+1)); NaN = not logged */
+    const double *lpe_prefix; /* [n*k] log pi_e(a_i(1..j+1)); -inf allowed */
+    const double *pb_marg;    /* [n*k] pi_b(a_i(j) at j); NaN = not logged */
+    const double *pe_marg;    /* [n*k] pi_e(a_i(j) at j) */
+    const double *rho_b;      /* [n*k] sum_m pi_b(a_i(j) at m) theta_m */
+    const double *omega_e;    /* [n*k] sum_m pi_e(a_i(j) at m) lambda_m theta_m */
+    const double *q_hat;      /* [n*k] lambda_j * predicted P(click) of a_i(j) at j */
+    const double *dm_e;       /* [n] sum_{d,j} pi_e(d at j) lambda_j qhat(d, j) */
+    const double *cdr_q;      /* [n*k] Qhat_j(x_i, a_i(1..j)) */
+    const double *cdr_v;      /* [n*k] sum_a pi_e(a | a_i(1..j-1)) Qhat_j(x_i, a_i(1..j-1), a) */
+    const double *unsupported; /* [n] target metric mass on (doc, slot) pairs where
+                                  pi_b < support floor, as a share of the target's total
+                                  lambda mass; NULL = unknown */
+} causal_ope_data;
+
+typedef struct causal_ope_opts {
+    uint32_t n_boot;      /* bootstrap replicates over groups, 0 = none (default 1000) */
+    uint64_t seed;        /* bootstrap RNG seed */
+    double alpha;         /* 1 - confidence level, default 0.05 */
+    double max_unsupported; /* warn above this unsupported share (default 0.01) */
+} causal_ope_opts;
+
+causal_ope_opts causal_ope_opts_default(void);
+
+#define CAUSAL_OPE_WARN_BYTES 256u
+
+typedef struct causal_ope_result {
+    causal_est est;
+    double value;        /* point estimate */
+    double se;           /* analytic standard error (delta method for snips) */
+    double ci_lo, ci_hi; /* analytic Gaussian interval, value -/+ z se */
+    double boot_lo, boot_hi; /* bootstrap percentile interval; NaN when n_boot = 0 */
+    double n_eff;        /* (sum w)^2 / sum w^2; slot-level: the smallest slot's */
+    double w_max, w_mean; /* of the same weights; w_mean ~ 1 when propensities are right */
+    double unsupported;  /* mean unsupported share (NaN = unknown) */
+    size_t n;            /* impressions used */
+    char warning[CAUSAL_OPE_WARN_BYTES]; /* "" or "; "-separated warnings */
+} causal_ope_result;
+
+/* Runs one estimator. Errors: CW_EINVAL when an array it needs is NULL (the message
+ * says which input is missing, why the estimator needs it and which estimators stay
+ * valid), when a logged propensity is NaN (not logged), 0 or > 1 for a shown item, or a
+ * weight is not finite (message names the impression and slot); CW_ELIMIT (k or n_boot
+ * over the limits); CW_ENOMEM. O(n k) plus O(n_boot n_groups k). */
+int causal_ope_estimate(const causal_ope_data *d, causal_est est, const causal_ope_opts *opts,
+                        causal_ope_result *out, cw_err *err) CW_MUST_CHECK;
+
+/* Several target policies on the same log: for each pair (a, b), the share of bootstrap
+ * replicates (same resampled groups for every policy) in which a's estimate exceeds b's.
+ * prob[a * n_pol + b]; diagonal 0.5. data[p] must share n, k, group and click.
+ * Errors: those of causal_ope_estimate. */
+int causal_ope_compare(const causal_ope_data *data, size_t n_pol, causal_est est,
+                       const causal_ope_opts *opts, double *values, double *prob,
+                       cw_err *err) CW_MUST_CHECK;
+
+/* Per-impression inputs from which causal_ope_fill_row fills row i of the arrays. The
+ * candidate list of the impression has n_cand items (indices 0..n_cand-1); the logged
+ * ranking shows shown[0..k). */
+typedef struct causal_ope_row {
+    uint32_t n_cand;
+    const uint32_t *shown;   /* [k] logged ranking */
+    const double *lpb_prefix; /* [k] logged prefix log-probs, or NULL (not logged) */
+    const double *pb_shown;  /* [k] logged pi_b(shown[j] at j), or NULL */
+    const double *pb_marg;   /* [n_cand*k] full logging marginals, or NULL (no pbm/support) */
+    const causal_rpol *target;
+    const double *target_scores; /* [n_cand] */
+    const double *pe_marg;   /* [n_cand*k] target marginals, or NULL: computed (exact;
+                                PL with n_cand > CAUSAL_PL_EXACT_MAX_ITEMS fails) */
+    const double *theta;     /* [k] examination probabilities, or NULL (no pbm) */
+    const double *q_click;   /* [n_cand*k] model P(click | d at j), or NULL (no dm/dr/cdr) */
+    double support_floor;    /* pi_b below this counts as no support (e.g. 1e-6) */
+} causal_ope_row;
+
+/* Fills row i of every non-NULL output array of *d (cast away: the caller owns them and
+ * passes them writable in `out`) from *row, computing the target's prefix
+ * probabilities, marginals, conditionals and the model terms. O(k n_cand) plus the
+ * target marginals when pe_marg is NULL.
+ * Errors: causal_rpol_*'s (bad ranking, scores), CW_ENOMEM. */
+typedef struct causal_ope_arrays {
+    double *lpb_prefix, *lpe_prefix, *pb_marg, *pe_marg, *rho_b, *omega_e, *q_hat, *dm_e,
+        *cdr_q, *cdr_v, *unsupported;
+} causal_ope_arrays;
+int causal_ope_fill_row(const causal_ope_row *row, uint32_t k, const double *lambda, size_t i,
+                        causal_ope_arrays *out, cw_err *err) CW_MUST_CHECK;
+/* ==== end of Plackett-Luce / OPE section ==== */#endif /* CAUSEWAY_CAUSAL_CAUSAL_H */
