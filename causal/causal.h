@@ -407,4 +407,6 @@ typedef struct causal_ope_arrays {
 } causal_ope_arrays;
 int causal_ope_fill_row(const causal_ope_row *row, uint32_t k, const double *lambda, size_t i,
                         causal_ope_arrays *out, cw_err *err) CW_MUST_CHECK;
-/* ==== end of Plackett-Luce / OPE section ==== */#endif /* CAUSEWAY_CAUSAL_CAUSAL_H */
+/* ==== end of Plackett-Luce / OPE section ==== */
+
+#endif /* CAUSEWAY_CAUSAL_CAUSAL_H */
