@@ -248,4 +248,116 @@ int rank_model_to_json(const rank_model *m, char **out, cw_err *err) CW_MUST_CHE
 /* rank_model_to_json written atomically to path. Errors: CW_ENOMEM, CW_EIO. */
 int rank_model_save(const rank_model *m, const char *path, cw_err *err) CW_MUST_CHECK;
 
+/* ---- training data: click lists (ranker/clicks.c) ------------------------ */
+
+#define RANK_MAX_RANK 64u          /* deepest display rank used by training */
+#define RANK_MAX_LIST 100000u      /* slots of one list */
+
+/* Training data for every objective: lists of slots (a feature row of x, the 1-based rank
+ * it was shown at or 0 = a candidate that was not shown, and the clicks it got), each list
+ * standing for n_sessions sessions that saw exactly this ranking of this query. Adding a
+ * session whose (query, ranking) equals an earlier list merges into it (clicks and
+ * sessions add up): for PBM every objective below is a sum over sessions of a function of
+ * the ranking and clicks, so merging is exact and training costs O(distinct rankings).
+ * x is borrowed and must outlive the object. Not thread-safe. */
+typedef struct rank_clicks rank_clicks;
+
+/* Errors: CW_EINVAL (n_features 0), CW_ENOMEM. Free with rank_clicks_free. */
+int rank_clicks_new(const double *x, size_t n_rows, size_t n_features, rank_clicks **out,
+                    cw_err *err) CW_MUST_CHECK;
+void rank_clicks_free(rank_clicks *c);
+/* Adds n_sessions sessions of `query` that showed rows[i] at ranks[i] (0 = candidate not
+ * shown) with clicks[i] clicks in total over those sessions (0 <= clicks <= n_sessions;
+ * only rank_clicks_from_labels gives clicks to unshown slots).
+ * merge=false always starts a new list (per-session training, benchmarks).
+ * Errors: CW_EINVAL (row out of range, rank > RANK_MAX_RANK, repeated rank or row,
+ * clicks out of range, n 0 or > RANK_MAX_LIST, n_sessions <= 0), CW_ENOMEM. */
+int rank_clicks_add(rank_clicks *c, uint32_t query, const size_t *rows, const uint32_t *ranks,
+                    const double *clicks, size_t n, double n_sessions, bool merge,
+                    cw_err *err) CW_MUST_CHECK;
+size_t rank_clicks_n_lists(const rank_clicks *c);
+double rank_clicks_n_sessions(const rank_clicks *c);
+/* Slots over all lists, each counted once per session it stands for (session-doc pairs). */
+double rank_clicks_n_pairs(const rank_clicks *c);
+/* Full-information training data from labels: one list per query of d, every row a
+ * candidate (rank 0), "clicks" = (2^y - 1)/(2^ymax - 1) (exponential gain scaled to [0,1],
+ * ymax = the largest label of d), one session. x = d->x is borrowed.
+ * Errors: CW_EINVAL (negative label), CW_ENOMEM. */
+int rank_clicks_from_labels(const rank_letor *d, rank_clicks **out, cw_err *err) CW_MUST_CHECK;
+
+/* ---- training (ranker/train.c) ------------------------------------------- */
+
+typedef enum rank_objective {
+    RANK_OBJ_NAIVE = 0,      /* clicks as labels, no correction */
+    RANK_OBJ_IPS = 1,        /* inverse propensity scoring with theta (METHODS.md section 5) */
+    RANK_OBJ_DLA = 2,        /* dual learning algorithm, propensities learnt (Ai et al. 2018) */
+    RANK_OBJ_DR = 3,         /* doubly robust (Oosterhuis 2022), listwise on DR targets */
+    RANK_OBJ_SUPERVISED = 4, /* labels (rank_clicks_from_labels): the skyline */
+} rank_objective;
+
+typedef enum rank_loss {
+    RANK_LOSS_LISTWISE = 0,  /* softmax cross-entropy over the shown list */
+    RANK_LOSS_PAIRWISE = 1,  /* propensity SVM-Rank hinge (Joachims et al. 2017) */
+    RANK_LOSS_POINTWISE = 2, /* logistic (Saito et al. 2020) */
+} rank_loss;
+
+/* Names as used on the command line: "naive" "ips" "dla" "dr" "supervised";
+ * "listwise" "pairwise" "pointwise". Parse errors: CW_EINVAL listing the choices. */
+const char *rank_objective_name(rank_objective o);
+int rank_objective_parse(const char *s, rank_objective *out, cw_err *err) CW_MUST_CHECK;
+const char *rank_loss_name(rank_loss l);
+int rank_loss_parse(const char *s, rank_loss *out, cw_err *err) CW_MUST_CHECK;
+
+typedef struct rank_train_opts {
+    rank_objective objective;
+    rank_loss loss;           /* DLA and DR are listwise only */
+    rank_model_kind kind;
+    size_t n_hidden;          /* MLP width (default 32) */
+    size_t n_theta;           /* propensities given (IPS, DR); 0 = all 1 */
+    double theta[RANK_MAX_RANK]; /* theta_k examination propensity of rank k = 1..n_theta;
+                                    deeper ranks use theta[n_theta-1]; only ratios matter
+                                    except for the pointwise loss */
+    double clip;              /* tau: weights use max(theta_k, tau) (DLA: weight <= 1/tau);
+                                 0 = no clipping */
+    double lr;                /* Adam step (default 0.01) */
+    double l2;                /* L2 penalty on weights per session (default 1e-4) */
+    uint32_t max_epochs;      /* default 200 */
+    uint32_t patience;        /* epochs without validation gain before stopping (20) */
+    uint32_t batch_lists;     /* lists per Adam step (default 16) */
+    uint32_t valid_k;         /* early stopping on validation nDCG@valid_k (default 10) */
+    uint64_t seed;            /* list order, MLP initialisation */
+    cw_progress progress;     /* stage "train": epoch / max_epochs */
+} rank_train_opts;
+
+rank_train_opts rank_train_opts_default(void);
+
+typedef struct rank_train_report {
+    uint32_t epochs;          /* epochs run */
+    uint32_t best_epoch;      /* epoch of the returned parameters (1-based; 0 = initial) */
+    double best_valid;        /* validation nDCG@valid_k (exp gain, queries without a
+                                 relevant document dropped), NAN without validation data */
+    double final_loss;        /* training loss per session of the last epoch */
+    double seconds;           /* wall time of the optimisation */
+    double pairs;             /* session-document pairs whose gradient was computed */
+    double dla_theta[RANK_MAX_RANK]; /* DLA: learnt theta_k / theta_1, else NAN */
+} rank_train_report;
+
+/* Trains a model on click lists. valid (labels, may be NULL) selects the epoch with the
+ * best nDCG@valid_k and stops after `patience` epochs without gain; without it every
+ * epoch runs and the last parameters are returned. names: train's n_features feature
+ * names. Deterministic for a seed (single-threaded). The normalization (mean, standard
+ * deviation of every row of train's x) is stored in the model.
+ * Errors: CW_EINVAL (options: DLA/DR with a non-listwise loss, theta <= 0, empty data,
+ * valid with another feature count), CW_ENUMERIC (loss or parameters not finite: the
+ * message names objective, epoch and learning rate), CW_EINTR, CW_ENOMEM.
+ * *out is new (rank_model_free); rep may be NULL. */
+int rank_train(const rank_clicks *train, const rank_letor *valid, const char *const *names,
+               const rank_train_opts *opts, rank_model **out, rank_train_report *rep,
+               cw_err *err) CW_MUST_CHECK;
+
+/* nDCG@k of scores on labelled data (2^y - 1 gain, ties broken by row order, queries
+ * without a label > 0 dropped); *n_used gets the queries averaged (may be NULL). Used for
+ * early stopping; the full metric set with options lives in the metrics section. */
+double rank_letor_ndcg(const rank_letor *d, const double *scores, size_t k, size_t *n_used);
+
 #endif /* CAUSEWAY_RANKER_RANKER_H */

@@ -37,4 +37,29 @@ void rank_model_score_z(const rank_model *m, const double *theta, const double *
 void rank_model_backward(const rank_model *m, const double *theta, const double *z, size_t n,
                          const double *hidden, const double *dscore, double *dh, double *grad);
 
+/* Click lists: slots of list l are [list_begin[l], list_begin[l+1]), sorted by rank with
+ * unshown candidates (rank 0) last. */
+struct rank_clicks {
+    const double *x; /* borrowed: n_rows x n_features */
+    size_t n_rows;
+    size_t n_features;
+    size_t n_lists, cap_lists;
+    size_t *list_begin;   /* n_lists + 1 */
+    uint32_t *list_query; /* query id per list */
+    double *list_n;       /* sessions per list */
+    uint64_t *list_hash;  /* hash of (query, rows, ranks) for merging */
+    size_t n_slots, cap_slots;
+    size_t *slot_row;
+    uint32_t *slot_rank; /* 1-based, 0 = not shown */
+    double *slot_clicks; /* summed over the list's sessions */
+    size_t *table;       /* open addressing: list index + 1, 0 = empty */
+    size_t table_cap;    /* power of two */
+};
+
+/* The three losses of one list over scores s with slot weights a (train.c): return the
+ * loss and write dL/ds into ds. Pointwise also takes the list's session count N. */
+double rank_loss_listwise(const double *s, const double *a, size_t n, double *ds);
+double rank_loss_pairwise(const double *s, const double *a, size_t n, double *ds);
+double rank_loss_pointwise(const double *s, const double *a, size_t n, double N, double *ds);
+
 #endif /* CAUSEWAY_RANKER_RANKER_INT_H */
