@@ -70,8 +70,7 @@ const idx_hnsw *idx_dense_hnsw(const idx_dense *dn)
     return dn->hnsw;
 }
 
-int idx_dense_cosine(const idx_dense *dn, const float *q, uint32_t docid, double *out,
-                     cw_err *err)
+int idx_dense_cosine(const idx_dense *dn, const float *q, uint32_t docid, double *out, cw_err *err)
 {
     const float *v = idx_hnsw_vector(dn->hnsw, docid);
     if (!v) {
@@ -88,8 +87,12 @@ int idx_dense_cosine(const idx_dense *dn, const float *q, uint32_t docid, double
 
 idx_hybrid_opts idx_hybrid_opts_default(void)
 {
-    return (idx_hybrid_opts){.fusion = IDX_FUSION_RRF, .rrf_k = 60, .w_dense = 0.5,
-                             .depth = 100, .ef = 128, .exact = false};
+    return (idx_hybrid_opts){.fusion = IDX_FUSION_RRF,
+                             .rrf_k = 60,
+                             .w_dense = 0.5,
+                             .depth = 100,
+                             .ef = 128,
+                             .exact = false};
 }
 
 typedef struct fused {
@@ -123,8 +126,7 @@ static void minmax(const idx_hit *h, size_t n, double *lo, double *hi)
 }
 
 int idx_fuse(const idx_hit *bm25, size_t n_bm25, const idx_hit *dense, size_t n_dense,
-             const idx_hybrid_opts *opts, uint32_t out_k, idx_hit *out, size_t *n_out,
-             cw_err *err)
+             const idx_hybrid_opts *opts, uint32_t out_k, idx_hit *out, size_t *n_out, cw_err *err)
 {
     double w = opts->w_dense;
     if (!(w >= 0 && w <= 1) || (opts->fusion == IDX_FUSION_RRF && !(opts->rrf_k >= 0)) ||

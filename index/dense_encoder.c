@@ -17,9 +17,12 @@
 
 idx_encoder_opts idx_encoder_opts_default(void)
 {
-    return (idx_encoder_opts){
-        .dim = 128, .n_buckets = 1u << 18, .ngram_min = 3, .ngram_max = 5, .bigrams = true,
-        .seed = 1};
+    return (idx_encoder_opts){.dim = 128,
+                              .n_buckets = 1u << 18,
+                              .ngram_min = 3,
+                              .ngram_max = 5,
+                              .bigrams = true,
+                              .seed = 1};
 }
 
 static int check_opts(const idx_encoder_opts *o, cw_err *err)
@@ -32,7 +35,8 @@ static int check_opts(const idx_encoder_opts *o, cw_err *err)
         return cw_err_set(err, CW_ELIMIT, "encoder buckets %u outside [16, %u]", o->n_buckets,
                           IDX_DENSE_MAX_BUCKETS);
     }
-    if (o->ngram_min > o->ngram_max || o->ngram_max > 8 || (o->ngram_min == 0) != (o->ngram_max == 0)) {
+    if (o->ngram_min > o->ngram_max || o->ngram_max > 8 ||
+        (o->ngram_min == 0) != (o->ngram_max == 0)) {
         return cw_err_set(err, CW_EINVAL, "encoder n-gram range [%u, %u] invalid (0 or 1..8)",
                           o->ngram_min, o->ngram_max);
     }
@@ -64,8 +68,8 @@ int idx_encoder_new(const idx_encoder_opts *opts, idx_encoder **out, cw_err *err
     }
     idx_encoder *e = alloc_encoder(opts);
     if (!e) {
-        return cw_err_set(err, CW_ENOMEM, "encoder: out of memory (%u x %u table)",
-                          opts->n_buckets, opts->dim);
+        return cw_err_set(err, CW_ENOMEM, "encoder: out of memory (%u x %u table)", opts->n_buckets,
+                          opts->dim);
     }
     cw_rng rng;
     cw_rng_seed(&rng, opts->seed);
@@ -126,8 +130,8 @@ void dense_tokenize(const char *text, size_t len, dense_word_fn fn, void *ctx)
     uint32_t n = 0;
     for (size_t i = 0; i <= len; i++) {
         unsigned char c = i < len ? (unsigned char)text[i] : ' ';
-        bool is_word = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c >= 0x80 ||
-                       (c >= 'A' && c <= 'Z');
+        bool is_word =
+            (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c >= 0x80 || (c >= 'A' && c <= 'Z');
         if (is_word) {
             // Very long runs are cut into 255-byte words rather than dropped.
             if (n == sizeof buf - 1) {
@@ -142,9 +146,8 @@ void dense_tokenize(const char *text, size_t len, dense_word_fn fn, void *ctx)
     }
 }
 
-uint32_t dense_word_features(const idx_encoder *enc, const char *word, uint32_t len,
-                             uint64_t hash, uint64_t prev_hash, float prev_idf,
-                             dense_feat_fn fn, void *ctx)
+uint32_t dense_word_features(const idx_encoder *enc, const char *word, uint32_t len, uint64_t hash,
+                             uint64_t prev_hash, float prev_idf, dense_feat_fn fn, void *ctx)
 {
     uint32_t nb = enc->o.n_buckets;
     uint32_t uni = (uint32_t)(hash % nb);
@@ -255,9 +258,8 @@ int idx_encoder_encode(const idx_encoder *enc, const char *text, size_t len, flo
     return CW_OK;
 }
 
-float dense_pool_project(const float *emb, const float *proj, uint32_t dim,
-                         const uint32_t *buckets, const float *weights, size_t n_feat,
-                         float *h_out, float *out)
+float dense_pool_project(const float *emb, const float *proj, uint32_t dim, const uint32_t *buckets,
+                         const float *weights, size_t n_feat, float *h_out, float *out)
 {
     float hb[IDX_DENSE_MAX_DIM];
     float *h = h_out ? h_out : hb;
@@ -284,8 +286,8 @@ float dense_pool_project(const float *emb, const float *proj, uint32_t dim,
 int idx_encoder_save(const idx_encoder *enc, const char *path, cw_err *err)
 {
     const idx_encoder_opts *o = &enc->o;
-    uint64_t meta[DENSE_N_META] = {o->dim, o->n_buckets, o->ngram_min, o->ngram_max,
-                                   o->bigrams, o->seed};
+    uint64_t meta[DENSE_N_META] = {o->dim,       o->n_buckets, o->ngram_min,
+                                   o->ngram_max, o->bigrams,   o->seed};
     dense_section s[3] = {
         {enc->emb, (uint64_t)o->n_buckets * o->dim * sizeof(float)},
         {enc->proj, (uint64_t)o->dim * o->dim * sizeof(float)},
@@ -301,10 +303,12 @@ int idx_encoder_load(const char *path, idx_encoder **out, cw_err *err)
     if (rc != CW_OK) {
         return rc;
     }
-    idx_encoder_opts o = {
-        .dim = (uint32_t)m.meta[0], .n_buckets = (uint32_t)m.meta[1],
-        .ngram_min = (uint32_t)m.meta[2], .ngram_max = (uint32_t)m.meta[3],
-        .bigrams = m.meta[4] != 0, .seed = m.meta[5]};
+    idx_encoder_opts o = {.dim = (uint32_t)m.meta[0],
+                          .n_buckets = (uint32_t)m.meta[1],
+                          .ngram_min = (uint32_t)m.meta[2],
+                          .ngram_max = (uint32_t)m.meta[3],
+                          .bigrams = m.meta[4] != 0,
+                          .seed = m.meta[5]};
     idx_encoder *e = NULL;
     if (m.meta[0] > IDX_DENSE_MAX_DIM || m.meta[1] > IDX_DENSE_MAX_BUCKETS ||
         check_opts(&o, NULL) != CW_OK) {

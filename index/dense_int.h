@@ -34,8 +34,8 @@ typedef struct dense_map {
 
 /* Maps path read-only and verifies magic, version, table bounds and every CRC.
  * Errors: CW_ENOTFOUND, CW_ECORRUPT ("path: byte N: ..."), CW_EIO. */
-int dense_file_map(const char *path, const char magic[8], uint32_t n_sect_expected,
-                   dense_map *out, cw_err *err) CW_MUST_CHECK;
+int dense_file_map(const char *path, const char magic[8], uint32_t n_sect_expected, dense_map *out,
+                   cw_err *err) CW_MUST_CHECK;
 void dense_file_unmap(dense_map *m);
 
 /* ---- encoder ---------------------------------------------------------------- */
@@ -59,9 +59,8 @@ typedef struct dense_word {
  * (bucket, weight). Weights: unigram idf, each char n-gram idf / n_ngrams, bigram
  * mean idf of its two words. Returns the number of features. */
 typedef void (*dense_feat_fn)(void *ctx, uint32_t bucket, float weight);
-uint32_t dense_word_features(const idx_encoder *enc, const char *word, uint32_t len,
-                             uint64_t hash, uint64_t prev_hash, float prev_idf,
-                             dense_feat_fn fn, void *ctx);
+uint32_t dense_word_features(const idx_encoder *enc, const char *word, uint32_t len, uint64_t hash,
+                             uint64_t prev_hash, float prev_idf, dense_feat_fn fn, void *ctx);
 /* Tokeniser of the encoder: lower-cased maximal runs of [a-z0-9] and bytes >= 0x80.
  * Calls fn(ctx, word, len) with the word in a buffer valid during the call. */
 typedef void (*dense_word_fn)(void *ctx, const char *word, uint32_t len);
@@ -72,16 +71,14 @@ uint32_t dense_bigram_bucket(const idx_encoder *enc, uint64_t prev_hash, uint64_
 
 /* Pools and projects one bag of features: h = sum w_f emb[f] / sum w_f, z = proj h,
  * out = z / |z|. Returns |z| (0 when there are no features: out = 0). h_out may be NULL. */
-float dense_pool_project(const float *emb, const float *proj, uint32_t dim,
-                         const uint32_t *buckets, const float *weights, size_t n_feat,
-                         float *h_out, float *out);
+float dense_pool_project(const float *emb, const float *proj, uint32_t dim, const uint32_t *buckets,
+                         const float *weights, size_t n_feat, float *h_out, float *out);
 
 /* Batched InfoNCE (METHODS.md section 7): B queries Q (B x d), B in-batch keys K (positive
  * of row i is K row i) and n_queue queue keys U; logits [Q K^T | Q U^T] / tau through
  * cblas_sgemm, mean cross-entropy over the B rows. Writes dQ (B x d) and, if dK is not
  * NULL, dK (B x d). scratch holds B * (B + n_queue) floats. Returns the mean loss. */
-double dense_batch_infonce(const float *Q, const float *K, const float *U, size_t B,
-                           size_t n_queue, size_t d, double tau, float *dQ, float *dK,
-                           float *scratch);
+double dense_batch_infonce(const float *Q, const float *K, const float *U, size_t B, size_t n_queue,
+                           size_t d, double tau, float *dQ, float *dK, float *scratch);
 
 #endif /* CAUSEWAY_INDEX_DENSE_INT_H */

@@ -110,8 +110,8 @@ int dense_file_write(const char *path, const char magic[8], const uint64_t meta[
     return CW_OK;
 }
 
-int dense_file_map(const char *path, const char magic[8], uint32_t n_sect_expected,
-                   dense_map *out, cw_err *err)
+int dense_file_map(const char *path, const char magic[8], uint32_t n_sect_expected, dense_map *out,
+                   cw_err *err)
 {
     int fd = open(path, O_RDONLY);
     if (fd < 0) {
@@ -128,8 +128,8 @@ int dense_file_map(const char *path, const char magic[8], uint32_t n_sect_expect
     size_t hb = header_bytes(n_sect_expected);
     if (size < hb) {
         close(fd);
-        return cw_err_set(err, CW_ECORRUPT, "%s: byte %zu: file truncated (%zu bytes)", path,
-                          size, size);
+        return cw_err_set(err, CW_ECORRUPT, "%s: byte %zu: file truncated (%zu bytes)", path, size,
+                          size);
     }
     void *base = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
     int e = errno;

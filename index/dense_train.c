@@ -19,11 +19,21 @@
 
 idx_train_opts idx_train_opts_default(void)
 {
-    return (idx_train_opts){
-        .mode = IDX_CONTRASTIVE_MOCO, .batch = 64, .epochs = 10, .tau = 0.05,
-        .momentum = 0.995, .queue = 4096, .lr = 0.05, .lr_proj = 1e-3,
-        .crop_min = 0.05, .crop_max = 0.5, .p_delete = 0.1, .seed = 1,
-        .ckpt_path = NULL, .ckpt_every = 200, .resume = false};
+    return (idx_train_opts){.mode = IDX_CONTRASTIVE_MOCO,
+                            .batch = 64,
+                            .epochs = 10,
+                            .tau = 0.05,
+                            .momentum = 0.995,
+                            .queue = 4096,
+                            .lr = 0.05,
+                            .lr_proj = 1e-3,
+                            .crop_min = 0.05,
+                            .crop_max = 0.5,
+                            .p_delete = 0.1,
+                            .seed = 1,
+                            .ckpt_path = NULL,
+                            .ckpt_every = 200,
+                            .resume = false};
 }
 
 /* ---- InfoNCE ------------------------------------------------------------------ */
@@ -65,19 +75,18 @@ double idx_infonce(const float *q, const float *keys, size_t n_keys, size_t dim,
     return loss;
 }
 
-double dense_batch_infonce(const float *Q, const float *K, const float *U, size_t B,
-                           size_t n_queue, size_t d, double tau, float *dQ, float *dK,
-                           float *scratch)
+double dense_batch_infonce(const float *Q, const float *K, const float *U, size_t B, size_t n_queue,
+                           size_t d, double tau, float *dQ, float *dK, float *scratch)
 {
     size_t w = B + n_queue;
     float inv_tau = (float)(1.0 / tau);
     /* Logits [Q K^T | Q U^T] / tau: row i's positive is column i (in-batch negatives as in
      * SimCLR, queue negatives as in MoCo). */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)B, (int)d, inv_tau, Q,
-                (int)d, K, (int)d, 0.0f, scratch, (int)w);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)B, (int)d, inv_tau, Q, (int)d,
+                K, (int)d, 0.0f, scratch, (int)w);
     if (n_queue > 0) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)n_queue, (int)d,
-                    inv_tau, Q, (int)d, U, (int)d, 0.0f, scratch + B, (int)w);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)n_queue, (int)d, inv_tau,
+                    Q, (int)d, U, (int)d, 0.0f, scratch + B, (int)w);
     }
     double loss = 0;
     for (size_t i = 0; i < B; i++) {
@@ -97,8 +106,8 @@ double dense_batch_infonce(const float *Q, const float *K, const float *U, size_
         }
     }
     /* dQ = G_in K / tau + G_queue U / tau; dK = G_in^T Q / tau (logits are s = q.k / tau). */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)d, (int)B, inv_tau,
-                scratch, (int)w, K, (int)d, 0.0f, dQ, (int)d);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)d, (int)B, inv_tau, scratch,
+                (int)w, K, (int)d, 0.0f, dQ, (int)d);
     if (n_queue > 0) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)d, (int)n_queue,
                     inv_tau, scratch + B, (int)w, U, (int)d, 1.0f, dQ, (int)d);
@@ -113,11 +122,11 @@ double dense_batch_infonce(const float *Q, const float *K, const float *U, size_
 /* ---- corpus preparation --------------------------------------------------------- */
 
 typedef struct vocab {
-    uint64_t *keys;  /* word hash, 0 = empty */
-    uint32_t *vals;  /* vocabulary id */
-    size_t cap;      /* power of two */
+    uint64_t *keys; /* word hash, 0 = empty */
+    uint32_t *vals; /* vocabulary id */
+    size_t cap;     /* power of two */
     size_t n;
-    uint64_t *hash;  /* per id */
+    uint64_t *hash;     /* per id */
     uint32_t *word_off; /* per id: offset of the word bytes in `bytes` */
     uint32_t *word_len;
     cw_buf bytes;
@@ -210,15 +219,15 @@ static int64_t vocab_id(vocab *v, const char *word, uint32_t len, uint64_t h)
 
 typedef struct corpus {
     vocab voc;
-    uint32_t *tokens;   /* all documents' word ids, concatenated */
+    uint32_t *tokens; /* all documents' word ids, concatenated */
     size_t n_tokens, cap_tokens;
-    size_t *doc_off;    /* n_docs + 1 */
+    size_t *doc_off; /* n_docs + 1 */
     size_t n_docs;
     /* per vocabulary id: its unigram + n-gram features (bigrams are added per view) */
     uint32_t *feat_off; /* n_vocab + 1 */
     uint32_t *feat_bucket;
     float *feat_weight;
-    float *word_idf;    /* per id */
+    float *word_idf; /* per id */
     int oom;
 } corpus;
 
@@ -290,8 +299,8 @@ static void sink_feat(void *ctx, uint32_t bucket, float weight)
 
 /* Tokenises the corpus, fits the unigram-bucket idf (BM25's, always > 0: METHODS.md
  * section 2) into enc->idf and precomputes every word's features. */
-static int corpus_prepare(corpus *c, idx_encoder *enc, const char *const *texts,
-                          const size_t *lens, size_t n_docs, cw_err *err)
+static int corpus_prepare(corpus *c, idx_encoder *enc, const char *const *texts, const size_t *lens,
+                          size_t n_docs, cw_err *err)
 {
     memset(c, 0, sizeof *c);
     c->n_docs = n_docs;
@@ -370,15 +379,15 @@ typedef struct trainer {
     uint64_t queue_pos;
     uint64_t step;
     /* per-step scratch */
-    feat_sink views;            /* features of the 2B views, concatenated */
-    size_t *view_off;           /* 2B + 1 */
-    float *H, *Z;               /* 2B x d pooled vectors, outputs */
-    float *norm;                /* 2B */
-    float *dZ, *dH, *dP;        /* 2B x d, 2B x d, d x d */
-    float *logits;              /* B x (B + nq) */
-    int32_t *slot;              /* nb: row -> compact gradient slot, -1 none */
+    feat_sink views;     /* features of the 2B views, concatenated */
+    size_t *view_off;    /* 2B + 1 */
+    float *H, *Z;        /* 2B x d pooled vectors, outputs */
+    float *norm;         /* 2B */
+    float *dZ, *dH, *dP; /* 2B x d, 2B x d, d x d */
+    float *logits;       /* B x (B + nq) */
+    int32_t *slot;       /* nb: row -> compact gradient slot, -1 none */
     uint32_t *touched;
-    float *grad;                /* compact row gradients */
+    float *grad; /* compact row gradients */
     size_t n_touched, cap_touched;
 } trainer;
 
@@ -449,9 +458,9 @@ static int trainer_init(trainer *t, idx_encoder *enc, const idx_train_opts *o, s
     t->dP = malloc(d * d * sizeof(float));
     t->logits = malloc((size_t)t->B * (t->B + t->nq) * sizeof(float));
     t->slot = malloc(nb * sizeof *t->slot);
-    if ((moco && (!t->key_emb || !t->key_proj || !t->last || !t->queue)) || !t->acc ||
-        !t->adam_m || !t->adam_v || !t->view_off || !t->H || !t->Z || !t->norm || !t->dZ ||
-        !t->dH || !t->dP || !t->logits || !t->slot) {
+    if ((moco && (!t->key_emb || !t->key_proj || !t->last || !t->queue)) || !t->acc || !t->adam_m ||
+        !t->adam_v || !t->view_off || !t->H || !t->Z || !t->norm || !t->dZ || !t->dH || !t->dP ||
+        !t->logits || !t->slot) {
         return cw_err_set(err, CW_ENOMEM, "embed-train: out of memory for the training state");
     }
     memset(t->slot, 0xff, nb * sizeof *t->slot);
@@ -574,9 +583,8 @@ static int train_step(trainer *t, const corpus *c, const uint32_t *docs, cw_rng 
     for (size_t v = 0; v < V; v++) {
         bool key = v >= B && moco;
         size_t o = t->view_off[v];
-        t->norm[v] = dense_pool_project(key ? t->key_emb : enc->emb,
-                                        key ? t->key_proj : enc->proj, d,
-                                        t->views.bucket + o, t->views.weight + o,
+        t->norm[v] = dense_pool_project(key ? t->key_emb : enc->emb, key ? t->key_proj : enc->proj,
+                                        d, t->views.bucket + o, t->views.weight + o,
                                         t->view_off[v + 1] - o, t->H + v * d, t->Z + v * d);
     }
     const float *Q = t->Z, *K = t->Z + (size_t)B * d;
@@ -655,8 +663,8 @@ static int train_step(trainer *t, const corpus *c, const uint32_t *docs, cw_rng 
         double g = t->dP[i];
         t->adam_m[i] = (float)(b1 * t->adam_m[i] + (1 - b1) * g);
         t->adam_v[i] = (float)(b2 * t->adam_v[i] + (1 - b2) * g * g);
-        enc->proj[i] -= (float)(t->o.lr_proj * (t->adam_m[i] / c1) /
-                                (sqrt(t->adam_v[i] / c2) + 1e-8));
+        enc->proj[i] -=
+            (float)(t->o.lr_proj * (t->adam_m[i] / c1) / (sqrt(t->adam_v[i] / c2) + 1e-8));
     }
     t->step++;
     if (moco) {
@@ -692,9 +700,19 @@ static int train_step(trainer *t, const corpus *c, const uint32_t *docs, cw_rng 
 static void ckpt_meta(const trainer *t, size_t n_docs, uint64_t meta[DENSE_N_META])
 {
     const idx_encoder_opts *e = &t->enc->o;
-    uint64_t m[DENSE_N_META] = {e->dim, e->n_buckets, e->ngram_min, e->ngram_max, e->bigrams,
-                                e->seed, (uint64_t)t->o.mode, t->B, t->nq, t->o.seed, n_docs,
-                                t->step, t->queue_pos};
+    uint64_t m[DENSE_N_META] = {e->dim,
+                                e->n_buckets,
+                                e->ngram_min,
+                                e->ngram_max,
+                                e->bigrams,
+                                e->seed,
+                                (uint64_t)t->o.mode,
+                                t->B,
+                                t->nq,
+                                t->o.seed,
+                                n_docs,
+                                t->step,
+                                t->queue_pos};
     memcpy(meta, m, sizeof m);
 }
 
@@ -750,8 +768,15 @@ static int ckpt_load(trainer *t, size_t n_docs, bool *found, cw_err *err)
                         t->o.ckpt_path);
         goto done;
     }
-    uint64_t sizes[9] = {nb * d * 4, d * d * 4, nb * 4, nb * 4, d * d * 4, d * d * 4,
-                         moco ? nb * d * 4 : 0, moco ? d * d * 4 : 0, moco ? nb * 8 : 0};
+    uint64_t sizes[9] = {nb * d * 4,
+                         d * d * 4,
+                         nb * 4,
+                         nb * 4,
+                         d * d * 4,
+                         d * d * 4,
+                         moco ? nb * d * 4 : 0,
+                         moco ? d * d * 4 : 0,
+                         moco ? nb * 8 : 0};
     for (int i = 0; i < 9; i++) {
         if (m.sect[i].bytes != sizes[i]) {
             rc = cw_err_set(err, CW_ECORRUPT, "%s: section %d has %llu bytes, expected %llu",
@@ -760,8 +785,8 @@ static int ckpt_load(trainer *t, size_t n_docs, bool *found, cw_err *err)
             goto done;
         }
     }
-    void *dst[9] = {t->enc->emb, t->enc->proj, t->enc->idf, t->acc, t->adam_m, t->adam_v,
-                    t->key_emb, t->key_proj, t->last};
+    void *dst[9] = {t->enc->emb, t->enc->proj, t->enc->idf, t->acc, t->adam_m,
+                    t->adam_v,   t->key_emb,   t->key_proj, t->last};
     if (moco) {
         char qpath[4096];
         snprintf(qpath, sizeof qpath, "%s.queue", t->o.ckpt_path);
@@ -792,9 +817,8 @@ done:
 
 /* ---- the training loop ---------------------------------------------------------- */
 
-int idx_encoder_train(idx_encoder *enc, const char *const *texts, const size_t *lens,
-                      size_t n_docs, const idx_train_opts *opts, idx_train_stats *stats,
-                      cw_err *err)
+int idx_encoder_train(idx_encoder *enc, const char *const *texts, const size_t *lens, size_t n_docs,
+                      const idx_train_opts *opts, idx_train_stats *stats, cw_err *err)
 {
     const idx_train_opts *o = opts;
     if (n_docs < 2) {
@@ -888,8 +912,7 @@ int idx_encoder_train(idx_encoder *enc, const char *const *texts, const size_t *
                  secs > 0 ? (double)done_here * t.B / secs : 0.0);
         cw_progress_report(&o->progress, stage, t.step, total);
         if (cw_interrupted()) {
-            rc = cw_err_set(err, CW_EINTR,
-                            "embed-train: interrupted at step %llu of %llu%s%s",
+            rc = cw_err_set(err, CW_EINTR, "embed-train: interrupted at step %llu of %llu%s%s",
                             (unsigned long long)t.step, (unsigned long long)total,
                             o->ckpt_path ? "; checkpoint saved to " : "",
                             o->ckpt_path ? o->ckpt_path : "");

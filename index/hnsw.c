@@ -21,10 +21,10 @@ struct idx_hnsw {
     dense_map map;
     uint32_t n, dim, m, m0, link_words, entry, max_level;
     size_t rec_bytes;
-    const unsigned char *l0;     /* n records */
-    const uint8_t *levels;       /* n */
-    const uint32_t *upper_off;   /* n: first upper slot of node i (levels >= 1) */
-    const uint32_t *upper;       /* slots of (1 + m) u32 */
+    const unsigned char *l0;   /* n records */
+    const uint8_t *levels;     /* n */
+    const uint32_t *upper_off; /* n: first upper slot of node i (levels >= 1) */
+    const uint32_t *upper;     /* slots of (1 + m) u32 */
     uint64_t n_upper_slots;
 };
 
@@ -182,8 +182,7 @@ static void visited_next(visited *v)
 }
 
 /* Greedy walk with beam 1 on one upper layer (Malkov & Yashunin, Algorithm 5, lines 4-6). */
-static uint32_t greedy(const graph *g, const float *q, uint32_t ep, float *ep_dist,
-                       uint32_t level)
+static uint32_t greedy(const graph *g, const float *q, uint32_t ep, float *ep_dist, uint32_t level)
 {
     bool changed = true;
     while (changed) {
@@ -204,8 +203,8 @@ static uint32_t greedy(const graph *g, const float *q, uint32_t ep, float *ep_di
 /* SEARCH-LAYER (Algorithm 2): beam search of width ef from ep on `level`; the ef
  * closest found are left in `top` (a max-heap). Capacity reserved by the caller:
  * cands n + 1 (a node is pushed at most once), top ef + 2. */
-static void search_layer(const graph *g, visited *vis, const float *q, uint32_t ep,
-                         float ep_dist, uint32_t ef, uint32_t level, heap *cands, heap *top)
+static void search_layer(const graph *g, visited *vis, const float *q, uint32_t ep, float ep_dist,
+                         uint32_t ef, uint32_t level, heap *cands, heap *top)
 {
     visited_next(vis);
     cands->n = 0;
@@ -283,9 +282,8 @@ static uint32_t select_heuristic(const graph *g, cand *c, uint32_t n, uint32_t m
 int idx_hnsw_build(const float *vecs, uint32_t n, uint32_t dim, const idx_hnsw_opts *opts,
                    const char *path, cw_err *err)
 {
-    if (n == 0 || dim == 0 || dim > IDX_DENSE_MAX_DIM || opts->m < 2 ||
-        opts->m > IDX_DENSE_MAX_M || opts->ef_construction < 1 ||
-        opts->ef_construction > IDX_DENSE_MAX_EF) {
+    if (n == 0 || dim == 0 || dim > IDX_DENSE_MAX_DIM || opts->m < 2 || opts->m > IDX_DENSE_MAX_M ||
+        opts->ef_construction < 1 || opts->ef_construction > IDX_DENSE_MAX_EF) {
         return cw_err_set(err, CW_EINVAL,
                           "hnsw: invalid build (n %u >= 1, dim %u in [1, %u], m %u in [2, %u], "
                           "ef_construction %u in [1, %u])",
@@ -394,8 +392,9 @@ int idx_hnsw_build(const float *vecs, uint32_t n, uint32_t dim, const idx_hnsw_o
         }
     }
     cw_progress_report(&opts->progress, "hnsw", n, n);
-    uint64_t meta[DENSE_N_META] = {n, dim, g.m, g.m0, g.link_words, entry, max_level,
-                                   opts->ef_construction, opts->seed, g.rec_bytes, slots};
+    uint64_t meta[DENSE_N_META] = {
+        n,          dim,         g.m,  g.m0, g.link_words, entry, max_level, opts->ef_construction,
+        opts->seed, g.rec_bytes, slots};
     dense_section s[4] = {
         {levels, n},
         {upper_off, (uint64_t)n * 4},
@@ -429,8 +428,8 @@ int idx_hnsw_open(const char *path, idx_hnsw **out, cw_err *err)
         return rc;
     }
     const uint64_t *mt = h->map.meta;
-    uint64_t n = mt[0], dim = mt[1], m = mt[2], m0 = mt[3], lw = mt[4], entry = mt[5],
-             maxl = mt[6], rec = mt[9], slots = mt[10];
+    uint64_t n = mt[0], dim = mt[1], m = mt[2], m0 = mt[3], lw = mt[4], entry = mt[5], maxl = mt[6],
+             rec = mt[9], slots = mt[10];
     if (n == 0 || n > UINT32_MAX || dim == 0 || dim > IDX_DENSE_MAX_DIM || m < 2 ||
         m > IDX_DENSE_MAX_M || m0 != 2 * m || lw < m0 + 1 || lw > m0 + 4 ||
         rec != (lw * 4 + dim * 4 + 15) / 16 * 16 || entry >= n || maxl > MAX_LEVEL) {
@@ -466,16 +465,15 @@ int idx_hnsw_open(const char *path, idx_hnsw **out, cw_err *err)
     for (uint32_t i = 0; i < h->n; i++) {
         const uint32_t *l = (const uint32_t *)(const void *)(h->l0 + (size_t)i * rec);
         if (l[0] > m0) {
-            rc = cw_err_set(err, CW_ECORRUPT, "%s: byte %zu: node %u has %u links (max %llu)",
-                            path, (size_t)((const unsigned char *)l - base), i, l[0],
+            rc = cw_err_set(err, CW_ECORRUPT, "%s: byte %zu: node %u has %u links (max %llu)", path,
+                            (size_t)((const unsigned char *)l - base), i, l[0],
                             (unsigned long long)m0);
             goto fail;
         }
         for (uint32_t j = 1; j <= l[0]; j++) {
             if (l[j] >= n) {
-                rc = cw_err_set(err, CW_ECORRUPT, "%s: byte %zu: link to %u out of %u nodes",
-                                path, (size_t)((const unsigned char *)(l + j) - base), l[j],
-                                h->n);
+                rc = cw_err_set(err, CW_ECORRUPT, "%s: byte %zu: link to %u out of %u nodes", path,
+                                (size_t)((const unsigned char *)(l + j) - base), l[j], h->n);
                 goto fail;
             }
         }
@@ -491,8 +489,8 @@ int idx_hnsw_open(const char *path, idx_hnsw **out, cw_err *err)
                 bad = u[j] >= n || h->levels[u[j]] < k + 1;
             }
             if (bad) {
-                rc = cw_err_set(err, CW_ECORRUPT, "%s: byte %zu: bad upper links of node %u",
-                                path, (size_t)((const unsigned char *)u - base), i);
+                rc = cw_err_set(err, CW_ECORRUPT, "%s: byte %zu: bad upper links of node %u", path,
+                                (size_t)((const unsigned char *)u - base), i);
                 goto fail;
             }
         }
@@ -628,9 +626,15 @@ int idx_hnsw_search(const idx_hnsw *h, idx_hnsw_searcher *s, const float *q, uin
     ef = CW_MAX(ef, k);
     assert(s && s->h == h);
     memcpy(s->q, q, h->dim * sizeof(float));
-    graph g = {.n = h->n, .dim = h->dim, .m = h->m, .m0 = h->m0, .link_words = h->link_words,
-               .rec_bytes = h->rec_bytes, .l0 = (unsigned char *)(uintptr_t)h->l0,
-               .upper = (uint32_t *)(uintptr_t)h->upper, .upper_off = h->upper_off};
+    graph g = {.n = h->n,
+               .dim = h->dim,
+               .m = h->m,
+               .m0 = h->m0,
+               .link_words = h->link_words,
+               .rec_bytes = h->rec_bytes,
+               .l0 = (unsigned char *)(uintptr_t)h->l0,
+               .upper = (uint32_t *)(uintptr_t)h->upper,
+               .upper_off = h->upper_off};
     uint32_t ep = h->entry;
     float ep_dist = -dot(s->q, vec_at(&g, ep), g.dim);
     for (uint32_t l = h->max_level; l > 0; l--) {

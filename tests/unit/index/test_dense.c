@@ -155,7 +155,8 @@ Test(idx_infonce, gradient_matches_central_differences)
         qp[c] += h;
         qm[c] -= h;
         double fd = (idx_infonce(qp, keys, NK, D, 2, tau, scratch, NULL) -
-                     idx_infonce(qm, keys, NK, D, 2, tau, scratch, NULL)) / (2.0 * h);
+                     idx_infonce(qm, keys, NK, D, 2, tau, scratch, NULL)) /
+                    (2.0 * h);
         cr_expect(epsilon_eq(dbl, gq[c], fd, 2e-3), "dq[%d] %g vs %g", c, gq[c], fd);
     }
     for (int i = 0; i < NK * D; i++) {
@@ -165,7 +166,8 @@ Test(idx_infonce, gradient_matches_central_differences)
         kp[i] += h;
         km[i] -= h;
         double fd = (idx_infonce(q, kp, NK, D, 2, tau, scratch, NULL) -
-                     idx_infonce(q, km, NK, D, 2, tau, scratch, NULL)) / (2.0 * h);
+                     idx_infonce(q, km, NK, D, 2, tau, scratch, NULL)) /
+                    (2.0 * h);
         cr_expect(epsilon_eq(dbl, gk[i], fd, 2e-3), "dk[%d] %g vs %g", i, gk[i], fd);
     }
 }
@@ -203,14 +205,16 @@ Test(idx_infonce, batched_sgemm_form_matches_finite_differences)
         Qp[i] += h;
         Qm[i] -= h;
         double fd = (dense_batch_infonce(Qp, K, U, B, NQ, D, tau, t1, t2, s) -
-                     dense_batch_infonce(Qm, K, U, B, NQ, D, tau, t1, t2, s)) / (2.0 * h);
+                     dense_batch_infonce(Qm, K, U, B, NQ, D, tau, t1, t2, s)) /
+                    (2.0 * h);
         cr_expect(epsilon_eq(dbl, dQ[i], fd, 2e-3), "dQ[%d] %g vs %g", i, dQ[i], fd);
         memcpy(Kp, K, sizeof K);
         memcpy(Km, K, sizeof K);
         Kp[i] += h;
         Km[i] -= h;
         fd = (dense_batch_infonce(Q, Kp, U, B, NQ, D, tau, t1, t2, s) -
-              dense_batch_infonce(Q, Km, U, B, NQ, D, tau, t1, t2, s)) / (2.0 * h);
+              dense_batch_infonce(Q, Km, U, B, NQ, D, tau, t1, t2, s)) /
+             (2.0 * h);
         cr_expect(epsilon_eq(dbl, dK[i], fd, 2e-3), "dK[%d] %g vs %g", i, dK[i], fd);
     }
 }
@@ -308,8 +312,7 @@ Test(idx_encoder_train, moco_and_simclr_lower_the_loss_and_separate_topics)
         cr_assert(eq(int, rc, CW_OK), "%s", err.msg);
         cr_expect(lt(dbl, st.last_loss, st.first_loss), "mode %d: %g -> %g", m, st.first_loss,
                   st.last_loss);
-        cr_expect(gt(dbl, topic_margin(e, &t), 0.2), "mode %d margin %g", m,
-                  topic_margin(e, &t));
+        cr_expect(gt(dbl, topic_margin(e, &t), 0.2), "mode %d margin %g", m, topic_margin(e, &t));
         cr_expect(eq(u64, st.steps, 30 * (120 / 16)));
         idx_encoder_free(e);
     }
@@ -332,17 +335,23 @@ Test(idx_encoder_train, resumed_run_equals_uninterrupted_run)
     idx_train_opts o = toy_train_opts(IDX_CONTRASTIVE_MOCO, 4);
     o.ckpt_path = ck1;
     cw_err err;
-    cr_assert(eq(int, idx_encoder_train(full, (const char *const *)t.text, t.len, 120, &o, NULL,
-                                        &err), CW_OK), "%s", err.msg);
+    cr_assert(eq(int,
+                 idx_encoder_train(full, (const char *const *)t.text, t.len, 120, &o, NULL, &err),
+                 CW_OK),
+              "%s", err.msg);
     o.ckpt_path = ck2;
     o.epochs = 2;
-    cr_assert(eq(int, idx_encoder_train(part, (const char *const *)t.text, t.len, 120, &o, NULL,
-                                        &err), CW_OK), "%s", err.msg);
+    cr_assert(eq(int,
+                 idx_encoder_train(part, (const char *const *)t.text, t.len, 120, &o, NULL, &err),
+                 CW_OK),
+              "%s", err.msg);
     o.epochs = 4;
     o.resume = true;
     idx_train_stats st;
-    cr_assert(eq(int, idx_encoder_train(resumed, (const char *const *)t.text, t.len, 120, &o,
-                                        &st, &err), CW_OK), "%s", err.msg);
+    cr_assert(eq(int,
+                 idx_encoder_train(resumed, (const char *const *)t.text, t.len, 120, &o, &st, &err),
+                 CW_OK),
+              "%s", err.msg);
     cr_expect(eq(u64, st.steps, 4 * (120 / 16)));
     size_t n = (size_t)eo.n_buckets * eo.dim;
     size_t diff = 0;
@@ -355,8 +364,9 @@ Test(idx_encoder_train, resumed_run_equals_uninterrupted_run)
     o.batch = 8;
     idx_encoder *other;
     cr_assert(eq(int, idx_encoder_new(&eo, &other, NULL), CW_OK));
-    cr_assert(eq(int, idx_encoder_train(other, (const char *const *)t.text, t.len, 120, &o,
-                                        NULL, &err), CW_ECORRUPT));
+    cr_assert(eq(int,
+                 idx_encoder_train(other, (const char *const *)t.text, t.len, 120, &o, NULL, &err),
+                 CW_ECORRUPT));
     cr_expect(ne(ptr, strstr(err.msg, "another configuration"), NULL), "%s", err.msg);
     idx_encoder_free(other);
     idx_encoder_free(full);
@@ -381,8 +391,8 @@ Test(idx_encoder_train, interrupt_saves_a_checkpoint_and_returns_eintr)
     o.ckpt_path = ck;
     cw_interrupt_set(true);
     cw_err err;
-    cr_assert(eq(int, idx_encoder_train(e, (const char *const *)t.text, t.len, 120, &o, NULL,
-                                        &err), CW_EINTR));
+    cr_assert(eq(int, idx_encoder_train(e, (const char *const *)t.text, t.len, 120, &o, NULL, &err),
+                 CW_EINTR));
     cw_interrupt_set(false);
     cr_expect(ne(ptr, strstr(err.msg, "interrupted at step 1 of 21"), NULL), "%s", err.msg);
     cr_expect(eq(int, access(ck, F_OK), 0));
@@ -517,8 +527,7 @@ ParameterizedTest(hnsw_case *c, idx_hnsw, recall_against_brute_force_oracle)
         }
     }
     double recall = (double)found / (nq * k);
-    cr_expect(ge(dbl, recall, 0.95), "recall@10 %g (seed %llu)", recall,
-              (unsigned long long)seed);
+    cr_expect(ge(dbl, recall, 0.95), "recall@10 %g (seed %llu)", recall, (unsigned long long)seed);
     idx_hnsw_searcher_free(s);
     idx_hnsw_close(h);
     cr_assert(eq(int, cw_rmtree(d, NULL), CW_OK));
@@ -589,8 +598,8 @@ Test(idx_hnsw, search_rejects_bad_k_and_ef)
     cw_err err;
     cr_expect(eq(int, idx_hnsw_search(h, s, v, 0, 10, false, hits, &nh, &err), CW_EINVAL));
     cr_expect(ne(ptr, strstr(err.msg, "k 0 outside"), NULL), "%s", err.msg);
-    cr_expect(eq(int, idx_hnsw_search(h, s, v, 10, IDX_DENSE_MAX_EF + 1, false, hits, &nh,
-                                      &err), CW_EINVAL));
+    cr_expect(eq(int, idx_hnsw_search(h, s, v, 10, IDX_DENSE_MAX_EF + 1, false, hits, &nh, &err),
+                 CW_EINVAL));
     /* k larger than the collection returns all of it. */
     cr_assert(eq(int, idx_hnsw_search(h, s, v, 60, 100, false, hits, &nh, NULL), CW_OK));
     cr_expect(eq(sz, nh, (size_t)50));
