@@ -187,10 +187,383 @@ int causal_event_reader_next(causal_event_reader *r, const causal_event **ev, cw
 void causal_event_reader_free(causal_event_reader *r);
 
 /* ==== sessions in memory, click models (causal/clickmodel.c) ============== */
+/* causal_sessions (causal/sessions.c) is the in-memory session set that the simulator
+ * produces and every fit consumes, so the estimation math is testable without SQLite;
+ * the log store is an adapter around it (causal_sessions_load_log / _save_log).
+ * Layout: struct-of-arrays, append-only. A session = one impression: query, ranker,
+ * logging policy, the shown items with positions, clicks and logging propensities.
+ * Not thread-safe while being appended to; read-only use may be shared. */
+
+#define CAUSAL_MAX_RANK 64u      /* deepest position the fits model; deeper items are dropped
+                                    on load with a warning count */
+#define CAUSAL_MAX_RANKERS 1024u /* distinct logging rankers (model versions) */
+#define CAUSAL_MAX_LABEL 15      /* graded relevance labels 0..15 */
+
+/* Logging policy of one session (how the shown list was produced). */
+typedef enum causal_policy {
+    CAUSAL_POLICY_UNKNOWN = 0,       /* a log from elsewhere: treated as deterministic */
+    CAUSAL_POLICY_DETERMINISTIC = 1, /* sorted by the ranker's score */
+    CAUSAL_POLICY_RANDTOP = 2,       /* top n shuffled uniformly; param = n */
+    CAUSAL_POLICY_SWAP = 3,          /* param = rank where the ranker's top document was
+                                        shown (1 = not swapped, k = swapped with rank k) */
+    CAUSAL_POLICY_PL = 4,            /* Plackett-Luce sample; logp = log prob of the list */
+} causal_policy;
+
+/* Log-store policy name of a session: "deterministic", "randtop-N", "swap", "pl". */
+const char *causal_policy_name(causal_policy p);
+
+typedef struct causal_sessions_int causal_sessions_int;
+
+typedef struct causal_sessions {
+    /* names (interned, owned); index = id used below */
+    size_t n_queries;
+    char **query_names;
+    size_t n_docs;
+    char **doc_names;
+    size_t n_rankers;
+    char **ranker_names;
+    /* (query, doc) pairs: relevance parameters and simulated labels hang off these */
+    size_t n_pairs;
+    uint32_t *pair_query;
+    uint32_t *pair_doc;
+    int8_t *pair_label;   /* true label when simulated, -1 = unknown */
+    size_t n_features;    /* floats per pair (0 = none) */
+    float *pair_features; /* n_pairs x n_features, row-major; NULL when n_features = 0 */
+    /* sessions */
+    size_t n_sessions;
+    uint32_t *s_query;
+    uint16_t *s_ranker;
+    uint8_t *s_policy; /* causal_policy */
+    uint16_t *s_param; /* see causal_policy */
+    double *s_logp;    /* log pi_b(shown list | query); NAN = unknown */
+    size_t *s_begin;   /* items of session i are [s_begin[i], s_begin[i+1]); n_sessions + 1 */
+    /* shown items, in position order within a session */
+    size_t n_items;
+    uint32_t *i_pair;
+    uint16_t *i_pos;  /* 1-based position, strictly increasing within a session */
+    uint8_t *i_click; /* 0/1 */
+    float *i_prop;    /* P(this doc at this position | logging policy); NAN = unknown */
+    float *i_score;   /* the logging ranker's score; NAN = unknown */
+    causal_sessions_int *in; /* capacities and hash tables (private) */
+} causal_sessions;
+
+/* One session to append; arrays hold n_items entries; props and scores may be NULL. */
+typedef struct causal_session_in {
+    uint32_t query;
+    uint32_t ranker;
+    causal_policy policy;
+    uint32_t param;
+    double logp;
+    size_t n_items;
+    const uint32_t *pairs;
+    const uint16_t *positions;
+    const uint8_t *clicks;
+    const float *props;
+    const float *scores;
+} causal_session_in;
+
+/* An empty set. Errors: CW_ENOMEM. Free with causal_sessions_free (NULL is a no-op). */
+int causal_sessions_new(causal_sessions **out, cw_err *err) CW_MUST_CHECK;
+void causal_sessions_free(causal_sessions *s);
+/* Drops all sessions and items but keeps names and pairs (chunked simulations). */
+void causal_sessions_clear(causal_sessions *s);
+/* Interning: the id of name (NUL-terminated UTF-8), added if new. Amortised O(1).
+ * Errors: CW_ELIMIT (name over CAUSAL_MAX_NAME_BYTES, rankers over CAUSAL_MAX_RANKERS),
+ * CW_ENOMEM. */
+int causal_sessions_query(causal_sessions *s, const char *name, uint32_t *out,
+                          cw_err *err) CW_MUST_CHECK;
+int causal_sessions_doc(causal_sessions *s, const char *name, uint32_t *out,
+                        cw_err *err) CW_MUST_CHECK;
+int causal_sessions_ranker(causal_sessions *s, const char *name, uint32_t *out,
+                           cw_err *err) CW_MUST_CHECK;
+/* The pair id of (query, doc), added with `label` (-1 unknown) if new; a known label
+ * replaces an unknown one. Errors: CW_EINVAL (ids out of range), CW_ENOMEM. */
+int causal_sessions_pair(causal_sessions *s, uint32_t query, uint32_t doc, int label,
+                         uint32_t *out, cw_err *err) CW_MUST_CHECK;
+/* Declares n floats of features per pair (before or after pairs exist; new rows are 0).
+ * Errors: CW_EINVAL (changing a non-zero n), CW_ELIMIT (> CAUSAL_MAX_FEATURES), CW_ENOMEM. */
+int causal_sessions_set_n_features(causal_sessions *s, size_t n, cw_err *err) CW_MUST_CHECK;
+/* Capacity for n more sessions and m more items (avoids regrowth in hot loops). */
+int causal_sessions_reserve(causal_sessions *s, size_t n_sessions, size_t n_items,
+                            cw_err *err) CW_MUST_CHECK;
+/* Appends one session. Errors: CW_EINVAL (unknown ids, position 0 or not increasing,
+ * click not 0/1, n_items 0 or > CAUSAL_MAX_ITEMS; message names the field), CW_ENOMEM. */
+int causal_sessions_append(causal_sessions *s, const causal_session_in *in,
+                           cw_err *err) CW_MUST_CHECK;
+
+/* What loading a log skipped or repaired, reported by the CLI as warnings. */
+typedef struct causal_load_stats {
+    uint64_t n_impressions; /* impressions read */
+    uint64_t n_items;       /* items kept */
+    uint64_t n_clicks;      /* clicked items kept */
+    uint64_t n_deep;        /* items beyond max_rank dropped */
+    uint64_t n_no_prop;     /* items without a logged propensity */
+    uint64_t n_multi_click; /* items with more than one click event (counted as one) */
+    uint64_t n_empty;       /* impressions left without items (skipped) */
+} causal_load_stats;
+
+/* Reads every impression of the log at db_path (read-only) into a new session set:
+ * qid (or the query text) -> query, model_version (or the policy name) -> ranker,
+ * policy name -> causal_policy (param of "randtop-N" = N; of "swap" = position of the
+ * highest-scored item), item propensity and score, click = at least one click event.
+ * Items deeper than max_rank are dropped and counted. Errors: those of causal_log_open
+ * (CW_EINVAL names an incompatible schema version), CW_EINVAL (empty log: no
+ * impressions), CW_EIO, CW_ENOMEM. Free *out with causal_sessions_free. */
+int causal_sessions_load_log(const char *db_path, uint32_t max_rank, causal_sessions **out,
+                             causal_load_stats *stats, cw_err *err) CW_MUST_CHECK;
+/* Appends sessions [begin, end) to the log at db_path (created if absent) as
+ * impressions (policy name, ranker name as model_version, qid, log_prob, per-item
+ * propensity and score, pair features under feature_set "sim" when present) plus one
+ * click event per clicked item, in transactions of `batch` impressions. ts_ms of
+ * session i is base_ts_ms + i. Errors: those of the log store, CW_EINTR. */
+int causal_sessions_save_log(const causal_sessions *s, size_t begin, size_t end,
+                             const char *db_path, int64_t base_ts_ms, size_t batch,
+                             const cw_progress *progress, cw_err *err) CW_MUST_CHECK;
+
+/* ---- click models (causal/clickmodel.c) ----------------------------------
+ * Chuklin, Markov & de Rijke, "Click Models for Web Search" (2015), ch. 3-4:
+ *   PBM      P(C_k=1) = gamma_k alpha_qd
+ *   cascade  scan top-down, click with alpha_qd, stop after the first click (Craswell 2008)
+ *   DBN      attractiveness a_qd, satisfaction s_qd, continuation gamma (Chapelle & Zhang 2009)
+ *   UBM      P(E_k=1) = gamma_{k,k-k'} (k' = last clicked rank above, 0 if none) (Dupret &
+ *            Piwowarski 2008)
+ * Parameters per (query, doc) pair; fitted by EM (cascade: its closed-form MLE). */
+
+typedef enum causal_cm_kind {
+    CAUSAL_CM_PBM = 0,
+    CAUSAL_CM_CASCADE = 1,
+    CAUSAL_CM_DBN = 2,
+    CAUSAL_CM_UBM = 3,
+    CAUSAL_CM_N = 4,
+} causal_cm_kind;
+
+/* "pbm", "cascade", "dbn", "ubm"; parse returns CW_EINVAL for other names. */
+const char *causal_cm_name(causal_cm_kind k);
+int causal_cm_parse(const char *name, causal_cm_kind *out, cw_err *err) CW_MUST_CHECK;
+
+typedef struct causal_cm_opts {
+    causal_cm_kind kind;
+    uint32_t max_rank; /* positions modelled, 1..CAUSAL_MAX_RANK (default 10); deeper ignored */
+    uint32_t max_iter; /* EM iterations (default 50) */
+    double tol;        /* stop when the train log-likelihood per session improves less */
+    double prior;      /* pseudo-counts (Beta(prior, prior)) on pair parameters, default 1 */
+} causal_cm_opts;
+causal_cm_opts causal_cm_opts_default(causal_cm_kind kind);
+
+typedef struct causal_clickmodel causal_clickmodel;
+
+/* Fits a click model on sessions [begin, end) of s. Errors: CW_EINVAL (empty range,
+ * bad options), CW_ENOMEM. Free with causal_clickmodel_free. */
+int causal_clickmodel_fit(const causal_sessions *s, size_t begin, size_t end,
+                          const causal_cm_opts *opts, causal_clickmodel **out,
+                          cw_err *err) CW_MUST_CHECK;
+void causal_clickmodel_free(causal_clickmodel *m);
+
+/* Held-out evaluation. ll = mean log-likelihood (natural log) per session of the
+ * observed click vector, each click conditioned on the clicks above it; perplexity at
+ * rank k = 2^(-mean log2 P(C_k = c_k)) with the unconditional click probability
+ * (PyClick's convention); overall perplexity = mean over ranks. Pairs unseen in training
+ * use the training mean of the pair parameters. Probabilities clamped to [1e-6, 1-1e-6]. */
+typedef struct causal_cm_eval {
+    size_t n_sessions;
+    uint32_t n_ranks;
+    double ll;
+    double perplexity;
+    double perplexity_at[CAUSAL_MAX_RANK];
+} causal_cm_eval;
+int causal_clickmodel_eval(const causal_clickmodel *m, const causal_sessions *s, size_t begin,
+                           size_t end, causal_cm_eval *out, cw_err *err) CW_MUST_CHECK;
+/* Position parameters and fit summary as JSON appended to out (pair parameters are
+ * summarised, not listed). Errors: CW_ENOMEM. */
+int causal_clickmodel_to_json(const causal_clickmodel *m, cw_buf *out, cw_err *err) CW_MUST_CHECK;
+/* Examination parameter of rank k (1-based): PBM gamma_k; UBM gamma_{k,k} (no click
+ * above); DBN gamma; cascade 1. */
+double causal_clickmodel_exam(const causal_clickmodel *m, uint32_t k);
 
 /* ==== user simulator (causal/sim.c) ======================================= */
+/* Users with known behaviour (METHODS.md section 3) clicking on rankings produced by a
+ * logging policy over a collection of queries with candidate documents, true labels and
+ * ranker scores. Output: sessions appended to a causal_sessions (then saved as a log). */
+
+#define CAUSAL_SIM_MAX_CANDIDATES 1000u /* candidates per query */
+#define CAUSAL_SIM_MAX_RANKERS 16u      /* score columns per collection */
+
+typedef struct causal_simcoll causal_simcoll;
+
+/* An empty collection whose queries, docs and pairs are interned into s (which must
+ * outlive it). n_rankers score columns (1..CAUSAL_SIM_MAX_RANKERS) named ranker_names
+ * (NULL = "ranker-0", ...). Errors: CW_EINVAL, CW_ENOMEM. Free with causal_simcoll_free. */
+int causal_simcoll_new(causal_sessions *s, uint32_t n_rankers, const char *const *ranker_names,
+                       causal_simcoll **out, cw_err *err) CW_MUST_CHECK;
+void causal_simcoll_free(causal_simcoll *c);
+/* Adds a query with n candidates: doc ids, labels (0..CAUSAL_MAX_LABEL), scores
+ * [ranker][n] (n_rankers rows), and n x s->n_features features or NULL.
+ * Errors: CW_EINVAL (n = 0, bad label, duplicate query), CW_ELIMIT, CW_ENOMEM. */
+int causal_simcoll_add(causal_simcoll *c, const char *qid, size_t n, const char *const *doc_ids,
+                       const int *labels, const double *const *scores, const float *features,
+                       cw_err *err) CW_MUST_CHECK;
+size_t causal_simcoll_n_queries(const causal_simcoll *c);
+int causal_simcoll_max_label(const causal_simcoll *c);
+/* A synthetic collection for tests and benchmarks: n_queries queries of n_docs
+ * candidates, labels uniform on 0..ymax, ranker r's score = label + N(0, noise^2) with its
+ * own noise draw (so rankers disagree). Deterministic in seed. */
+int causal_simcoll_random(causal_sessions *s, uint32_t n_queries, uint32_t n_docs, int ymax,
+                          uint32_t n_rankers, double noise, uint64_t seed, causal_simcoll **out,
+                          cw_err *err) CW_MUST_CHECK;
+/* Adds ranker columns 1..n_rankers-1 as column 0 plus N(0, noise^2) per (query, doc),
+ * seeded: the "several production rankers" intervention harvesting needs. */
+int causal_simcoll_perturb(causal_simcoll *c, double noise, uint64_t seed,
+                           cw_err *err) CW_MUST_CHECK;
+
+typedef enum causal_user_kind {
+    CAUSAL_USER_PBM = 0,     /* examination theta_k x relevance click probability */
+    CAUSAL_USER_TRUST = 1,   /* PBM with trust bias (Vardasbi et al. CIKM 2020) */
+    CAUSAL_USER_CASCADE = 2, /* top-down, click with p_click[y], stop with p_stop[y] */
+    CAUSAL_USER_DBN = 3,     /* cascade that also continues with prob dbn_gamma after a skip */
+    CAUSAL_USER_UBM = 4,     /* examination ubm[k][d], d = distance to the last click */
+} causal_user_kind;
+
+typedef struct causal_user {
+    causal_user_kind kind;
+    uint32_t n_theta;                 /* examination table length; ranks beyond use the last */
+    double theta[CAUSAL_MAX_RANK];    /* P(E=1|k) for k = 1..n_theta (already raised to eta) */
+    double epsilon;                   /* click noise: P(R=1|y) = eps + (1-eps)(2^y-1)/(2^ymax-1) */
+    int ymax;                         /* highest label of the collection */
+    double p_click[CAUSAL_MAX_LABEL + 1]; /* cascade/DBN click (attractiveness) per label */
+    double p_stop[CAUSAL_MAX_LABEL + 1];  /* cascade/DBN stop (satisfaction) after a click */
+    double dbn_gamma;                 /* DBN: continue after a non-satisfying result */
+} causal_user;
+
+/* The METHODS.md eye-tracking theta table raised to eta (ranks > 10 use theta_10). */
+void causal_user_theta_table(causal_user *u, double eta, uint32_t n_ranks);
+/* theta_k = (1/k)^eta for k = 1..n_ranks. */
+void causal_user_theta_power(causal_user *u, double eta, uint32_t n_ranks);
+/* PBM user: theta table eta = 1, epsilon 0.1, ymax 4; cascade tables = METHODS.md
+ * "navigational" for ymax (2 or 4; otherwise linear in y); dbn_gamma 0.9. */
+causal_user causal_user_default(causal_user_kind kind, int ymax);
+/* P(R=1|y) = eps + (1-eps)(2^y-1)/(2^ymax-1) (METHODS.md section 3). */
+double causal_user_relevance(const causal_user *u, int y);
+/* Trust bias affine parameters at rank k (METHODS.md section 3):
+ * P(c=1|k,d) = alpha_k p_y + beta_k. */
+void causal_user_trust(const causal_user *u, uint32_t k, double *alpha, double *beta);
+/* Probability of examining rank k in the UBM user given the last click at k' < k
+ * (0 = none): gamma_{k,d} = theta_d with d = k - k', i.e. the examination curve restarts
+ * below every click (with no click above, d = k and the user is a PBM user). */
+double causal_user_ubm_exam(const causal_user *u, uint32_t k, uint32_t kprev);
+
+typedef struct causal_sim_policy {
+    causal_policy kind;
+    uint32_t k;             /* items shown (default 10) */
+    uint32_t randtop_n;     /* RANDTOP: shuffle the top n (default = k) */
+    double swap_share;      /* SWAP: share of sessions swapped (default 1: every session
+                               swaps rank 1 with a uniform rank in 1..k, 1 = no swap) */
+    double pl_temperature;  /* PL: softmax temperature over scores (default 1) */
+    uint32_t pl_mc_samples; /* PL: Monte-Carlo samples for item marginals (0 = log NAN) */
+} causal_sim_policy;
+
+typedef struct causal_sim_opts {
+    causal_user user;
+    causal_sim_policy policy;
+    uint64_t n_sessions;
+    uint64_t seed;
+    uint32_t n_rankers; /* sessions pick a ranker column uniformly among the first n (>= 1) */
+    cw_progress progress;
+} causal_sim_opts;
+causal_sim_opts causal_sim_opts_default(void);
+
+/* Simulates n_sessions sessions (query uniform, ranker uniform) into the collection's
+ * session set. Deterministic in opts->seed. Errors: CW_EINVAL (bad options, k larger
+ * than every query), CW_ENOMEM, CW_EINTR. O(n_sessions * k) for deterministic, RandTop
+ * and swap; PL costs O(candidates) per session (+ M * candidates with marginals). */
+int causal_simulate(const causal_simcoll *c, const causal_sim_opts *opts,
+                    cw_err *err) CW_MUST_CHECK;
 
 /* ==== propensity estimation (causal/propensity.c) ========================= */
+/* Examination propensities theta_k (reported as theta_k/theta_1, METHODS.md section 4)
+ * from a session set, with bootstrap confidence intervals and diagnostics. */
+
+typedef enum causal_prop_method {
+    CAUSAL_PROP_RANDOMIZATION = 0, /* RandTop-n: c_k/c_1; swap: CTR_k(swapped)/CTR_1 */
+    CAUSAL_PROP_REM = 1,           /* regression-EM, Wang et al. WSDM 2018 */
+    CAUSAL_PROP_HARVEST = 2,       /* intervention harvesting AllPairs, Agarwal et al. 2019 */
+    CAUSAL_PROP_TRUST = 3,         /* affine trust bias alpha_k, beta_k (Vardasbi et al. 2020) */
+} causal_prop_method;
+
+/* Relevance model of regression-EM. */
+typedef enum causal_rel_model {
+    CAUSAL_REL_LINEAR = 0, /* logistic regression on the pair features (IRLS, LAPACKE) */
+    CAUSAL_REL_MLP = 1,    /* one hidden layer of tanh units on the pair features */
+    CAUSAL_REL_PAIR = 2,   /* one parameter per (query, doc) pair (needs pairs shown at
+                              several positions: stochastic or several rankers) */
+} causal_rel_model;
+
+/* "randomization", "rem", "harvest", "trust"; parse also accepts "regression-em",
+ * "allpairs", "intervention-harvesting". CW_EINVAL otherwise. */
+const char *causal_prop_method_name(causal_prop_method m);
+int causal_prop_method_parse(const char *name, causal_prop_method *out, cw_err *err) CW_MUST_CHECK;
+/* "linear", "mlp", "pair". */
+int causal_rel_model_parse(const char *name, causal_rel_model *out, cw_err *err) CW_MUST_CHECK;
+
+typedef struct causal_prop_opts {
+    causal_prop_method method;
+    uint32_t max_rank;   /* ranks estimated, 2..CAUSAL_MAX_RANK (default 10) */
+    uint32_t n_boot;     /* bootstrap replicates (default 200; 0 = no intervals) */
+    uint32_t n_buckets;  /* sessions are bootstrapped in this many buckets (default 1000) */
+    double ci_level;     /* default 0.95 */
+    uint64_t seed;       /* bootstrap and MLP initialisation */
+    causal_rel_model rel_model; /* REM (default LINEAR) */
+    uint32_t max_iter;   /* EM / coordinate-ascent iterations (default 100) */
+    double tol;          /* stop when the largest change of theta is below (default 1e-6) */
+    uint32_t mlp_hidden; /* MLP width (default 16) */
+    cw_progress progress;
+} causal_prop_opts;
+causal_prop_opts causal_prop_opts_default(causal_prop_method m);
+
+typedef struct causal_propensity {
+    causal_prop_method method;
+    uint32_t n_ranks;
+    double ratio[CAUSAL_MAX_RANK];  /* theta_k / theta_1 (trust: alpha_k / alpha_1) */
+    double ci_lo[CAUSAL_MAX_RANK];  /* bootstrap percentile interval of ratio (NAN if none) */
+    double ci_hi[CAUSAL_MAX_RANK];
+    double theta[CAUSAL_MAX_RANK];  /* absolute theta_k where identified (REM), else NAN */
+    double alpha[CAUSAL_MAX_RANK];  /* trust: alpha_k / alpha_1 ... see propensity.c */
+    double beta[CAUSAL_MAX_RANK];   /* trust: beta_k / alpha_1 */
+    uint64_t clicks_at[CAUSAL_MAX_RANK]; /* clicks used per rank */
+    uint64_t shown_at[CAUSAL_MAX_RANK];  /* impressions used per rank */
+    uint64_t n_sessions;            /* sessions used */
+    uint64_t n_items;               /* items used */
+    uint32_t n_iter;                /* iterations run (0 for closed forms) */
+    bool converged;
+    double loglik;                  /* final objective (method-specific), NAN if none */
+    double seconds;                 /* fit time without bootstrap */
+    uint32_t n_boot;
+    char note[512];                 /* diagnostics in words (which sessions were used, ...) */
+} causal_propensity;
+
+/* Fits propensities from s. A method that cannot identify them from these logs refuses
+ * with CW_EINVAL and a message saying why (randomization without RandTop/swap sessions;
+ * harvesting without a (query, doc) shown at two ranks, e.g. a single deterministic
+ * ranker; a rank never connected to rank 1). Errors: CW_EINVAL, CW_ENUMERIC (singular
+ * IRLS system, quoting LAPACKE's index), CW_ENOMEM, CW_EINTR. */
+int causal_propensity_fit(const causal_sessions *s, const causal_prop_opts *opts,
+                          causal_propensity *out, cw_err *err) CW_MUST_CHECK;
+/* The result as a JSON object appended to out: method, ranks [{rank, ratio, ci_lo,
+ * ci_hi, inverse_weight, clicks, impressions}], diagnostics. Errors: CW_ENOMEM. */
+int causal_propensity_to_json(const causal_propensity *p, cw_buf *out, cw_err *err) CW_MUST_CHECK;
+/* Max over k = 2..n of |est_k - truth_k| / truth_k for ratios theta_k/theta_1. */
+double causal_prop_max_rel_error(const double *est_ratio, const double *true_ratio, uint32_t n);
+
+/* Streaming randomization counts, for logs too big to hold (10^7 sessions): per bucket
+ * and rank, clicks and impressions of RandTop-n and swap sessions. */
+typedef struct causal_rand_counts causal_rand_counts;
+int causal_rand_counts_new(uint32_t max_rank, uint32_t n_buckets, causal_rand_counts **out,
+                           cw_err *err) CW_MUST_CHECK;
+void causal_rand_counts_free(causal_rand_counts *c);
+/* Adds the RandTop/swap sessions of s (bucket = running session number mod n_buckets). */
+void causal_rand_counts_add(causal_rand_counts *c, const causal_sessions *s);
+/* Estimate + bootstrap from the counts (opts: n_boot, ci_level, seed). Errors: as fit. */
+int causal_rand_counts_finish(const causal_rand_counts *c, const causal_prop_opts *opts,
+                              causal_propensity *out, cw_err *err) CW_MUST_CHECK;
 
 /* ==== Plackett-Luce policies and off-policy evaluation (causal/ope.c) ===== */
 

@@ -1,0 +1,630 @@
+/* causal/sim.c: the user simulator. Users with known examination and click behaviour
+ * (METHODS.md section 3) click on lists produced by a logging policy (deterministic,
+ * RandTop-n, swap, Plackett-Luce) over a collection of queries with labelled candidates.
+ * Data flow: collection (text+qrels, LETOR, synthetic) -> simulate -> causal_sessions -> log. */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "causal/causal.h"
+
+struct causal_simcoll {
+    causal_sessions *s;
+    uint32_t n_rankers;
+    uint32_t ranker_ids[CAUSAL_SIM_MAX_RANKERS];
+    size_t n_queries, cap_queries;
+    uint32_t *q_id;   /* query id in s */
+    size_t *q_off;    /* candidates of query i: [q_off[i], q_off[i] + q_n[i]) */
+    uint32_t *q_n;
+    size_t n_cand, cap_cand;
+    uint32_t *c_pair;
+    int8_t *c_label;
+    double *c_score[CAUSAL_SIM_MAX_RANKERS];
+    uint32_t *c_order[CAUSAL_SIM_MAX_RANKERS]; /* per query: local indices by score desc */
+    int ymax;
+};
+
+/* ---- users ------------------------------------------------------------------ */
+
+/* Eye-tracking examination table (METHODS.md section 3; Wang et al. WSDM 2018). */
+static const double theta_table[10] = {.68, .61, .48, .34, .28, .20, .11, .10, .08, .06};
+
+void causal_user_theta_table(causal_user *u, double eta, uint32_t n_ranks)
+{
+    if (n_ranks > CAUSAL_MAX_RANK) {
+        n_ranks = CAUSAL_MAX_RANK;
+    }
+    for (uint32_t k = 0; k < n_ranks; k++) {
+        u->theta[k] = pow(theta_table[k < 10 ? k : 9], eta);
+    }
+    u->n_theta = n_ranks;
+}
+
+void causal_user_theta_power(causal_user *u, double eta, uint32_t n_ranks)
+{
+    if (n_ranks > CAUSAL_MAX_RANK) {
+        n_ranks = CAUSAL_MAX_RANK;
+    }
+    for (uint32_t k = 0; k < n_ranks; k++) {
+        u->theta[k] = pow(1.0 / (k + 1), eta);
+    }
+    u->n_theta = n_ranks;
+}
+
+causal_user causal_user_default(causal_user_kind kind, int ymax)
+{
+    causal_user u;
+    memset(&u, 0, sizeof u);
+    u.kind = kind;
+    causal_user_theta_table(&u, 1.0, 10);
+    u.epsilon = 0.1;
+    u.ymax = ymax < 1 ? 1 : (ymax > CAUSAL_MAX_LABEL ? CAUSAL_MAX_LABEL : ymax);
+    /* "navigational" user of HarrieO's OLTR tables (METHODS.md section 3). */
+    static const double click3[3] = {.05, .5, .95}, stop3[3] = {.2, .5, .9};
+    static const double click5[5] = {.05, .3, .5, .7, .95}, stop5[5] = {.2, .3, .5, .7, .9};
+    for (int y = 0; y <= u.ymax; y++) {
+        double t = (double)y / u.ymax;
+        if (u.ymax == 2) {
+            u.p_click[y] = click3[y];
+            u.p_stop[y] = stop3[y];
+        } else if (u.ymax == 4) {
+            u.p_click[y] = click5[y];
+            u.p_stop[y] = stop5[y];
+        } else {
+            u.p_click[y] = .05 + .9 * t;
+            u.p_stop[y] = .2 + .7 * t;
+        }
+    }
+    u.dbn_gamma = kind == CAUSAL_USER_CASCADE ? 1.0 : 0.9;
+    return u;
+}
+
+double causal_user_relevance(const causal_user *u, int y)
+{
+    if (y <= 0) {
+        return u->epsilon;
+    }
+    if (y >= u->ymax) {
+        return 1.0;
+    }
+    return u->epsilon + (1 - u->epsilon) * (ldexp(1.0, y) - 1) / (ldexp(1.0, u->ymax) - 1);
+}
+
+static double theta_at(const causal_user *u, uint32_t k)
+{
+    if (u->n_theta == 0) {
+        return 1.0;
+    }
+    return u->theta[(k <= u->n_theta ? k : u->n_theta) - 1];
+}
+
+void causal_user_trust(const causal_user *u, uint32_t k, double *alpha, double *beta)
+{
+    /* Vardasbi, Oosterhuis & de Rijke (CIKM 2020), as in METHODS.md section 3. */
+    double th = theta_at(u, k);
+    double ep = 1 - ((k < 20 ? k : 20) + 1) / 100.0;
+    double em = 0.65 / (k < 10 ? k : 10);
+    *alpha = th * (ep - em);
+    *beta = th * em;
+}
+
+double causal_user_ubm_exam(const causal_user *u, uint32_t k, uint32_t kprev)
+{
+    return theta_at(u, k - kprev);
+}
+
+/* ---- collections ------------------------------------------------------------ */
+
+int causal_simcoll_new(causal_sessions *s, uint32_t n_rankers, const char *const *ranker_names,
+                       causal_simcoll **out, cw_err *err)
+{
+    if (n_rankers < 1 || n_rankers > CAUSAL_SIM_MAX_RANKERS) {
+        return cw_err_set(err, CW_EINVAL, "%u rankers (must be 1..%u)", n_rankers,
+                          CAUSAL_SIM_MAX_RANKERS);
+    }
+    causal_simcoll *c = calloc(1, sizeof *c);
+    if (!c) {
+        return cw_err_set(err, CW_ENOMEM, "out of memory creating a collection");
+    }
+    c->s = s;
+    c->n_rankers = n_rankers;
+    for (uint32_t r = 0; r < n_rankers; r++) {
+        char name[32];
+        snprintf(name, sizeof name, "ranker-%u", r);
+        int rc = causal_sessions_ranker(s, ranker_names ? ranker_names[r] : name,
+                                        &c->ranker_ids[r], err);
+        if (rc != CW_OK) {
+            free(c);
+            return rc;
+        }
+    }
+    *out = c;
+    return CW_OK;
+}
+
+void causal_simcoll_free(causal_simcoll *c)
+{
+    if (!c) {
+        return;
+    }
+    free(c->q_id);
+    free(c->q_off);
+    free(c->q_n);
+    free(c->c_pair);
+    free(c->c_label);
+    for (uint32_t r = 0; r < CAUSAL_SIM_MAX_RANKERS; r++) {
+        free(c->c_score[r]);
+        free(c->c_order[r]);
+    }
+    free(c);
+}
+
+size_t causal_simcoll_n_queries(const causal_simcoll *c)
+{
+    return c->n_queries;
+}
+
+int causal_simcoll_max_label(const causal_simcoll *c)
+{
+    return c->ymax;
+}
+
+static int resize(void **p, size_t n, size_t elem)
+{
+    void *q = realloc(*p, n * elem);
+    if (!q) {
+        return CW_ENOMEM;
+    }
+    *p = q;
+    return CW_OK;
+}
+
+/* Sorting context for the deterministic order: score descending, ties by position in
+ * the input (stable), so equal scores keep the collection's order. */
+static const double *sort_scores;
+static int cmp_desc(const void *a, const void *b)
+{
+    uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
+    double x = sort_scores[i], y = sort_scores[j];
+    if (x != y) {
+        return x > y ? -1 : 1;
+    }
+    return (i > j) - (i < j);
+}
+
+static void order_query(causal_simcoll *c, size_t q, uint32_t r)
+{
+    size_t off = c->q_off[q];
+    uint32_t n = c->q_n[q];
+    uint32_t *o = c->c_order[r] + off;
+    for (uint32_t i = 0; i < n; i++) {
+        o[i] = i;
+    }
+    sort_scores = c->c_score[r] + off;
+    qsort(o, n, sizeof *o, cmp_desc);
+}
+
+int causal_simcoll_add(causal_simcoll *c, const char *qid, size_t n, const char *const *doc_ids,
+                       const int *labels, const double *const *scores, const float *features,
+                       cw_err *err)
+{
+    if (n == 0) {
+        return cw_err_set(err, CW_EINVAL, "query %s has no candidates", qid);
+    }
+    if (n > CAUSAL_SIM_MAX_CANDIDATES) {
+        return cw_err_set(err, CW_ELIMIT, "query %s has %zu candidates (limit %u)", qid, n,
+                          CAUSAL_SIM_MAX_CANDIDATES);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (labels[i] < 0 || labels[i] > CAUSAL_MAX_LABEL) {
+            return cw_err_set(err, CW_EINVAL, "query %s doc %s: label %d outside 0..%d", qid,
+                              doc_ids[i], labels[i], CAUSAL_MAX_LABEL);
+        }
+    }
+    causal_sessions *s = c->s;
+    size_t before = s->n_queries;
+    uint32_t q;
+    int rc = causal_sessions_query(s, qid, &q, err);
+    if (rc != CW_OK) {
+        return rc;
+    }
+    if (s->n_queries == before) {
+        for (size_t i = 0; i < c->n_queries; i++) {
+            if (c->q_id[i] == q) {
+                return cw_err_set(err, CW_EINVAL, "query %s added twice", qid);
+            }
+        }
+    }
+    if (c->n_queries == c->cap_queries) {
+        size_t cap = c->cap_queries ? 2 * c->cap_queries : 64;
+        if (resize((void **)&c->q_id, cap, sizeof *c->q_id) ||
+            resize((void **)&c->q_off, cap, sizeof *c->q_off) ||
+            resize((void **)&c->q_n, cap, sizeof *c->q_n)) {
+            return cw_err_set(err, CW_ENOMEM, "out of memory adding query %s", qid);
+        }
+        c->cap_queries = cap;
+    }
+    if (c->n_cand + n > c->cap_cand) {
+        size_t cap = c->cap_cand ? 2 * c->cap_cand : 1024;
+        while (cap < c->n_cand + n) {
+            cap *= 2;
+        }
+        if (resize((void **)&c->c_pair, cap, sizeof *c->c_pair) ||
+            resize((void **)&c->c_label, cap, sizeof *c->c_label)) {
+            return cw_err_set(err, CW_ENOMEM, "out of memory adding query %s", qid);
+        }
+        for (uint32_t r = 0; r < c->n_rankers; r++) {
+            if (resize((void **)&c->c_score[r], cap, sizeof *c->c_score[r]) ||
+                resize((void **)&c->c_order[r], cap, sizeof *c->c_order[r])) {
+                return cw_err_set(err, CW_ENOMEM, "out of memory adding query %s", qid);
+            }
+        }
+        c->cap_cand = cap;
+    }
+    size_t off = c->n_cand;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t d, p;
+        if ((rc = causal_sessions_doc(s, doc_ids[i], &d, err)) != CW_OK ||
+            (rc = causal_sessions_pair(s, q, d, labels[i], &p, err)) != CW_OK) {
+            return rc;
+        }
+        c->c_pair[off + i] = p;
+        c->c_label[off + i] = (int8_t)labels[i];
+        if (labels[i] > c->ymax) {
+            c->ymax = labels[i];
+        }
+        for (uint32_t r = 0; r < c->n_rankers; r++) {
+            c->c_score[r][off + i] = scores[r][i];
+        }
+        if (features && s->n_features > 0) {
+            memcpy(s->pair_features + (size_t)p * s->n_features, features + i * s->n_features,
+                   s->n_features * sizeof *features);
+        }
+    }
+    size_t qi = c->n_queries++;
+    c->q_id[qi] = q;
+    c->q_off[qi] = off;
+    c->q_n[qi] = (uint32_t)n;
+    c->n_cand += n;
+    for (uint32_t r = 0; r < c->n_rankers; r++) {
+        order_query(c, qi, r);
+    }
+    return CW_OK;
+}
+
+int causal_simcoll_perturb(causal_simcoll *c, double noise, uint64_t seed, cw_err *err)
+{
+    (void)err;
+    cw_rng rng;
+    for (uint32_t r = 1; r < c->n_rankers; r++) {
+        cw_rng_seed_stream(&rng, seed, r);
+        for (size_t i = 0; i < c->n_cand; i++) {
+            c->c_score[r][i] = c->c_score[0][i] + noise * cw_rng_normal(&rng);
+        }
+        for (size_t q = 0; q < c->n_queries; q++) {
+            order_query(c, q, r);
+        }
+    }
+    return CW_OK;
+}
+
+int causal_simcoll_random(causal_sessions *s, uint32_t n_queries, uint32_t n_docs, int ymax,
+                          uint32_t n_rankers, double noise, uint64_t seed, causal_simcoll **out,
+                          cw_err *err)
+{
+    if (n_queries == 0 || n_docs == 0 || n_docs > CAUSAL_SIM_MAX_CANDIDATES || ymax < 1 ||
+        ymax > CAUSAL_MAX_LABEL) {
+        return cw_err_set(err, CW_EINVAL,
+                          "random collection needs queries >= 1, 1 <= docs <= %u, 1 <= ymax <= %d",
+                          CAUSAL_SIM_MAX_CANDIDATES, CAUSAL_MAX_LABEL);
+    }
+    causal_simcoll *c = NULL;
+    int rc = causal_simcoll_new(s, n_rankers, NULL, &c, err);
+    if (rc != CW_OK) {
+        return rc;
+    }
+    char **ids = calloc(n_docs, sizeof *ids);
+    char *idbuf = malloc((size_t)n_docs * 24);
+    int *labels = malloc(n_docs * sizeof *labels);
+    double *sc = malloc((size_t)n_rankers * n_docs * sizeof *sc);
+    const double *rows[CAUSAL_SIM_MAX_RANKERS];
+    if (!ids || !idbuf || !labels || !sc) {
+        rc = cw_err_set(err, CW_ENOMEM, "out of memory building a random collection");
+        goto done;
+    }
+    cw_rng rng;
+    cw_rng_seed(&rng, seed);
+    for (uint32_t q = 0; q < n_queries && rc == CW_OK; q++) {
+        char qid[32];
+        snprintf(qid, sizeof qid, "q%u", q + 1);
+        for (uint32_t i = 0; i < n_docs; i++) {
+            ids[i] = idbuf + (size_t)i * 24;
+            snprintf(ids[i], 24, "d%u", q * n_docs + i + 1);
+            labels[i] = (int)cw_rng_below(&rng, (uint64_t)ymax + 1);
+            for (uint32_t r = 0; r < n_rankers; r++) {
+                sc[(size_t)r * n_docs + i] = labels[i] + noise * cw_rng_normal(&rng);
+            }
+        }
+        for (uint32_t r = 0; r < n_rankers; r++) {
+            rows[r] = sc + (size_t)r * n_docs;
+        }
+        rc = causal_simcoll_add(c, qid, n_docs, (const char *const *)ids, labels, rows, NULL,
+                                err);
+    }
+done:
+    free(ids);
+    free(idbuf);
+    free(labels);
+    free(sc);
+    if (rc != CW_OK) {
+        causal_simcoll_free(c);
+        return rc;
+    }
+    *out = c;
+    return CW_OK;
+}
+
+/* ---- simulation ------------------------------------------------------------- */
+
+causal_sim_opts causal_sim_opts_default(void)
+{
+    causal_sim_opts o;
+    memset(&o, 0, sizeof o);
+    o.user = causal_user_default(CAUSAL_USER_PBM, 4);
+    o.policy.kind = CAUSAL_POLICY_DETERMINISTIC;
+    o.policy.k = 10;
+    o.policy.randtop_n = 0;
+    o.policy.swap_share = 1.0;
+    o.policy.pl_temperature = 1.0;
+    o.n_sessions = 1000;
+    o.seed = 1;
+    o.n_rankers = 1;
+    return o;
+}
+
+/* Gumbel top-K sampling of a Plackett-Luce ranking (Kool, van Hoof & Welling, ICML
+ * 2019): the K largest of s_d/tau + G_d in order. out gets local indices; returns K. */
+static uint32_t pl_sample(cw_rng *rng, const double *sc, uint32_t n, double tau, uint32_t k,
+                          uint32_t *out, double *keys)
+{
+    uint32_t m = 0;
+    for (uint32_t d = 0; d < n; d++) {
+        double key = sc[d] / tau + cw_rng_gumbel(rng);
+        if (m == k && key <= keys[m - 1]) {
+            continue;
+        }
+        uint32_t j = m < k ? m++ : m - 1;
+        while (j > 0 && keys[j - 1] < key) {
+            keys[j] = keys[j - 1];
+            out[j] = out[j - 1];
+            j--;
+        }
+        keys[j] = key;
+        out[j] = d;
+    }
+    return m;
+}
+
+/* log pi(y | q) of a top-K prefix under Plackett-Luce (METHODS.md section 6), with
+ * log-sum-exp over the documents not yet placed. */
+static double pl_logp(const double *sc, uint32_t n, double tau, const uint32_t *y, uint32_t k,
+                      uint8_t *used)
+{
+    memset(used, 0, n);
+    double mx = -INFINITY;
+    for (uint32_t d = 0; d < n; d++) {
+        mx = sc[d] / tau > mx ? sc[d] / tau : mx;
+    }
+    double lp = 0;
+    for (uint32_t j = 0; j < k; j++) {
+        double z = 0;
+        for (uint32_t d = 0; d < n; d++) {
+            if (!used[d]) {
+                z += exp(sc[d] / tau - mx);
+            }
+        }
+        lp += sc[y[j]] / tau - mx - log(z);
+        used[y[j]] = 1;
+    }
+    return lp;
+}
+
+int causal_simulate(const causal_simcoll *c, const causal_sim_opts *o, cw_err *err)
+{
+    const causal_sim_policy *pol = &o->policy;
+    const causal_user *u = &o->user;
+    if (c->n_queries == 0) {
+        return cw_err_set(err, CW_EINVAL, "the collection has no queries");
+    }
+    if (pol->k == 0 || pol->k > CAUSAL_MAX_RANK) {
+        return cw_err_set(err, CW_EINVAL, "k = %u (must be 1..%u)", pol->k, CAUSAL_MAX_RANK);
+    }
+    if (o->n_rankers == 0 || o->n_rankers > c->n_rankers) {
+        return cw_err_set(err, CW_EINVAL, "%u rankers requested, the collection has %u",
+                          o->n_rankers, c->n_rankers);
+    }
+    if (pol->kind == CAUSAL_POLICY_PL && !(pol->pl_temperature > 0)) {
+        return cw_err_set(err, CW_EINVAL, "Plackett-Luce temperature must be > 0");
+    }
+    if (pol->kind == CAUSAL_POLICY_SWAP && !(pol->swap_share >= 0 && pol->swap_share <= 1)) {
+        return cw_err_set(err, CW_EINVAL, "swap share must be in [0, 1]");
+    }
+    if (u->ymax < c->ymax) {
+        return cw_err_set(err, CW_EINVAL,
+                          "the user's ymax %d is below the collection's highest label %d",
+                          u->ymax, c->ymax);
+    }
+    causal_sessions *s = c->s;
+    uint32_t K = pol->k;
+    double rel[CAUSAL_MAX_LABEL + 1], exam[CAUSAL_MAX_RANK + 1], alpha[CAUSAL_MAX_RANK + 1],
+        beta[CAUSAL_MAX_RANK + 1];
+    for (int y = 0; y <= CAUSAL_MAX_LABEL; y++) {
+        rel[y] = causal_user_relevance(u, y);
+    }
+    for (uint32_t k = 1; k <= K; k++) {
+        exam[k] = theta_at(u, k);
+        causal_user_trust(u, k, &alpha[k], &beta[k]);
+    }
+    size_t max_n = 0;
+    for (size_t q = 0; q < c->n_queries; q++) {
+        max_n = c->q_n[q] > max_n ? c->q_n[q] : max_n;
+    }
+    uint32_t *loc = malloc(max_n * sizeof *loc);
+    double *keys = malloc((max_n + 1) * sizeof *keys);
+    uint8_t *used = malloc(max_n);
+    uint32_t *cnt = malloc((size_t)max_n * K * sizeof *cnt);
+    if (!loc || !keys || !used || !cnt ||
+        causal_sessions_reserve(s, o->n_sessions, o->n_sessions * K, err) != CW_OK) {
+        free(loc);
+        free(keys);
+        free(used);
+        free(cnt);
+        return cw_err_set(err, CW_ENOMEM, "out of memory for %llu sessions",
+                          (unsigned long long)o->n_sessions);
+    }
+    uint32_t pairs[CAUSAL_MAX_RANK];
+    uint16_t pos[CAUSAL_MAX_RANK];
+    uint8_t clicks[CAUSAL_MAX_RANK];
+    float props[CAUSAL_MAX_RANK], scores[CAUSAL_MAX_RANK];
+    cw_rng rng;
+    cw_rng_seed(&rng, o->seed);
+    int rc = CW_OK;
+    for (uint64_t i = 0; i < o->n_sessions; i++) {
+        if ((i & 0xffff) == 0 && i > 0) {
+            cw_progress_report(&o->progress, "simulate", i, o->n_sessions);
+            if (cw_interrupted()) {
+                rc = cw_err_set(err, CW_EINTR, "interrupted after %llu sessions",
+                                (unsigned long long)i);
+                break;
+            }
+        }
+        size_t qi = (size_t)cw_rng_below(&rng, c->n_queries);
+        uint32_t r = o->n_rankers > 1 ? (uint32_t)cw_rng_below(&rng, o->n_rankers) : 0;
+        size_t off = c->q_off[qi];
+        uint32_t n = c->q_n[qi];
+        uint32_t k = K < n ? K : n;
+        const double *sc = c->c_score[r] + off;
+        const uint32_t *ord = c->c_order[r] + off;
+        double logp = 0;
+        uint32_t param = 0;
+        for (uint32_t j = 0; j < k; j++) {
+            loc[j] = ord[j];
+            props[j] = 1.0f;
+        }
+        switch (pol->kind) {
+        case CAUSAL_POLICY_RANDTOP: {
+            uint32_t m = pol->randtop_n && pol->randtop_n < k ? pol->randtop_n : k;
+            for (uint32_t j = m - 1; j > 0; j--) {
+                uint32_t t = (uint32_t)cw_rng_below(&rng, (uint64_t)j + 1), tmp = loc[j];
+                loc[j] = loc[t];
+                loc[t] = tmp;
+            }
+            for (uint32_t j = 0; j < m; j++) {
+                props[j] = 1.0f / (float)m;
+            }
+            logp = -lgamma((double)m + 1);
+            param = m;
+            break;
+        }
+        case CAUSAL_POLICY_SWAP: {
+            /* With probability share swap rank 1 with a uniform rank in 1..k (1 = none):
+             * P(top doc at j>1) = share/k; P(unswapped) = 1 - share + share/k. */
+            double sh = pol->swap_share;
+            uint32_t j = 1;
+            if (cw_rng_uniform(&rng) < sh) {
+                j = 1 + (uint32_t)cw_rng_below(&rng, k);
+            }
+            double p_moved = sh / k, p_none = 1 - sh + sh / k;
+            if (j > 1) {
+                uint32_t tmp = loc[0];
+                loc[0] = loc[j - 1];
+                loc[j - 1] = tmp;
+            }
+            for (uint32_t t = 0; t < k; t++) {
+                /* a document at rank t+1 other than the swapped pair stays put unless it
+                 * was the swap partner: P = 1 - share/k */
+                props[t] = (float)(t == 0 || t == j - 1 ? (j > 1 ? p_moved : p_none)
+                                                         : 1 - sh / k);
+            }
+            logp = log(j > 1 ? p_moved : p_none);
+            param = j;
+            break;
+        }
+        case CAUSAL_POLICY_PL: {
+            k = pl_sample(&rng, sc, n, pol->pl_temperature, k, loc, keys);
+            logp = pl_logp(sc, n, pol->pl_temperature, loc, k, used);
+            if (pol->pl_mc_samples > 0) {
+                /* Monte-Carlo marginals pi(d@j) (METHODS.md section 6): M fresh samples. */
+                memset(cnt, 0, (size_t)n * k * sizeof *cnt);
+                uint32_t tmp[CAUSAL_MAX_RANK];
+                for (uint32_t m = 0; m < pol->pl_mc_samples; m++) {
+                    uint32_t kk = pl_sample(&rng, sc, n, pol->pl_temperature, k, tmp, keys);
+                    for (uint32_t t = 0; t < kk; t++) {
+                        cnt[(size_t)tmp[t] * k + t]++;
+                    }
+                }
+                for (uint32_t t = 0; t < k; t++) {
+                    props[t] = (float)cnt[(size_t)loc[t] * k + t] / (float)pol->pl_mc_samples;
+                }
+            } else {
+                for (uint32_t t = 0; t < k; t++) {
+                    props[t] = NAN;
+                }
+            }
+            break;
+        }
+        default: break;
+        }
+        /* users */
+        uint32_t last = 0;
+        bool stopped = false;
+        for (uint32_t j = 0; j < k; j++) {
+            uint32_t kk = j + 1;
+            int y = c->c_label[off + loc[j]];
+            uint8_t ck = 0;
+            switch (u->kind) {
+            case CAUSAL_USER_PBM: ck = cw_rng_uniform(&rng) < exam[kk] * rel[y]; break;
+            case CAUSAL_USER_TRUST: ck = cw_rng_uniform(&rng) < alpha[kk] * rel[y] + beta[kk]; break;
+            case CAUSAL_USER_UBM:
+                ck = cw_rng_uniform(&rng) < causal_user_ubm_exam(u, kk, last) * rel[y];
+                if (ck) {
+                    last = kk;
+                }
+                break;
+            case CAUSAL_USER_CASCADE:
+            case CAUSAL_USER_DBN:
+                /* Chapelle & Zhang (WWW 2009): E_1 = 1; C = E and A; S = C and sat;
+                 * E_{k+1} = E_k and not S_k and (continue w.p. gamma). The cascade user is
+                 * gamma = 1 with the stop probabilities of METHODS.md. */
+                if (!stopped) {
+                    ck = cw_rng_uniform(&rng) < u->p_click[y];
+                    if (ck && cw_rng_uniform(&rng) < u->p_stop[y]) {
+                        stopped = true;
+                    } else if (u->dbn_gamma < 1 && cw_rng_uniform(&rng) >= u->dbn_gamma) {
+                        stopped = true;
+                    }
+                }
+                break;
+            }
+            pairs[j] = c->c_pair[off + loc[j]];
+            pos[j] = (uint16_t)kk;
+            clicks[j] = ck;
+            scores[j] = (float)sc[loc[j]];
+        }
+        causal_session_in in = {c->q_id[qi], c->ranker_ids[r], pol->kind, param, logp,
+                                k, pairs, pos, clicks, props, scores};
+        if ((rc = causal_sessions_append(s, &in, err)) != CW_OK) {
+            break;
+        }
+    }
+    if (rc == CW_OK) {
+        cw_progress_report(&o->progress, "simulate", o->n_sessions, o->n_sessions);
+    }
+    free(loc);
+    free(keys);
+    free(used);
+    free(cnt);
+    return rc;
+}
