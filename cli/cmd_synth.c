@@ -27,7 +27,7 @@ static void usage(FILE *f)
             "  --doc-len N            mean body length in tokens (default 200)\n"
             "  --topics K             topics (default clamp(docs/50, 8, 20000))\n"
             "  --vocab V              vocabulary size (default clamp(20*sqrt(tokens), 5000, 1e6))\n"
-            "  --words-per-topic N    distinct words per topic (default 40)\n"
+            "  --words-per-topic N    distinct words per topic (default 100)\n"
             "  --zipf S               background Zipf exponent (default 1.0)\n"
             "  --quiet                no progress on stderr\n");
 }
@@ -75,7 +75,7 @@ int cli_cmd_synth(int argc, char **argv)
             }
             o.doc_len_mean = (uint32_t)n;
         } else if (strcmp(a, "--topics") == 0) {
-            if (!cli_parse_u64(cmd, a, v, 1, 1000000, &n)) {
+            if (!cli_parse_u64(cmd, a, v, 2, 1000000, &n)) {
                 return CLI_EXIT_USAGE;
             }
             o.n_topics = (uint32_t)n;

@@ -204,24 +204,28 @@ int idx_snippet(const idx_index *ix, idx_analyzer *a, const idx_query *q, uint32
  *   (consonants bdfghklmnprstvz, vowels aeiou; shorter words for frequent ranks, none
  *   is a stopword). Background distribution: Zipf-Mandelbrot p(r) ~ 1/(r + 2.7)^s
  *   over ranks r = 0..V-1 (Mandelbrot 1953; s = zipf_s, default 1.0).
- * - Topics: K topics, each with words_per_topic distinct words drawn uniformly from
- *   background ranks >= 200 (the 200 commonest words are topic-neutral, like function
- *   words); within a topic the j-th word has probability ~ 1/(j + 1). Topics overlap in
- *   vocabulary by chance, so a query word can also appear in off-topic documents.
+ * - Topics: K topics, each with words_per_topic distinct words drawn from background
+ *   ranks >= 50 with probability ~ (r + 2.7)^-0.8 (the 50 commonest words stay
+ *   topic-neutral, like function words; commoner words serve many topics, so query words
+ *   also occur off topic); within a topic the j-th word has probability ~ 1/(j + 1).
  *   Topic popularity is Zipf with exponent 0.5 over topic numbers.
- * - Documents: 1, 2 or 3 distinct topics (probabilities .55/.30/.15) drawn by popularity,
- *   mixture weights w_t from a flat Dirichlet (normalised Exp(1) draws); a focus
- *   f ~ U(0.25, 0.65) = share of body tokens drawn from the topics (the rest from the
- *   background). Body length ~ round(doc_len_mean * LogNormal(-0.18, 0.6)), at least
- *   1 (mean doc_len_mean); sentences of 6-18 words, first word capitalised, ending in
- *   ". ". Title: 3-8 words with focus min(1, f + 0.4), first word capitalised.
- * - Queries: topic drawn by popularity, 2-4 distinct words from that topic's
- *   distribution; ids "1".."n_queries".
- * - Relevance of document d to query q with topic t: r = w_t(d) * f(d) / 0.65;
+ * - Documents: 1, 2 or 3 distinct relevant topics (probabilities .55/.30/.15) drawn by
+ *   popularity, mixture weights from a flat Dirichlet (normalised Exp(1) draws), plus one
+ *   distractor topic (passing mentions, never relevant) taking a share d ~ U(0, 0.4) of
+ *   the topical tokens: topic t's share is w_t = (1 - d) * its Dirichlet weight.
+ *   A focus f ~ U(0.15, 0.55) = share of body tokens drawn from the topics (the rest from
+ *   the background). Body length ~ round(doc_len_mean * LogNormal(-0.18, 0.6)), >= 1
+ *   (mean doc_len_mean); sentences of 6-18 words, first word capitalised, ending in '.'.
+ *   Title: 3-8 words with focus min(1, f + 0.4), first word capitalised.
+ * - Queries: topic drawn by popularity, 2-4 distinct words from that topic's distribution;
+ *   each term after the first is instead a general word (drawn like topic words) with
+ *   probability 0.25. Ids "1".."n_queries".
+ * - Relevance of document d to query q with topic t: r = w_t(d) * f(d) / 0.55;
  *   grade 3 if r >= 0.7, 2 if r >= 0.45, 1 if r >= 0.2, else 0 (not listed).
  *   qrels lines "qid 0 docid grade" sorted by query then document; queries without a
  *   relevant document are kept in queries.tsv but have no qrels (they are not evaluated).
- *   Later issues simulate users on these grades (ymax = 3).
+ *   Later issues simulate users on these grades (ymax = 3). Exact BM25 (k1 0.9, b 0.4)
+ *   reaches nDCG@10 about 0.59, MAP about 0.5, P@10 about 0.75 (20,000 docs, seed 3).
  * Document ids are "d" + number, 1-based. Memory is O(V + K * words_per_topic + number of
  * qrels), independent of the number of documents; output is streamed. */
 typedef struct idx_synth_opts {
@@ -230,13 +234,13 @@ typedef struct idx_synth_opts {
     uint32_t n_queries;       /* queries, >= 1 */
     uint32_t n_topics;        /* K; 0 = auto: clamp(n_docs / 50, 8, 20000) */
     uint32_t vocab_size;      /* V; 0 = auto: clamp(20 * sqrt(n_docs * doc_len_mean), 5000, 1e6) */
-    uint32_t words_per_topic; /* distinct words per topic, default 40 */
+    uint32_t words_per_topic; /* distinct words per topic, default 100 */
     uint32_t doc_len_mean;    /* mean body length in tokens, default 200 */
     double zipf_s;            /* background Zipf exponent, default 1.0 */
     cw_progress progress;     /* stage "synth", documents written / n_docs */
 } idx_synth_opts;
 
-/* Defaults: seed 1, 10,000 docs, 200 queries, auto K and V, 40 words/topic, 200 tokens. */
+/* Defaults: seed 1, 10,000 docs, 200 queries, auto K and V, 100 words/topic, 200 tokens. */
 idx_synth_opts idx_synth_opts_default(void);
 
 #define IDX_SYNTH_MAX_DOCS 1000000000ull /* --docs limit */

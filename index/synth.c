@@ -13,12 +13,18 @@
 #include "index/index.h"
 
 /* Ranks below this are never topic words: the commonest words stay topic-neutral. */
-#define SYN_NEUTRAL_RANKS 200u
-#define SYN_FOCUS_MIN 0.25
-#define SYN_FOCUS_MAX 0.65
+#define SYN_NEUTRAL_RANKS 50u
+/* Largest share of a document's topical tokens spent on an unrelated (distractor) topic. */
+#define SYN_DISTRACT_MAX 0.4
+/* Zipf exponent of the choice of topic words among background ranks. */
+#define SYN_TOPIC_VOCAB_S 0.8
+/* Probability that a query term after the first is a general word, not a topic word. */
+#define SYN_QUERY_NOISE 0.25
+#define SYN_FOCUS_MIN 0.15
+#define SYN_FOCUS_MAX 0.55
 #define SYN_TITLE_EXTRA_FOCUS 0.4
 #define SYN_LEN_SIGMA 0.6
-#define SYN_MAX_DOC_TOPICS 3
+#define SYN_MAX_DOC_TOPICS 3 /* relevant topics; one distractor comes on top */
 #define SYN_MAX_QUERY_TERMS 4
 #define SYN_WORD_MAX 16 /* bytes per word slot: V <= 5e6 needs at most 4 syllables */
 
@@ -34,7 +40,7 @@ idx_synth_opts idx_synth_opts_default(void)
     o.seed = 1;
     o.n_docs = 10000;
     o.n_queries = 200;
-    o.words_per_topic = 40;
+    o.words_per_topic = 100;
     o.doc_len_mean = 200;
     o.zipf_s = 1.0;
     return o;
@@ -154,6 +160,7 @@ typedef struct syn_state {
     syn_alias background;
     syn_alias in_topic;         /* over positions 0..words_per_topic-1 */
     syn_alias topic_pop;        /* over topics */
+    syn_alias topic_vocab;      /* over ranks SYN_NEUTRAL_RANKS..vocab-1 */
     uint32_t *topic_words;      /* n_topics * words_per_topic background ranks */
     uint32_t *query_topic;      /* per query */
     uint32_t *q_by_topic_start; /* n_topics + 1 offsets into q_by_topic */
@@ -173,6 +180,7 @@ static void state_fini(syn_state *st)
     alias_fini(&st->background);
     alias_fini(&st->in_topic);
     alias_fini(&st->topic_pop);
+    alias_fini(&st->topic_vocab);
     free(st->topic_words);
     free(st->query_topic);
     free(st->q_by_topic_start);
@@ -227,6 +235,12 @@ static int setup(syn_state *st, cw_err *err)
     if (rc == CW_OK) {
         rc = zipf_alias(&st->topic_pop, st->n_topics, 1.0, 0.5, err);
     }
+    if (rc == CW_OK) {
+        /* Topic words favour commoner words ((r + 2.7)^-0.5), so topics share vocabulary
+         * and query words also occur off topic, as in real text. */
+        rc = zipf_alias(&st->topic_vocab, st->vocab - SYN_NEUTRAL_RANKS, 2.7 + SYN_NEUTRAL_RANKS,
+                        SYN_TOPIC_VOCAB_S, err);
+    }
     if (rc != CW_OK) {
         return rc;
     }
@@ -242,14 +256,13 @@ static int setup(syn_state *st, cw_err *err)
     if (!st->topic_words || !st->query_topic || !st->q_by_topic_start || !st->q_by_topic) {
         return cw_err_set(err, CW_ENOMEM, "synth: out of memory for %u topics", st->n_topics);
     }
-    uint32_t span = st->vocab - SYN_NEUTRAL_RANKS;
     for (uint32_t t = 0; t < st->n_topics; t++) {
         uint32_t *tw = st->topic_words + (size_t)t * o->words_per_topic;
         for (uint32_t j = 0; j < o->words_per_topic; j++) {
             uint32_t w;
             bool dup;
             do {
-                w = SYN_NEUTRAL_RANKS + (uint32_t)cw_rng_below(&rng, span);
+                w = SYN_NEUTRAL_RANKS + alias_draw(&st->topic_vocab, &rng);
                 dup = false;
                 for (uint32_t i = 0; i < j; i++) {
                     dup |= tw[i] == w;
@@ -321,9 +334,9 @@ static inline void put_word(syn_state *st, uint32_t r, bool capital)
 }
 
 typedef struct syn_doc {
-    uint32_t n_topics;
-    uint32_t topic[SYN_MAX_DOC_TOPICS];
-    double weight[SYN_MAX_DOC_TOPICS];
+    uint32_t n_topics; /* relevant topics; topic[n_topics] is the distractor */
+    uint32_t topic[SYN_MAX_DOC_TOPICS + 1];
+    double weight[SYN_MAX_DOC_TOPICS + 1]; /* shares of the topical tokens, sum 1 */
     double focus;
 } syn_doc;
 
@@ -335,8 +348,8 @@ static inline uint32_t draw_token(const syn_state *st, const syn_doc *d, double 
     }
     /* Reuse u (uniform on [0, focus)) to pick the topic by its mixture weight. */
     double acc = 0, v = u / focus;
-    uint32_t t = d->topic[d->n_topics - 1];
-    for (uint32_t i = 0; i + 1 < d->n_topics; i++) {
+    uint32_t t = d->topic[d->n_topics];
+    for (uint32_t i = 0; i < d->n_topics; i++) {
         acc += d->weight[i];
         if (v < acc) {
             t = d->topic[i];
@@ -385,9 +398,9 @@ static int write_doc(syn_state *st, uint64_t i, cw_err *err)
     syn_doc d = {0};
     double u = cw_rng_uniform(&rng);
     d.n_topics = u < 0.55 ? 1 : u < 0.85 ? 2 : 3;
-    d.n_topics = CW_MIN(d.n_topics, st->n_topics);
+    d.n_topics = CW_MIN(d.n_topics, st->n_topics - 1);
     double sum = 0;
-    for (uint32_t k = 0; k < d.n_topics; k++) {
+    for (uint32_t k = 0; k <= d.n_topics; k++) {
         uint32_t t;
         bool dup;
         do {
@@ -399,12 +412,17 @@ static int write_doc(syn_state *st, uint64_t i, cw_err *err)
         } while (dup);
         d.topic[k] = t;
         /* Normalised Exp(1) draws = a flat Dirichlet sample. */
-        d.weight[k] = d.n_topics == 1 ? 1.0 : -log(cw_rng_uniform(&rng));
-        sum += d.weight[k];
+        if (k < d.n_topics) {
+            d.weight[k] = d.n_topics == 1 ? 1.0 : -log(cw_rng_uniform(&rng));
+            sum += d.weight[k];
+        }
     }
+    /* The distractor: passing mentions of an unrelated topic, never relevant. */
+    double distract = SYN_DISTRACT_MAX * cw_rng_uniform(&rng);
     for (uint32_t k = 0; k < d.n_topics; k++) {
-        d.weight[k] /= sum;
+        d.weight[k] *= (1.0 - distract) / sum;
     }
+    d.weight[d.n_topics] = distract;
     d.focus = SYN_FOCUS_MIN + (SYN_FOCUS_MAX - SYN_FOCUS_MIN) * cw_rng_uniform(&rng);
     /* LogNormal(mu, sigma) with mu = -sigma^2/2 has mean 1. */
     double z = cw_rng_normal(&rng);
@@ -532,7 +550,12 @@ static int write_queries(syn_state *st, const char *path, cw_err *err)
             if (k) {
                 st->out[st->out_len++] = ' ';
             }
-            put_word(st, tw[pos[k]], false);
+            /* Users also type general words: the first term is always on topic, later
+             * ones are general (drawn like topic words) with probability SYN_QUERY_NOISE. */
+            bool general = k > 0 && cw_rng_uniform(&rng) < SYN_QUERY_NOISE;
+            uint32_t w =
+                general ? SYN_NEUTRAL_RANKS + alias_draw(&st->topic_vocab, &rng) : tw[pos[k]];
+            put_word(st, w, false);
         }
         st->out[st->out_len++] = '\n';
         if (st->out_len > (1u << 19)) {
@@ -617,6 +640,10 @@ int idx_synth_write(const idx_synth_opts *opts, const char *out_dir, idx_synth_s
     if (opts->words_per_topic < SYN_MAX_QUERY_TERMS || opts->words_per_topic > 100000) {
         return cw_err_set(err, CW_EINVAL, "synth: words per topic must be in [%u, 100000]",
                           SYN_MAX_QUERY_TERMS);
+    }
+    if (opts->n_topics == 1) {
+        return cw_err_set(err, CW_EINVAL,
+                          "synth: at least 2 topics (one relevant, one distractor)");
     }
     if (opts->vocab_size > IDX_SYNTH_MAX_VOCAB || opts->n_topics > 1000000) {
         return cw_err_set(err, CW_EINVAL, "synth: vocabulary <= %u and topics <= 1000000",
