@@ -12,9 +12,9 @@
 #include "common/cw.h"
 
 /* ---- limits on external input ------------------------------------------ */
-#define IDX_MAX_QUERY_BYTES 1024u   /* query text, bytes of UTF-8 */
+#define IDX_MAX_QUERY_BYTES 4096u   /* query text, bytes of UTF-8 (CISI's longest: 2083) */
 #define IDX_MAX_K 1000u             /* results per search */
-#define IDX_MAX_QUERY_TERMS 64u     /* analyzed terms kept per query */
+#define IDX_MAX_QUERY_TERMS 512u    /* analyzed terms kept per query (CISI needs ~300) */
 #define IDX_MAX_ID_BYTES 256u       /* external document id */
 #define IDX_MAX_DOC_BYTES (16u << 20) /* one corpus line */
 
@@ -117,6 +117,21 @@ uint32_t idx_index_n_docs(const idx_index *ix);
 const char *idx_index_version(const idx_index *ix);
 /* A new analyzer with the options stored in the index. Free with idx_analyzer_free. */
 int idx_index_analyzer(const idx_index *ix, idx_analyzer **out, cw_err *err) CW_MUST_CHECK;
+
+/* Summary of an open index (for `causeway index info` and logs). */
+typedef struct idx_index_info {
+    uint32_t n_docs;
+    uint32_t n_terms;            /* distinct terms */
+    uint64_t n_postings;         /* flat (term, document) pairs */
+    uint64_t bytes;              /* size of the index files */
+    idx_analyzer_opts analyzer;  /* the settings queries must be analysed with */
+    int64_t build_unix_ms;       /* when the build finished */
+} idx_index_info;
+void idx_index_info_get(const idx_index *ix, idx_index_info *out);
+/* Full check: the checksum of every section (open skips those over 256 MiB), every
+ * posting block decoded, every document record. O(index size).
+ * Errors: CW_ECORRUPT (file + byte offset). */
+int idx_index_verify(const idx_index *ix, cw_err *err) CW_MUST_CHECK;
 
 /* Collection statistics of a field. */
 typedef struct idx_field_stats {

@@ -1,0 +1,462 @@
+/* index/analyze.c: text analysis for documents and queries (METHODS.md section 2,
+ * "causeway reference"): NFKC + case folding (utf8proc), tokens = maximal runs of
+ * Unicode letters and digits, the 33 Lucene English stopwords, Snowball stemming.
+ * Speed: ASCII is lower-cased by hand, and a cache maps each surface form to its
+ * stemmed term, so stemming runs once per distinct word, not once per token. */
+#include "config.h"
+
+#include <libstemmer.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#include "index/index_int.h"
+
+/* Lucene's EnglishAnalyzer.ENGLISH_STOP_WORDS_SET, identical to data/stopwords_en.txt
+ * (a unit test compares them). */
+const char *const idx_stopwords_en[] = {
+    "a",    "an",   "and",  "are",   "as",    "at",   "be",    "but",   "by",
+    "for",  "if",   "in",   "into",  "is",    "it",   "no",    "not",   "of",
+    "on",   "or",   "such", "that",  "the",   "their", "then", "there", "these",
+    "they", "this", "to",   "was",   "will",  "with", NULL,
+};
+
+bool idx_is_stopword(const char *s, size_t n)
+{
+    if (n > 5) {
+        return false;
+    }
+    for (size_t i = 0; idx_stopwords_en[i]; i++) {
+        const char *w = idx_stopwords_en[i];
+        if (strlen(w) == n && memcmp(w, s, n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Cache entry: surface form -> analysis. Keys and terms live in `pool`. */
+typedef struct cache_slot {
+    uint64_t hash;
+    uint32_t key_off;
+    uint32_t key_len;
+    uint32_t term_off;
+    uint32_t term_len;
+    int32_t aux;
+    uint8_t kind; /* 0 = empty */
+} cache_slot;
+
+#define CACHE_MAX_ENTRIES (1u << 21) /* reset when full: bounds memory on huge vocabularies */
+#define MAX_TOKEN_BYTES 256u         /* longer runs are cut (a term is never this long) */
+
+struct idx_analyzer {
+    idx_analyzer_opts opts;
+    struct sb_stemmer *stemmer;
+    cache_slot *slots;
+    size_t cap; /* power of two */
+    size_t n;
+    char *pool;
+    size_t pool_len, pool_cap;
+    char tok[MAX_TOKEN_BYTES * 4]; /* lower-cased ASCII token / scratch */
+    idx_term_ent tmp;              /* transient entry for uncached results */
+    char tmp_term[MAX_TOKEN_BYTES * 4];
+};
+
+/* 1 for [0-9a-zA-Z], 0 for other ASCII; bytes >= 0x80 handled separately. */
+static const uint8_t ascii_alnum[128] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+    ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
+    ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1,
+    ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1,
+    ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+    ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,
+    ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+};
+
+idx_analyzer_opts idx_analyzer_opts_default(void)
+{
+    idx_analyzer_opts o;
+    memset(&o, 0, sizeof o);
+    o.stem = true;
+    strcpy(o.stemmer, "porter");
+    o.stopwords = true;
+    return o;
+}
+
+int idx_analyzer_new(const idx_analyzer_opts *opts, idx_analyzer **out, cw_err *err)
+{
+    idx_analyzer_opts o = opts ? *opts : idx_analyzer_opts_default();
+    if (o.stem && memchr(o.stemmer, '\0', sizeof o.stemmer) == NULL) {
+        return cw_err_set(err, CW_EINVAL, "stemmer name not NUL-terminated");
+    }
+    if (o.stem && strcmp(o.stemmer, "porter") != 0 && strcmp(o.stemmer, "english") != 0) {
+        return cw_err_set(err, CW_EINVAL, "unknown stemmer \"%s\" (porter or english)",
+                          o.stemmer);
+    }
+    idx_analyzer *a = calloc(1, sizeof *a);
+    if (!a) {
+        return cw_err_set(err, CW_ENOMEM, "analyzer: out of memory");
+    }
+    a->opts = o;
+    if (o.stem) {
+        a->stemmer = sb_stemmer_new(o.stemmer, "UTF_8");
+        if (!a->stemmer) {
+            free(a);
+            return cw_err_set(err, CW_ENOMEM, "cannot create Snowball stemmer \"%s\"",
+                              o.stemmer);
+        }
+    }
+    a->cap = 1u << 12;
+    a->slots = calloc(a->cap, sizeof *a->slots);
+    a->pool_cap = 1u << 16;
+    a->pool = malloc(a->pool_cap);
+    if (!a->slots || !a->pool) {
+        idx_analyzer_free(a);
+        return cw_err_set(err, CW_ENOMEM, "analyzer: out of memory");
+    }
+    *out = a;
+    return CW_OK;
+}
+
+void idx_analyzer_free(idx_analyzer *a)
+{
+    if (!a) {
+        return;
+    }
+    if (a->stemmer) {
+        sb_stemmer_delete(a->stemmer);
+    }
+    free(a->slots);
+    free(a->pool);
+    free(a);
+}
+
+static uint64_t hash_bytes(const char *s, size_t n)
+{
+    return cw_hash64(s, n, 0x9e3779b97f4a7c15ull);
+}
+
+static void cache_reset(idx_analyzer *a)
+{
+    memset(a->slots, 0, a->cap * sizeof *a->slots);
+    a->n = 0;
+    a->pool_len = 0;
+}
+
+static int pool_add(idx_analyzer *a, const char *s, size_t n, uint32_t *off)
+{
+    if (a->pool_len + n > a->pool_cap) {
+        size_t cap = a->pool_cap;
+        while (a->pool_len + n > cap) {
+            cap *= 2;
+        }
+        if (cap > UINT32_MAX) {
+            return CW_ELIMIT;
+        }
+        char *p = realloc(a->pool, cap);
+        if (!p) {
+            return CW_ENOMEM;
+        }
+        a->pool = p;
+        a->pool_cap = cap;
+    }
+    memcpy(a->pool + a->pool_len, s, n);
+    *off = (uint32_t)a->pool_len;
+    a->pool_len += n;
+    return CW_OK;
+}
+
+static int cache_grow(idx_analyzer *a)
+{
+    size_t cap = a->cap * 2;
+    cache_slot *s = calloc(cap, sizeof *s);
+    if (!s) {
+        return CW_ENOMEM;
+    }
+    for (size_t i = 0; i < a->cap; i++) {
+        if (a->slots[i].kind) {
+            size_t j = a->slots[i].hash & (cap - 1);
+            while (s[j].kind) {
+                j = (j + 1) & (cap - 1);
+            }
+            s[j] = a->slots[i];
+        }
+    }
+    free(a->slots);
+    a->slots = s;
+    a->cap = cap;
+    return CW_OK;
+}
+
+/* Normalised (folded) term -> stopword check + stem into *term. */
+static void finish_term(idx_analyzer *a, const char *norm, size_t n, const char **term,
+                        size_t *term_len, uint8_t *kind)
+{
+    if (a->opts.stopwords && idx_is_stopword(norm, n)) {
+        *kind = IDX_TERM_STOP;
+        *term = norm;
+        *term_len = 0;
+        return;
+    }
+    *kind = IDX_TERM_ONE;
+    if (a->stemmer) {
+        const sb_symbol *s = sb_stemmer_stem(a->stemmer, (const sb_symbol *)norm, (int)n);
+        if (s) {
+            *term = (const char *)s;
+            *term_len = (size_t)sb_stemmer_length(a->stemmer);
+            return;
+        }
+    }
+    *term = norm;
+    *term_len = n;
+}
+
+/* Looks up or inserts the surface form key[0..n); norm is its normalised form, used
+ * on a miss. Returns the entry or NULL on ENOMEM. */
+static cache_slot *cache_get(idx_analyzer *a, const char *key, size_t n, const char *norm,
+                             size_t norm_len)
+{
+    uint64_t h = hash_bytes(key, n);
+    size_t mask = a->cap - 1;
+    size_t j = h & mask;
+    while (a->slots[j].kind) {
+        cache_slot *s = &a->slots[j];
+        if (s->hash == h && s->key_len == n && memcmp(a->pool + s->key_off, key, n) == 0) {
+            return s;
+        }
+        j = (j + 1) & mask;
+    }
+    if (a->n >= CACHE_MAX_ENTRIES) {
+        cache_reset(a);
+        return cache_get(a, key, n, norm, norm_len);
+    }
+    if ((a->n + 1) * 2 > a->cap) {
+        if (cache_grow(a) != CW_OK) {
+            return NULL;
+        }
+        return cache_get(a, key, n, norm, norm_len);
+    }
+    const char *term;
+    size_t term_len;
+    uint8_t kind;
+    finish_term(a, norm, norm_len, &term, &term_len, &kind);
+    cache_slot s = {.hash = h, .key_len = (uint32_t)n, .term_len = (uint32_t)term_len,
+                    .aux = -1, .kind = kind};
+    /* term may point into the stemmer's buffer: copy it before the key can move pool. */
+    char tbuf[MAX_TOKEN_BYTES * 4];
+    memcpy(tbuf, term, term_len);
+    if (pool_add(a, key, n, &s.key_off) != CW_OK || pool_add(a, tbuf, term_len, &s.term_off)) {
+        return NULL;
+    }
+    a->slots[j] = s;
+    a->n++;
+    return &a->slots[j];
+}
+
+static inline bool cp_is_alnum(utf8proc_int32_t cp)
+{
+    switch (utf8proc_category(cp)) {
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_NO: return true;
+    default: return false;
+    }
+}
+
+static inline bool cp_is_mark(utf8proc_int32_t cp)
+{
+    utf8proc_category_t c = utf8proc_category(cp);
+    return c == UTF8PROC_CATEGORY_MN || c == UTF8PROC_CATEGORY_MC || c == UTF8PROC_CATEGORY_ME;
+}
+
+/* Decodes one code point of already validated UTF-8 at s (n bytes left). */
+static inline utf8proc_int32_t decode_cp(const uint8_t *s, size_t n, size_t *used)
+{
+    utf8proc_int32_t cp;
+    utf8proc_ssize_t k = utf8proc_iterate(s, (utf8proc_ssize_t)n, &cp);
+    if (k <= 0) {
+        *used = 1;
+        return -1;
+    }
+    *used = (size_t)k;
+    return cp;
+}
+
+static int emit_entry(idx_analyzer *a, cache_slot *s, idx_term_fn fn, void *ctx, size_t b,
+                      size_t e)
+{
+    if (s->kind == IDX_TERM_STOP) {
+        return CW_OK;
+    }
+    idx_term_ent ent = {a->pool + s->term_off, s->term_len, s->aux, s->kind};
+    int rc = fn(ctx, &ent, b, e);
+    s->aux = ent.aux;
+    return rc;
+}
+
+/* A token containing non-ASCII: NFKC + case fold the run, split the result again on
+ * non-alphanumerics (NFKC may produce punctuation, e.g. the fraction slash of U+00BD),
+ * then stopwords and stemming per piece. All pieces carry the run's byte range. */
+static int slow_token(idx_analyzer *a, const char *text, size_t b, size_t e, idx_term_fn fn,
+                      void *ctx, cw_err *err)
+{
+    size_t n = e - b;
+    /* The cache key is the raw surface form: it contains a byte >= 0x80, so it never
+     * collides with the lower-cased ASCII keys of the fast path. */
+    uint64_t h = hash_bytes(text + b, n);
+    size_t j = h & (a->cap - 1);
+    while (a->slots[j].kind) {
+        cache_slot *s = &a->slots[j];
+        if (s->hash == h && s->key_len == n && memcmp(a->pool + s->key_off, text + b, n) == 0) {
+            return emit_entry(a, s, fn, ctx, b, e);
+        }
+        j = (j + 1) & (a->cap - 1);
+    }
+    utf8proc_uint8_t *norm = NULL;
+    utf8proc_ssize_t nl =
+        utf8proc_map((const utf8proc_uint8_t *)text + b, (utf8proc_ssize_t)n, &norm,
+                     UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD);
+    if (nl < 0) {
+        return cw_err_set(err, CW_EPARSE, "byte %zu: cannot normalise: %s", b,
+                          utf8proc_errmsg(nl));
+    }
+    /* Split into pieces of letters/digits (marks continue a piece). */
+    size_t pieces = 0, i = 0;
+    size_t pb[64], pe[64];
+    while (i < (size_t)nl && pieces < 64) {
+        size_t used;
+        utf8proc_int32_t cp = decode_cp(norm + i, (size_t)nl - i, &used);
+        if (!cp_is_alnum(cp)) {
+            i += used;
+            continue;
+        }
+        size_t start = i;
+        i += used;
+        while (i < (size_t)nl) {
+            cp = decode_cp(norm + i, (size_t)nl - i, &used);
+            if (!cp_is_alnum(cp) && !cp_is_mark(cp)) {
+                break;
+            }
+            i += used;
+        }
+        pb[pieces] = start;
+        pe[pieces] = CW_MIN(i, start + MAX_TOKEN_BYTES);
+        pieces++;
+    }
+    int rc = CW_OK;
+    if (pieces == 1) {
+        cache_slot *s = cache_get(a, text + b, n, (const char *)norm + pb[0], pe[0] - pb[0]);
+        if (!s) {
+            free(norm);
+            return cw_err_set(err, CW_ENOMEM, "analyzer: out of memory");
+        }
+        free(norm);
+        return emit_entry(a, s, fn, ctx, b, e);
+    }
+    for (size_t p = 0; p < pieces && rc == CW_OK; p++) {
+        const char *term;
+        size_t term_len;
+        uint8_t kind;
+        finish_term(a, (const char *)norm + pb[p], pe[p] - pb[p], &term, &term_len, &kind);
+        if (kind == IDX_TERM_STOP) {
+            continue;
+        }
+        memcpy(a->tmp_term, term, term_len);
+        a->tmp = (idx_term_ent){a->tmp_term, (uint32_t)term_len, -1, kind};
+        rc = fn(ctx, &a->tmp, b, e);
+    }
+    free(norm);
+    return rc;
+}
+
+int idx_analyze_terms(idx_analyzer *a, const char *text, size_t len, idx_term_fn fn, void *ctx,
+                      cw_err *err)
+{
+    size_t bad;
+    if (!cw_utf8_valid(text, len, &bad)) {
+        return cw_err_set(err, CW_EPARSE, "invalid UTF-8 at byte %zu", bad);
+    }
+    const uint8_t *s = (const uint8_t *)text;
+    size_t i = 0;
+    while (i < len) {
+        /* Skip separators. */
+        while (i < len && s[i] < 0x80 && !ascii_alnum[s[i]]) {
+            i++;
+        }
+        if (i >= len) {
+            break;
+        }
+        size_t b = i;
+        bool ascii = true;
+        if (s[i] >= 0x80) {
+            size_t used;
+            utf8proc_int32_t cp = decode_cp(s + i, len - i, &used);
+            if (!cp_is_alnum(cp)) {
+                i += used;
+                continue;
+            }
+            ascii = false;
+            i += used;
+        }
+        /* Extend the run; ASCII bytes through the table, others by category. */
+        size_t k = 0;
+        for (;;) {
+            while (i < len && s[i] < 0x80 && ascii_alnum[s[i]]) {
+                if (ascii && k < MAX_TOKEN_BYTES) {
+                    a->tok[k++] = (char)(s[i] | ((s[i] >= 'A' && s[i] <= 'Z') ? 0x20 : 0));
+                }
+                i++;
+            }
+            if (i < len && s[i] >= 0x80) {
+                size_t used;
+                utf8proc_int32_t cp = decode_cp(s + i, len - i, &used);
+                if (cp_is_alnum(cp) || cp_is_mark(cp)) {
+                    ascii = false;
+                    i += used;
+                    continue;
+                }
+            }
+            break;
+        }
+        int rc;
+        if (ascii) {
+            cache_slot *slot = cache_get(a, a->tok, k, a->tok, k);
+            if (!slot) {
+                return cw_err_set(err, CW_ENOMEM, "analyzer: out of memory");
+            }
+            rc = emit_entry(a, slot, fn, ctx, b, i);
+        } else {
+            rc = slow_token(a, text, b, i, fn, ctx, err);
+        }
+        if (rc != CW_OK) {
+            return rc;
+        }
+    }
+    return CW_OK;
+}
+
+typedef struct pub_ctx {
+    idx_token_fn fn;
+    void *ctx;
+    uint32_t pos;
+} pub_ctx;
+
+static int pub_cb(void *ctx, idx_term_ent *ent, size_t b, size_t e)
+{
+    pub_ctx *p = ctx;
+    idx_token t = {ent->term, ent->term_len, p->pos++, b, e};
+    return p->fn(p->ctx, &t);
+}
+
+int idx_analyze(idx_analyzer *a, const char *text, size_t len, idx_token_fn fn, void *ctx,
+                cw_err *err)
+{
+    pub_ctx p = {fn, ctx, 0};
+    return idx_analyze_terms(a, text, len, pub_cb, &p, err);
+}
