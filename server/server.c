@@ -1,0 +1,1229 @@
+/* server/server.c: the libmicrohttpd daemon (internal thread pool on epoll), the route
+ * table, the request lifecycle, error JSON, metrics, hot reload of index and model, and
+ * graceful shutdown. Search runs parse -> validate -> retrieve -> rank -> log impression
+ * -> respond; events are acknowledged only after their COMMIT (server/writer.c). */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server/server_int.h"
+
+#if MHD_VERSION < 0x00097002
+typedef int MHD_RESULT_T;
+#else
+typedef enum MHD_Result MHD_RESULT_T;
+#endif
+
+/* Features the server extracts itself for every candidate, logged with the impression
+ * and fed to a loaded model: the per-field BM25 scores of idx_score_fields. */
+static const char *const feature_names[] = {"bm25_title", "bm25_text", "bm25_flat"};
+#define N_SERVER_FEATURES 3
+#define FEATURE_SET "server-bm25-v1"
+#define RERANK_WINDOW 100u /* candidates a model reranks (METHODS.md section 8 point 3) */
+
+/* ---- serving state: index + model, reference counted ---------------------- */
+
+typedef struct srv_state {
+    atomic_int refs;
+    idx_index *ix;
+    rank_model *model; /* NULL = BM25 order */
+    char model_version[24];
+    pthread_mutex_t pool_mu;
+    idx_analyzer **pool; /* idle analyzers (one per concurrent request at most) */
+    size_t n_pool, cap_pool;
+} srv_state;
+
+static void state_free(srv_state *st)
+{
+    if (!st) {
+        return;
+    }
+    for (size_t i = 0; i < st->n_pool; i++) {
+        idx_analyzer_free(st->pool[i]);
+    }
+    free(st->pool);
+    pthread_mutex_destroy(&st->pool_mu);
+    rank_model_free(st->model);
+    idx_index_close(st->ix);
+    free(st);
+}
+
+static void state_release(srv_state *st)
+{
+    if (st && atomic_fetch_sub(&st->refs, 1) == 1) {
+        state_free(st);
+    }
+}
+
+static int state_load(const char *index_dir, const char *model_path, srv_state **out, cw_err *err)
+{
+    srv_state *st = calloc(1, sizeof *st);
+    if (!st) {
+        return cw_err_set(err, CW_ENOMEM, "out of memory");
+    }
+    atomic_init(&st->refs, 1);
+    pthread_mutex_init(&st->pool_mu, NULL);
+    int rc = idx_index_open(index_dir, &st->ix, err);
+    if (rc != CW_OK) {
+        goto fail;
+    }
+    if (model_path) {
+        char *text = NULL;
+        size_t len = 0;
+        rc = cw_file_read(model_path, RANK_MAX_MODEL_BYTES, &text, &len, err);
+        if (rc != CW_OK) {
+            goto fail;
+        }
+        /* The version logged with impressions is the content hash: two files with the
+         * same bytes are the same model, a retrained file is a new version. */
+        snprintf(st->model_version, sizeof st->model_version, "%016llx",
+                 (unsigned long long)cw_hash64(text, len, 0));
+        rc = rank_model_from_json(text, len, model_path, &st->model, err);
+        free(text);
+        if (rc != CW_OK) {
+            goto fail;
+        }
+        size_t nf = rank_model_n_features(st->model);
+        bool ok = nf == N_SERVER_FEATURES;
+        for (size_t i = 0; ok && i < nf; i++) {
+            ok = strcmp(rank_model_feature_name(st->model, i), feature_names[i]) == 0;
+        }
+        if (!ok) {
+            rc = cw_err_set(err, CW_EINVAL,
+                            "%s: the model expects %zu features starting \"%s\"; the server "
+                            "extracts [bm25_title, bm25_text, bm25_flat]",
+                            model_path, nf, nf ? rank_model_feature_name(st->model, 0) : "");
+            goto fail;
+        }
+    }
+    *out = st;
+    return CW_OK;
+fail:
+    state_free(st);
+    return rc;
+}
+
+static int analyzer_take(srv_state *st, idx_analyzer **out, cw_err *err)
+{
+    pthread_mutex_lock(&st->pool_mu);
+    if (st->n_pool > 0) {
+        *out = st->pool[--st->n_pool];
+        pthread_mutex_unlock(&st->pool_mu);
+        return CW_OK;
+    }
+    pthread_mutex_unlock(&st->pool_mu);
+    return idx_index_analyzer(st->ix, out, err);
+}
+
+static void analyzer_give(srv_state *st, idx_analyzer *a)
+{
+    pthread_mutex_lock(&st->pool_mu);
+    if (st->n_pool == st->cap_pool) {
+        size_t cap = st->cap_pool ? 2 * st->cap_pool : 8;
+        idx_analyzer **p = realloc(st->pool, cap * sizeof *p);
+        if (!p) {
+            pthread_mutex_unlock(&st->pool_mu);
+            idx_analyzer_free(a);
+            return;
+        }
+        st->pool = p;
+        st->cap_pool = cap;
+    }
+    st->pool[st->n_pool++] = a;
+    pthread_mutex_unlock(&st->pool_mu);
+}
+
+/* ---- the server ------------------------------------------------------------ */
+
+struct srv_server {
+    srv_config cfg;
+    char *index_dir, *db_path, *model_path, *bind, *admin_token;
+    struct MHD_Daemon *mhd;
+    uint16_t port;
+    causal_log *log;
+    srv_writer writer;
+    srv_metrics metrics;
+    pthread_mutex_t state_mu; /* guards the pointer swap only */
+    srv_state *state;
+    pthread_mutex_t reload_mu; /* one reload at a time */
+    atomic_int in_flight;
+    atomic_bool stopping;
+};
+
+static srv_state *state_acquire(srv_server *s)
+{
+    pthread_mutex_lock(&s->state_mu);
+    srv_state *st = s->state;
+    atomic_fetch_add(&st->refs, 1);
+    pthread_mutex_unlock(&s->state_mu);
+    return st;
+}
+
+srv_config srv_config_default(void)
+{
+    return (srv_config){.bind = "127.0.0.1",
+                        .port = 8080,
+                        .threads = 2,
+                        .max_body_bytes = SRV_DEFAULT_MAX_BODY_BYTES,
+                        .queue_capacity = SRV_DEFAULT_QUEUE,
+                        .timeout_s = 15,
+                        .sync = CAUSAL_SYNC_FULL,
+                        .commit_batch = 4096};
+}
+
+uint16_t srv_port(const srv_server *s)
+{
+    return s->port;
+}
+
+int srv_reload(srv_server *s, cw_err *err)
+{
+    pthread_mutex_lock(&s->reload_mu);
+    srv_state *fresh = NULL;
+    int rc = state_load(s->index_dir, s->model_path, &fresh, err);
+    if (rc != CW_OK) {
+        atomic_fetch_add(&s->metrics.reloads_failed, 1);
+        pthread_mutex_unlock(&s->reload_mu);
+        return cw_err_prefix(err, "reload failed, still serving the previous index and model: ");
+    }
+    pthread_mutex_lock(&s->state_mu);
+    srv_state *old = s->state;
+    s->state = fresh;
+    pthread_mutex_unlock(&s->state_mu);
+    state_release(old); /* freed when the last request using it finishes */
+    atomic_fetch_add(&s->metrics.reloads_ok, 1);
+    pthread_mutex_unlock(&s->reload_mu);
+    return CW_OK;
+}
+
+/* ---- per-request context and responses ------------------------------------- */
+
+typedef struct srv_req {
+    cw_arena *arena;
+    uint64_t t0_ns;
+    int route;
+    unsigned status;
+    cw_buf body;
+    bool too_large;
+} srv_req;
+
+static const unsigned counted_codes[SRV_N_CODES - 1] = {200, 400, 401, 403, 404,
+                                                        405, 413, 415, 500, 503};
+static const double bucket_s[SRV_N_BUCKETS - 1] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
+                                                   0.05,   0.1,   0.25,  0.5,   1.0,  2.5};
+static const char *const route_names[SRV_N_ROUTES] = {
+    "search", "events", "docs", "healthz", "readyz", "metrics", "admin_reload", "other"};
+
+static MHD_RESULT_T send_buf(struct MHD_Connection *conn, srv_req *rq, unsigned status, cw_buf *b,
+                             const char *ctype)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(b->len, b->data ? b->data : (char *)"",
+                                        b->data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        cw_buf_fini(b);
+        return MHD_NO;
+    }
+    b->data = NULL;
+    b->len = b->cap = 0;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (status == 503) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    }
+    if (status == 401) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    }
+    rq->status = status;
+    MHD_RESULT_T ret = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* STYLE.md section 3: the one table from error codes to HTTP statuses. */
+static unsigned http_status(int code)
+{
+    switch (code) {
+    case CW_EINVAL:
+    case CW_EPARSE: return 400;
+    case CW_ELIMIT: return 413;
+    case CW_ENOTFOUND: return 404;
+    case CW_ENOMEM:
+    case CW_EBUSY: return 503;
+    default: return 500;
+    }
+}
+
+/* {"error":{"code":CODE,"message":MSG[,"items":[...]]}}; extra is raw JSON members. */
+static MHD_RESULT_T send_error_status(struct MHD_Connection *conn, srv_req *rq, unsigned status,
+                                      const char *code, const char *msg, const char *extra,
+                                      const char *allow)
+{
+    cw_buf b = {0};
+    bool ok = cw_buf_printf(&b, "{\"error\":{\"code\":\"%s\",\"message\":", code) == CW_OK &&
+              srv_json_string(&b, msg, strlen(msg)) == CW_OK &&
+              cw_buf_printf(&b, "%s%s}}\n", extra ? "," : "", extra ? extra : "") == CW_OK;
+    if (!ok) {
+        cw_buf_fini(&b);
+        return MHD_NO;
+    }
+    if (allow) {
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+            cw_buf_fini(&b);
+            return MHD_NO;
+        }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+        rq->status = status;
+        MHD_RESULT_T ret = MHD_queue_response(conn, status, resp);
+        MHD_destroy_response(resp);
+        return ret;
+    }
+    return send_buf(conn, rq, status, &b, "application/json");
+}
+
+static const char *code_name(int code)
+{
+    switch (code) {
+    case CW_EINVAL: return "invalid_request";
+    case CW_EPARSE: return "malformed_request";
+    case CW_ELIMIT: return "too_large";
+    case CW_ENOTFOUND: return "not_found";
+    case CW_EBUSY: return "overloaded";
+    case CW_ENOMEM: return "out_of_memory";
+    default: return "internal";
+    }
+}
+
+static MHD_RESULT_T send_err(struct MHD_Connection *conn, srv_req *rq, const cw_err *err)
+{
+    return send_error_status(conn, rq, http_status(err->code), code_name(err->code), err->msg, NULL,
+                             NULL);
+}
+
+static MHD_RESULT_T send_json(struct MHD_Connection *conn, srv_req *rq, cw_buf *b)
+{
+    return send_buf(conn, rq, 200, b, "application/json");
+}
+
+/* ---- query-string helpers -------------------------------------------------- */
+
+/* A GET parameter, strictly percent-decoded into the arena; NULL if absent. */
+static int get_param(struct MHD_Connection *conn, srv_req *rq, const char *name, const char **out,
+                     size_t *out_len, cw_err *err)
+{
+    const char *raw = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+    *out = NULL;
+    if (!raw) {
+        return CW_OK;
+    }
+    size_t n = strlen(raw);
+    if (n > 3 * (size_t)SRV_MAX_QUERY_BYTES + 64) {
+        return cw_err_set(err, CW_ELIMIT, "parameter %s is %zu bytes (limit %u decoded)", name, n,
+                          SRV_MAX_QUERY_BYTES);
+    }
+    char *buf = cw_arena_alloc(rq->arena, n + 1);
+    if (!buf) {
+        return cw_err_set(err, CW_ENOMEM, "out of memory");
+    }
+    size_t len = 0;
+    int rc = srv_percent_decode(raw, n, true, buf, &len, err);
+    if (rc != CW_OK) {
+        return cw_err_prefix(err, "parameter %s: ", name);
+    }
+    *out = buf;
+    if (out_len) {
+        *out_len = len;
+    }
+    return CW_OK;
+}
+
+/* ---- routes ----------------------------------------------------------------- */
+
+typedef struct hit_row {
+    uint32_t doc;
+    double bm25;
+    double score; /* the final ranking score (model or BM25) */
+    double feat[N_SERVER_FEATURES];
+} hit_row;
+
+static int cmp_score_desc(const void *a, const void *b)
+{
+    const hit_row *x = a, *y = b;
+    if (x->score != y->score) {
+        return x->score > y->score ? -1 : 1;
+    }
+    return x->doc < y->doc ? -1 : x->doc > y->doc;
+}
+
+/* One impression job: a single allocation the writer frees. */
+static srv_job *impression_job(const srv_search_req *r, const srv_state *st, const hit_row *rows,
+                               size_t n, uint32_t offset, uint64_t id, int64_t now_ms,
+                               const idx_index *ix)
+{
+    size_t strings = r->query_len + 1 + (r->qid ? strlen(r->qid) + 1 : 0);
+    idx_doc d;
+    for (size_t i = 0; i < n; i++) {
+        if (idx_doc_get(ix, rows[i].doc, &d, NULL) != CW_OK) {
+            return NULL;
+        }
+        strings += d.id_len + 1;
+    }
+    size_t bytes =
+        sizeof(srv_job) + n * sizeof(causal_item) + n * N_SERVER_FEATURES * sizeof(float) + strings;
+    srv_job *j = calloc(1, bytes);
+    if (!j) {
+        return NULL;
+    }
+    causal_item *items = (causal_item *)(j + 1);
+    float *feat = (float *)(items + n);
+    char *p = (char *)(feat + n * N_SERVER_FEATURES);
+    j->kind = SRV_JOB_IMPRESSION;
+    causal_impression *imp = &j->imp;
+    imp->id = id;
+    imp->ts_ms = now_ms;
+    memcpy(p, r->query, r->query_len);
+    p[r->query_len] = '\0';
+    imp->query = p;
+    p += r->query_len + 1;
+    if (r->qid) {
+        strcpy(p, r->qid);
+        imp->qid = p;
+        p += strlen(r->qid) + 1;
+    }
+    imp->policy = st->model ? "model" : "bm25";
+    imp->model_version = st->model ? st->model_version : NULL;
+    imp->index_version = idx_index_version(ix);
+    /* A deterministic ranker shows this list with probability 1. */
+    imp->log_prob = 0.0;
+    imp->temperature = NAN;
+    imp->feature_set = FEATURE_SET;
+    imp->feature_names = feature_names;
+    imp->n_features = N_SERVER_FEATURES;
+    imp->n_items = n;
+    imp->items = items;
+    for (size_t i = 0; i < n; i++) {
+        if (idx_doc_get(ix, rows[i].doc, &d, NULL) != CW_OK) {
+            free(j);
+            return NULL;
+        }
+        memcpy(p, d.id, d.id_len);
+        p[d.id_len] = '\0';
+        for (int f = 0; f < N_SERVER_FEATURES; f++) {
+            feat[i * N_SERVER_FEATURES + f] = (float)rows[i].feat[f];
+        }
+        items[i] = (causal_item){.doc_id = p,
+                                 .position = offset + (uint32_t)i + 1,
+                                 .score = rows[i].score,
+                                 .propensity = 1.0,
+                                 .features = &feat[i * N_SERVER_FEATURES]};
+        p += d.id_len + 1;
+    }
+    return j;
+}
+
+static int json_double(cw_buf *b, double v)
+{
+    return isfinite(v) ? cw_buf_printf(b, "%.6g", v) : cw_buf_printf(b, "null");
+}
+
+/* retrieve -> rank -> log impression -> respond body. */
+static int run_search(srv_server *s, srv_req *rq, const srv_search_req *r, cw_buf *out, cw_err *err)
+{
+    srv_state *st = state_acquire(s);
+    idx_analyzer *an = NULL;
+    idx_query *q = NULL;
+    idx_hit *hits = NULL;
+    hit_row *rows = NULL;
+    double *x = NULL, *scores = NULL;
+    int rc = analyzer_take(st, &an, err);
+    if (rc != CW_OK) {
+        goto done;
+    }
+    rc = idx_query_parse(st->ix, an, r->query, r->query_len, &q, err);
+    if (rc != CW_OK) {
+        goto done;
+    }
+    /* A model reranks a window of candidates that covers the page asked for. */
+    uint32_t want = r->offset + r->k;
+    uint32_t window = st->model ? CW_MIN(CW_MAX(want, RERANK_WINDOW), SRV_MAX_K) : want;
+    idx_search_opts so = idx_search_opts_default();
+    so.k = window;
+    so.offset = 0;
+    hits = cw_arena_alloc(rq->arena, window * sizeof *hits);
+    rows = cw_arena_alloc(rq->arena, window * sizeof *rows);
+    if (!hits || !rows) {
+        rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+        goto done;
+    }
+    size_t n_hits = 0;
+    rc = idx_search(st->ix, q, &so, hits, &n_hits, NULL, err);
+    if (rc != CW_OK) {
+        goto done;
+    }
+    idx_bm25_params bm25 = IDX_BM25_DEFAULT;
+    for (size_t i = 0; i < n_hits; i++) {
+        rows[i].doc = hits[i].doc;
+        rows[i].bm25 = hits[i].score;
+        rows[i].score = hits[i].score;
+        /* Features come from the code path that ranks: the logged vector is the one a
+         * model scored (METHODS.md section 8 point 1). */
+        rc = idx_score_fields(st->ix, q, hits[i].doc, &bm25, rows[i].feat, err);
+        if (rc != CW_OK) {
+            goto done;
+        }
+    }
+    if (st->model && n_hits > 0) {
+        x = malloc(n_hits * N_SERVER_FEATURES * sizeof *x);
+        scores = malloc(n_hits * sizeof *scores);
+        if (!x || !scores) {
+            rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < n_hits; i++) {
+            memcpy(&x[i * N_SERVER_FEATURES], rows[i].feat, sizeof rows[i].feat);
+        }
+        rc = rank_model_score(st->model, x, n_hits, scores, err);
+        if (rc != CW_OK) {
+            goto done;
+        }
+        for (size_t i = 0; i < n_hits; i++) {
+            rows[i].score = scores[i];
+        }
+        qsort(rows, n_hits, sizeof *rows, cmp_score_desc);
+    }
+    size_t first = CW_MIN((size_t)r->offset, n_hits);
+    size_t n_show = CW_MIN((size_t)r->k, n_hits - first);
+    const hit_row *shown = rows + first;
+
+    uint64_t imp_id = causal_log_next_id(s->log);
+    srv_job *job = impression_job(r, st, shown, n_show, r->offset, imp_id, cw_wall_ms(), st->ix);
+    if (!job) {
+        rc = cw_err_set(err, CW_ENOMEM, "out of memory building the impression");
+        goto done;
+    }
+    rc = srv_writer_push(&s->writer, job, err);
+    if (rc != CW_OK) {
+        free(job);
+        atomic_fetch_add(&s->metrics.queue_full, 1);
+        goto done;
+    }
+
+    bool ok = cw_buf_printf(
+                  out, "{\"impression_id\":%llu,\"query\":", (unsigned long long)imp_id) == CW_OK &&
+              srv_json_string(out, r->query, r->query_len) == CW_OK &&
+              cw_buf_append(out, ",\"results\":[", 12) == CW_OK;
+    cw_buf snip = {0};
+    for (size_t i = 0; ok && i < n_show; i++) {
+        idx_doc d;
+        rc = idx_doc_get(st->ix, shown[i].doc, &d, err);
+        if (rc != CW_OK) {
+            cw_buf_fini(&snip);
+            goto done;
+        }
+        snip.len = 0;
+        rc = idx_snippet(st->ix, an, q, shown[i].doc, SRV_SNIPPET_BYTES, &snip, err);
+        if (rc != CW_OK) {
+            cw_buf_fini(&snip);
+            goto done;
+        }
+        ok = cw_buf_append(out, i ? ",{\"id\":" : "{\"id\":", i ? 7 : 6) == CW_OK &&
+             srv_json_string(out, d.id, d.id_len) == CW_OK &&
+             cw_buf_append(out, ",\"title\":", 9) == CW_OK &&
+             srv_json_string(out, d.title, d.title_len) == CW_OK &&
+             cw_buf_append(out, ",\"snippet\":", 11) == CW_OK &&
+             srv_json_string(out, snip.data ? snip.data : "", snip.len) == CW_OK &&
+             cw_buf_append(out, ",\"score\":", 9) == CW_OK &&
+             json_double(out, shown[i].score) == CW_OK &&
+             cw_buf_printf(out, ",\"position\":%u", r->offset + (unsigned)i + 1) == CW_OK;
+        if (ok && r->explain) {
+            ok = cw_buf_printf(out, ",\"explain\":{\"bm25\":") == CW_OK &&
+                 json_double(out, shown[i].bm25) == CW_OK &&
+                 cw_buf_printf(out, ",\"features\":{") == CW_OK;
+            for (int f = 0; ok && f < N_SERVER_FEATURES; f++) {
+                ok = cw_buf_printf(out, "%s\"%s\":", f ? "," : "", feature_names[f]) == CW_OK &&
+                     json_double(out, shown[i].feat[f]) == CW_OK;
+            }
+            ok = ok && cw_buf_append(out, "}", 1) == CW_OK;
+            if (ok && st->model) {
+                double contrib[N_SERVER_FEATURES], bias = 0;
+                rc = rank_model_explain(st->model, shown[i].feat, contrib, &bias, err);
+                if (rc != CW_OK) {
+                    cw_buf_fini(&snip);
+                    goto done;
+                }
+                ok = cw_buf_printf(out,
+                                   ",\"model\":{\"version\":\"%s\",\"bias\":", st->model_version) ==
+                         CW_OK &&
+                     json_double(out, bias) == CW_OK &&
+                     cw_buf_printf(out, ",\"contributions\":{") == CW_OK;
+                for (int f = 0; ok && f < N_SERVER_FEATURES; f++) {
+                    ok = cw_buf_printf(out, "%s\"%s\":", f ? "," : "", feature_names[f]) == CW_OK &&
+                         json_double(out, contrib[f]) == CW_OK;
+                }
+                ok = ok && cw_buf_append(out, "}}", 2) == CW_OK;
+            }
+            ok = ok && cw_buf_append(out, "}", 1) == CW_OK;
+        }
+        ok = ok && cw_buf_append(out, "}", 1) == CW_OK;
+    }
+    cw_buf_fini(&snip);
+    double took_ms = (double)(cw_now_ns() - rq->t0_ns) / 1e6;
+    ok = ok && cw_buf_printf(out, "],\"policy\":\"%s\",\"took_ms\":%.3f}\n",
+                             st->model ? "model" : "bm25", took_ms) == CW_OK;
+    if (!ok) {
+        rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+    }
+done:
+    free(x);
+    free(scores);
+    idx_query_free(q);
+    if (an) {
+        analyzer_give(st, an);
+    }
+    state_release(st);
+    return rc;
+}
+
+static MHD_RESULT_T route_search(srv_server *s, struct MHD_Connection *conn, srv_req *rq,
+                                 const char *method)
+{
+    cw_err err;
+    srv_search_req r = {.k = SRV_DEFAULT_K};
+    int rc = CW_OK;
+    if (strcmp(method, "POST") == 0) {
+        rc = srv_parse_search_body(rq->body.data ? rq->body.data : "", rq->body.len, rq->arena, &r,
+                                   &err);
+    } else {
+        const char *q = NULL, *k = NULL, *off = NULL, *ex = NULL, *qid = NULL;
+        size_t qlen = 0;
+        rc = get_param(conn, rq, "q", &q, &qlen, &err);
+        if (rc == CW_OK) {
+            rc = get_param(conn, rq, "k", &k, NULL, &err);
+        }
+        if (rc == CW_OK) {
+            rc = get_param(conn, rq, "offset", &off, NULL, &err);
+        }
+        if (rc == CW_OK) {
+            rc = get_param(conn, rq, "explain", &ex, NULL, &err);
+        }
+        if (rc == CW_OK) {
+            rc = get_param(conn, rq, "qid", &qid, NULL, &err);
+        }
+        if (rc == CW_OK && k) {
+            rc = srv_parse_uint("k", k, 1, SRV_MAX_K, &r.k, &err);
+        }
+        if (rc == CW_OK && off) {
+            rc = srv_parse_uint("offset", off, 0, SRV_MAX_K, &r.offset, &err);
+        }
+        if (rc == CW_OK && ex) {
+            if (strcmp(ex, "true") == 0 || strcmp(ex, "1") == 0) {
+                r.explain = true;
+            } else if (strcmp(ex, "false") && strcmp(ex, "0")) {
+                rc = cw_err_set(&err, CW_EINVAL, "explain must be true or false");
+            }
+        }
+        if (rc == CW_OK && qid && (!*qid || strlen(qid) > CAUSAL_MAX_NAME_BYTES)) {
+            rc = cw_err_set(&err, CW_EINVAL, "qid must have 1..%u bytes", CAUSAL_MAX_NAME_BYTES);
+        }
+        r.query = q;
+        r.query_len = qlen;
+        r.qid = qid;
+        if (rc == CW_OK) {
+            rc = srv_search_req_check(&r, &err);
+        }
+    }
+    if (rc != CW_OK) {
+        return send_err(conn, rq, &err);
+    }
+    cw_buf out = {0};
+    rc = run_search(s, rq, &r, &out, &err);
+    if (rc != CW_OK) {
+        cw_buf_fini(&out);
+        return send_err(conn, rq, &err);
+    }
+    return send_json(conn, rq, &out);
+}
+
+static MHD_RESULT_T route_events(srv_server *s, struct MHD_Connection *conn, srv_req *rq)
+{
+    cw_err err;
+    causal_event *ev = NULL;
+    size_t n = 0, n_problems = 0;
+    srv_event_problem *problems = NULL;
+    int rc = srv_parse_events_body(rq->body.data ? rq->body.data : "", rq->body.len, cw_wall_ms(),
+                                   rq->arena, &ev, &n, &problems, &n_problems, &err);
+    if (rc != CW_OK) {
+        if (n_problems == 0) {
+            return send_err(conn, rq, &err);
+        }
+        cw_buf items = {0};
+        bool ok = cw_buf_printf(&items, "\"items\":[") == CW_OK;
+        for (size_t i = 0; ok && i < n_problems; i++) {
+            ok = cw_buf_printf(&items, "%s{\"index\":%zu,\"reason\":", i ? "," : "",
+                               problems[i].index) == CW_OK &&
+                 srv_json_string(&items, problems[i].reason, strlen(problems[i].reason)) == CW_OK &&
+                 cw_buf_append(&items, "}", 1) == CW_OK;
+        }
+        ok = ok && cw_buf_append(&items, "]", 1) == CW_OK;
+        atomic_fetch_add(&s->metrics.events_rejected, n_problems);
+        MHD_RESULT_T ret = send_error_status(conn, rq, 400, "invalid_events", err.msg,
+                                             ok ? items.data : NULL, NULL);
+        cw_buf_fini(&items);
+        return ret;
+    }
+    srv_job *job = cw_arena_alloc(rq->arena, sizeof *job);
+    causal_event_reject *rejects = cw_arena_alloc(rq->arena, n * sizeof *rejects);
+    if (!job || !rejects) {
+        cw_err_set(&err, CW_ENOMEM, "out of memory");
+        return send_err(conn, rq, &err);
+    }
+    memset(job, 0, sizeof *job);
+    job->kind = SRV_JOB_EVENTS;
+    job->events = ev;
+    job->n_events = n;
+    job->rejects = rejects;
+    rc = srv_writer_push(&s->writer, job, &err);
+    if (rc != CW_OK) {
+        atomic_fetch_add(&s->metrics.queue_full, 1);
+        return send_err(conn, rq, &err);
+    }
+    /* Acknowledge only after the COMMIT holding this batch returned SQLITE_OK. */
+    srv_writer_wait(&s->writer, job);
+    if (job->result != CW_OK) {
+        if (job->n_rejects == 0) {
+            return send_err(conn, rq, &job->err);
+        }
+        cw_buf items = {0};
+        bool ok = cw_buf_printf(&items, "\"items\":[") == CW_OK;
+        for (size_t i = 0; ok && i < job->n_rejects; i++) {
+            const causal_event_reject *rj = &job->rejects[i];
+            ok = cw_buf_printf(&items, "%s{\"index\":%zu,\"reason\":", i ? "," : "", rj->index) ==
+                     CW_OK &&
+                 srv_json_string(&items, rj->reason, strlen(rj->reason)) == CW_OK &&
+                 cw_buf_append(&items, "}", 1) == CW_OK;
+        }
+        ok = ok && cw_buf_append(&items, "]", 1) == CW_OK;
+        MHD_RESULT_T ret = send_error_status(conn, rq, 400, "rejected_events", job->err.msg,
+                                             ok ? items.data : NULL, NULL);
+        cw_buf_fini(&items);
+        return ret;
+    }
+    cw_buf out = {0};
+    if (cw_buf_printf(&out, "{\"accepted\":%zu,\"duplicates\":%zu}\n", n - job->n_duplicates,
+                      job->n_duplicates) != CW_OK) {
+        cw_err_set(&err, CW_ENOMEM, "out of memory");
+        return send_err(conn, rq, &err);
+    }
+    return send_json(conn, rq, &out);
+}
+
+static MHD_RESULT_T route_docs(srv_server *s, struct MHD_Connection *conn, srv_req *rq,
+                               const char *raw_id)
+{
+    cw_err err;
+    size_t n = strlen(raw_id);
+    char *id = cw_arena_alloc(rq->arena, n + 1);
+    size_t id_len = 0;
+    if (!id) {
+        cw_err_set(&err, CW_ENOMEM, "out of memory");
+        return send_err(conn, rq, &err);
+    }
+    int rc = srv_percent_decode(raw_id, n, false, id, &id_len, &err);
+    if (rc == CW_OK && (id_len == 0 || id_len > IDX_MAX_ID_BYTES)) {
+        rc = cw_err_set(&err, id_len ? CW_ELIMIT : CW_EINVAL, "document id must have 1..%u bytes",
+                        IDX_MAX_ID_BYTES);
+    }
+    if (rc != CW_OK) {
+        return send_err(conn, rq, &err);
+    }
+    srv_state *st = state_acquire(s);
+    uint32_t docid = 0;
+    idx_doc d;
+    rc = idx_doc_lookup(st->ix, id, id_len, &docid, &err);
+    if (rc == CW_ENOTFOUND) {
+        cw_err_clear(&err);
+        rc = cw_err_set(&err, CW_ENOTFOUND, "no document with id \"%.300s\"", id);
+    }
+    if (rc == CW_OK) {
+        rc = idx_doc_get(st->ix, docid, &d, &err);
+    }
+    cw_buf out = {0};
+    if (rc == CW_OK) {
+        bool ok = cw_buf_append(&out, "{\"id\":", 6) == CW_OK &&
+                  srv_json_string(&out, d.id, d.id_len) == CW_OK &&
+                  cw_buf_append(&out, ",\"title\":", 9) == CW_OK &&
+                  srv_json_string(&out, d.title, d.title_len) == CW_OK &&
+                  cw_buf_append(&out, ",\"text\":", 8) == CW_OK &&
+                  srv_json_string(&out, d.text, d.text_len) == CW_OK &&
+                  cw_buf_append(&out, ",\"fields\":", 10) == CW_OK &&
+                  cw_buf_append(&out, d.fields_len ? d.fields_json : "{}",
+                                d.fields_len ? d.fields_len : 2) == CW_OK &&
+                  cw_buf_append(&out, "}\n", 2) == CW_OK;
+        if (!ok) {
+            rc = cw_err_set(&err, CW_ENOMEM, "out of memory");
+        }
+    }
+    state_release(st);
+    if (rc != CW_OK) {
+        cw_buf_fini(&out);
+        return send_err(conn, rq, &err);
+    }
+    return send_json(conn, rq, &out);
+}
+
+static MHD_RESULT_T route_status(srv_server *s, struct MHD_Connection *conn, srv_req *rq,
+                                 bool ready)
+{
+    cw_buf out = {0};
+    if (ready && atomic_load(&s->stopping)) {
+        return send_error_status(conn, rq, 503, "shutting_down", "the server is shutting down",
+                                 NULL, NULL);
+    }
+    int rc;
+    if (ready) {
+        srv_state *st = state_acquire(s);
+        rc = cw_buf_printf(&out,
+                           "{\"status\":\"ready\",\"documents\":%u,\"index_version\":\"%s\","
+                           "\"model_version\":%s%s%s}\n",
+                           idx_index_n_docs(st->ix), idx_index_version(st->ix),
+                           st->model ? "\"" : "", st->model ? st->model_version : "null",
+                           st->model ? "\"" : "");
+        state_release(st);
+    } else {
+        rc = cw_buf_printf(&out, "{\"status\":\"ok\"}\n");
+    }
+    if (rc != CW_OK) {
+        return MHD_NO;
+    }
+    return send_json(conn, rq, &out);
+}
+
+static MHD_RESULT_T route_metrics(srv_server *s, struct MHD_Connection *conn, srv_req *rq)
+{
+    cw_buf b = {0};
+    srv_metrics *m = &s->metrics;
+    int rc = cw_buf_printf(&b, "# HELP causeway_http_requests_total HTTP requests by route and "
+                               "status.\n# TYPE causeway_http_requests_total counter\n");
+    for (int r = 0; rc == CW_OK && r < SRV_N_ROUTES; r++) {
+        for (int c = 0; rc == CW_OK && c < SRV_N_CODES; c++) {
+            uint64_t v = atomic_load(&m->requests[r][c]);
+            if (v == 0 && c != 0) {
+                continue;
+            }
+            if (c < SRV_N_CODES - 1) {
+                rc = cw_buf_printf(&b,
+                                   "causeway_http_requests_total{route=\"%s\",code=\"%u\"} %llu\n",
+                                   route_names[r], counted_codes[c], (unsigned long long)v);
+            } else {
+                rc = cw_buf_printf(
+                    &b, "causeway_http_requests_total{route=\"%s\",code=\"other\"} %llu\n",
+                    route_names[r], (unsigned long long)v);
+            }
+        }
+    }
+    rc = rc ? rc
+            : cw_buf_printf(&b, "# HELP causeway_http_request_duration_seconds Time from the "
+                                "first handler call to completion.\n"
+                                "# TYPE causeway_http_request_duration_seconds histogram\n");
+    for (int r = 0; rc == CW_OK && r < SRV_N_ROUTES; r++) {
+        uint64_t cum = 0;
+        for (int k = 0; rc == CW_OK && k < SRV_N_BUCKETS; k++) {
+            cum += atomic_load(&m->latency_bucket[r][k]);
+            if (k < SRV_N_BUCKETS - 1) {
+                rc = cw_buf_printf(&b,
+                                   "causeway_http_request_duration_seconds_bucket{route=\"%s\","
+                                   "le=\"%g\"} %llu\n",
+                                   route_names[r], bucket_s[k], (unsigned long long)cum);
+            } else {
+                rc = cw_buf_printf(&b,
+                                   "causeway_http_request_duration_seconds_bucket{route=\"%s\","
+                                   "le=\"+Inf\"} %llu\n"
+                                   "causeway_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
+                                   "causeway_http_request_duration_seconds_count{route=\"%s\"} "
+                                   "%llu\n",
+                                   route_names[r], (unsigned long long)cum, route_names[r],
+                                   (double)atomic_load(&m->latency_sum_us[r]) / 1e6, route_names[r],
+                                   (unsigned long long)cum);
+            }
+        }
+    }
+    srv_state *st = state_acquire(s);
+    uint32_t n_docs = idx_index_n_docs(st->ix);
+    state_release(st);
+#define COUNTER(name, help, field)                                                                 \
+    (rc = rc ? rc                                                                                  \
+             : cw_buf_printf(&b,                                                                   \
+                             "# HELP " name " " help "\n# TYPE " name " counter\n" name " %llu\n", \
+                             (unsigned long long)atomic_load(&m->field)))
+    COUNTER("causeway_impressions_logged_total", "Impressions committed to the log.",
+            impressions_logged);
+    COUNTER("causeway_impressions_failed_total", "Impressions lost to a failed write.",
+            impressions_failed);
+    COUNTER("causeway_events_written_total", "Events committed (acknowledged).", events_written);
+    COUNTER("causeway_events_duplicate_total", "Retried events recognised by event_id.",
+            events_duplicate);
+    COUNTER("causeway_events_rejected_total", "Events in rejected batches.", events_rejected);
+    COUNTER("causeway_log_queue_full_total", "Requests answered 503 for a full log queue.",
+            queue_full);
+    COUNTER("causeway_log_commits_total", "Group commits of the log writer.", commits);
+    COUNTER("causeway_log_commit_failures_total", "Failed log commits.", commit_failures);
+    COUNTER("causeway_reloads_total", "Successful reloads of index and model.", reloads_ok);
+    COUNTER("causeway_reloads_failed_total", "Failed reloads (the old state kept serving).",
+            reloads_failed);
+#undef COUNTER
+    rc = rc ? rc
+            : cw_buf_printf(&b,
+                            "# HELP causeway_documents_indexed Documents in the serving index.\n"
+                            "# TYPE causeway_documents_indexed gauge\ncauseway_documents_indexed "
+                            "%u\n# HELP causeway_log_queue_depth Jobs waiting for the log "
+                            "writer.\n# TYPE causeway_log_queue_depth gauge\n"
+                            "causeway_log_queue_depth %u\n",
+                            n_docs, srv_writer_depth(&s->writer));
+    if (rc != CW_OK) {
+        cw_buf_fini(&b);
+        return MHD_NO;
+    }
+    return send_buf(conn, rq, 200, &b, "text/plain; version=0.0.4");
+}
+
+static bool is_loopback(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr) {
+        return false;
+    }
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+    }
+    return false;
+}
+
+/* Constant-time comparison so the token cannot be guessed byte by byte from timing. */
+static bool token_equal(const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    unsigned char diff = (unsigned char)(na != nb);
+    for (size_t i = 0; i < nb; i++) {
+        diff |= (unsigned char)(a[i < na ? i : 0] ^ b[i]);
+    }
+    return diff == 0;
+}
+
+static MHD_RESULT_T route_reload(srv_server *s, struct MHD_Connection *conn, srv_req *rq)
+{
+    if (s->admin_token) {
+        const char *auth =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        if (!auth || strncmp(auth, "Bearer ", 7) != 0 || !token_equal(auth + 7, s->admin_token)) {
+            return send_error_status(conn, rq, 401, "unauthorized",
+                                     "admin routes need \"Authorization: Bearer <token>\"", NULL,
+                                     NULL);
+        }
+    } else if (!is_loopback(conn)) {
+        return send_error_status(conn, rq, 403, "forbidden",
+                                 "admin routes accept loopback clients only (or configure "
+                                 "admin_token)",
+                                 NULL, NULL);
+    }
+    cw_err err;
+    if (srv_reload(s, &err) != CW_OK) {
+        return send_error_status(conn, rq, 500, "reload_failed", err.msg, NULL, NULL);
+    }
+    return route_status(s, conn, rq, true);
+}
+
+/* ---- dispatch --------------------------------------------------------------- */
+
+typedef struct route {
+    const char *path;
+    bool prefix;       /* path is a prefix ("/docs/") */
+    const char *allow; /* Allow header */
+    int id;
+} route;
+
+static const route routes[] = {
+    {"/search", false, "GET, HEAD, POST", SRV_ROUTE_SEARCH},
+    {"/events", false, "POST", SRV_ROUTE_EVENTS},
+    {"/docs/", true, "GET, HEAD", SRV_ROUTE_DOCS},
+    {"/healthz", false, "GET, HEAD", SRV_ROUTE_HEALTHZ},
+    {"/readyz", false, "GET, HEAD", SRV_ROUTE_READYZ},
+    {"/metrics", false, "GET, HEAD", SRV_ROUTE_METRICS},
+    {"/admin/reload", false, "POST", SRV_ROUTE_RELOAD},
+};
+
+static const route *find_route(const char *url)
+{
+    for (size_t i = 0; i < CW_ARRAY_LEN(routes); i++) {
+        const route *r = &routes[i];
+        if (r->prefix ? strncmp(url, r->path, strlen(r->path)) == 0 : strcmp(url, r->path) == 0) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+static bool method_allowed(const route *r, const char *method)
+{
+    bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    bool is_post = strcmp(method, "POST") == 0;
+    switch (r->id) {
+    case SRV_ROUTE_SEARCH: return is_get || is_post;
+    case SRV_ROUTE_EVENTS:
+    case SRV_ROUTE_RELOAD: return is_post;
+    default: return is_get;
+    }
+}
+
+static MHD_RESULT_T dispatch(srv_server *s, struct MHD_Connection *conn, srv_req *rq,
+                             const char *url, const char *method)
+{
+    const route *r = find_route(url);
+    if (!r) {
+        rq->route = SRV_ROUTE_OTHER;
+        char msg[160];
+        snprintf(msg, sizeof msg, "no route %.100s", url);
+        return send_error_status(conn, rq, 404, "not_found", msg, NULL, NULL);
+    }
+    rq->route = r->id;
+    if (!method_allowed(r, method)) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%.32s is not allowed on %s (allowed: %s)", method, r->path,
+                 r->allow);
+        return send_error_status(conn, rq, 405, "method_not_allowed", msg, NULL, r->allow);
+    }
+    if (rq->too_large) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "request body over %zu bytes", s->cfg.max_body_bytes);
+        return send_error_status(conn, rq, 413, "too_large", msg, NULL, NULL);
+    }
+    switch (r->id) {
+    case SRV_ROUTE_SEARCH: return route_search(s, conn, rq, method);
+    case SRV_ROUTE_EVENTS: return route_events(s, conn, rq);
+    case SRV_ROUTE_DOCS: return route_docs(s, conn, rq, url + strlen(r->path));
+    case SRV_ROUTE_HEALTHZ: return route_status(s, conn, rq, false);
+    case SRV_ROUTE_READYZ: return route_status(s, conn, rq, true);
+    case SRV_ROUTE_METRICS: return route_metrics(s, conn, rq);
+    default: return route_reload(s, conn, rq);
+    }
+}
+
+static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *upload_data,
+                               size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    srv_server *s = cls;
+    srv_req *rq = *con_cls;
+    if (!rq) {
+        /* First call: headers only. Queueing a response here would make MHD 0.9.75
+         * drop keep-alive (issue 3), so only allocate the context. */
+        rq = calloc(1, sizeof *rq);
+        if (!rq || !(rq->arena = cw_arena_new(16 << 10))) {
+            free(rq);
+            return MHD_NO;
+        }
+        rq->t0_ns = cw_now_ns();
+        rq->route = SRV_ROUTE_OTHER;
+        atomic_fetch_add(&s->in_flight, 1);
+        *con_cls = rq;
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body_bytes) {
+            rq->too_large = true;
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        if (!rq->too_large && rq->body.len + *upload_data_size <= s->cfg.max_body_bytes) {
+            if (cw_buf_append(&rq->body, upload_data, *upload_data_size) != CW_OK) {
+                return MHD_NO;
+            }
+        } else {
+            rq->too_large = true;
+            cw_buf_fini(&rq->body);
+        }
+        *upload_data_size = 0;
+        if (!rq->too_large) {
+            return MHD_YES;
+        }
+        /* Answer now rather than reading megabytes we will discard; MHD closes the
+         * connection after a response queued mid-upload. */
+    }
+    return dispatch(s, conn, rq, url, method);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    (void)toe;
+    srv_server *s = cls;
+    srv_req *rq = *con_cls;
+    if (!rq) {
+        return;
+    }
+    uint64_t us = (cw_now_ns() - rq->t0_ns) / 1000;
+    int c = SRV_N_CODES - 1;
+    for (int i = 0; i < SRV_N_CODES - 1; i++) {
+        if (counted_codes[i] == rq->status) {
+            c = i;
+        }
+    }
+    int k = SRV_N_BUCKETS - 1;
+    for (int i = 0; i < SRV_N_BUCKETS - 1; i++) {
+        if ((double)us / 1e6 <= bucket_s[i]) {
+            k = i;
+            break;
+        }
+    }
+    if (rq->status) {
+        atomic_fetch_add(&s->metrics.requests[rq->route][c], 1);
+        atomic_fetch_add(&s->metrics.latency_bucket[rq->route][k], 1);
+        atomic_fetch_add(&s->metrics.latency_sum_us[rq->route], us);
+    }
+    cw_buf_fini(&rq->body);
+    cw_arena_free(rq->arena);
+    free(rq);
+    *con_cls = NULL;
+    atomic_fetch_sub(&s->in_flight, 1);
+}
+
+/* Leave percent-escapes alone: srv_percent_decode checks them strictly per value. */
+static size_t unescape_none(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    return strlen(s);
+}
+
+/* ---- lifecycle -------------------------------------------------------------- */
+
+static char *dup_or_null(const char *s, bool *ok)
+{
+    if (!s) {
+        return NULL;
+    }
+    char *d = strdup(s);
+    if (!d) {
+        *ok = false;
+    }
+    return d;
+}
+
+int srv_new(const srv_config *cfg, srv_server **out, cw_err *err)
+{
+    if (!cfg->index_dir || !cfg->db_path) {
+        return cw_err_set(err, CW_EINVAL, "serve needs an index directory and a log database");
+    }
+    if (cfg->threads == 0 || cfg->threads > 256) {
+        return cw_err_set(err, CW_EINVAL, "threads must be in 1..256");
+    }
+    if (cfg->max_body_bytes < 1024 || cfg->max_body_bytes > SRV_MAX_BODY_BYTES_CAP) {
+        return cw_err_set(err, CW_EINVAL, "max body bytes must be in 1024..%zu",
+                          SRV_MAX_BODY_BYTES_CAP);
+    }
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(cfg->port)};
+    const char *bind_addr = cfg->bind ? cfg->bind : "127.0.0.1";
+    if (inet_pton(AF_INET, bind_addr, &addr.sin_addr) != 1) {
+        return cw_err_set(err, CW_EINVAL, "bind address \"%s\" is not an IPv4 address", bind_addr);
+    }
+    srv_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        return cw_err_set(err, CW_ENOMEM, "out of memory");
+    }
+    bool ok = true;
+    s->cfg = *cfg;
+    s->index_dir = dup_or_null(cfg->index_dir, &ok);
+    s->db_path = dup_or_null(cfg->db_path, &ok);
+    s->model_path = dup_or_null(cfg->model_path, &ok);
+    s->bind = dup_or_null(bind_addr, &ok);
+    s->admin_token = dup_or_null(cfg->admin_token, &ok);
+    pthread_mutex_init(&s->state_mu, NULL);
+    pthread_mutex_init(&s->reload_mu, NULL);
+    int rc = CW_OK;
+    if (!ok) {
+        rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+        goto fail;
+    }
+    rc = state_load(s->index_dir, s->model_path, &s->state, err);
+    if (rc != CW_OK) {
+        goto fail;
+    }
+    causal_log_opts lo = causal_log_opts_default();
+    lo.sync = cfg->sync;
+    rc = causal_log_open(s->db_path, &lo, &s->log, err);
+    if (rc != CW_OK) {
+        goto fail;
+    }
+    rc = srv_writer_start(&s->writer, s->log, cfg->queue_capacity, cfg->commit_batch, &s->metrics,
+                          err);
+    if (rc != CW_OK) {
+        goto fail;
+    }
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    s->mhd = MHD_start_daemon(
+        flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+        (const struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(cfg->timeout_s ? cfg->timeout_s : 15),
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape_none,
+        NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+    if (!s->mhd) {
+        rc = cw_err_set(err, CW_EIO, "cannot listen on %s:%u (address in use?)", bind_addr,
+                        (unsigned)cfg->port);
+        goto fail;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : cfg->port;
+    *out = s;
+    return CW_OK;
+fail:
+    srv_free(s);
+    return rc;
+}
+
+void srv_free(srv_server *s)
+{
+    if (!s) {
+        return;
+    }
+    atomic_store(&s->stopping, true);
+    if (s->mhd) {
+        /* Stop accepting, let requests in flight finish (bounded), then stop. */
+        MHD_quiesce_daemon(s->mhd);
+        uint64_t deadline = cw_now_ns() + 10ull * 1000000000ull;
+        while (atomic_load(&s->in_flight) > 0 && cw_now_ns() < deadline) {
+            struct timespec ts = {0, 5 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        MHD_stop_daemon(s->mhd);
+    }
+    srv_writer_stop(&s->writer); /* drains and commits the queue */
+    causal_log_close(s->log);
+    state_release(s->state);
+    pthread_mutex_destroy(&s->state_mu);
+    pthread_mutex_destroy(&s->reload_mu);
+    free(s->index_dir);
+    free(s->db_path);
+    free(s->model_path);
+    free(s->bind);
+    free(s->admin_token);
+    free(s);
+}
