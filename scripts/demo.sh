@@ -1,8 +1,33 @@
 #!/usr/bin/env bash
-# The main job on built-in data: generate the demo corpus, index it, answer queries.
+# The main job on built-in data: generate the seeded demo corpus (causeway synth), index it,
+# answer three example queries with `causeway search`, and score all demo queries against
+# the generated relevance labels (causeway run + causeway eval).
+# Environment: CW_BIN (default build/causeway), DEMO_DIR (default demo/), DEMO_DOCS (20000).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin=${CW_BIN:-$top/build/causeway}
 demo=${DEMO_DIR:-$top/demo}
+docs=${DEMO_DOCS:-20000}
 mkdir -p "$demo"
 "$bin" version
+
+echo "== generating $docs synthetic documents, 50 queries and graded qrels in $demo/data"
+"$bin" synth --out "$demo/data" --docs "$docs" --queries 50 --doc-len 120 --seed 42
+
+echo "== indexing"
+rm -rf "$demo/index"
+"$bin" index build --corpus "$demo/data/corpus.jsonl" --out "$demo/index"
+
+# The first three demo queries (the words are made up: the corpus is synthetic).
+n=0
+while IFS=$'\t' read -r qid text && [ $n -lt 3 ]; do
+    n=$((n + 1))
+    echo
+    echo "== query $qid: $text"
+    "$bin" search --index "$demo/index" --k 5 "$text"
+done <"$demo/data/queries.tsv"
+
+echo
+echo "== BM25 on all 50 demo queries against the generated labels"
+"$bin" run --index "$demo/index" --queries "$demo/data/queries.tsv" --k 1000 >"$demo/run.trec"
+"$bin" eval --qrels "$demo/data/qrels.txt" --metrics ndcg@10,map,p@10,recall@100 "$demo/run.trec"
