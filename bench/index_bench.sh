@@ -31,8 +31,8 @@ g++ -O2 -o "$bench/xapian_bench" "$top/bench/xapian_bench.cc" \
 make -C "$build" -s bench/bench_search causeway >/dev/null
 bs="$build/bench/bench_search"
 
-# Runs a command under /usr/bin/time -v; prints "wall_s peak_rss_kb" (stdout of the command
-# goes to $2).
+# Runs a command under /usr/bin/time -v; prints "wall_s peak_rss_kb cpu_s" (stdout of the
+# command goes to $2). CPU seconds (user + system) are steadier than wall time on a shared box.
 timed() {
     local log=$1 out=$2
     shift 2
@@ -40,7 +40,8 @@ timed() {
     awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, a, ":"); s = 0;
                     for (i = 1; i <= n; i++) s = s * 60 + a[i]; wall = s }
                 /Maximum resident set size/ { rss = $2 }
-                END { printf "%.2f %d\n", wall, rss }' "$log"
+                /User time|System time/ { cpu += $2 }
+                END { printf "%.2f %d %.2f\n", wall, rss, cpu }' "$log"
 }
 
 field() { # field NAME < "k1 v1 k2 v2 ..."
@@ -58,10 +59,10 @@ bench_collection() {
     local n_docs
     n_docs=$(wc -l <"$corpus")
     sync
-    read -r cw_wall cw_rss < <(timed "$d.cw.time" "$d.cw.out" "$cw" index build \
+    read -r cw_wall cw_rss cw_cpu < <(timed "$d.cw.time" "$d.cw.out" "$cw" index build \
         --corpus "$corpus" --out "$d.cw")
     sync
-    read -r xa_wall xa_rss < <(timed "$d.xa.time" "$d.xa.out" "$bench/xapian_bench" index \
+    read -r xa_wall xa_rss xa_cpu < <(timed "$d.xa.time" "$d.xa.out" "$bench/xapian_bench" index \
         "$corpus" "$d.xdb")
     xapian-compact "$d.xdb" "$d.xdb.compact" >/dev/null
     local cw_size xa_size xc_size postings
@@ -86,6 +87,9 @@ bench_collection() {
             printf "| build docs/s | %.0f | %.0f | %.2f |\n", n / c, n / x, x / c
             printf "| build MB/s | %.2f | %.2f | %.2f |\n", b / 1e6 / c, b / 1e6 / x, x / c
             printf "| build wall s | %.2f | %.2f | %.2f |\n", c, x, c / x }'
+        awk -v n="$n_docs" -v c="$cw_cpu" -v x="$xa_cpu" 'BEGIN {
+            printf "| build CPU s (user+sys) | %.2f | %.2f | %.2f |\n", c, x, c / x
+            printf "| build docs per CPU s | %.0f | %.0f | %.2f |\n", n / c, n / x, x / c }'
         awk -v c="$cw_rss" -v x="$xa_rss" 'BEGIN {
             printf "| build peak RSS MB | %.0f | %.0f | %.2f |\n", c / 1024, x / 1024, c / x }'
         awk -v c="$cw_size" -v x="$xa_size" -v xc="$xc_size" -v p="$postings" 'BEGIN {
