@@ -27,12 +27,13 @@ static const char *const target_names[NT] = {"bm25",       "dense", "hybrid",
 
 typedef struct query {
     int label[NC];
-    double s_log[NC];   /* logging ranker scores */
-    double w_log[NC];   /* exp(s_log / tau_log - max) */
-    double pb[NC * K];  /* exact logging marginals */
-    double rho[NC];     /* sum_m pb(d@m) theta_m */
-    double s_t[NT][NC]; /* target scores */
-    double w_t[NT][NC]; /* PL weights of stochastic targets */
+    double s_log[NC];        /* logging ranker scores */
+    double w_log[NC];        /* exp(s_log / tau_log - max) */
+    double pb[NC * K];       /* exact logging marginals */
+    double pb_full[NC * NC]; /* the same over all NC ranks (for --write-db) */
+    double rho[NC];          /* sum_m pb(d@m) theta_m */
+    double s_t[NT][NC];      /* target scores */
+    double w_t[NT][NC];      /* PL weights of stochastic targets */
     double pe[NT][NC * K];
     uint32_t order[NT][NC]; /* deterministic order of each target */
 } query;
@@ -94,7 +95,7 @@ static int world_init(world *w, uint32_t n_q, uint64_t seed, cw_err *err)
             q->s_t[5][d] = 0.5 * (bm25 + dense);
         }
         int rc = causal_rpol_marginals(&w->logging, q->s_log, NC, K, q->pb, err);
-        if (rc) {
+        if (rc || (rc = causal_rpol_marginals(&w->logging, q->s_log, NC, NC, q->pb_full, err))) {
             return rc;
         }
         double mx = -INFINITY;
@@ -302,6 +303,93 @@ static void fill_target(const world *w, const simlog *L, const double *gamma, in
     free(om);
 }
 
+/* Writes n impressions of the logging policy to a log store at path, as the server would
+ * with stochastic logging: all NC candidates shown, PL over them with the logged
+ * temperature and scores, exact per-item propensities, the list's log-probability, the
+ * five target scores as features, and PBM click events (theta continues the METHODS.md
+ * table below rank 5). `causeway ope` on it should find the truths printed here. */
+static int write_db(const world *w, const char *path, size_t n, uint64_t seed, cw_err *err)
+{
+    static const double theta_all[NC] = {0.68, 0.61, 0.48, 0.34, 0.28, 0.20, 0.11, 0.10};
+    static const char *const names[5] = {"bm25", "dense", "hybrid", "ips", "bad"};
+    causal_log_opts lo = causal_log_opts_default();
+    lo.sync = CAUSAL_SYNC_NORMAL;
+    causal_log *log = NULL;
+    int rc = causal_log_open(path, &lo, &log, err);
+    if (rc) {
+        return rc;
+    }
+    cw_rng rng;
+    cw_rng_seed(&rng, seed);
+    char qbuf[32], dbuf[NC][32];
+    float feat[NC][5];
+    causal_item items[NC];
+    causal_event ev[NC];
+    if ((rc = causal_log_begin(log, err))) {
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t qi = (uint32_t)cw_rng_below(&rng, w->n_q);
+        const query *q = &w->q[qi];
+        uint32_t shown[NC];
+        double lp[NC];
+        if ((rc = causal_rpol_sample(&w->logging, q->s_log, NC, NC, &rng, shown, err)) ||
+            (rc = causal_rpol_log_prob(&w->logging, q->s_log, NC, shown, NC, lp, err))) {
+            goto done;
+        }
+        snprintf(qbuf, sizeof qbuf, "q%u", qi);
+        size_t n_ev = 0;
+        causal_impression imp = {.id = causal_log_next_id(log),
+                                 .ts_ms = 1700000000000 + (int64_t)i,
+                                 .query = qbuf,
+                                 .qid = qbuf,
+                                 .policy = "pl",
+                                 .log_prob = lp[NC - 1],
+                                 .mc_samples = 0,
+                                 .temperature = w->logging.tau,
+                                 .has_seed = true,
+                                 .seed = seed,
+                                 .feature_set = "ope-sim",
+                                 .feature_names = names,
+                                 .n_features = 5,
+                                 .n_items = NC,
+                                 .items = items};
+        for (int j = 0; j < NC; j++) {
+            uint32_t d = shown[j];
+            snprintf(dbuf[j], sizeof dbuf[j], "q%ud%u", qi, d);
+            for (int f = 0; f < 5; f++) {
+                feat[j][f] = (float)q->s_t[f][d];
+            }
+            items[j] = (causal_item){.doc_id = dbuf[j],
+                                     .position = (uint32_t)j + 1,
+                                     .score = q->s_log[d],
+                                     .propensity = q->pb_full[d * NC + j],
+                                     .features = feat[j]};
+            if (cw_rng_bernoulli(&rng, theta_all[j] * p_rel[q->label[d]])) {
+                ev[n_ev++] = (causal_event){.impression_id = imp.id,
+                                            .doc_id = dbuf[j],
+                                            .position = (uint32_t)j + 1,
+                                            .type = CAUSAL_EVENT_CLICK,
+                                            .ts_ms = imp.ts_ms + 1000,
+                                            .value_ms = -1};
+            }
+        }
+        size_t n_rej = 0;
+        if ((rc = causal_log_append_impressions(log, &imp, 1, err)) ||
+            (n_ev && (rc = causal_log_append_events(log, ev, n_ev, NULL, &n_rej, NULL, err)))) {
+            goto done;
+        }
+        if ((i + 1) % 5000 == 0 &&
+            ((rc = causal_log_commit(log, err)) || (rc = causal_log_begin(log, err)))) {
+            goto done;
+        }
+    }
+    rc = causal_log_commit(log, err);
+done:
+    causal_log_close(log);
+    return rc;
+}
+
 /* Kendall's tau-a between two score vectors of length n (ties count 0). */
 static double kendall(const double *a, const double *b, int n)
 {
@@ -324,7 +412,8 @@ typedef struct stats {
 static void usage(void)
 {
     fprintf(stderr, "usage: ope_experiment [--reps R] [--sizes N1,N2,...] [--queries Q] "
-                    "[--seed S] [--boot B] [--boot-max-n N] [--tsv FILE]\n");
+                    "[--seed S] [--boot B] [--boot-max-n N] [--tsv FILE]\n"
+                    "       ope_experiment --write-db FILE [--db-impressions N] [--seed S]\n");
 }
 
 int main(int argc, char **argv)
@@ -334,7 +423,8 @@ int main(int argc, char **argv)
     uint64_t seed = 7;
     size_t sizes[MAX_SIZES] = {10000, 100000, 1000000};
     int n_sizes = 3;
-    const char *tsv_path = NULL;
+    const char *tsv_path = NULL, *db_path = NULL;
+    size_t db_n = 20000;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--reps") && v) {
@@ -347,6 +437,10 @@ int main(int argc, char **argv)
             n_boot = (uint32_t)strtoul(v, NULL, 10);
         } else if (!strcmp(argv[i], "--boot-max-n") && v) {
             boot_max_n = (size_t)strtod(v, NULL);
+        } else if (!strcmp(argv[i], "--write-db") && v) {
+            db_path = v;
+        } else if (!strcmp(argv[i], "--db-impressions") && v) {
+            db_n = (size_t)strtod(v, NULL);
         } else if (!strcmp(argv[i], "--tsv") && v) {
             tsv_path = v;
         } else if (!strcmp(argv[i], "--sizes") && v) {
@@ -372,6 +466,20 @@ int main(int argc, char **argv)
     if (world_init(&w, n_q, seed, &err)) {
         fprintf(stderr, "ope_experiment: %s\n", err.msg);
         return 1;
+    }
+    if (db_path) {
+        if (write_db(&w, db_path, db_n, seed + 99, &err)) {
+            fprintf(stderr, "ope_experiment: %s: %s\n", db_path, err.msg);
+            return 1;
+        }
+        printf("wrote %zu impressions to %s; true clicks@5 of the deterministic targets:\n", db_n,
+               db_path);
+        for (int t = 0; t < 5; t++) {
+            printf("  %-6s %.4f\n", t == 3 ? "ips" : target_names[t], w.truth[t]);
+        }
+        printf("  %-6s %.4f (hybrid@pl:0.5)\n", "", w.truth[5]);
+        free(w.q);
+        return 0;
     }
     printf("# OPE experiment: %u queries x %d candidates, top %d shown, PBM clicks "
            "(METHODS.md 3), logging PL tau=%g, metric clicks@%d, %u repetitions, seed %llu\n\n",

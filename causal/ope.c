@@ -456,9 +456,11 @@ static int run(const causal_ope_data *d, causal_est est, const causal_ope_opts *
     bool is_marg = est == CAUSAL_EST_IIPS || est == CAUSAL_EST_SNIPS || est == CAUSAL_EST_DR ||
                    est == CAUSAL_EST_PI;
     bool is_rank = est == CAUSAL_EST_SIPS;
-    if ((is_marg || is_rank) && d->n >= 1000) {
+    if ((is_marg || is_rank) && d->n >= 1000 && res->n_eff >= 100) {
         /* With full support E_b[w] = 1 per slot; a drift of many standard errors means the
-         * logged propensities are wrong or the target leaves the logged support. */
+         * logged propensities are wrong or the target leaves the logged support. Skipped
+         * when n_eff is tiny: heavy-tailed weights make the sample mean itself unreliable
+         * (the n_eff warning covers that case). */
         for (uint32_t s = 0; s < n_w_parts; s++) {
             double m = sw[s] / n, v = sw2[s] / n - m * m;
             double se_m = sqrt(CW_MAX(v, 0) / n);
