@@ -6,11 +6,16 @@
 
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "causal/causal.h"
+#include "ranker/ranker.h"
 
 #define NQ 4
 #define NC 5
@@ -366,4 +371,233 @@ Test(causal_ope, comparison_orders_a_good_and_a_bad_policy_with_high_probability
     cr_expect(epsilon_eq(dbl, prob[0], 0.5, 1e-12));
     logbuf_free(&bg);
     logbuf_free(&bb);
+}
+
+/* ---- causeway ope end to end: a log written through the log store, read by the binary */
+
+typedef enum log_kind { LOG_PL, LOG_NO_PROPENSITY, LOG_ZERO_PROPENSITY } log_kind;
+
+/* Writes n impressions of PL(tau 1) over the NC candidates of NQ queries, all shown, with
+ * features "f_target" (the world's target scores) and "f_log"; PBM clicks on the top K
+ * (theta beyond K: none). Returns the path (free()). */
+static char *write_log(const world *w, size_t n, log_kind kind)
+{
+    char *path = strdup("/tmp/cw_ope_log_XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    unlink(path);
+    causal_log_opts lo = causal_log_opts_default();
+    lo.sync = CAUSAL_SYNC_NORMAL;
+    causal_log *log = NULL;
+    cw_err err;
+    cr_assert(eq(int, causal_log_open(path, &lo, &log, &err), CW_OK), "%s", err.msg);
+    static const char *const names[2] = {"f_target", "f_log"};
+    cw_rng rng;
+    cw_rng_seed(&rng, 77);
+    cr_assert(eq(int, causal_log_begin(log, &err), CW_OK));
+    double pb_full[NQ][NC * NC];
+    for (int q = 0; q < NQ; q++) {
+        cr_assert(
+            eq(int, causal_rpol_marginals(&w->logging, w->sb[q], NC, NC, pb_full[q], NULL), CW_OK));
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t q = (uint32_t)cw_rng_below(&rng, NQ), shown[NC];
+        double lp[NC];
+        cr_assert(
+            eq(int, causal_rpol_sample(&w->logging, w->sb[q], NC, NC, &rng, shown, NULL), CW_OK));
+        cr_assert(
+            eq(int, causal_rpol_log_prob(&w->logging, w->sb[q], NC, shown, NC, lp, NULL), CW_OK));
+        char qb[16], db[NC][16];
+        float feat[NC][2];
+        causal_item items[NC];
+        causal_event ev[NC];
+        size_t n_ev = 0;
+        snprintf(qb, sizeof qb, "q%u", q);
+        causal_impression imp = {.id = causal_log_next_id(log),
+                                 .ts_ms = 1700000000000,
+                                 .query = qb,
+                                 .policy = "pl",
+                                 .log_prob = kind == LOG_NO_PROPENSITY ? NAN : lp[NC - 1],
+                                 .temperature = kind == LOG_NO_PROPENSITY ? NAN : 1.0,
+                                 .feature_set = "test",
+                                 .feature_names = names,
+                                 .n_features = 2,
+                                 .n_items = NC,
+                                 .items = items};
+        for (int j = 0; j < NC; j++) {
+            uint32_t d = shown[j];
+            snprintf(db[j], sizeof db[j], "d%u", d);
+            feat[j][0] = (float)w->se[q][d];
+            feat[j][1] = (float)w->sb[q][d];
+            double prop = pb_full[q][d * NC + j];
+            if (kind == LOG_NO_PROPENSITY) {
+                prop = NAN;
+            } else if (kind == LOG_ZERO_PROPENSITY && i == 5 && j == 1) {
+                prop = 0;
+            }
+            items[j] = (causal_item){.doc_id = db[j],
+                                     .position = (uint32_t)j + 1,
+                                     .score = kind == LOG_NO_PROPENSITY ? NAN : w->sb[q][d],
+                                     .propensity = prop,
+                                     .features = feat[j]};
+            if (j < K && cw_rng_bernoulli(&rng, theta[j] * p_rel[w->label[q][d]])) {
+                ev[n_ev++] = (causal_event){.impression_id = imp.id,
+                                            .doc_id = db[j],
+                                            .position = (uint32_t)j + 1,
+                                            .type = CAUSAL_EVENT_CLICK,
+                                            .ts_ms = 1700000001000,
+                                            .value_ms = -1};
+            }
+        }
+        size_t n_rej = 0;
+        cr_assert(eq(int, causal_log_append_impressions(log, &imp, 1, &err), CW_OK), "%s", err.msg);
+        if (n_ev) {
+            cr_assert(
+                eq(int, causal_log_append_events(log, ev, n_ev, NULL, &n_rej, NULL, &err), CW_OK),
+                "%s", err.msg);
+        }
+    }
+    cr_assert(eq(int, causal_log_commit(log, &err), CW_OK));
+    causal_log_close(log);
+    return path;
+}
+
+/* Runs the binary; returns its exit status and its stdout (+ stderr) in *out (free()). */
+static int run_cli(const char *args, char **out)
+{
+    const char *bin = getenv("CW_BIN");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s ope %s 2>&1", bin, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p != NULL);
+    cw_buf b = {0};
+    char chunk[4096];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, p)) > 0) {
+        cr_assert(eq(int, cw_buf_append(&b, chunk, got), CW_OK));
+    }
+    int st = pclose(p);
+    *out = b.data ? b.data : strdup("");
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static json_t *estimate_of(json_t *root, size_t policy, const char *est)
+{
+    json_t *ests =
+        json_object_get(json_array_get(json_object_get(root, "policies"), policy), "estimates");
+    size_t i;
+    json_t *x;
+    json_array_foreach(ests, i, x)
+    {
+        if (strcmp(json_string_value(json_object_get(x, "estimator")), est) == 0) {
+            return x;
+        }
+    }
+    return NULL;
+}
+
+Test(causal_ope_cli, estimates_from_a_pl_log_cover_the_truth)
+{
+    if (!getenv("CW_BIN")) {
+        cr_skip_test("CW_BIN not set (run through make check)");
+    }
+    world w;
+    world_init(&w, (causal_rpol){CAUSAL_RPOL_DET, 1, 1, 0}, false, 41);
+    /* The log shows all NC items; the metric looks at the top K, so the truth is the
+     * world's (clicks@K of the deterministic target over the same lists). */
+    char *path = write_log(&w, 4000, LOG_PL), *out = NULL, args[512];
+    snprintf(args, sizeof args,
+             "--db %s --metric clicks@%d --policy f_target --policy f_log --bootstrap 200 --json",
+             path, K);
+    int rc = run_cli(args, &out);
+    cr_assert(eq(int, rc, 0), "%s", out);
+    json_error_t je;
+    json_t *root = json_loads(out, 0, &je);
+    cr_assert(root != NULL, "not JSON: %s", out);
+    json_int_t n_imp =
+        json_integer_value(json_object_get(json_object_get(root, "log"), "impressions"));
+    cr_expect(eq(i64, (int64_t)n_imp, 4000));
+    const char *ests[] = {"iips", "snips", "dr", "pbm"};
+    for (size_t e = 0; e < CW_ARRAY_LEN(ests); e++) {
+        json_t *x = estimate_of(root, 0, ests[e]);
+        cr_assert(x != NULL);
+        bool is_valid = json_is_true(json_object_get(x, "valid"));
+        cr_assert(is_valid, "%s: %s", ests[e], json_string_value(json_object_get(x, "error")));
+        double v = json_real_value(json_object_get(x, "value"));
+        double se = json_real_value(json_object_get(x, "se"));
+        cr_expect(fabs(v - w.truth) <= 4 * se, "%s: %.4f vs truth %.4f (se %.4f)", ests[e], v,
+                  w.truth, se);
+    }
+    json_t *cmp = json_object_get(root, "comparison");
+    cr_assert(cmp != NULL);
+    cr_expect(eq(str, (char *)json_string_value(json_array_get(json_object_get(cmp, "order"), 0)),
+                 "f_target"));
+    json_decref(root);
+    free(out);
+    unlink(path);
+    free(path);
+}
+
+Test(causal_ope_cli, log_without_propensities_reports_which_estimators_remain_valid)
+{
+    if (!getenv("CW_BIN")) {
+        cr_skip_test("CW_BIN not set (run through make check)");
+    }
+    world w;
+    world_init(&w, (causal_rpol){CAUSAL_RPOL_DET, 1, 1, 0}, false, 42);
+    char *path = write_log(&w, 300, LOG_NO_PROPENSITY), *out = NULL, args[512];
+    snprintf(args, sizeof args, "--db %s --metric clicks@%d --policy f_target --bootstrap 0", path,
+             K);
+    int rc = run_cli(args, &out);
+    cr_expect(eq(int, rc, 0), "%s", out);
+    cr_expect(strstr(out, "iips   not valid: impression 0 slot 1: logging propensity not logged; "
+                          "item-position estimators (iips, snips, dr, pi) need it for every "
+                          "shown item; dm and pbm stay valid") != NULL,
+              "%s", out);
+    cr_expect(strstr(out, "sips   not valid: impression 0: ranking probability not logged") != NULL,
+              "%s", out);
+    cr_expect(strstr(out, "  dm    ") != NULL, "dm should be estimated: %s", out);
+    free(out);
+    unlink(path);
+    free(path);
+}
+
+Test(causal_ope_cli, zero_propensity_and_foreign_model_are_clear_errors)
+{
+    if (!getenv("CW_BIN")) {
+        cr_skip_test("CW_BIN not set (run through make check)");
+    }
+    world w;
+    world_init(&w, (causal_rpol){CAUSAL_RPOL_DET, 1, 1, 0}, false, 43);
+    char *path = write_log(&w, 300, LOG_ZERO_PROPENSITY), *out = NULL, args[512];
+    snprintf(args, sizeof args,
+             "--db %s --metric clicks@%d --policy f_target --estimators iips --bootstrap 0", path,
+             K);
+    int rc = run_cli(args, &out);
+    cr_expect(eq(int, rc, 1), "%s", out);
+    cr_expect(strstr(out, "not valid: impression 5 slot 2: logged propensity 0 for a shown item "
+                          "is impossible") != NULL,
+              "%s", out);
+    free(out);
+    /* A model trained on other features. */
+    const char *names[1] = {"clicks_last_week"};
+    rank_model *m = NULL;
+    cr_assert(eq(int, rank_model_new(RANK_MODEL_LINEAR, 1, names, 0, NULL, &m, NULL), CW_OK));
+    char model_path[] = "/tmp/cw_ope_model_XXXXXX.json";
+    int fd = mkstemps(model_path, 5);
+    cr_assert(fd >= 0);
+    close(fd);
+    cr_assert(eq(int, rank_model_save(m, model_path, NULL), CW_OK));
+    rank_model_free(m);
+    snprintf(args, sizeof args, "--db %s --metric clicks@%d --policy %s", path, K, model_path);
+    rc = run_cli(args, &out);
+    cr_expect(eq(int, rc, 1), "%s", out);
+    cr_expect(strstr(out, "the model uses feature \"clicks_last_week\", which the log's feature "
+                          "set \"test\" (2 features) does not have") != NULL,
+              "%s", out);
+    free(out);
+    unlink(model_path);
+    unlink(path);
+    free(path);
 }
