@@ -1,0 +1,193 @@
+/* Tests of index/analyze.c: tokenization, normalisation, stopwords, stemming, offsets. */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <criterion/parameterized.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "index/index.h"
+#include "index/index_int.h"
+#include "tests/unit/index/helpers.h"
+
+typedef struct collect {
+    char out[512];
+    size_t n;
+    idx_token toks[32];
+    size_t n_toks;
+} collect;
+
+static int collect_fn(void *ctx, const idx_token *t)
+{
+    collect *c = ctx;
+    if (c->n) {
+        c->out[c->n++] = ' ';
+    }
+    memcpy(c->out + c->n, t->term, t->term_len);
+    c->n += t->term_len;
+    c->out[c->n] = '\0';
+    if (c->n_toks < 32) {
+        c->toks[c->n_toks++] = *t;
+    }
+    return CW_OK;
+}
+
+static collect run(const char *text, bool stem, bool stop)
+{
+    idx_analyzer_opts o = idx_analyzer_opts_default();
+    o.stem = stem;
+    o.stopwords = stop;
+    idx_analyzer *a = NULL;
+    cr_assert(eq(int, idx_analyzer_new(&o, &a, NULL), CW_OK));
+    collect c;
+    memset(&c, 0, sizeof c);
+    cw_err err;
+    int rc = idx_analyze(a, text, strlen(text), collect_fn, &c, &err);
+    cr_assert(eq(int, rc, CW_OK), "%s", err.msg);
+    /* A second pass goes through the surface-form cache and must agree. */
+    collect c2;
+    memset(&c2, 0, sizeof c2);
+    cr_assert(eq(int, idx_analyze(a, text, strlen(text), collect_fn, &c2, &err), CW_OK));
+    cr_expect(eq(str, c.out, c2.out));
+    idx_analyzer_free(a);
+    return c;
+}
+
+typedef struct acase {
+    char in[96];
+    char want[96];
+    bool stem;
+} acase;
+
+ParameterizedTestParameters(idx_analyze, cases)
+{
+    static acase cases[] = {
+        {"Hello, World!", "hello world", false},
+        {"The flows of the rivers", "flow river", true},
+        {"the and of a an", "", true},
+        {"caresses ponies relational", "caress poni relat", true},
+        {"snake_case x-ray 3.14 A4", "snake case x rai 3 14 a4", true},
+        {"MiXeD CaSe ASCII", "mixed case ascii", false},
+        {"B\xc3\x9c" "CHER stra\xc3\x9f" "e", "b\xc3\xbc" "cher strasse", false},
+        {"\xef\xac\x81sh", "fish", false},                          /* U+FB01 ligature fi */
+        {"\xef\xbc\xa6\xef\xbd\x8c\xef\xbd\x8f\xef\xbd\x97", "flow", false}, /* fullwidth */
+        {"\xce\xa3\xce\xaf\xcf\x83\xcf\x85\xcf\x86\xce\xbf\xcf\x82", "\xcf\x83\xce\xaf\xcf\x83\xcf\x85\xcf\x86\xce\xbf\xcf\x83", false},
+        {"\xe6\x9d\xb1\xe4\xba\xac 2024", "\xe6\x9d\xb1\xe4\xba\xac 2024", false}, /* CJK kept */
+        {"\xc2\xbd", "1 2", false},                                  /* NFKC 1/2 splits */
+        {"\xe0\xa4\xb9\xe0\xa4\xbf\xe0\xa4\x82\xe0\xa4\xa6\xe0\xa5\x80", "\xe0\xa4\xb9\xe0\xa4\xbf\xe0\xa4\x82\xe0\xa4\xa6\xe0\xa5\x80", false}, /* marks stay in the word */
+        {"   ", "", true},
+        {"", "", true},
+    };
+    return cr_make_param_array(acase, cases, CW_ARRAY_LEN(cases));
+}
+
+ParameterizedTest(acase *c, idx_analyze, cases)
+{
+    collect got = run(c->in, c->stem, true);
+    cr_expect(eq(str, got.out, c->want), "input \"%s\"", c->in);
+}
+
+Test(idx_analyze, stopwords_off_keeps_them_and_positions_count_kept_tokens)
+{
+    collect c = run("the cat is on it", false, false);
+    cr_expect(eq(str, c.out, "the cat is on it"));
+    collect d = run("the cat is on it", false, true);
+    cr_expect(eq(str, d.out, "cat"));
+    cr_expect(eq(u32, d.toks[0].position, 0));
+}
+
+Test(idx_analyze, byte_offsets_point_into_the_original_text)
+{
+    const char *text = "  Caf\xc3\xa9 Flows!";
+    collect c = run(text, true, true);
+    cr_assert(eq(sz, c.n_toks, 2));
+    cr_expect(eq(sz, c.toks[0].byte_begin, 2));
+    cr_expect(eq(sz, c.toks[0].byte_end, 7));
+    cr_expect(eq(sz, c.toks[1].byte_begin, 8));
+    cr_expect(eq(sz, c.toks[1].byte_end, 13));
+    cr_expect(eq(u32, c.toks[1].position, 1));
+}
+
+Test(idx_analyze, invalid_utf8_is_eparse_with_byte_offset)
+{
+    idx_analyzer *a = NULL;
+    cr_assert(eq(int, idx_analyzer_new(NULL, &a, NULL), CW_OK));
+    collect c;
+    memset(&c, 0, sizeof c);
+    cw_err err;
+    const char *bad = "abc \xc3\x28 def";
+    cr_expect(eq(int, idx_analyze(a, bad, strlen(bad), collect_fn, &c, &err), CW_EPARSE));
+    cr_expect(strstr(err.msg, "byte 4") != NULL, "%s", err.msg);
+    idx_analyzer_free(a);
+}
+
+Test(idx_analyze, unknown_stemmer_is_einval)
+{
+    idx_analyzer_opts o = idx_analyzer_opts_default();
+    strcpy(o.stemmer, "klingon");
+    idx_analyzer *a = NULL;
+    cw_err err;
+    cr_expect(eq(int, idx_analyzer_new(&o, &a, &err), CW_EINVAL));
+    cr_expect(strstr(err.msg, "klingon") != NULL);
+}
+
+Test(idx_analyze, english_stemmer_differs_from_porter)
+{
+    idx_analyzer_opts o = idx_analyzer_opts_default();
+    strcpy(o.stemmer, "english");
+    idx_analyzer *a = NULL;
+    cr_assert(eq(int, idx_analyzer_new(&o, &a, NULL), CW_OK));
+    collect c;
+    memset(&c, 0, sizeof c);
+    cr_assert(eq(int, idx_analyze(a, "generously", 10, collect_fn, &c, NULL), CW_OK));
+    cr_expect(eq(str, c.out, "generous")); /* porter gives "gener" */
+    idx_analyzer_free(a);
+    collect p = run("generously", true, true);
+    cr_expect(eq(str, p.out, "gener"));
+}
+
+Test(idx_analyze, embedded_stopwords_equal_data_file)
+{
+    char *path = th_fixture("../../data/stopwords_en.txt");
+    FILE *f = fopen(path, "r");
+    cr_assert(f != NULL);
+    char line[64];
+    size_t n = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (!line[0] || line[0] == '#') {
+            continue;
+        }
+        cr_expect(idx_is_stopword(line, strlen(line)), "%s not embedded", line);
+        n++;
+    }
+    fclose(f);
+    size_t m = 0;
+    while (idx_stopwords_en[m]) {
+        m++;
+    }
+    cr_expect(eq(sz, n, 33));
+    cr_expect(eq(sz, m, 33));
+    free(path);
+}
+
+Test(idx_analyze, cache_survives_many_distinct_words)
+{
+    /* More distinct forms than the initial table: growth keeps every answer. */
+    idx_analyzer *a = NULL;
+    cr_assert(eq(int, idx_analyzer_new(NULL, &a, NULL), CW_OK));
+    char word[32];
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 20000; i++) {
+            snprintf(word, sizeof word, "w%dflows", i);
+            collect c;
+            memset(&c, 0, sizeof c);
+            cr_assert(eq(int, idx_analyze(a, word, strlen(word), collect_fn, &c, NULL), CW_OK));
+            char want[32];
+            snprintf(want, sizeof want, "w%dflow", i);
+            cr_assert(eq(str, c.out, want));
+        }
+    }
+    idx_analyzer_free(a);
+}
