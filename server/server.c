@@ -1047,7 +1047,11 @@ static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const cha
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body_bytes) {
+            /* The one answer given on the first call: refusing before the upload saves
+             * reading a body we would discard, and MHD accepts a response only before
+             * the upload starts or after it ended. The connection closes afterwards. */
             rq->too_large = true;
+            return dispatch(s, conn, rq, url, method);
         }
         return MHD_YES;
     }
@@ -1060,12 +1064,10 @@ static MHD_RESULT_T on_request(void *cls, struct MHD_Connection *conn, const cha
             rq->too_large = true;
             cw_buf_fini(&rq->body);
         }
+        /* A chunked body over the limit is read and discarded to its end, then
+         * answered 413; the connection timeout bounds a slow one. */
         *upload_data_size = 0;
-        if (!rq->too_large) {
-            return MHD_YES;
-        }
-        /* Answer now rather than reading megabytes we will discard; MHD closes the
-         * connection after a response queued mid-upload. */
+        return MHD_YES;
     }
     return dispatch(s, conn, rq, url, method);
 }

@@ -16,8 +16,8 @@
 /* ---- limits on external input (docs/api.md) ----------------------------- */
 #define SRV_DEFAULT_MAX_BODY_BYTES ((size_t)1 << 20) /* request body, configurable */
 #define SRV_MAX_BODY_BYTES_CAP ((size_t)64 << 20)    /* largest max_body_bytes accepted */
-#define SRV_MAX_QUERY_BYTES IDX_MAX_QUERY_BYTES      /* query text after decoding */
-#define SRV_MAX_K IDX_MAX_K                          /* k in 1..SRV_MAX_K, offset + k too */
+#define SRV_MAX_QUERY_BYTES 1024u /* query text after decoding (issue 3; the index allows more) */
+#define SRV_MAX_K IDX_MAX_K       /* k in 1..SRV_MAX_K, offset + k too */
 #define SRV_DEFAULT_K 10u
 #define SRV_MAX_EVENTS 10000u   /* events in one POST /events batch */
 #define SRV_MAX_URL_BYTES 8192u /* request target */

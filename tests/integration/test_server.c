@@ -1,0 +1,741 @@
+/* Integration tests of `causeway serve` (issue 3): the real binary on an ephemeral
+ * loopback port, driven over HTTP with libcurl: every route and bad input, concurrent
+ * clients, reload under load, graceful shutdown, and kill -9 while events stream. */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "causal/causal.h"
+
+static char dir[64];
+static char ixdir[128], dbpath[128], portfile[128], cfgpath[128];
+static pid_t server_pid;
+static unsigned port;
+
+static const char *bin(void)
+{
+    const char *b = getenv("CW_BIN");
+    cr_assert(b != NULL, "CW_BIN is not set (run through make check)");
+    return b;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int run_cmd(char *const argv[])
+{
+    pid_t p = fork();
+    cr_assert(p >= 0);
+    if (p == 0) {
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(p, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* ---- HTTP client ------------------------------------------------------------ */
+
+typedef struct resp {
+    long status;
+    char *body;
+    size_t len;
+    char headers[2048];
+    size_t hlen;
+} resp;
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+    resp *r = ud;
+    size_t k = sz * n;
+    char *b = realloc(r->body, r->len + k + 1);
+    if (!b) {
+        return 0;
+    }
+    memcpy(b + r->len, p, k);
+    r->len += k;
+    b[r->len] = '\0';
+    r->body = b;
+    return k;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+    resp *r = ud;
+    size_t k = sz * n;
+    size_t room = sizeof r->headers - 1 - r->hlen;
+    size_t c = k < room ? k : room;
+    memcpy(r->headers + r->hlen, p, c);
+    r->hlen += c;
+    r->headers[r->hlen] = '\0';
+    return k;
+}
+
+/* One request; returns CURLE_OK or the transport error. Caller frees r->body. */
+static CURLcode http(CURL *c, const char *method, const char *path, const char *body,
+                     size_t body_len, const char *auth, resp *r)
+{
+    char url[4096];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
+    memset(r, 0, sizeof *r);
+    bool own = c == NULL;
+    if (own) {
+        c = curl_easy_init();
+    }
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    struct curl_slist *h = NULL;
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
+        h = curl_slist_append(h, "Content-Type: application/json");
+        h = curl_slist_append(h, "Expect:");
+    }
+    if (auth) {
+        h = curl_slist_append(h, auth);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_slist_free_all(h);
+    if (own) {
+        curl_easy_cleanup(c);
+    }
+    return rc;
+}
+
+static resp get(const char *path)
+{
+    resp r;
+    CURLcode rc = http(NULL, "GET", path, NULL, 0, NULL, &r);
+    cr_assert(eq(int, rc, CURLE_OK), "GET %s: %s", path, curl_easy_strerror(rc));
+    return r;
+}
+
+static resp post(const char *path, const char *body)
+{
+    resp r;
+    CURLcode rc = http(NULL, "POST", path, body, strlen(body), NULL, &r);
+    cr_assert(eq(int, rc, CURLE_OK), "POST %s: %s", path, curl_easy_strerror(rc));
+    return r;
+}
+
+/* ---- server process ---------------------------------------------------------- */
+
+static void start_server(const char *extra1, const char *extra2)
+{
+    unlink(portfile);
+    server_pid = fork();
+    cr_assert(server_pid >= 0);
+    if (server_pid == 0) {
+        if (!freopen("/dev/null", "w", stdout)) {
+            _exit(126);
+        }
+        char *argv[] = {(char *)bin(),  "serve",        "--index",   ixdir,
+                        "--db",         dbpath,         "--port",    "0",
+                        "--port-file",  portfile,       "--threads", "4",
+                        (char *)extra1, (char *)extra2, NULL};
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    double deadline = now_s() + 20;
+    port = 0;
+    while (now_s() < deadline) {
+        FILE *f = fopen(portfile, "r");
+        if (f) {
+            if (fscanf(f, "%u", &port) != 1) {
+                port = 0;
+            }
+            fclose(f);
+        }
+        if (port) {
+            resp r;
+            if (http(NULL, "GET", "/healthz", NULL, 0, NULL, &r) == CURLE_OK && r.status == 200) {
+                free(r.body);
+                return;
+            }
+            free(r.body);
+        }
+        int st;
+        cr_assert(eq(int, waitpid(server_pid, &st, WNOHANG), 0), "the server exited at start");
+        sleep_ms(20);
+    }
+    cr_assert(false, "the server did not answer /healthz within 20 s");
+}
+
+/* SIGTERM and wait; returns the exit status. */
+static int stop_server(int sig)
+{
+    if (server_pid <= 0) {
+        return -1;
+    }
+    kill(server_pid, sig);
+    int st = 0;
+    waitpid(server_pid, &st, 0);
+    server_pid = 0;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void setup(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    strcpy(dir, "/tmp/cw_srv_XXXXXX");
+    cr_assert(mkdtemp(dir) != NULL);
+    snprintf(ixdir, sizeof ixdir, "%s/ix", dir);
+    snprintf(dbpath, sizeof dbpath, "%s/log.db", dir);
+    snprintf(portfile, sizeof portfile, "%s/port", dir);
+    snprintf(cfgpath, sizeof cfgpath, "%s/config.json", dir);
+    const char *src = getenv("CW_SRCDIR");
+    char corpus[512];
+    snprintf(corpus, sizeof corpus, "%s/tests/data/server/corpus.jsonl", src ? src : ".");
+    char *argv[] = {(char *)bin(), "index", "build",   "--corpus", corpus,
+                    "--out",       ixdir,   "--quiet", NULL};
+    cr_assert(eq(int, run_cmd(argv), 0), "indexing %s failed", corpus);
+}
+
+static void teardown(void)
+{
+    if (server_pid > 0) {
+        stop_server(SIGKILL);
+    }
+    cw_err err;
+    if (cw_rmtree(dir, &err) != CW_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+    }
+}
+
+TestSuite(srv_http, .init = setup, .fini = teardown, .timeout = 120);
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static unsigned long long impression_of(const char *body)
+{
+    const char *p = strstr(body, "\"impression_id\":");
+    cr_assert(p != NULL, "no impression_id in %s", body);
+    return strtoull(p + 16, NULL, 10);
+}
+
+Test(srv_http, search_get_and_post_rank_with_highlighted_snippets)
+{
+    start_server(NULL, NULL);
+    resp r = get("/search?q=white+rabbit&k=3");
+    cr_assert(eq(long, r.status, 200), "%s", r.body);
+    /* d1 has both terms in title and text: BM25 ranks it first. */
+    cr_expect(strstr(r.body, "\"results\":[{\"id\":\"d1\"") != NULL, "%s", r.body);
+    cr_expect(strstr(r.body, "<mark>rabbit</mark>") != NULL, "%s", r.body);
+    cr_expect(strstr(r.body, "\"position\":3") != NULL, "%s", r.body);
+    cr_expect(strstr(r.body, "\"took_ms\":") != NULL);
+    unsigned long long a = impression_of(r.body);
+    free(r.body);
+    r = post("/search", "{\"query\":\"rabbit\",\"k\":2,\"offset\":1,\"explain\":true}");
+    cr_assert(eq(long, r.status, 200), "%s", r.body);
+    cr_expect(strstr(r.body, "\"position\":2") != NULL, "%s", r.body);
+    cr_expect(strstr(r.body, "\"position\":1") == NULL, "offset 1 starts at 2: %s", r.body);
+    cr_expect(strstr(r.body, "\"bm25_title\":") != NULL, "%s", r.body);
+    cr_expect(gt(u64, impression_of(r.body), a));
+    free(r.body);
+    r = get("/search?q=%C3%BCn%C3%AFc%C3%B6d%C3%A9");
+    cr_assert(eq(long, r.status, 200), "%s", r.body);
+    cr_expect(strstr(r.body, "\"id\":\"d12\"") != NULL, "%s", r.body);
+    free(r.body);
+    cr_expect(eq(int, stop_server(SIGTERM), 0));
+}
+
+typedef struct bad_case {
+    const char *method;
+    const char *path;
+    const char *body;
+    long status;
+    const char *needle; /* in the JSON error message */
+} bad_case;
+
+Test(srv_http, every_bad_input_gets_its_documented_4xx_json_error)
+{
+    start_server("--max-body", "4096");
+    char longq[1200 + 32];
+    strcpy(longq, "/search?q=");
+    memset(longq + 10, 'a', 1100);
+    longq[1110] = '\0';
+    char *big = malloc(8192);
+    memset(big, ' ', 8191);
+    big[0] = '[';
+    big[8190] = ']';
+    big[8191] = '\0';
+    const bad_case cases[] = {
+        {"GET", "/search", NULL, 400, "query is empty"},
+        {"GET", "/search?q=", NULL, 400, "query is empty"},
+        {"GET", longq, NULL, 413, "limit 1024"},
+        {"GET", "/search?q=a&k=0", NULL, 400, "k must be in 1..1000"},
+        {"GET", "/search?q=a&k=1001", NULL, 400, "k must be in 1..1000"},
+        {"GET", "/search?q=a&k=ten", NULL, 400, "whole number"},
+        {"GET", "/search?q=a&k=10&offset=995", NULL, 400, "offset + k"},
+        {"GET", "/search?q=%ZZrabbit", NULL, 400, "bad percent-encoding"},
+        {"GET", "/search?q=rabbit%", NULL, 400, "bad percent-encoding"},
+        {"GET", "/search?q=%C3%28", NULL, 400, "invalid UTF-8"},
+        {"GET", "/search?q=%FF", NULL, 400, "invalid UTF-8"},
+        {"POST", "/search", "{\"query\":", 400, "malformed JSON at line 1"},
+        {"POST", "/search", "[1,2]", 400, "JSON object"},
+        {"POST", "/search", "{\"query\":\"a\",\"k\":0}", 400, "k must be in 1..1000"},
+        {"POST", "/search", "{\"query\":\"a\",\"k\":\"5\"}", 400, "must be an integer"},
+        {"POST", "/search", "{\"query\":\"a\",\"kk\":5}", 400, "unknown member"},
+        {"POST", "/search", "{\"query\":\"a\\u0000b\"}", 400, "NUL"},
+        {"POST", "/search", big, 413, "over 4096 bytes"},
+        {"POST", "/events", "{", 400, "malformed JSON"},
+        {"POST", "/events", "[]", 400, "no events"},
+        {"POST", "/events", "[{\"impression_id\":1}]", 400, "doc_id"},
+        {"POST", "/events",
+         "[{\"impression_id\":1,\"doc_id\":\"d1\",\"position\":1,\"type\":\"buy\"}]", 400,
+         "\\\"type\\\" must be one of"},
+        {"POST", "/events",
+         "[{\"impression_id\":99,\"doc_id\":\"d1\",\"position\":1,\"type\":\"click\"}]", 400,
+         "unknown impression 99"},
+        {"GET", "/docs/nope", NULL, 404, "no document with id"},
+        {"GET", "/docs/%G1", NULL, 400, "bad percent-encoding"},
+        {"GET", "/nowhere", NULL, 404, "no route"},
+        {"GET", "/", NULL, 404, "no route"},
+        {"DELETE", "/search", NULL, 405, "allowed: GET, HEAD, POST"},
+        {"GET", "/events", NULL, 405, "allowed: POST"},
+        {"PUT", "/admin/reload", NULL, 405, "allowed: POST"},
+    };
+    for (size_t i = 0; i < CW_ARRAY_LEN(cases); i++) {
+        const bad_case *c = &cases[i];
+        resp r;
+        CURLcode rc =
+            http(NULL, c->method, c->path, c->body, c->body ? strlen(c->body) : 0, NULL, &r);
+        cr_assert(eq(int, rc, CURLE_OK), "case %zu: %s", i, curl_easy_strerror(rc));
+        cr_expect(eq(long, r.status, c->status), "case %zu %s %.60s: %s", i, c->method, c->path,
+                  r.body ? r.body : "");
+        cr_expect(r.body && strncmp(r.body, "{\"error\":{\"code\":\"", 18) == 0,
+                  "case %zu: not an error JSON: %s", i, r.body ? r.body : "");
+        cr_expect(r.body && strstr(r.body, c->needle) != NULL, "case %zu: want \"%s\" in %s", i,
+                  c->needle, r.body ? r.body : "");
+        if (c->status == 405) {
+            cr_expect(strstr(r.headers, "Allow: ") != NULL, "case %zu: no Allow header", i);
+        }
+        free(r.body);
+    }
+    free(big);
+    /* Still alive after all of that. */
+    resp r = get("/healthz");
+    cr_expect(eq(long, r.status, 200));
+    free(r.body);
+    cr_expect(eq(int, stop_server(SIGTERM), 0));
+}
+
+Test(srv_http, events_are_validated_against_the_impression_and_retries_are_idempotent)
+{
+    start_server(NULL, NULL);
+    resp r = get("/search?q=rabbit&k=2");
+    cr_assert(eq(long, r.status, 200));
+    unsigned long long imp = impression_of(r.body);
+    /* BM25 order for "rabbit" on the fixture: d1, d5. */
+    cr_assert(strstr(r.body, "{\"id\":\"d1\"") != NULL, "%s", r.body);
+    free(r.body);
+    char body[1024];
+    snprintf(body, sizeof body,
+             "[{\"impression_id\":%llu,\"doc_id\":\"d1\",\"position\":1,\"type\":\"click\","
+             "\"event_id\":\"c1\"},{\"impression_id\":%llu,\"doc_id\":\"d1\",\"position\":1,"
+             "\"type\":\"dwell\",\"value_ms\":5000}]",
+             imp, imp);
+    r = post("/events", body);
+    cr_expect(eq(long, r.status, 200), "%s", r.body);
+    cr_expect(eq(str, r.body, "{\"accepted\":2,\"duplicates\":0}\n"));
+    free(r.body);
+    snprintf(body, sizeof body,
+             "{\"events\":[{\"impression_id\":%llu,\"doc_id\":\"d1\",\"position\":1,"
+             "\"type\":\"click\",\"event_id\":\"c1\"}]}",
+             imp);
+    r = post("/events", body);
+    cr_expect(eq(str, r.body, "{\"accepted\":0,\"duplicates\":1}\n"));
+    free(r.body);
+    /* One good, one not shown, one at the wrong position: all-or-nothing. */
+    snprintf(body, sizeof body,
+             "[{\"impression_id\":%llu,\"doc_id\":\"d5\",\"position\":2,\"type\":\"click\"},"
+             "{\"impression_id\":%llu,\"doc_id\":\"d9\",\"position\":2,\"type\":\"click\"},"
+             "{\"impression_id\":%llu,\"doc_id\":\"d5\",\"position\":1,\"type\":\"click\"}]",
+             imp, imp, imp);
+    r = post("/events", body);
+    cr_expect(eq(long, r.status, 400));
+    cr_expect(strstr(r.body, "\"code\":\"rejected_events\"") != NULL, "%s", r.body);
+    cr_expect(strstr(r.body, "{\"index\":1,\"reason\":\"impression") != NULL, "%s", r.body);
+    cr_expect(strstr(r.body, "did not show doc \\\"d9\\\"") != NULL, "%s", r.body);
+    cr_expect(strstr(r.body, "{\"index\":2,") != NULL, "%s", r.body);
+    cr_expect(strstr(r.body, "{\"index\":0,") == NULL, "%s", r.body);
+    free(r.body);
+    r = get("/metrics");
+    cr_expect(strstr(r.body, "causeway_events_written_total 2\n") != NULL, "%s", r.body);
+    cr_expect(strstr(r.body, "causeway_events_duplicate_total 1\n") != NULL, "%s", r.body);
+    cr_expect(strstr(r.body, "causeway_events_rejected_total 3\n") != NULL, "%s", r.body);
+    cr_expect(strstr(r.body, "causeway_documents_indexed 12\n") != NULL, "%s", r.body);
+    cr_expect(strstr(r.body, "causeway_http_requests_total{route=\"search\",code=\"200\"} 1\n") !=
+                  NULL,
+              "%s", r.body);
+    cr_expect(strstr(r.body, "causeway_http_request_duration_seconds_bucket{route=\"search\","
+                             "le=\"+Inf\"} 1\n") != NULL,
+              "%s", r.body);
+    cr_expect(strstr(r.body, "causeway_log_queue_depth ") != NULL);
+    free(r.body);
+    cr_assert(eq(int, stop_server(SIGTERM), 0));
+
+    /* The log holds exactly the accepted events, the impression with its items. */
+    causal_log_opts o = causal_log_opts_default();
+    o.read_only = true;
+    causal_log *log = NULL;
+    cw_err err;
+    cr_assert(eq(int, causal_log_open(dbpath, &o, &log, &err), CW_OK), "%s", err.msg);
+    causal_log_reader *rd = NULL;
+    cr_assert(eq(int, causal_log_reader_new(log, NULL, &rd, &err), CW_OK));
+    const causal_impression *ci;
+    cr_assert(eq(int, causal_log_reader_next(rd, &ci, &err), 1));
+    cr_expect(eq(u64, ci->id, imp));
+    cr_expect(eq(str, (char *)ci->query, "rabbit"));
+    cr_expect(eq(str, (char *)ci->policy, "bm25"));
+    cr_assert(eq(sz, ci->n_items, 2));
+    cr_expect(eq(str, (char *)ci->items[0].doc_id, "d1"));
+    cr_expect(eq(u32, ci->items[0].n_clicks, 1));
+    cr_expect(eq(dbl, ci->items[0].propensity, 1.0));
+    cr_expect(eq(u32, ci->n_features, 3));
+    cr_expect(ci->items[1].features != NULL);
+    causal_log_reader_free(rd);
+    causal_log_close(log);
+}
+
+Test(srv_http, docs_readyz_metrics_and_admin_reload_on_loopback)
+{
+    start_server(NULL, NULL);
+    resp r = get("/docs/d7");
+    cr_expect(eq(long, r.status, 200));
+    cr_expect(strstr(r.body, "\"title\":\"Pig and pepper\"") != NULL, "%s", r.body);
+    cr_expect(strstr(r.body, "\"fields\":{\"chapter\":\"6\"}") != NULL, "%s", r.body);
+    free(r.body);
+    r = get("/readyz");
+    cr_expect(eq(long, r.status, 200));
+    cr_expect(strstr(r.body, "\"documents\":12") != NULL, "%s", r.body);
+    free(r.body);
+    r = post("/admin/reload", "");
+    cr_expect(eq(long, r.status, 200), "%s", r.body);
+    free(r.body);
+    r = get("/metrics");
+    cr_expect(strstr(r.headers, "Content-Type: text/plain; version=0.0.4") != NULL, "%s",
+              r.headers);
+    cr_expect(strstr(r.body, "causeway_reloads_total 1\n") != NULL, "%s", r.body);
+    free(r.body);
+    /* A failed reload keeps serving the old index and says why. */
+    char moved[160];
+    snprintf(moved, sizeof moved, "%s/ix.moved", dir);
+    cr_assert(eq(int, rename(ixdir, moved), 0));
+    r = post("/admin/reload", "");
+    cr_expect(eq(long, r.status, 500));
+    cr_expect(strstr(r.body, "still serving the previous index") != NULL, "%s", r.body);
+    free(r.body);
+    r = get("/search?q=rabbit");
+    cr_expect(eq(long, r.status, 200), "%s", r.body);
+    free(r.body);
+    r = get("/metrics");
+    cr_expect(strstr(r.body, "causeway_reloads_failed_total 1\n") != NULL, "%s", r.body);
+    free(r.body);
+    cr_expect(eq(int, stop_server(SIGINT), 0));
+}
+
+Test(srv_http, admin_routes_need_the_bearer_token_when_configured)
+{
+    FILE *f = fopen(cfgpath, "w");
+    cr_assert(f != NULL);
+    fputs("{\"admin_token\": \"s3cret\", \"timeout_s\": 5}\n", f);
+    fclose(f);
+    start_server("--config", cfgpath);
+    resp r;
+    cr_assert(eq(int, http(NULL, "POST", "/admin/reload", "", 0, NULL, &r), CURLE_OK));
+    cr_expect(eq(long, r.status, 401), "%s", r.body);
+    free(r.body);
+    cr_assert(eq(int, http(NULL, "POST", "/admin/reload", "", 0, "Authorization: Bearer wrong", &r),
+                 CURLE_OK));
+    cr_expect(eq(long, r.status, 401));
+    free(r.body);
+    cr_assert(eq(int,
+                 http(NULL, "POST", "/admin/reload", "", 0, "Authorization: Bearer s3cret", &r),
+                 CURLE_OK));
+    cr_expect(eq(long, r.status, 200), "%s", r.body);
+    free(r.body);
+    cr_expect(eq(int, stop_server(SIGTERM), 0));
+}
+
+/* ---- load: concurrent clients, reload under load ------------------------------ */
+
+typedef struct load_arg {
+    int n;
+    atomic_int *failures;
+    atomic_bool *stop;
+    unsigned long long *ids; /* n impression ids */
+} load_arg;
+
+static void *search_loop(void *p)
+{
+    load_arg *a = p;
+    CURL *c = curl_easy_init();
+    const char *qs[] = {"/search?q=rabbit", "/search?q=alice+tea&k=5", "/search?q=queen",
+                        "/search?q=caf%C3%A9"};
+    for (int i = 0; (a->n == 0 || i < a->n) && !(a->stop && atomic_load(a->stop)); i++) {
+        resp r;
+        CURLcode rc = http(c, "GET", qs[i % 4], NULL, 0, NULL, &r);
+        if (rc != CURLE_OK || r.status != 200 || !r.body || !strstr(r.body, "\"results\":[")) {
+            if (atomic_fetch_add(a->failures, 1) < 3) {
+                fprintf(stderr, "failed request: %s, HTTP %ld: %.200s\n", curl_easy_strerror(rc),
+                        r.status, r.body ? r.body : "");
+            }
+        } else if (a->ids) {
+            a->ids[i] = strtoull(strstr(r.body, "\"impression_id\":") + 16, NULL, 10);
+        }
+        free(r.body);
+    }
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+static int cmp_ull(const void *a, const void *b)
+{
+    unsigned long long x = *(const unsigned long long *)a, y = *(const unsigned long long *)b;
+    return x < y ? -1 : x > y;
+}
+
+Test(srv_http, concurrent_clients_all_succeed_with_unique_impression_ids_and_all_are_logged)
+{
+    start_server(NULL, NULL);
+    enum { T = 8, N = 60 };
+    pthread_t th[T];
+    load_arg args[T];
+    atomic_int failures = 0;
+    unsigned long long *ids = calloc(T * N, sizeof *ids);
+    for (int t = 0; t < T; t++) {
+        args[t] = (load_arg){N, &failures, NULL, ids + t * N};
+        pthread_create(&th[t], NULL, search_loop, &args[t]);
+    }
+    for (int t = 0; t < T; t++) {
+        pthread_join(th[t], NULL);
+    }
+    cr_expect(eq(int, atomic_load(&failures), 0));
+    qsort(ids, T * N, sizeof *ids, cmp_ull);
+    for (int i = 1; i < T * N; i++) {
+        cr_assert(ne(u64, ids[i], ids[i - 1]), "impression id %llu served twice", ids[i]);
+    }
+    free(ids);
+    /* Graceful shutdown drains the queue: every served ranking is in the log. */
+    cr_assert(eq(int, stop_server(SIGTERM), 0));
+    causal_log_opts o = causal_log_opts_default();
+    o.read_only = true;
+    causal_log *log = NULL;
+    cw_err err;
+    causal_log_counts cnt;
+    cr_assert(eq(int, causal_log_open(dbpath, &o, &log, &err), CW_OK), "%s", err.msg);
+    cr_assert(eq(int, causal_log_count(log, &cnt, &err), CW_OK));
+    cr_expect(eq(u64, cnt.n_impressions, (uint64_t)(T * N)));
+    causal_log_close(log);
+}
+
+Test(srv_http, reload_under_load_fails_no_request)
+{
+    /* A queue deep enough that backpressure (a 503 for a full log queue, tested by the
+     * writer's own contract) cannot fire on a loaded shared machine. */
+    start_server("--queue", "200000");
+    enum { T = 4 };
+    pthread_t th[T];
+    load_arg args[T];
+    atomic_int failures = 0;
+    atomic_bool stop = false;
+    for (int t = 0; t < T; t++) {
+        args[t] = (load_arg){0, &failures, &stop, NULL};
+        pthread_create(&th[t], NULL, search_loop, &args[t]);
+    }
+    int reloads = 0;
+    for (int i = 0; i < 30; i++) {
+        if (i % 2) {
+            cr_expect(eq(int, kill(server_pid, SIGHUP), 0));
+        } else {
+            resp r = post("/admin/reload", "");
+            cr_expect(eq(long, r.status, 200), "%s", r.body);
+            free(r.body);
+        }
+        reloads++;
+        sleep_ms(30);
+    }
+    atomic_store(&stop, true);
+    for (int t = 0; t < T; t++) {
+        pthread_join(th[t], NULL);
+    }
+    cr_expect(eq(int, atomic_load(&failures), 0));
+    /* SIGHUPs are coalesced by the kernel when they arrive faster than the loop; the
+     * admin route's 15 are counted exactly. */
+    resp r = get("/metrics");
+    const char *p = strstr(r.body, "\ncauseway_reloads_total ");
+    cr_assert(p != NULL);
+    long n = strtol(p + 24, NULL, 10);
+    cr_expect(n >= 15 && n <= reloads, "%ld reloads", n);
+    free(r.body);
+    cr_expect(eq(int, stop_server(SIGTERM), 0));
+}
+
+/* ---- kill -9 while events stream --------------------------------------------- */
+
+typedef struct stream_arg {
+    unsigned long long imp;
+    atomic_int acked; /* batches acknowledged with 200 */
+    int sent;
+    atomic_bool stop;
+} stream_arg;
+
+enum { BATCH = 20 };
+
+static void *event_stream(void *p)
+{
+    stream_arg *a = p;
+    CURL *c = curl_easy_init();
+    char *body = malloc(BATCH * 160 + 16);
+    for (int b = 0; !atomic_load(&a->stop); b++) {
+        size_t o = 0;
+        o += (size_t)sprintf(body + o, "[");
+        for (int i = 0; i < BATCH; i++) {
+            o += (size_t)sprintf(body + o,
+                                 "%s{\"impression_id\":%llu,\"doc_id\":\"d1\",\"position\":1,"
+                                 "\"type\":\"click\",\"event_id\":\"b%d-%d\"}",
+                                 i ? "," : "", a->imp, b, i);
+        }
+        o += (size_t)sprintf(body + o, "]");
+        resp r;
+        a->sent = b + 1;
+        CURLcode rc = http(c, "POST", "/events", body, o, NULL, &r);
+        bool ok = rc == CURLE_OK && r.status == 200;
+        free(r.body);
+        if (!ok) {
+            break; /* the server is gone */
+        }
+        atomic_store(&a->acked, b + 1); /* batches 0..b acknowledged, in order */
+    }
+    free(body);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+Test(srv_http, kill_9_mid_stream_loses_and_duplicates_no_acknowledged_event)
+{
+    start_server("--sync", "normal");
+    resp r = get("/search?q=rabbit&k=2");
+    unsigned long long imp = impression_of(r.body);
+    free(r.body);
+    stream_arg a = {.imp = imp};
+    pthread_t th;
+    pthread_create(&th, NULL, event_stream, &a);
+    double deadline = now_s() + 60;
+    while (atomic_load(&a.acked) < 10 && now_s() < deadline) {
+        sleep_ms(5);
+    }
+    cr_assert(ge(int, atomic_load(&a.acked), 10), "events were not acknowledged");
+    cr_assert(eq(int, stop_server(SIGKILL), 128 + SIGKILL));
+    pthread_join(th, NULL);
+    int acked = atomic_load(&a.acked);
+    int sent = a.sent;
+
+    /* Restart (recovers the WAL), resend the batch in flight at the kill: the client
+     * does not know whether it landed, and event ids make the retry safe. */
+    start_server(NULL, NULL);
+    char *body = malloc(BATCH * 160 + 16);
+    size_t o = (size_t)sprintf(body, "[");
+    for (int i = 0; i < BATCH; i++) {
+        o += (size_t)sprintf(body + o,
+                             "%s{\"impression_id\":%llu,\"doc_id\":\"d1\",\"position\":1,"
+                             "\"type\":\"click\",\"event_id\":\"b%d-%d\"}",
+                             i ? "," : "", imp, sent - 1, i);
+    }
+    strcpy(body + o, "]");
+    r = post("/events", body);
+    cr_expect(eq(long, r.status, 200), "%s", r.body);
+    free(r.body);
+    free(body);
+    cr_assert(eq(int, stop_server(SIGTERM), 0));
+
+    causal_log_opts opts = causal_log_opts_default();
+    opts.read_only = true;
+    causal_log *log = NULL;
+    cw_err err;
+    cr_assert(eq(int, causal_log_open(dbpath, &opts, &log, &err), CW_OK), "%s", err.msg);
+    int *seen = calloc((size_t)sent * BATCH, sizeof *seen);
+    causal_event_reader *er = NULL;
+    cr_assert(eq(int, causal_event_reader_new(log, &er, &err), CW_OK));
+    const causal_event *e;
+    int n_events = 0;
+    while (causal_event_reader_next(er, &e, &err) == 1) {
+        int b = -1, i = -1;
+        cr_assert(eq(int, sscanf(e->client_id, "b%d-%d", &b, &i), 2));
+        cr_assert(b >= 0 && b < sent && i >= 0 && i < BATCH, "unexpected event %s", e->client_id);
+        seen[b * BATCH + i]++;
+        n_events++;
+    }
+    causal_event_reader_free(er);
+    causal_log_close(log);
+    for (int b = 0; b < sent; b++) {
+        for (int i = 0; i < BATCH; i++) {
+            int want_min = (b < acked || b == sent - 1) ? 1 : 0;
+            cr_expect(le(int, seen[b * BATCH + i], 1), "event b%d-%d stored twice", b, i);
+            cr_expect(ge(int, seen[b * BATCH + i], want_min), "acknowledged event b%d-%d lost", b,
+                      i);
+        }
+    }
+    cr_expect(ge(int, n_events, acked *BATCH));
+    free(seen);
+}
+
+Test(srv_http, idle_and_slow_clients_time_out)
+{
+    start_server("--timeout", "1");
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(eq(int, connect(fd, (struct sockaddr *)&sa, sizeof sa), 0));
+    const char *partial = "GET /search?q=rabbit HTTP/1.1\r\nHost: x\r\n"; /* never finished */
+    cr_assert(eq(long, (long)write(fd, partial, strlen(partial)), (long)strlen(partial)));
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[256];
+    double t0 = now_s();
+    ssize_t n = read(fd, buf, sizeof buf);
+    double waited = now_s() - t0;
+    cr_expect(le(long, (long)n, 0L), "the server answered a half request");
+    cr_expect(lt(dbl, waited, 9.0), "the connection was not closed by the timeout");
+    close(fd);
+    resp r = get("/healthz");
+    cr_expect(eq(long, r.status, 200));
+    free(r.body);
+    cr_expect(eq(int, stop_server(SIGTERM), 0));
+}
