@@ -319,10 +319,10 @@ typedef struct rank_train_opts {
                                     except for the pointwise loss */
     double clip;              /* tau: weights use max(theta_k, tau) (DLA: weight <= 1/tau);
                                  0 = no clipping */
-    double lr;                /* Adam step (default 0.01) */
+    double lr;                /* Adam step (default 0.003) */
     double l2;                /* L2 penalty on weights per session (default 1e-4) */
     uint32_t max_epochs;      /* default 200 */
-    uint32_t patience;        /* epochs without validation gain before stopping (20) */
+    uint32_t patience;        /* epochs without validation gain before stopping (40) */
     uint32_t batch_lists;     /* lists per Adam step (default 16) */
     uint32_t valid_k;         /* early stopping on validation nDCG@valid_k (default 10) */
     uint64_t seed;            /* list order, MLP initialisation */

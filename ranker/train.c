@@ -54,10 +54,10 @@ rank_train_opts rank_train_opts_default(void)
     o.loss = RANK_LOSS_LISTWISE;
     o.kind = RANK_MODEL_LINEAR;
     o.n_hidden = 32;
-    o.lr = 0.01;
+    o.lr = 0.003;
     o.l2 = 1e-4;
     o.max_epochs = 200;
-    o.patience = 20;
+    o.patience = 40;
     o.batch_lists = 16;
     o.valid_k = 10;
     o.seed = 1;
