@@ -641,6 +641,18 @@ int causal_rpol_marginals_mc(const causal_rpol *pol, const double *scores, uint3
                            uint32_t k, uint32_t m, cw_rng *rng, double *marg, double *se,
                            cw_err *err) CW_MUST_CHECK;
 
+/* Stochastic logging for the server (issue 7 item 1): draws the shown top-k list of n
+ * ranked candidates and everything an impression must log about it.
+ * order[j] = candidate shown at rank j+1 (j < k); propensity[j] = pi(order[j] at rank j+1),
+ * exact (closed form, or the PL subset DP for n <= CAUSAL_PL_EXACT_MAX_ITEMS) or else
+ * Monte-Carlo from mc_samples draws (*mc_used = mc_samples; 0 when exact);
+ * *log_prob = log pi(order[0..k)) exactly. Log policy name, tau, seed and mc_used with it.
+ * Errors: causal_rpol_check's, CW_EINVAL (mc_samples 0 when Monte-Carlo is needed),
+ * CW_ENOMEM. */
+int causal_rpol_draw(const causal_rpol *pol, const double *scores, uint32_t n, uint32_t k,
+                     uint32_t mc_samples, cw_rng *rng, uint32_t *order, double *propensity,
+                     double *log_prob, uint32_t *mc_used, cw_err *err) CW_MUST_CHECK;
+
 /* ---- off-policy estimators (causal/ope.c) -------------------------------- */
 /* Estimates V(pi_e) = E_{x, a ~ pi_e}[ sum_j lambda_j c(j) ] (a click metric with rank
  * weights lambda: clicks@k has lambda_j = 1[j <= k], dcg@k 1[j <= k]/log2(j+1)) from

@@ -586,3 +586,47 @@ int causal_rpol_marginals_mc(const causal_rpol *pol, const double *scores, uint3
     scratch_fini(&s);
     return CW_OK;
 }
+
+int causal_rpol_draw(const causal_rpol *pol, const double *scores, uint32_t n, uint32_t k,
+                     uint32_t mc_samples, cw_rng *rng, uint32_t *order, double *propensity,
+                     double *log_prob, uint32_t *mc_used, cw_err *err)
+{
+    int rc = causal_rpol_check(pol, scores, n, k, err);
+    if (rc) {
+        return rc;
+    }
+    bool is_exact = pol->kind != CAUSAL_RPOL_PL || n <= CAUSAL_PL_EXACT_MAX_ITEMS;
+    if (!is_exact && mc_samples == 0) {
+        return cw_err_set(err, CW_EINVAL,
+                          "policy: %u candidates need Monte-Carlo marginals; mc_samples is 0", n);
+    }
+    double *marg = malloc((size_t)n * k * sizeof *marg);
+    double *lp = malloc((size_t)k * sizeof *lp);
+    if (!marg || !lp) {
+        rc = cw_err_set(err, CW_ENOMEM, "policy: out of memory");
+        goto done;
+    }
+    if ((rc = causal_rpol_sample(pol, scores, n, k, rng, order, err)) ||
+        (rc = causal_rpol_log_prob(pol, scores, n, order, k, lp, err))) {
+        goto done;
+    }
+    rc = is_exact ? causal_rpol_marginals(pol, scores, n, k, marg, err)
+                  : causal_rpol_marginals_mc(pol, scores, n, k, mc_samples, rng, marg, NULL, err);
+    if (rc) {
+        goto done;
+    }
+    for (uint32_t j = 0; j < k; j++) {
+        propensity[j] = marg[(size_t)order[j] * k + j];
+        /* A Monte-Carlo estimate can miss a drawn item (p < 1/M): the item was shown, so
+         * its probability is at least what one draw in M + 1 says; never log 0. */
+        if (propensity[j] <= 0) {
+            propensity[j] = 1.0 / ((double)mc_samples + 1);
+        }
+    }
+    *log_prob = lp[k - 1];
+    *mc_used = is_exact ? 0 : mc_samples;
+done:
+    free(marg);
+    free(lp);
+    return rc;
+}
