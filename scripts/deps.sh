@@ -6,6 +6,8 @@ PKGS=(build-essential autoconf automake libtool pkg-config
       libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3
       liblapacke-dev libopenblas-dev libcriterion-dev
       libstemmer-dev libutf8proc-dev libcurl4-openssl-dev curl)
+# clang: the libFuzzer harness (tests/fuzz); wrk: bench/server_bench.sh.
+PKGS+=(clang wrk)
 PKGS+=("${CW_EXTRA_PKGS[@]:-}")
 missing=()
 for p in "${PKGS[@]}"; do
