@@ -1,0 +1,447 @@
+/* cli/cmd_train.c: `causeway train`, learning a ranking model from LETOR labels, from
+ * clicks simulated on LETOR data by causal/'s simulator, or from the server's own
+ * impression log with fitted propensities; writes the versioned model JSON that
+ * `causeway serve` loads. */
+#include "config.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "causal/causal.h"
+#include "cli/cli.h"
+#include "cli/clicklists.h"
+#include "ranker/ranker.h"
+
+#define CMD "train"
+#define MAX_FILES 8
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: causeway train (--letor FILE[,FILE...] | --db LOG.sqlite) --out MODEL.json\n"
+            "                      [--objective naive|ips|dla|dr|supervised]\n"
+            "                      [--loss listwise|pairwise|pointwise] [--model linear|mlp]\n"
+            "                      [--hidden N] [--propensity FIT.json|true] [--clip TAU]\n"
+            "                      [--valid FILE] [--simulate SESSIONS --logger MODEL.json]\n"
+            "                      [--eta ETA] [--lr X] [--l2 X] [--epochs N] [--patience N]\n"
+            "                      [--batch LISTS] [--seed N] [--quiet]\n\n"
+            "Trains a ranker and writes it as versioned JSON (features, normalization, weights,\n"
+            "training settings). Deterministic for a seed; progress on stderr.\n\n"
+            "Data, one of:\n"
+            "  --letor FILES     LETOR/SVMlight files (concatenated). Without --simulate the\n"
+            "                    graded labels train the supervised model (the skyline).\n"
+            "  --simulate N      with --letor: N sessions of PBM clicks (METHODS.md section 3:\n"
+            "                    eye-tracking theta^ETA, epsilon 0.1) on the top 10 of the\n"
+            "                    --logger model's ranking, by causal/'s simulator\n"
+            "  --db FILE         the server's impression log: the logged feature vectors of the\n"
+            "                    shown items and their clicks (what was served is what trains)\n"
+            "Options:\n"
+            "  --objective O     naive (clicks as labels), ips (default with clicks), dla, dr,\n"
+            "                    supervised (default with labels)\n"
+            "  --loss L          listwise softmax (default), pairwise (propensity SVM-Rank),\n"
+            "                    pointwise (logistic); dla and dr are listwise only\n"
+            "  --propensity P    theta_k/theta_1 for ips/dr: a fit written by the causal\n"
+            "                    propensity estimators ({\"ranks\":[{\"rank\":1,\"ratio\":..}]})\n"
+            "                    or a JSON array; \"true\" = the simulator's truth (--simulate)\n"
+            "  --clip TAU        use max(theta_k, TAU) (weights <= 1/TAU); default 0 = none\n"
+            "  --valid FILE      LETOR file with labels: early stopping on nDCG@10 (exp gain)\n"
+            "  --model M         linear (default) or mlp (--hidden units, default 32)\n"
+            "  --eta ETA         position-bias severity of --simulate (default 1)\n"
+            "  --lr --l2 --epochs --patience --batch --seed   optimiser (Adam) settings\n");
+}
+
+/* Reads theta_k/theta_1 from a propensity fit or a plain array. */
+static int read_propensity(const char *path, rank_train_opts *o, cw_err *err)
+{
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (!root) {
+        return cw_err_set(err, CW_EPARSE, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+    }
+    json_t *arr = json_is_array(root) ? root : json_object_get(root, "ranks");
+    int rc = CW_OK;
+    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > RANK_MAX_RANK) {
+        rc = cw_err_set(err, CW_EPARSE, "%s: expected \"ranks\" or an array of 1..%u ratios", path,
+                        RANK_MAX_RANK);
+    }
+    for (size_t k = 0; rc == CW_OK && k < json_array_size(arr); k++) {
+        json_t *v = json_array_get(arr, k);
+        if (json_is_object(v)) {
+            json_t *r = json_object_get(v, "rank");
+            if (json_is_integer(r) && json_integer_value(r) != (json_int_t)k + 1) {
+                rc = cw_err_set(err, CW_EPARSE, "%s: ranks[%zu] is rank %lld, expected %zu", path,
+                                k, (long long)json_integer_value(r), k + 1);
+                break;
+            }
+            v = json_object_get(v, "ratio");
+        }
+        if (!json_is_number(v) || !(json_number_value(v) > 0) || !isfinite(json_number_value(v))) {
+            rc = cw_err_set(err, CW_EPARSE, "%s: ratio of rank %zu must be a number > 0", path,
+                            k + 1);
+            break;
+        }
+        o->theta[k] = json_number_value(v);
+        o->n_theta = k + 1;
+    }
+    json_decref(root);
+    return rc;
+}
+
+/* Feature names of the log's first impression (causal_sessions keeps only vectors). */
+static int log_feature_names(const char *db, char ***names, size_t *n, cw_err *err)
+{
+    causal_log_opts lo = causal_log_opts_default();
+    lo.read_only = true;
+    causal_log *log = NULL;
+    causal_log_reader *r = NULL;
+    int rc = causal_log_open(db, &lo, &log, err);
+    causal_log_filter f = causal_log_filter_all();
+    rc = rc ? rc : causal_log_reader_new(log, &f, &r, err);
+    const causal_impression *imp = NULL;
+    *n = 0;
+    *names = NULL;
+    while (rc == CW_OK) {
+        int more = causal_log_reader_next(r, &imp, err);
+        if (more < 0) {
+            rc = more;
+            break;
+        }
+        if (more == 0) {
+            rc = cw_err_set(err, CW_EINVAL, "%s: no impression carries feature vectors", db);
+            break;
+        }
+        if (imp->n_features > 0 && imp->feature_names) {
+            *names = calloc(imp->n_features, sizeof **names);
+            for (size_t i = 0; *names && i < imp->n_features; i++) {
+                (*names)[i] = strdup(imp->feature_names[i]);
+            }
+            *n = imp->n_features;
+            break;
+        }
+    }
+    causal_log_reader_free(r);
+    causal_log_close(log);
+    return rc;
+}
+
+static bool split_files(const char *arg, char *buf, size_t buf_len, const char **files, size_t *n)
+{
+    snprintf(buf, buf_len, "%s", arg);
+    *n = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (*n == MAX_FILES) {
+            return false;
+        }
+        files[(*n)++] = t;
+    }
+    return *n > 0;
+}
+
+int cli_cmd_train(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    const char *letor = NULL, *db = NULL, *out = NULL, *valid_path = NULL, *prop = NULL,
+               *logger = NULL, *objective = NULL;
+    rank_train_opts o = rank_train_opts_default();
+    o.progress = cli_progress;
+    uint64_t simulate = 0, u = 0;
+    double eta = 1.0;
+    bool quiet = false;
+    cw_err err;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+            quiet = true;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            return cli_usage_error(CMD, "unknown option or missing value: %s", a);
+        }
+        const char *v = argv[++i];
+        if (strcmp(a, "--letor") == 0) {
+            letor = v;
+        } else if (strcmp(a, "--db") == 0) {
+            db = v;
+        } else if (strcmp(a, "--out") == 0) {
+            out = v;
+        } else if (strcmp(a, "--valid") == 0) {
+            valid_path = v;
+        } else if (strcmp(a, "--propensity") == 0) {
+            prop = v;
+        } else if (strcmp(a, "--logger") == 0) {
+            logger = v;
+        } else if (strcmp(a, "--objective") == 0) {
+            objective = v;
+            if (rank_objective_parse(v, &o.objective, &err) != CW_OK) {
+                return cli_usage_error(CMD, "%s", err.msg);
+            }
+        } else if (strcmp(a, "--loss") == 0) {
+            if (rank_loss_parse(v, &o.loss, &err) != CW_OK) {
+                return cli_usage_error(CMD, "%s", err.msg);
+            }
+        } else if (strcmp(a, "--model") == 0) {
+            if (strcmp(v, "linear") == 0) {
+                o.kind = RANK_MODEL_LINEAR;
+            } else if (strcmp(v, "mlp") == 0) {
+                o.kind = RANK_MODEL_MLP;
+            } else {
+                return cli_usage_error(CMD, "--model must be linear or mlp, got '%s'", v);
+            }
+        } else if (strcmp(a, "--hidden") == 0) {
+            if (!cli_parse_u64(CMD, a, v, 1, RANK_MAX_HIDDEN, &u)) {
+                return CLI_EXIT_USAGE;
+            }
+            o.n_hidden = (size_t)u;
+        } else if (strcmp(a, "--simulate") == 0) {
+            if (!cli_parse_u64(CMD, a, v, 1, 1000000000ull, &simulate)) {
+                return CLI_EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--eta") == 0) {
+            if (!cli_parse_double(CMD, a, v, 0, 10, &eta)) {
+                return CLI_EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--clip") == 0) {
+            if (!cli_parse_double(CMD, a, v, 0, 0.999999, &o.clip)) {
+                return CLI_EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--lr") == 0) {
+            if (!cli_parse_double(CMD, a, v, 1e-9, 10, &o.lr)) {
+                return CLI_EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--l2") == 0) {
+            if (!cli_parse_double(CMD, a, v, 0, 1e6, &o.l2)) {
+                return CLI_EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--epochs") == 0) {
+            if (!cli_parse_u64(CMD, a, v, 1, 1000000, &u)) {
+                return CLI_EXIT_USAGE;
+            }
+            o.max_epochs = (uint32_t)u;
+        } else if (strcmp(a, "--patience") == 0) {
+            if (!cli_parse_u64(CMD, a, v, 1, 1000000, &u)) {
+                return CLI_EXIT_USAGE;
+            }
+            o.patience = (uint32_t)u;
+        } else if (strcmp(a, "--batch") == 0) {
+            if (!cli_parse_u64(CMD, a, v, 1, 1000000, &u)) {
+                return CLI_EXIT_USAGE;
+            }
+            o.batch_lists = (uint32_t)u;
+        } else if (strcmp(a, "--seed") == 0) {
+            if (!cli_parse_u64(CMD, a, v, 0, UINT64_MAX, &o.seed)) {
+                return CLI_EXIT_USAGE;
+            }
+        } else {
+            return cli_usage_error(CMD, "unknown option %s", a);
+        }
+    }
+    if (quiet) {
+        o.progress.fn = NULL;
+    }
+    if (!out) {
+        return cli_usage_error(CMD, "--out MODEL.json is required");
+    }
+    if (!letor == !db) {
+        return cli_usage_error(CMD, "give exactly one of --letor and --db");
+    }
+    if (simulate && (!letor || !logger)) {
+        return cli_usage_error(CMD, "--simulate needs --letor and --logger MODEL.json");
+    }
+    bool clicks_data = db || simulate;
+    if (!objective) {
+        o.objective = clicks_data ? RANK_OBJ_IPS : RANK_OBJ_SUPERVISED;
+    }
+    if (!clicks_data && o.objective != RANK_OBJ_SUPERVISED) {
+        return cli_usage_error(CMD, "objective %s needs clicks: add --simulate or use --db",
+                               rank_objective_name(o.objective));
+    }
+    if (clicks_data && o.objective == RANK_OBJ_SUPERVISED) {
+        return cli_usage_error(CMD, "objective supervised needs labels: --letor without "
+                                    "--simulate");
+    }
+    bool needs_theta = o.objective == RANK_OBJ_IPS || o.objective == RANK_OBJ_DR;
+    if (needs_theta && !prop) {
+        return cli_usage_error(CMD, "objective %s needs --propensity",
+                               rank_objective_name(o.objective));
+    }
+    if (prop && strcmp(prop, "true") == 0 && !simulate) {
+        return cli_usage_error(CMD, "--propensity true is only known with --simulate");
+    }
+
+    int rc = CW_OK;
+    rank_letor *data = NULL, *valid = NULL;
+    rank_clicks *clicks = NULL;
+    rank_model *m = NULL, *log_model = NULL;
+    cli_letor_sim sim;
+    memset(&sim, 0, sizeof sim);
+    causal_sessions *sess = NULL;
+    double *x = NULL, *scores = NULL;
+    char **names_owned = NULL;
+    size_t n_names = 0;
+    const char *names[RANK_MAX_FEATURES];
+    char name_buf[RANK_MAX_FEATURES][16];
+    if (prop && strcmp(prop, "true") != 0) {
+        rc = read_propensity(prop, &o, &err);
+        if (rc != CW_OK) {
+            goto fail;
+        }
+    }
+    if (valid_path) {
+        const char *vp[] = {valid_path};
+        rc = rank_letor_read(vp, 1, &valid, &err);
+        if (rc != CW_OK) {
+            goto fail;
+        }
+    }
+    if (letor) {
+        char buf[8192];
+        const char *files[MAX_FILES];
+        size_t n_files;
+        if (!split_files(letor, buf, sizeof buf, files, &n_files)) {
+            rc = cli_usage_error(CMD, "--letor takes 1..%d comma-separated files", MAX_FILES);
+            goto done;
+        }
+        rc = rank_letor_read(files, n_files, &data, &err);
+        if (rc != CW_OK) {
+            goto fail;
+        }
+        for (size_t i = 0; i < data->n_features; i++) {
+            snprintf(name_buf[i], sizeof name_buf[i], "letor_%zu", i + 1);
+            names[i] = name_buf[i];
+        }
+        if (!simulate) {
+            rc = rank_clicks_from_labels(data, &clicks, &err);
+        } else {
+            rc = rank_model_load(logger, &log_model, &err);
+            if (rc == CW_OK && rank_model_n_features(log_model) != data->n_features) {
+                rc = cw_err_set(&err, CW_EINVAL, "%s has %zu features, %s has %zu", logger,
+                                rank_model_n_features(log_model), letor, data->n_features);
+            }
+            scores = rc == CW_OK ? malloc(data->n_rows * sizeof *scores) : NULL;
+            if (rc == CW_OK && !scores) {
+                rc = cw_err_set(&err, CW_ENOMEM, "out of memory");
+            }
+            rc = rc ? rc : rank_model_score(log_model, data->x, data->n_rows, scores, &err);
+            rc = rc ? rc : cli_letor_sim_init(&sim, data, scores, &err);
+            causal_sim_opts so = causal_sim_opts_default();
+            so.user = causal_user_default(CAUSAL_USER_PBM,
+                                          (int)(sim.coll ? causal_simcoll_max_label(sim.coll) : 1));
+            causal_user_theta_table(&so.user, eta, 10);
+            so.n_sessions = simulate;
+            so.seed = o.seed;
+            so.progress = o.progress;
+            rc = rc ? rc : causal_simulate(sim.coll, &so, &err);
+            if (rc == CW_OK && prop && strcmp(prop, "true") == 0) {
+                o.n_theta = 10;
+                for (int k = 0; k < 10; k++) {
+                    o.theta[k] = so.user.theta[k] / so.user.theta[0];
+                }
+            }
+            rc = rc ? rc
+                    : cli_sessions_to_clicks(sim.s, 0, sim.s->n_sessions, data->x, data->n_rows,
+                                             data->n_features, sim.pair_row, sim.cand_begin,
+                                             sim.cand_end, true, &clicks, &err);
+        }
+        if (rc != CW_OK) {
+            goto fail;
+        }
+    } else {
+        causal_load_stats st;
+        rc = log_feature_names(db, &names_owned, &n_names, &err);
+        rc = rc ? rc : causal_sessions_load_log(db, RANK_MAX_RANK, &sess, &st, &err);
+        if (rc == CW_OK && sess->n_features != n_names) {
+            rc = cw_err_set(&err, CW_EINVAL, "%s: %zu feature names but %zu-float vectors", db,
+                            n_names, sess->n_features);
+        }
+        if (rc == CW_OK && (n_names == 0 || n_names > RANK_MAX_FEATURES)) {
+            rc = cw_err_set(&err, CW_EINVAL, "%s: %zu features (need 1..%u)", db, n_names,
+                            RANK_MAX_FEATURES);
+        }
+        if (rc != CW_OK) {
+            goto fail;
+        }
+        if (!quiet) {
+            fprintf(stderr,
+                    "causeway train: %llu impressions, %llu items, %llu clicks from %s "
+                    "(%llu items deeper than %u dropped)\n",
+                    (unsigned long long)st.n_impressions, (unsigned long long)st.n_items,
+                    (unsigned long long)st.n_clicks, db, (unsigned long long)st.n_deep,
+                    RANK_MAX_RANK);
+        }
+        for (size_t i = 0; i < n_names; i++) {
+            names[i] = names_owned[i];
+        }
+        size_t np = sess->n_pairs, nf = n_names;
+        x = malloc((np ? np : 1) * nf * sizeof *x);
+        size_t *pair_row = malloc((np ? np : 1) * sizeof *pair_row);
+        if (!x || !pair_row) {
+            free(pair_row);
+            rc = cw_err_set(&err, CW_ENOMEM, "out of memory");
+            goto fail;
+        }
+        /* The logged vectors, as served: one row per (query, document) pair. */
+        for (size_t p = 0; p < np; p++) {
+            pair_row[p] = p;
+            for (size_t i = 0; i < nf; i++) {
+                x[p * nf + i] = sess->pair_features[p * nf + i];
+            }
+        }
+        rc = cli_sessions_to_clicks(sess, 0, sess->n_sessions, x, np, nf, pair_row, NULL, NULL,
+                                    true, &clicks, &err);
+        free(pair_row);
+        if (rc != CW_OK) {
+            goto fail;
+        }
+    }
+    if (!quiet) {
+        fprintf(stderr, "causeway train: %s/%s, %s model, %zu lists, %.0f sessions\n",
+                rank_objective_name(o.objective), rank_loss_name(o.loss),
+                o.kind == RANK_MODEL_LINEAR ? "linear" : "mlp", rank_clicks_n_lists(clicks),
+                rank_clicks_n_sessions(clicks));
+    }
+    rank_train_report rep;
+    rc = rank_train(clicks, valid, names, &o, &m, &rep, &err);
+    rc = rc ? rc : rank_model_save(m, out, &err);
+    if (rc != CW_OK) {
+        goto fail;
+    }
+    if (!quiet) {
+        fprintf(stderr,
+                "causeway train: %u epochs (best %u, validation nDCG@10 %.4f), %.2f s; "
+                "wrote %s\n",
+                rep.epochs, rep.best_epoch, rep.best_valid, rep.seconds, out);
+        if (o.objective == RANK_OBJ_DLA) {
+            fprintf(stderr, "causeway train: DLA theta_k/theta_1:");
+            for (int k = 0; k < 10; k++) {
+                fprintf(stderr, " %.3f", rep.dla_theta[k]);
+            }
+            fprintf(stderr, "\n");
+        }
+    }
+    rc = CLI_EXIT_OK;
+    goto done;
+fail:
+    rc = cli_fail(CMD, &err);
+done:
+    for (size_t i = 0; names_owned && i < n_names; i++) {
+        free(names_owned[i]);
+    }
+    free(names_owned);
+    free(x);
+    free(scores);
+    cli_letor_sim_fini(&sim);
+    causal_sessions_free(sess);
+    rank_clicks_free(clicks);
+    rank_model_free(m);
+    rank_model_free(log_model);
+    rank_letor_free(data);
+    rank_letor_free(valid);
+    return rc;
+}
