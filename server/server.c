@@ -221,7 +221,8 @@ static const unsigned counted_codes[SRV_N_CODES - 1] = {200, 400, 401, 403, 404,
 static const double bucket_s[SRV_N_BUCKETS - 1] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
                                                    0.05,   0.1,   0.25,  0.5,   1.0,  2.5};
 static const char *const route_names[SRV_N_ROUTES] = {
-    "search", "events", "docs", "healthz", "readyz", "metrics", "admin_reload", "other"};
+    "search",  "events",       "docs", "healthz", "readyz",
+    "metrics", "admin_reload", "page", "report",  "other"};
 
 static MHD_RESULT_T send_buf(struct MHD_Connection *conn, srv_req *rq, unsigned status, cw_buf *b,
                              const char *ctype)
@@ -950,6 +951,30 @@ static MHD_RESULT_T route_reload(srv_server *s, struct MHD_Connection *conn, srv
     return route_status(s, conn, rq, true);
 }
 
+/* GET /: the embedded search page (server/page.c). */
+static MHD_RESULT_T route_page(struct MHD_Connection *conn, srv_req *rq)
+{
+    size_t len = 0;
+    const char *page = srv_page_html(&len);
+    cw_buf b = {0};
+    if (cw_buf_append(&b, page, len) != CW_OK) {
+        return MHD_NO;
+    }
+    return send_buf(conn, rq, 200, &b, "text/html; charset=utf-8");
+}
+
+/* GET /report: the live report of this server's log (server/page.c). */
+static MHD_RESULT_T route_report(srv_server *s, struct MHD_Connection *conn, srv_req *rq)
+{
+    cw_err err;
+    cw_buf b = {0};
+    if (srv_report_live(s->db_path, &b, &err) != CW_OK) {
+        cw_buf_fini(&b);
+        return send_err(conn, rq, &err);
+    }
+    return send_buf(conn, rq, 200, &b, "text/html; charset=utf-8");
+}
+
 /* ---- dispatch --------------------------------------------------------------- */
 
 typedef struct route {
@@ -967,6 +992,8 @@ static const route routes[] = {
     {"/readyz", false, "GET, HEAD", SRV_ROUTE_READYZ},
     {"/metrics", false, "GET, HEAD", SRV_ROUTE_METRICS},
     {"/admin/reload", false, "POST", SRV_ROUTE_RELOAD},
+    {"/", false, "GET, HEAD", SRV_ROUTE_PAGE},
+    {"/report", false, "GET, HEAD", SRV_ROUTE_REPORT},
 };
 
 static const route *find_route(const char *url)
@@ -1021,6 +1048,8 @@ static MHD_RESULT_T dispatch(srv_server *s, struct MHD_Connection *conn, srv_req
     case SRV_ROUTE_HEALTHZ: return route_status(s, conn, rq, false);
     case SRV_ROUTE_READYZ: return route_status(s, conn, rq, true);
     case SRV_ROUTE_METRICS: return route_metrics(s, conn, rq);
+    case SRV_ROUTE_PAGE: return route_page(conn, rq);
+    case SRV_ROUTE_REPORT: return route_report(s, conn, rq);
     default: return route_reload(s, conn, rq);
     }
 }

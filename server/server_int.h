@@ -18,7 +18,9 @@ enum {
     SRV_ROUTE_READYZ,
     SRV_ROUTE_METRICS,
     SRV_ROUTE_RELOAD,
-    SRV_ROUTE_OTHER, /* unknown routes and methods */
+    SRV_ROUTE_PAGE,   /* GET /: the search page (server/page.c) */
+    SRV_ROUTE_REPORT, /* GET /report: the live click report (server/page.c) */
+    SRV_ROUTE_OTHER,  /* unknown routes and methods */
     SRV_N_ROUTES
 };
 
@@ -87,5 +89,14 @@ void srv_writer_wait(srv_writer *w, srv_job *job);
 unsigned srv_writer_depth(srv_writer *w);
 /* Drains every queued job, commits, joins the thread. */
 void srv_writer_stop(srv_writer *w);
+
+/* ---- browser pages (server/page.c) ---------------------------------------- */
+
+/* The search page HTML (static storage, *len bytes without the NUL). */
+const char *srv_page_html(size_t *len);
+/* Appends the HTML report of the log at db_path (counts, CTR by position, latest clicks)
+ * to out, read through a separate read-only connection. Errors: those of
+ * report_log_stats_read and report_render. */
+int srv_report_live(const char *db_path, cw_buf *out, cw_err *err) CW_MUST_CHECK;
 
 #endif /* CAUSEWAY_SERVER_SERVER_INT_H */
