@@ -176,6 +176,50 @@ int rank_letor_subset(const rank_letor *d, const size_t *queries, size_t n, rank
 
 /* ==== features (ranker/features.c) ======================================== */
 
+/* The one (query, document) feature extractor of training and serving: the server logs
+ * the vector it ranked with, training reads that vector back from the log.
+ * Feature set RANK_FEATURE_SET, in this order (names are what models store):
+ *   bm25_title, bm25_text, bm25_flat   BM25 per field (index/, METHODS.md section 2)
+ *   coverage          distinct query terms found in the document / distinct query terms
+ *   idf_sum_matched   sum of the Lucene idf of the distinct matched terms
+ *   idf_max_matched   largest idf among them (0 if none)
+ *   idf_mean_query    mean idf of the distinct query terms (a query feature)
+ *   query_terms       distinct analysed query terms
+ *   log_len_title, log_len_text   log(1 + analysed length)
+ *   proximity         m / w for the minimal window of w tokens holding all m >= 2 matched
+ *                     distinct terms (1 = adjacent), 0 when fewer than 2 terms match
+ *   static:NAME       a numeric stored field of the document (caller's list; 0 if absent
+ *                     or not a number)
+ * Coverage and proximity analyse at most RANK_FEATURE_MAX_TEXT_BYTES of title + text. */
+#define RANK_FEATURE_SET "cw-text-v1"
+#define RANK_TEXT_FEATURES 11u                   /* features before the static ones */
+#define RANK_MAX_STATIC_FEATURES 32u
+#define RANK_FEATURE_MAX_TEXT_BYTES (64u << 10)
+
+/* An extractor bound to an open index; immutable, thread-safe (each thread brings its own
+ * analyzer). Keeps a reference to ix: close the index after rank_features_free. */
+typedef struct rank_features rank_features;
+
+/* static_fields: n_static names of stored fields read as numbers (each 1..
+ * RANK_MAX_FEATURE_NAME - 8 bytes). bm25 NULL = IDX_BM25_DEFAULT.
+ * Errors: CW_EINVAL (too many or bad names), CW_ENOMEM. Free with rank_features_free. */
+int rank_features_new(const idx_index *ix, const char *const *static_fields, size_t n_static,
+                      const idx_bm25_params *bm25, rank_features **out, cw_err *err) CW_MUST_CHECK;
+void rank_features_free(rank_features *fx);
+size_t rank_features_n(const rank_features *fx);
+/* Name of feature i (borrowed, valid while fx lives). */
+const char *rank_features_name(const rank_features *fx, size_t i);
+/* Names as an array for rank_model / causal_impression (borrowed, n = rank_features_n). */
+const char *const *rank_features_names(const rank_features *fx);
+
+/* Writes n rows of rank_features_n values for docids (row-major) into out.
+ * a: an analyzer with the index's settings (idx_index_analyzer), used by this thread only.
+ * Errors: CW_ENOTFOUND (docid), CW_ECORRUPT, CW_EPARSE (invalid UTF-8 in a stored
+ * document), CW_ENOMEM. O(n * (query terms + analysed text)). */
+int rank_features_extract(const rank_features *fx, idx_analyzer *a, const idx_query *q,
+                          const uint32_t *docids, size_t n, double *out,
+                          cw_err *err) CW_MUST_CHECK;
+
 /* ==== models and training (ranker/model.c, ranker/train.c) ================ */
 
 /* Serving API (server/ uses only these five calls):

@@ -1,0 +1,123 @@
+/* Tests of ranker/features.c on a three-document index (tests/data/ranker/features.jsonl)
+ * with hand-computed coverage, idf, lengths, proximity and static values. */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ranker/ranker.h"
+
+typedef struct fixture {
+    char dir[64];
+    idx_index *ix;
+    idx_analyzer *an;
+    rank_features *fx;
+} fixture;
+
+static void setup(fixture *f)
+{
+    const char *src = getenv("CW_SRCDIR");
+    char corpus[4096];
+    snprintf(corpus, sizeof corpus, "%s/tests/data/ranker/features.jsonl", src ? src : ".");
+    snprintf(f->dir, sizeof f->dir, "/tmp/cw_feat_%d", (int)getpid());
+    idx_build_opts bo = idx_build_opts_default();
+    cw_err err;
+    cr_assert(eq(int, idx_build(corpus, f->dir, &bo, NULL, &err), CW_OK), "%s", err.msg);
+    cr_assert(eq(int, idx_index_open(f->dir, &f->ix, &err), CW_OK), "%s", err.msg);
+    cr_assert(eq(int, idx_index_analyzer(f->ix, &f->an, &err), CW_OK));
+    const char *stat[] = {"rank"};
+    cr_assert(eq(int, rank_features_new(f->ix, stat, 1, NULL, &f->fx, &err), CW_OK));
+}
+
+static void teardown(fixture *f)
+{
+    rank_features_free(f->fx);
+    idx_analyzer_free(f->an);
+    idx_index_close(f->ix);
+    cr_assert(eq(int, cw_rmtree(f->dir, NULL), CW_OK));
+}
+
+static void extract(fixture *f, const char *query, const char *doc, double *out)
+{
+    idx_query *q = NULL;
+    uint32_t id;
+    cw_err err;
+    cr_assert(eq(int, idx_query_parse(f->ix, f->an, query, strlen(query), &q, &err), CW_OK));
+    cr_assert(eq(int, idx_doc_lookup(f->ix, doc, strlen(doc), &id, &err), CW_OK));
+    cr_assert(eq(int, rank_features_extract(f->fx, f->an, q, &id, 1, out, &err), CW_OK), "%s",
+              err.msg);
+    double bm25[IDX_N_FIELDS];
+    idx_bm25_params p = IDX_BM25_DEFAULT;
+    cr_assert(eq(int, idx_score_fields(f->ix, q, id, &p, bm25, NULL), CW_OK));
+    for (int i = 0; i < IDX_N_FIELDS; i++) {
+        cr_expect(eq(dbl, out[i], bm25[i]), "bm25 field %d", i);
+    }
+    idx_query_free(q);
+}
+
+Test(rank_features, names_are_versioned_and_ordered)
+{
+    fixture f;
+    setup(&f);
+    cr_expect(eq(sz, rank_features_n(f.fx), RANK_TEXT_FEATURES + 1));
+    cr_expect(eq(str, (char *)rank_features_name(f.fx, 0), "bm25_title"));
+    cr_expect(eq(str, (char *)rank_features_name(f.fx, 10), "proximity"));
+    cr_expect(eq(str, (char *)rank_features_name(f.fx, 11), "static:rank"));
+    cr_expect(eq(str, RANK_FEATURE_SET, "cw-text-v1"));
+    teardown(&f);
+}
+
+Test(rank_features, hand_computed_values)
+{
+    fixture f;
+    setup(&f);
+    double v[RANK_TEXT_FEATURES + 1];
+    /* N = 3 documents, df(river) = df(bank) = 2: idf = log(1 + 1.5/2.5) = log 1.6. */
+    const double idf = log(1.6);
+    extract(&f, "river bank", "a", v);
+    cr_expect(epsilon_eq(dbl, v[3], 1.0, 1e-12)); /* both terms present */
+    cr_expect(epsilon_eq(dbl, v[4], 2 * idf, 1e-12));
+    cr_expect(epsilon_eq(dbl, v[5], idf, 1e-12));
+    cr_expect(epsilon_eq(dbl, v[6], idf, 1e-12));
+    cr_expect(eq(dbl, v[7], 2.0));
+    cr_expect(epsilon_eq(dbl, v[8], log(3.0), 1e-12)); /* title: river bank */
+    cr_expect(epsilon_eq(dbl, v[9], log(6.0), 1e-12)); /* bank river green river flow */
+    cr_expect(epsilon_eq(dbl, v[10], 1.0, 1e-12));     /* "river bank" adjacent in title */
+    cr_expect(eq(dbl, v[11], 3.5));                    /* stored "3.5" */
+    extract(&f, "river bank", "b", v);
+    /* bank(0) loan(1) river(2) ...: the window bank..river has 3 tokens */
+    cr_expect(epsilon_eq(dbl, v[10], 2.0 / 3.0, 1e-12));
+    cr_expect(eq(dbl, v[8], 0.0));
+    cr_expect(eq(dbl, v[11], 0.0)); /* "x" is not a number */
+    extract(&f, "river bank", "c", v);
+    cr_expect(eq(dbl, v[3], 0.0));
+    cr_expect(eq(dbl, v[4], 0.0));
+    cr_expect(eq(dbl, v[10], 0.0));
+    extract(&f, "cherry river", "c", v);
+    cr_expect(epsilon_eq(dbl, v[3], 0.5, 1e-12));
+    cr_expect(eq(dbl, v[10], 0.0)); /* one matched term: no span */
+    teardown(&f);
+}
+
+Test(rank_features, unknown_docid_is_enotfound_and_bad_static_names_einval)
+{
+    fixture f;
+    setup(&f);
+    idx_query *q = NULL;
+    cr_assert(eq(int, idx_query_parse(f.ix, f.an, "river", 5, &q, NULL), CW_OK));
+    uint32_t id = 99;
+    double v[RANK_TEXT_FEATURES + 1];
+    cw_err err;
+    cr_expect(eq(int, rank_features_extract(f.fx, f.an, q, &id, 1, v, &err), CW_ENOTFOUND));
+    idx_query_free(q);
+    const char *bad[] = {""};
+    rank_features *fx = NULL;
+    cr_expect(eq(int, rank_features_new(f.ix, bad, 1, NULL, &fx, &err), CW_EINVAL));
+    cr_expect(eq(str, err.msg, "static field 0: name empty or over 56 bytes"));
+    teardown(&f);
+}
