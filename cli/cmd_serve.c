@@ -13,30 +13,33 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: causeway serve --index DIR --db FILE [--bind 127.0.0.1] [--port 8080]\n"
-               "                      [--threads N] [--model FILE] [--config FILE]\n"
-               "                      [--sync full|normal] [--max-body BYTES] [--queue N]\n"
-               "                      [--timeout S] [--port-file FILE]\n\n"
-               "Serves the index over HTTP (docs/api.md) and logs every served ranking and\n"
-               "every reported event to the SQLite log FILE (docs/logs.md).\n\n"
-               "  --index DIR       index built by 'causeway index' (memory-mapped)\n"
-               "  --db FILE         impression/event log, created if absent\n"
-               "  --bind ADDR       IPv4 address to listen on (default 127.0.0.1)\n"
-               "  --port N          TCP port, 0 = any free port (default 8080)\n"
-               "  --threads N       libmicrohttpd pool threads (default 2)\n"
-               "  --model FILE      ranker model reranking the BM25 candidates\n"
-               "  --config FILE     JSON config (keys: index db model bind port threads\n"
-               "                    max_body_bytes queue_capacity timeout_s admin_token sync);\n"
-               "                    options given on the command line win\n"
-               "  --sync MODE       full (default: acked events survive power loss) or normal\n"
-               "                    (acked events survive a crash of the process only)\n"
-               "  --max-body BYTES  request body limit (default 1048576)\n"
-               "  --queue N         log writer queue capacity in jobs (default 8192)\n"
-               "  --timeout S       idle/slow client timeout in seconds (default 15)\n"
-               "  --port-file FILE  write the bound port to FILE once listening\n\n"
-               "Prints \"listening on http://ADDR:PORT\" on stdout when ready. SIGHUP or\n"
-               "POST /admin/reload reloads index and model; SIGTERM/SIGINT drain the log\n"
-               "queue, close the database and exit 0.\n");
+    fprintf(f,
+            "usage: causeway serve --index DIR --db FILE [--bind 127.0.0.1] [--port 8080]\n"
+            "                      [--threads N] [--model FILE] [--config FILE]\n"
+            "                      [--sync full|normal] [--max-body BYTES] [--queue N]\n"
+            "                      [--timeout S] [--cache-mb N] [--port-file FILE]\n\n"
+            "Serves the index over HTTP (docs/api.md) and logs every served ranking and\n"
+            "every reported event to the SQLite log FILE (docs/logs.md).\n\n"
+            "  --index DIR       index built by 'causeway index' (memory-mapped)\n"
+            "  --db FILE         impression/event log, created if absent\n"
+            "  --bind ADDR       IPv4 address to listen on (default 127.0.0.1)\n"
+            "  --port N          TCP port, 0 = any free port (default 8080)\n"
+            "  --threads N       libmicrohttpd pool threads (default 2)\n"
+            "  --model FILE      ranker model reranking the BM25 candidates\n"
+            "  --config FILE     JSON config (keys: index db model bind port threads\n"
+            "                    max_body_bytes queue_capacity timeout_s admin_token sync);\n"
+            "                    options given on the command line win\n"
+            "  --sync MODE       full (default: acked events survive power loss) or normal\n"
+            "                    (acked events survive a crash of the process only)\n"
+            "  --max-body BYTES  request body limit (default 1048576)\n"
+            "  --queue N         log writer queue capacity in jobs (default 8192)\n"
+            "  --timeout S       idle/slow client timeout in seconds (default 15)\n"
+            "  --cache-mb N      /search result cache, emptied on reload (default 64, 0 = off);\n"
+            "                    a cached answer is still logged as its own impression\n"
+            "  --port-file FILE  write the bound port to FILE once listening\n\n"
+            "Prints \"listening on http://ADDR:PORT\" on stdout when ready. SIGHUP or\n"
+            "POST /admin/reload reloads index and model; SIGTERM/SIGINT drain the log\n"
+            "queue, close the database and exit 0.\n");
 }
 
 int cli_cmd_serve(int argc, char **argv)
@@ -49,7 +52,7 @@ int cli_cmd_serve(int argc, char **argv)
     srv_config cfg = srv_config_default();
     srv_config cli = cfg; /* what the command line set, applied over the config file */
     bool set_bind = false, set_port = false, set_threads = false, set_sync = false;
-    bool set_body = false, set_queue = false, set_timeout = false;
+    bool set_body = false, set_queue = false, set_timeout = false, set_cache = false;
     const char *config_path = NULL, *port_file = NULL;
     cli.index_dir = cli.db_path = cli.model_path = NULL;
     for (int i = 1; i < argc; i++) {
@@ -103,6 +106,12 @@ int cli_cmd_serve(int argc, char **argv)
             }
             cli.timeout_s = (unsigned)n;
             set_timeout = true;
+        } else if (strcmp(a, "--cache-mb") == 0) {
+            if (!cli_parse_u64(cmd, a, v, 0, 1u << 20, &n)) {
+                return CLI_EXIT_USAGE;
+            }
+            cli.cache_bytes = (size_t)n << 20;
+            set_cache = true;
         } else if (strcmp(a, "--sync") == 0) {
             if (strcmp(v, "full") == 0) {
                 cli.sync = CAUSAL_SYNC_FULL;
@@ -137,6 +146,7 @@ int cli_cmd_serve(int argc, char **argv)
     cfg.queue_capacity = set_queue ? cli.queue_capacity : cfg.queue_capacity;
     cfg.timeout_s = set_timeout ? cli.timeout_s : cfg.timeout_s;
     cfg.sync = set_sync ? cli.sync : cfg.sync;
+    cfg.cache_bytes = set_cache ? cli.cache_bytes : cfg.cache_bytes;
     if (!cfg.index_dir || !cfg.db_path) {
         srv_config_store_free(store);
         return cli_usage_error(cmd, "--index and --db are required (or in --config)");

@@ -488,6 +488,8 @@ int srv_config_load(const char *path, srv_config *cfg, srv_config_store **owned,
             ip = &tmp, lo = 1, hi = 1 << 24;
         } else if (!strcmp(key, "timeout_s")) {
             ip = &tmp, lo = 1, hi = 3600;
+        } else if (!strcmp(key, "cache_mb")) {
+            ip = &tmp, lo = 0, hi = 1 << 20;
         } else {
             rc = cw_err_set(err, CW_EPARSE, "%s: unknown key \"%.64s\"", path, key);
         }
@@ -515,6 +517,8 @@ int srv_config_load(const char *path, srv_config *cfg, srv_config_store **owned,
                 c.max_body_bytes = (size_t)tmp;
             } else if (!strcmp(key, "queue_capacity")) {
                 c.queue_capacity = (unsigned)tmp;
+            } else if (!strcmp(key, "cache_mb")) {
+                c.cache_bytes = (size_t)tmp << 20;
             } else {
                 c.timeout_s = (unsigned)tmp;
             }

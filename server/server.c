@@ -36,6 +36,7 @@ typedef struct srv_state {
     atomic_int refs;
     idx_index *ix;
     rank_model *model; /* NULL = BM25 order */
+    srv_cache *cache;  /* results of this index + model; NULL = off */
     char model_version[24];
     pthread_mutex_t pool_mu;
     idx_analyzer **pool; /* idle analyzers (one per concurrent request at most) */
@@ -52,6 +53,7 @@ static void state_free(srv_state *st)
     }
     free(st->pool);
     pthread_mutex_destroy(&st->pool_mu);
+    srv_cache_free(st->cache);
     rank_model_free(st->model);
     idx_index_close(st->ix);
     free(st);
@@ -64,7 +66,8 @@ static void state_release(srv_state *st)
     }
 }
 
-static int state_load(const char *index_dir, const char *model_path, srv_state **out, cw_err *err)
+static int state_load(const char *index_dir, const char *model_path, size_t cache_bytes,
+                      srv_state **out, cw_err *err)
 {
     srv_state *st = calloc(1, sizeof *st);
     if (!st) {
@@ -72,6 +75,7 @@ static int state_load(const char *index_dir, const char *model_path, srv_state *
     }
     atomic_init(&st->refs, 1);
     pthread_mutex_init(&st->pool_mu, NULL);
+    st->cache = srv_cache_new(cache_bytes);
     int rc = idx_index_open(index_dir, &st->ix, err);
     if (rc != CW_OK) {
         goto fail;
@@ -177,7 +181,8 @@ srv_config srv_config_default(void)
                         .queue_capacity = SRV_DEFAULT_QUEUE,
                         .timeout_s = 15,
                         .sync = CAUSAL_SYNC_FULL,
-                        .commit_batch = 4096};
+                        .commit_batch = 4096,
+                        .cache_bytes = (size_t)64 << 20};
 }
 
 uint16_t srv_port(const srv_server *s)
@@ -189,7 +194,7 @@ int srv_reload(srv_server *s, cw_err *err)
 {
     pthread_mutex_lock(&s->reload_mu);
     srv_state *fresh = NULL;
-    int rc = state_load(s->index_dir, s->model_path, &fresh, err);
+    int rc = state_load(s->index_dir, s->model_path, s->cfg.cache_bytes, &fresh, err);
     if (rc != CW_OK) {
         atomic_fetch_add(&s->metrics.reloads_failed, 1);
         pthread_mutex_unlock(&s->reload_mu);
@@ -438,15 +443,49 @@ static int json_double(cw_buf *b, double v)
     return isfinite(v) ? cw_buf_printf(b, "%.6g", v) : cw_buf_printf(b, "null");
 }
 
-/* retrieve -> rank -> log impression -> respond body. */
-static int run_search(srv_server *s, srv_req *rq, const srv_search_req *r, cw_buf *out, cw_err *err)
+/* retrieve -> rank: the ranked page as rows plus its rendered "results" members. On a
+ * miss both come from the index (and model) and are stored in the state's cache. */
+static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search_req *r,
+                     hit_row **rows_out, size_t *n_out, cw_buf *frag, cw_err *err)
 {
-    srv_state *st = state_acquire(s);
+    /* Key: every input of the page (the state's cache already pins index and model). */
+    uint32_t nums[3] = {r->k, r->offset, r->explain};
+    size_t klen = sizeof nums + r->query_len;
+    char *key = cw_arena_alloc(rq->arena, klen);
+    if (!key) {
+        return cw_err_set(err, CW_ENOMEM, "out of memory");
+    }
+    memcpy(key, nums, sizeof nums);
+    memcpy(key + sizeof nums, r->query, r->query_len);
+    void *val = NULL;
+    size_t vlen = 0;
+    if (srv_cache_get(st->cache, key, klen, &val, &vlen)) {
+        size_t n = 0;
+        memcpy(&n, val, sizeof n);
+        hit_row *rows = cw_arena_alloc(rq->arena, (n ? n : 1) * sizeof *rows);
+        size_t fl = vlen - sizeof n - n * sizeof *rows;
+        int rc =
+            rows ? cw_buf_append(frag, (char *)val + sizeof n + n * sizeof *rows, fl) : CW_ENOMEM;
+        if (rows) {
+            memcpy(rows, (char *)val + sizeof n, n * sizeof *rows);
+        }
+        free(val);
+        if (rc != CW_OK) {
+            return cw_err_set(err, CW_ENOMEM, "out of memory");
+        }
+        atomic_fetch_add(&s->metrics.cache_hits, 1);
+        *rows_out = rows;
+        *n_out = n;
+        return CW_OK;
+    }
+    atomic_fetch_add(&s->metrics.cache_misses, 1);
+
     idx_analyzer *an = NULL;
     idx_query *q = NULL;
     idx_hit *hits = NULL;
     hit_row *rows = NULL;
     double *x = NULL, *scores = NULL;
+    cw_buf snip = {0};
     int rc = analyzer_take(st, &an, err);
     if (rc != CW_OK) {
         goto done;
@@ -472,13 +511,19 @@ static int run_search(srv_server *s, srv_req *rq, const srv_search_req *r, cw_bu
     if (rc != CW_OK) {
         goto done;
     }
+    /* Without a model only the page is shown, so only its features are needed. */
+    size_t n_feat = st->model ? n_hits : CW_MIN(n_hits, (size_t)want);
     idx_bm25_params bm25 = IDX_BM25_DEFAULT;
     for (size_t i = 0; i < n_hits; i++) {
+        memset(&rows[i], 0, sizeof rows[i]);
         rows[i].doc = hits[i].doc;
         rows[i].bm25 = hits[i].score;
         rows[i].score = hits[i].score;
         /* Features come from the code path that ranks: the logged vector is the one a
          * model scored (METHODS.md section 8 point 1). */
+        if (i >= n_feat || (!st->model && i < r->offset)) {
+            continue;
+        }
         rc = idx_score_fields(st->ix, q, hits[i].doc, &bm25, rows[i].feat, err);
         if (rc != CW_OK) {
             goto done;
@@ -505,8 +550,98 @@ static int run_search(srv_server *s, srv_req *rq, const srv_search_req *r, cw_bu
     }
     size_t first = CW_MIN((size_t)r->offset, n_hits);
     size_t n_show = CW_MIN((size_t)r->k, n_hits - first);
-    const hit_row *shown = rows + first;
+    hit_row *shown = rows + first;
 
+    bool ok = true;
+    for (size_t i = 0; ok && i < n_show; i++) {
+        idx_doc d;
+        rc = idx_doc_get(st->ix, shown[i].doc, &d, err);
+        if (rc != CW_OK) {
+            goto done;
+        }
+        snip.len = 0;
+        rc = idx_snippet(st->ix, an, q, shown[i].doc, SRV_SNIPPET_BYTES, &snip, err);
+        if (rc != CW_OK) {
+            goto done;
+        }
+        ok = cw_buf_append(frag, i ? ",{\"id\":" : "{\"id\":", i ? 7 : 6) == CW_OK &&
+             srv_json_string(frag, d.id, d.id_len) == CW_OK &&
+             cw_buf_append(frag, ",\"title\":", 9) == CW_OK &&
+             srv_json_string(frag, d.title, d.title_len) == CW_OK &&
+             cw_buf_append(frag, ",\"snippet\":", 11) == CW_OK &&
+             srv_json_string(frag, snip.data ? snip.data : "", snip.len) == CW_OK &&
+             cw_buf_append(frag, ",\"score\":", 9) == CW_OK &&
+             json_double(frag, shown[i].score) == CW_OK &&
+             cw_buf_printf(frag, ",\"position\":%u", r->offset + (unsigned)i + 1) == CW_OK;
+        if (ok && r->explain) {
+            ok = cw_buf_printf(frag, ",\"explain\":{\"bm25\":") == CW_OK &&
+                 json_double(frag, shown[i].bm25) == CW_OK &&
+                 cw_buf_printf(frag, ",\"features\":{") == CW_OK;
+            for (int f = 0; ok && f < N_SERVER_FEATURES; f++) {
+                ok = cw_buf_printf(frag, "%s\"%s\":", f ? "," : "", feature_names[f]) == CW_OK &&
+                     json_double(frag, shown[i].feat[f]) == CW_OK;
+            }
+            ok = ok && cw_buf_append(frag, "}", 1) == CW_OK;
+            if (ok && st->model) {
+                double contrib[N_SERVER_FEATURES], bias = 0;
+                rc = rank_model_explain(st->model, shown[i].feat, contrib, &bias, err);
+                if (rc != CW_OK) {
+                    goto done;
+                }
+                ok = cw_buf_printf(frag,
+                                   ",\"model\":{\"version\":\"%s\",\"bias\":", st->model_version) ==
+                         CW_OK &&
+                     json_double(frag, bias) == CW_OK &&
+                     cw_buf_printf(frag, ",\"contributions\":{") == CW_OK;
+                for (int f = 0; ok && f < N_SERVER_FEATURES; f++) {
+                    ok =
+                        cw_buf_printf(frag, "%s\"%s\":", f ? "," : "", feature_names[f]) == CW_OK &&
+                        json_double(frag, contrib[f]) == CW_OK;
+                }
+                ok = ok && cw_buf_append(frag, "}}", 2) == CW_OK;
+            }
+            ok = ok && cw_buf_append(frag, "}", 1) == CW_OK;
+        }
+        ok = ok && cw_buf_append(frag, "}", 1) == CW_OK;
+    }
+    if (!ok) {
+        rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+        goto done;
+    }
+    /* Cache value: n_show, the shown rows, the rendered fragment. */
+    size_t bytes = sizeof n_show + n_show * sizeof *shown + frag->len;
+    char *v = malloc(bytes);
+    if (v) {
+        memcpy(v, &n_show, sizeof n_show);
+        memcpy(v + sizeof n_show, shown, n_show * sizeof *shown);
+        memcpy(v + sizeof n_show + n_show * sizeof *shown, frag->data ? frag->data : "", frag->len);
+        srv_cache_put(st->cache, key, klen, v, bytes);
+        free(v);
+    }
+    *rows_out = shown;
+    *n_out = n_show;
+done:
+    cw_buf_fini(&snip);
+    free(x);
+    free(scores);
+    idx_query_free(q);
+    if (an) {
+        analyzer_give(st, an);
+    }
+    return rc;
+}
+
+/* rank_page -> log impression -> respond body. */
+static int run_search(srv_server *s, srv_req *rq, const srv_search_req *r, cw_buf *out, cw_err *err)
+{
+    srv_state *st = state_acquire(s);
+    hit_row *shown = NULL;
+    size_t n_show = 0;
+    cw_buf frag = {0};
+    int rc = rank_page(s, st, rq, r, &shown, &n_show, &frag, err);
+    if (rc != CW_OK) {
+        goto done;
+    }
     uint64_t imp_id = causal_log_next_id(s->log);
     srv_job *job = impression_job(r, st, shown, n_show, r->offset, imp_id, cw_wall_ms(), st->ix);
     if (!job) {
@@ -519,79 +654,19 @@ static int run_search(srv_server *s, srv_req *rq, const srv_search_req *r, cw_bu
         atomic_fetch_add(&s->metrics.queue_full, 1);
         goto done;
     }
-
+    double took_ms = (double)(cw_now_ns() - rq->t0_ns) / 1e6;
     bool ok = cw_buf_printf(
                   out, "{\"impression_id\":%llu,\"query\":", (unsigned long long)imp_id) == CW_OK &&
               srv_json_string(out, r->query, r->query_len) == CW_OK &&
-              cw_buf_append(out, ",\"results\":[", 12) == CW_OK;
-    cw_buf snip = {0};
-    for (size_t i = 0; ok && i < n_show; i++) {
-        idx_doc d;
-        rc = idx_doc_get(st->ix, shown[i].doc, &d, err);
-        if (rc != CW_OK) {
-            cw_buf_fini(&snip);
-            goto done;
-        }
-        snip.len = 0;
-        rc = idx_snippet(st->ix, an, q, shown[i].doc, SRV_SNIPPET_BYTES, &snip, err);
-        if (rc != CW_OK) {
-            cw_buf_fini(&snip);
-            goto done;
-        }
-        ok = cw_buf_append(out, i ? ",{\"id\":" : "{\"id\":", i ? 7 : 6) == CW_OK &&
-             srv_json_string(out, d.id, d.id_len) == CW_OK &&
-             cw_buf_append(out, ",\"title\":", 9) == CW_OK &&
-             srv_json_string(out, d.title, d.title_len) == CW_OK &&
-             cw_buf_append(out, ",\"snippet\":", 11) == CW_OK &&
-             srv_json_string(out, snip.data ? snip.data : "", snip.len) == CW_OK &&
-             cw_buf_append(out, ",\"score\":", 9) == CW_OK &&
-             json_double(out, shown[i].score) == CW_OK &&
-             cw_buf_printf(out, ",\"position\":%u", r->offset + (unsigned)i + 1) == CW_OK;
-        if (ok && r->explain) {
-            ok = cw_buf_printf(out, ",\"explain\":{\"bm25\":") == CW_OK &&
-                 json_double(out, shown[i].bm25) == CW_OK &&
-                 cw_buf_printf(out, ",\"features\":{") == CW_OK;
-            for (int f = 0; ok && f < N_SERVER_FEATURES; f++) {
-                ok = cw_buf_printf(out, "%s\"%s\":", f ? "," : "", feature_names[f]) == CW_OK &&
-                     json_double(out, shown[i].feat[f]) == CW_OK;
-            }
-            ok = ok && cw_buf_append(out, "}", 1) == CW_OK;
-            if (ok && st->model) {
-                double contrib[N_SERVER_FEATURES], bias = 0;
-                rc = rank_model_explain(st->model, shown[i].feat, contrib, &bias, err);
-                if (rc != CW_OK) {
-                    cw_buf_fini(&snip);
-                    goto done;
-                }
-                ok = cw_buf_printf(out,
-                                   ",\"model\":{\"version\":\"%s\",\"bias\":", st->model_version) ==
-                         CW_OK &&
-                     json_double(out, bias) == CW_OK &&
-                     cw_buf_printf(out, ",\"contributions\":{") == CW_OK;
-                for (int f = 0; ok && f < N_SERVER_FEATURES; f++) {
-                    ok = cw_buf_printf(out, "%s\"%s\":", f ? "," : "", feature_names[f]) == CW_OK &&
-                         json_double(out, contrib[f]) == CW_OK;
-                }
-                ok = ok && cw_buf_append(out, "}}", 2) == CW_OK;
-            }
-            ok = ok && cw_buf_append(out, "}", 1) == CW_OK;
-        }
-        ok = ok && cw_buf_append(out, "}", 1) == CW_OK;
-    }
-    cw_buf_fini(&snip);
-    double took_ms = (double)(cw_now_ns() - rq->t0_ns) / 1e6;
-    ok = ok && cw_buf_printf(out, "],\"policy\":\"%s\",\"took_ms\":%.3f}\n",
-                             st->model ? "model" : "bm25", took_ms) == CW_OK;
+              cw_buf_append(out, ",\"results\":[", 12) == CW_OK &&
+              cw_buf_append(out, frag.data ? frag.data : "", frag.len) == CW_OK &&
+              cw_buf_printf(out, "],\"policy\":\"%s\",\"took_ms\":%.3f}\n",
+                            st->model ? "model" : "bm25", took_ms) == CW_OK;
     if (!ok) {
         rc = cw_err_set(err, CW_ENOMEM, "out of memory");
     }
 done:
-    free(x);
-    free(scores);
-    idx_query_free(q);
-    if (an) {
-        analyzer_give(st, an);
-    }
+    cw_buf_fini(&frag);
     state_release(st);
     return rc;
 }
@@ -879,6 +954,10 @@ static MHD_RESULT_T route_metrics(srv_server *s, struct MHD_Connection *conn, sr
             queue_full);
     COUNTER("causeway_log_commits_total", "Group commits of the log writer.", commits);
     COUNTER("causeway_log_commit_failures_total", "Failed log commits.", commit_failures);
+    COUNTER("causeway_search_cache_hits_total", "Searches answered from the result cache.",
+            cache_hits);
+    COUNTER("causeway_search_cache_misses_total", "Searches computed from the index.",
+            cache_misses);
     COUNTER("causeway_reloads_total", "Successful reloads of index and model.", reloads_ok);
     COUNTER("causeway_reloads_failed_total", "Failed reloads (the old state kept serving).",
             reloads_failed);
@@ -1194,7 +1273,7 @@ int srv_new(const srv_config *cfg, srv_server **out, cw_err *err)
         rc = cw_err_set(err, CW_ENOMEM, "out of memory");
         goto fail;
     }
-    rc = state_load(s->index_dir, s->model_path, &s->state, err);
+    rc = state_load(s->index_dir, s->model_path, s->cfg.cache_bytes, &s->state, err);
     if (rc != CW_OK) {
         goto fail;
     }

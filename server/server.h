@@ -40,12 +40,13 @@ typedef struct srv_config {
                                 if NULL, admin routes accept loopback clients only */
     causal_sync sync;        /* durability of acknowledged events (docs/logs.md) */
     unsigned commit_batch;   /* most jobs per group commit, default 4096 */
+    size_t cache_bytes;      /* /search result cache (per index+model), default 64 MiB, 0 = off */
 } srv_config;
 
 srv_config srv_config_default(void);
 
 /* Reads a JSON config file ({"index","db","model","bind","port","threads",
- * "max_body_bytes","queue_capacity","timeout_s","admin_token","sync":"full"|"normal"})
+ * "max_body_bytes","queue_capacity","timeout_s","cache_mb","admin_token","sync":"full"|"normal"})
  * over cfg; string fields then point into *owned, released with srv_config_store_free
  * (srv_new copies what it keeps). Unknown keys are errors.
  * Errors: CW_ENOTFOUND, CW_EIO, CW_EPARSE (path:line:col or path: key), CW_EINVAL. */

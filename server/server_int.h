@@ -41,6 +41,8 @@ typedef struct srv_metrics {
     _Atomic uint64_t commit_failures;
     _Atomic uint64_t reloads_ok;
     _Atomic uint64_t reloads_failed;
+    _Atomic uint64_t cache_hits;
+    _Atomic uint64_t cache_misses;
 } srv_metrics;
 
 /* ---- writer --------------------------------------------------------------- */
@@ -98,5 +100,17 @@ const char *srv_page_html(size_t *len);
  * to out, read through a separate read-only connection. Errors: those of
  * report_log_stats_read and report_render. */
 int srv_report_live(const char *db_path, cw_buf *out, cw_err *err) CW_MUST_CHECK;
+
+/* ---- result cache (server/cache.c) ---------------------------------------- */
+
+/* Thread-safe bounded map from bytes to bytes. NULL (max_bytes 0 or no memory) is a
+ * valid, always-missing cache. */
+typedef struct srv_cache srv_cache;
+srv_cache *srv_cache_new(size_t max_bytes);
+void srv_cache_free(srv_cache *c);
+/* On a hit *val is a new malloc'd copy (free()). */
+bool srv_cache_get(srv_cache *c, const void *key, size_t klen, void **val, size_t *vlen);
+/* Stores a copy; entries over the shard budget are not stored. */
+void srv_cache_put(srv_cache *c, const void *key, size_t klen, const void *val, size_t vlen);
 
 #endif /* CAUSEWAY_SERVER_SERVER_INT_H */

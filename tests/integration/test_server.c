@@ -324,7 +324,6 @@ Test(srv_http, every_bad_input_gets_its_documented_4xx_json_error)
         {"GET", "/docs/nope", NULL, 404, "no document with id"},
         {"GET", "/docs/%G1", NULL, 400, "bad percent-encoding"},
         {"GET", "/nowhere", NULL, 404, "no route"},
-        {"GET", "/", NULL, 404, "no route"},
         {"DELETE", "/search", NULL, 405, "allowed: GET, HEAD, POST"},
         {"GET", "/events", NULL, 405, "allowed: POST"},
         {"PUT", "/admin/reload", NULL, 405, "allowed: POST"},
