@@ -444,6 +444,12 @@ static int run(const causal_ope_data *d, causal_est est, const causal_ope_opts *
     res->w_mean = n_w_parts && wcount ? wsum / (double)wcount : 1;
     res->unsupported = d->unsupported ? unsup / n : NAN;
     res->warning[0] = '\0';
+    if (est == CAUSAL_EST_DM) {
+        warn(res, "dm's interval reflects query sampling only, not the click model's error");
+    } else if (est == CAUSAL_EST_PI) {
+        warn(res, "pi in marginal form is exact for product logging policies only; biased for "
+                  "rankings drawn without replacement");
+    }
     if (d->unsupported && res->unsupported > o->max_unsupported) {
         warn(res,
              "support deficiency: the target puts %.1f%% of its metric mass where the logging "
