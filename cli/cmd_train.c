@@ -312,9 +312,11 @@ int cli_cmd_train(int argc, char **argv)
         if (rc != CW_OK) {
             goto fail;
         }
+        /* Named columns (causeway rank --letor-out) keep their names: the server checks
+         * them against its extractor. */
         for (size_t i = 0; i < data->n_features; i++) {
             snprintf(name_buf[i], sizeof name_buf[i], "letor_%zu", i + 1);
-            names[i] = name_buf[i];
+            names[i] = data->feature_names ? data->feature_names[i] : name_buf[i];
         }
         if (!simulate) {
             rc = rank_clicks_from_labels(data, &clicks, &err);

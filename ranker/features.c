@@ -17,7 +17,104 @@ struct rank_features {
     size_t n;      /* RANK_TEXT_FEATURES + n_static */
     char **names;  /* n names */
     double n_docs; /* flat-field docCount for idf */
+    /* forward store: token hashes of docs [0, fwd_docs) in position order */
+    uint32_t fwd_docs;
+    uint64_t *fwd_begin; /* fwd_docs + 1 offsets into fwd_hash */
+    uint32_t *fwd_hash;
 };
+
+#define HASH_SEED 0x6361757365776179ull /* "causeway" */
+
+/* Never 0: the forward store uses 0 for the title/text gap. */
+static uint32_t term_hash(const char *t, size_t len)
+{
+    uint32_t h = (uint32_t)cw_hash64(t, len, HASH_SEED);
+    return h ? h : 1;
+}
+
+typedef struct fwd_ctx {
+    uint32_t *hash;
+    size_t n, cap;
+    size_t max;
+} fwd_ctx;
+
+static int fwd_push(fwd_ctx *c, uint32_t h)
+{
+    if (c->n == c->max) {
+        return 1; /* budget spent: stop this document (positive = not an error) */
+    }
+    if (c->n == c->cap) {
+        size_t cap = CW_MIN(c->cap ? 2 * c->cap : 4096, c->max);
+        uint32_t *p = realloc(c->hash, cap * sizeof *p);
+        if (!p) {
+            return CW_ENOMEM;
+        }
+        c->hash = p;
+        c->cap = cap;
+    }
+    c->hash[c->n++] = h;
+    return CW_OK;
+}
+
+static int on_fwd_token(void *vctx, const idx_token *tok)
+{
+    return fwd_push(vctx, term_hash(tok->term, tok->term_len));
+}
+
+/* Analyses documents in docid order into the forward store until max tokens; a gap hash
+ * of 0 stands between title and text (positions match the per-call analysis). */
+static int build_forward(rank_features *fx, size_t max_tokens, cw_err *err)
+{
+    idx_analyzer *a = NULL;
+    int rc = idx_index_analyzer(fx->ix, &a, err);
+    if (rc != CW_OK) {
+        return rc;
+    }
+    uint32_t n_docs = idx_index_n_docs(fx->ix);
+    fx->fwd_begin = malloc(((size_t)n_docs + 1) * sizeof *fx->fwd_begin);
+    if (!fx->fwd_begin) {
+        idx_analyzer_free(a);
+        return cw_err_set(err, CW_ENOMEM, "out of memory for the forward store");
+    }
+    fwd_ctx c = {.max = max_tokens};
+    fx->fwd_begin[0] = 0;
+    uint32_t d = 0;
+    for (; d < n_docs && rc == CW_OK; d++) {
+        idx_doc doc;
+        size_t start = c.n;
+        rc = idx_doc_get(fx->ix, d, &doc, err);
+        size_t budget = RANK_FEATURE_MAX_TEXT_BYTES;
+        size_t tl = rc == CW_OK ? CW_MIN(doc.title_len, budget) : 0;
+        if (tl > 0) {
+            rc = idx_analyze(a, doc.title, tl, on_fwd_token, &c, err);
+            budget -= tl;
+            if (rc == CW_OK && c.n > start) {
+                rc = fwd_push(&c, 0);
+            }
+        }
+        size_t xl = rc == CW_OK ? CW_MIN(doc.text_len, budget) : 0;
+        if (xl > 0) {
+            rc = idx_analyze(a, doc.text, xl, on_fwd_token, &c, err);
+        }
+        if (rc == 1) { /* budget spent inside this document: it is not stored */
+            c.n = start;
+            rc = CW_OK;
+            break;
+        }
+        fx->fwd_begin[d + 1] = c.n;
+    }
+    idx_analyzer_free(a);
+    if (rc == CW_ENOMEM) {
+        rc = cw_err_set(err, CW_ENOMEM, "out of memory for the forward store");
+    }
+    if (rc != CW_OK) {
+        free(c.hash);
+        return rc;
+    }
+    fx->fwd_docs = d;
+    fx->fwd_hash = c.hash;
+    return CW_OK;
+}
 
 static const char *const text_names[RANK_TEXT_FEATURES] = {
     "bm25_title",      "bm25_text",       "bm25_flat",      "coverage",
@@ -25,7 +122,8 @@ static const char *const text_names[RANK_TEXT_FEATURES] = {
     "log_len_title",   "log_len_text",    "proximity"};
 
 int rank_features_new(const idx_index *ix, const char *const *static_fields, size_t n_static,
-                      const idx_bm25_params *bm25, rank_features **out, cw_err *err)
+                      const idx_bm25_params *bm25, size_t forward_max_tokens, rank_features **out,
+                      cw_err *err)
 {
     if (n_static > RANK_MAX_STATIC_FEATURES) {
         return cw_err_set(err, CW_EINVAL, "%zu static features, at most %u", n_static,
@@ -67,6 +165,13 @@ int rank_features_new(const idx_index *ix, const char *const *static_fields, siz
     idx_field_stats st;
     idx_index_field_stats(ix, IDX_FIELD_FLAT, &st);
     fx->n_docs = (double)st.doc_count;
+    if (forward_max_tokens > 0) {
+        int rc = build_forward(fx, forward_max_tokens, err);
+        if (rc != CW_OK) {
+            rank_features_free(fx);
+            return rc;
+        }
+    }
     *out = fx;
     return CW_OK;
 }
@@ -80,6 +185,8 @@ void rank_features_free(rank_features *fx)
         free(fx->names[i]);
     }
     free(fx->names);
+    free(fx->fwd_begin);
+    free(fx->fwd_hash);
     free(fx);
 }
 
@@ -103,6 +210,7 @@ typedef struct qterm {
     const char *term;
     size_t len;
     double idf;
+    uint32_t hash;
 } qterm;
 
 typedef struct match_ctx {
@@ -110,38 +218,101 @@ typedef struct match_ctx {
     size_t n_terms;
     uint32_t pos_base; /* title tokens precede text tokens */
     uint32_t last_pos;
+    bool saw_token;
     uint32_t *m_pos; /* matches: token position and term index, in position order */
     uint16_t *m_term;
     size_t n_m, cap_m;
     bool *seen; /* n_terms */
 } match_ctx;
 
+static int add_match(match_ctx *c, uint32_t pos, size_t term)
+{
+    if (c->n_m == c->cap_m) {
+        size_t cap = c->cap_m ? 2 * c->cap_m : 64;
+        uint32_t *p = realloc(c->m_pos, cap * sizeof *p);
+        if (!p) {
+            return CW_ENOMEM;
+        }
+        c->m_pos = p;
+        uint16_t *t = realloc(c->m_term, cap * sizeof *t);
+        if (!t) {
+            return CW_ENOMEM;
+        }
+        c->m_term = t;
+        c->cap_m = cap;
+    }
+    c->m_pos[c->n_m] = pos;
+    c->m_term[c->n_m] = (uint16_t)term;
+    c->n_m++;
+    c->seen[term] = true;
+    return CW_OK;
+}
+
 static int on_token(void *vctx, const idx_token *tok)
 {
     match_ctx *c = vctx;
     c->last_pos = c->pos_base + tok->position;
+    c->saw_token = true;
     for (size_t j = 0; j < c->n_terms; j++) {
         if (c->terms[j].len == tok->term_len &&
             memcmp(c->terms[j].term, tok->term, tok->term_len) == 0) {
-            if (c->n_m == c->cap_m) {
-                size_t cap = c->cap_m ? 2 * c->cap_m : 64;
-                uint32_t *p = realloc(c->m_pos, cap * sizeof *p);
-                if (!p) {
-                    return CW_ENOMEM;
+            return add_match(c, c->pos_base + tok->position, j);
+        }
+    }
+    return CW_OK;
+}
+
+/* Per-call path: analyse the stored title and text (capped) into matches. */
+static int analyze_doc(idx_analyzer *a, const idx_doc *doc, match_ctx *c, size_t n_t, cw_err *err)
+{
+    int rc = CW_OK;
+    size_t budget = RANK_FEATURE_MAX_TEXT_BYTES;
+    size_t tl = CW_MIN(doc->title_len, budget);
+    if (n_t > 0 && tl > 0) {
+        rc = idx_analyze(a, doc->title, tl, on_token, c, err);
+        budget -= tl;
+        /* one position of gap: a window never spans title and text as adjacent */
+        if (c->saw_token) {
+            c->pos_base = c->last_pos + 2;
+        }
+    }
+    size_t xl = CW_MIN(doc->text_len, budget);
+    if (rc == CW_OK && n_t > 0 && xl > 0) {
+        rc = idx_analyze(a, doc->text, xl, on_token, c, err);
+    }
+    return rc;
+}
+
+/* Forward-store path: the same matches from stored token hashes, looked up in a small
+ * open-addressing table of the query's term hashes (slot = term index + 1). */
+#define QTABLE 256u /* > 2 * IDX_MAX_QUERY_TERMS, power of two */
+
+static void qtable_fill(uint8_t *table, const qterm *terms, size_t n)
+{
+    memset(table, 0, QTABLE);
+    for (size_t j = 0; j < n; j++) {
+        uint32_t h = terms[j].hash & (QTABLE - 1);
+        while (table[h]) {
+            h = (h + 1) & (QTABLE - 1);
+        }
+        table[h] = (uint8_t)(j + 1);
+    }
+}
+
+static int scan_forward(const rank_features *fx, uint32_t doc, const uint8_t *table, match_ctx *c)
+{
+    uint64_t b = fx->fwd_begin[doc], e = fx->fwd_begin[doc + 1];
+    for (uint64_t i = b; i < e; i++) {
+        uint32_t h = fx->fwd_hash[i];
+        for (uint32_t s = h & (QTABLE - 1); table[s]; s = (s + 1) & (QTABLE - 1)) {
+            size_t j = table[s] - 1u;
+            if (c->terms[j].hash == h) {
+                int rc = add_match(c, (uint32_t)(i - b), j);
+                if (rc != CW_OK) {
+                    return rc;
                 }
-                c->m_pos = p;
-                uint16_t *t = realloc(c->m_term, cap * sizeof *t);
-                if (!t) {
-                    return CW_ENOMEM;
-                }
-                c->m_term = t;
-                c->cap_m = cap;
+                break;
             }
-            c->m_pos[c->n_m] = c->pos_base + tok->position;
-            c->m_term[c->n_m] = (uint16_t)j;
-            c->n_m++;
-            c->seen[j] = true;
-            break;
         }
     }
     return CW_OK;
@@ -204,9 +375,11 @@ int rank_features_extract(const rank_features *fx, idx_analyzer *a, const idx_qu
         }
         /* Lucene idf, always > 0 (METHODS.md section 2). */
         double idf = log(1 + (fx->n_docs - (double)df + 0.5) / ((double)df + 0.5));
-        terms[n_t++] = (qterm){t, len, idf};
+        terms[n_t++] = (qterm){t, len, idf, term_hash(t, len)};
         idf_sum_q += idf;
     }
+    uint8_t table[QTABLE];
+    qtable_fill(table, terms, n_t);
     bool seen[IDX_MAX_QUERY_TERMS];
     uint32_t count[IDX_MAX_QUERY_TERMS];
     match_ctx c = {.terms = terms, .n_terms = n_t, .seen = seen};
@@ -224,17 +397,11 @@ int rank_features_extract(const rank_features *fx, idx_analyzer *a, const idx_qu
         c.n_m = 0;
         c.pos_base = 0;
         c.last_pos = 0;
-        size_t budget = RANK_FEATURE_MAX_TEXT_BYTES;
-        size_t tl = CW_MIN(doc.title_len, budget);
-        if (n_t > 0 && tl > 0) {
-            rc = idx_analyze(a, doc.title, tl, on_token, &c, err);
-            budget -= tl;
-            /* one position of gap: a window never spans title and text as adjacent */
-            c.pos_base = c.last_pos + 2;
-        }
-        size_t xl = CW_MIN(doc.text_len, budget);
-        if (rc == CW_OK && n_t > 0 && xl > 0) {
-            rc = idx_analyze(a, doc.text, xl, on_token, &c, err);
+        c.saw_token = false;
+        if (docids[r] < fx->fwd_docs) {
+            rc = scan_forward(fx, docids[r], table, &c);
+        } else {
+            rc = analyze_doc(a, &doc, &c, n_t, err);
         }
         if (rc == CW_ENOMEM) {
             rc = cw_err_set(err, CW_ENOMEM, "out of memory extracting features");

@@ -20,6 +20,8 @@ typedef struct letor_builder {
     size_t n_queries, cap_queries;
     size_t *q_begin; /* n_queries + 1 entries used */
     char **qid;
+    char **names; /* from a "# causeway-features:" line, n_names of them */
+    size_t n_names;
 } letor_builder;
 
 static int grow_rows(letor_builder *b, cw_err *err)
@@ -96,8 +98,73 @@ static int add_query(letor_builder *b, const char *qid, size_t qid_len, cw_err *
     return CW_OK;
 }
 
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static void free_names(char **names, size_t n)
+{
+    for (size_t i = 0; names && i < n; i++) {
+        free(names[i]);
+    }
+    free(names);
+}
+
+/* "# causeway-features: a b c": the column names; a second file must repeat them. */
+static int parse_names(letor_builder *b, const char *p, const char *path, long line_no, cw_err *err)
+{
+    char **names = calloc(RANK_MAX_FEATURES, sizeof *names);
+    size_t n = 0;
+    if (!names) {
+        return cw_err_set(err, CW_ENOMEM, "out of memory reading feature names");
+    }
+    int rc = CW_OK;
+    while (rc == CW_OK) {
+        while (is_space(*p)) {
+            p++;
+        }
+        if (!*p) {
+            break;
+        }
+        const char *e = p;
+        while (*e && !is_space(*e)) {
+            e++;
+        }
+        size_t len = (size_t)(e - p);
+        if (n == RANK_MAX_FEATURES || len >= RANK_MAX_FEATURE_NAME) {
+            rc = cw_err_set(err, CW_ELIMIT, "%s:%ld: over %u feature names or a name over %u bytes",
+                            path, line_no, RANK_MAX_FEATURES, RANK_MAX_FEATURE_NAME - 1);
+            break;
+        }
+        names[n] = strndup(p, len);
+        if (!names[n++]) {
+            rc = cw_err_set(err, CW_ENOMEM, "out of memory reading feature names");
+        }
+        p = e;
+    }
+    if (rc == CW_OK && b->names) {
+        bool same = n == b->n_names;
+        for (size_t i = 0; same && i < n; i++) {
+            same = strcmp(names[i], b->names[i]) == 0;
+        }
+        if (!same) {
+            rc = cw_err_set(err, CW_EPARSE, "%s:%ld: feature names differ from the first file's",
+                            path, line_no);
+        }
+    }
+    if (rc != CW_OK || b->names) {
+        free_names(names, n);
+        return rc;
+    }
+    b->names = names;
+    b->n_names = n;
+    return CW_OK;
+}
+
 static void builder_fini(letor_builder *b)
 {
+    free_names(b->names, b->n_names);
     for (size_t i = 0; i < b->n_rows; i++) {
         free(b->doc_id[i]);
     }
@@ -163,11 +230,6 @@ static int qid_set_add(qid_set *s, const letor_builder *b, size_t index, cw_err 
     }
     s->slot[h] = index + 1;
     return CW_OK;
-}
-
-static bool is_space(char c)
-{
-    return c == ' ' || c == '\t';
 }
 
 /* Parses one line into row b->n_rows. */
@@ -316,6 +378,13 @@ int rank_letor_read(const char *const *paths, size_t n_paths, rank_letor **out, 
             while (is_space(*p)) {
                 p++;
             }
+            if (strncmp(p, "# causeway-features:", 20) == 0) {
+                rc = parse_names(&b, p + 20, paths[f], line_no, err);
+                if (rc != CW_OK) {
+                    goto fail;
+                }
+                continue;
+            }
             if (*p == '\0' || *p == '#') {
                 continue;
             }
@@ -334,11 +403,23 @@ int rank_letor_read(const char *const *paths, size_t n_paths, rank_letor **out, 
         rc = cw_err_set(err, CW_EPARSE, "%s: no LETOR rows", n_paths ? paths[0] : "(no file)");
         goto fail;
     }
+    if (b.names && b.n_features > b.n_names) {
+        rc = cw_err_set(err, CW_EPARSE, "%s: feature %zu used but only %zu names declared",
+                        paths[0], b.n_features, b.n_names);
+        goto fail;
+    }
+    if (b.names && b.n_features < b.n_names) {
+        rc = widen(&b, b.n_names, err);
+        if (rc != CW_OK) {
+            goto fail;
+        }
+    }
     d = calloc(1, sizeof *d);
     if (!d) {
         rc = cw_err_set(err, CW_ENOMEM, "out of memory reading LETOR data");
         goto fail;
     }
+    d->feature_names = b.names;
     b.q_begin[b.n_queries] = b.n_rows;
     d->n_rows = b.n_rows;
     d->n_features = b.n_features;
@@ -374,6 +455,7 @@ void rank_letor_free(rank_letor *d)
     free(d->doc_id);
     free(d->q_begin);
     free(d->qid);
+    free_names(d->feature_names, d->n_features);
     free(d);
 }
 
@@ -412,6 +494,13 @@ int rank_letor_subset(const rank_letor *d, const size_t *queries, size_t n, rank
     s->q_begin = malloc((n + 1) * sizeof *s->q_begin);
     s->qid = calloc(n ? n : 1, sizeof *s->qid);
     bool failed = !s->x || !s->y || !s->doc_id || !s->q_begin || !s->qid;
+    if (!failed && d->feature_names) {
+        s->feature_names = calloc(nf, sizeof *s->feature_names);
+        failed = !s->feature_names;
+        for (size_t i = 0; !failed && i < nf; i++) {
+            s->feature_names[i] = dup_or_null(d->feature_names[i], &failed);
+        }
+    }
     size_t r = 0;
     for (size_t i = 0; i < n && !failed; i++) {
         size_t q = queries[i];

@@ -157,12 +157,16 @@ typedef struct rank_letor {
     size_t *q_begin;     /* n_queries + 1: rows of query q are [q_begin[q], q_begin[q+1]) */
     char **qid;          /* n_queries query ids as written after "qid:" */
     char **doc_id;       /* n_rows: the "docid = X" of the comment, or NULL when absent */
+    char **feature_names; /* n_features names from a "# causeway-features: a b ..." line
+                             (written by `causeway rank --letor-out`), or NULL */
 } rank_letor;
 
 /* Reads and concatenates n_paths LETOR files (a fold's training set is S1+S2+S3).
- * A query id may not appear in two separate runs of rows (also across files).
+ * A query id may not appear in two separate runs of rows (also across files). A comment
+ * line "# causeway-features: NAME ..." names the columns (all files must agree).
  * Errors: CW_ENOTFOUND, CW_EIO, CW_EPARSE ("path:line: reason": bad label, missing qid,
- * bad or non-increasing feature index, bad value, query not contiguous), CW_ELIMIT
+ * bad or non-increasing feature index, bad value, query not contiguous, a feature index
+ * beyond the named columns, different names in two files), CW_ELIMIT
  * (feature index over RANK_MAX_FEATURES, too many rows), CW_ENOMEM.
  * On success *out is new; free with rank_letor_free. */
 int rank_letor_read(const char *const *paths, size_t n_paths, rank_letor **out,
@@ -202,9 +206,17 @@ typedef struct rank_features rank_features;
 
 /* static_fields: n_static names of stored fields read as numbers (each 1..
  * RANK_MAX_FEATURE_NAME - 8 bytes). bm25 NULL = IDX_BM25_DEFAULT.
- * Errors: CW_EINVAL (too many or bad names), CW_ENOMEM. Free with rank_features_free. */
+ * forward_max_tokens > 0 analyses every document once, now, and keeps 32-bit hashes of
+ * its tokens (4 bytes per token, documents in docid order until the budget is spent):
+ * coverage and proximity then cost a scan of integers instead of re-analysing stored
+ * text per request. Documents beyond the budget are analysed per call, with identical
+ * results (a 32-bit hash collision between a query term and another token of the same
+ * document is the only difference, probability ~ tokens / 2^32).
+ * Errors: CW_EINVAL (too many or bad names), CW_EPARSE (bad UTF-8 in a stored document),
+ * CW_ENOMEM. O(corpus) with a forward store. Free with rank_features_free. */
 int rank_features_new(const idx_index *ix, const char *const *static_fields, size_t n_static,
-                      const idx_bm25_params *bm25, rank_features **out, cw_err *err) CW_MUST_CHECK;
+                      const idx_bm25_params *bm25, size_t forward_max_tokens,
+                      rank_features **out, cw_err *err) CW_MUST_CHECK;
 void rank_features_free(rank_features *fx);
 size_t rank_features_n(const rank_features *fx);
 /* Name of feature i (borrowed, valid while fx lives). */

@@ -17,6 +17,7 @@ typedef struct fixture {
     idx_index *ix;
     idx_analyzer *an;
     rank_features *fx;
+    rank_features *fwd; /* the same with a forward store: must agree exactly */
 } fixture;
 
 static void setup(fixture *f)
@@ -31,12 +32,15 @@ static void setup(fixture *f)
     cr_assert(eq(int, idx_index_open(f->dir, &f->ix, &err), CW_OK), "%s", err.msg);
     cr_assert(eq(int, idx_index_analyzer(f->ix, &f->an, &err), CW_OK));
     const char *stat[] = {"rank"};
-    cr_assert(eq(int, rank_features_new(f->ix, stat, 1, NULL, &f->fx, &err), CW_OK));
+    cr_assert(eq(int, rank_features_new(f->ix, stat, 1, NULL, 0, &f->fx, &err), CW_OK));
+    cr_assert(eq(int, rank_features_new(f->ix, stat, 1, NULL, 1000, &f->fwd, &err), CW_OK), "%s",
+              err.msg);
 }
 
 static void teardown(fixture *f)
 {
     rank_features_free(f->fx);
+    rank_features_free(f->fwd);
     idx_analyzer_free(f->an);
     idx_index_close(f->ix);
     cr_assert(eq(int, cw_rmtree(f->dir, NULL), CW_OK));
@@ -56,6 +60,12 @@ static void extract(fixture *f, const char *query, const char *doc, double *out)
     cr_assert(eq(int, idx_score_fields(f->ix, q, id, &p, bm25, NULL), CW_OK));
     for (int i = 0; i < IDX_N_FIELDS; i++) {
         cr_expect(eq(dbl, out[i], bm25[i]), "bm25 field %d", i);
+    }
+    double fwd[RANK_TEXT_FEATURES + 1];
+    cr_assert(eq(int, rank_features_extract(f->fwd, f->an, q, &id, 1, fwd, &err), CW_OK));
+    for (size_t i = 0; i < RANK_TEXT_FEATURES + 1; i++) {
+        cr_expect(eq(dbl, fwd[i], out[i]), "forward store feature %zu, query %s, doc %s", i, query,
+                  doc);
     }
     idx_query_free(q);
 }
@@ -104,6 +114,24 @@ Test(rank_features, hand_computed_values)
     teardown(&f);
 }
 
+Test(rank_features, a_forward_store_over_budget_falls_back_to_analysis)
+{
+    fixture f;
+    setup(&f);
+    /* 4 tokens: doc a (river bank | gap | 5 text tokens) does not fit, so no doc is stored
+     * and every extraction analyses text; values must not change. */
+    rank_features *small = NULL;
+    const char *stat[] = {"rank"};
+    cr_assert(eq(int, rank_features_new(f.ix, stat, 1, NULL, 4, &small, NULL), CW_OK));
+    rank_features_free(f.fwd);
+    f.fwd = small;
+    double v[RANK_TEXT_FEATURES + 1];
+    extract(&f, "river bank", "a", v);
+    extract(&f, "river bank", "b", v);
+    cr_expect(epsilon_eq(dbl, v[10], 2.0 / 3.0, 1e-12));
+    teardown(&f);
+}
+
 Test(rank_features, unknown_docid_is_enotfound_and_bad_static_names_einval)
 {
     fixture f;
@@ -117,7 +145,7 @@ Test(rank_features, unknown_docid_is_enotfound_and_bad_static_names_einval)
     idx_query_free(q);
     const char *bad[] = {""};
     rank_features *fx = NULL;
-    cr_expect(eq(int, rank_features_new(f.ix, bad, 1, NULL, &fx, &err), CW_EINVAL));
+    cr_expect(eq(int, rank_features_new(f.ix, bad, 1, NULL, 0, &fx, &err), CW_EINVAL));
     cr_expect(eq(str, err.msg, "static field 0: name empty or over 56 bytes"));
     teardown(&f);
 }

@@ -159,3 +159,34 @@ Test(rank_letor, reads_mq2008_fold1_training_set)
     cr_expect(eq(dbl, d->x[0], 0.007477));
     rank_letor_free(d);
 }
+
+Test(rank_letor, a_features_header_names_and_widens_the_columns)
+{
+    char *a = write_temp("# causeway-features: bm25 cov prox\n1 qid:1 1:2 2:1\n0 qid:1 1:1\n");
+    char *b = write_temp("# causeway-features: bm25 cov\n1 qid:2 1:2\n");
+    char *c = write_temp("# causeway-features: bm25\n1 qid:2 1:2 2:5\n");
+    const char *one[] = {a};
+    rank_letor *d = NULL;
+    cw_err err;
+    cr_assert(eq(int, rank_letor_read(one, 1, &d, &err), CW_OK), "%s", err.msg);
+    cr_expect(eq(sz, d->n_features, 3));
+    cr_expect(eq(str, d->feature_names[2], "prox"));
+    cr_expect(eq(dbl, d->x[1], 1.0));
+    cr_expect(eq(dbl, d->x[2], 0.0));
+    rank_letor_free(d);
+    const char *two[] = {a, b};
+    cr_expect(eq(int, rank_letor_read(two, 2, &d, &err), CW_EPARSE));
+    char want[256];
+    snprintf(want, sizeof want, "%s:1: feature names differ from the first file's", b);
+    cr_expect(eq(str, err.msg, want));
+    const char *three[] = {c};
+    cr_expect(eq(int, rank_letor_read(three, 1, &d, &err), CW_EPARSE));
+    snprintf(want, sizeof want, "%s: feature 2 used but only 1 names declared", c);
+    cr_expect(eq(str, err.msg, want));
+    unlink(a);
+    unlink(b);
+    unlink(c);
+    free(a);
+    free(b);
+    free(c);
+}
