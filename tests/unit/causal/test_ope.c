@@ -271,6 +271,20 @@ Test(causal_ope, hand_computed_values_on_two_impressions)
     cr_expect(epsilon_eq(dbl, r.value, 1.5, 1e-12));
     cr_assert(eq(int, causal_ope_estimate(&d, CAUSAL_EST_DM, &o, &r, NULL), CW_OK));
     cr_expect(epsilon_eq(dbl, r.value, 0.5, 1e-12));
+    /* Cascade-DR, prefix weights i0: 2, 5; i1: 0.5, 0.
+     * i0 = 2 (1 - 0.4) + 1 * 0.5 + 5 (0 - 0.2) + 2 * 0.25 = 1.2;
+     * i1 = 0.5 (0 - 0.3) + 1 * 0.35 + 0 (0.5 - 0.1) + 0.5 * 0.15 = 0.275. */
+    const double cq[4] = {0.4, 0.2, 0.3, 0.1}, cv[4] = {0.5, 0.25, 0.35, 0.15};
+    d.cdr_q = cq;
+    d.cdr_v = cv;
+    cr_assert(eq(int, causal_ope_estimate(&d, CAUSAL_EST_CDR, &o, &r, NULL), CW_OK));
+    cr_expect(epsilon_eq(dbl, r.value, (1.2 + 0.275) / 2, 1e-12));
+    /* PBM: clicked i0 slot 1 (0.6 / 0.5) and i1 slot 2 (0.2 / 0.2). */
+    const double rho[4] = {0.5, 0.4, 0.25, 0.2}, om[4] = {0.6, 0.3, 0.1, 0.2};
+    d.rho_b = rho;
+    d.omega_e = om;
+    cr_assert(eq(int, causal_ope_estimate(&d, CAUSAL_EST_PBM, &o, &r, NULL), CW_OK));
+    cr_expect(epsilon_eq(dbl, r.value, 1.1, 1e-12));
 }
 
 Test(causal_ope, missing_and_impossible_propensities_are_errors_that_say_what_remains_valid)
