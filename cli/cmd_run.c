@@ -11,12 +11,13 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: causeway run --index DIR --queries FILE.tsv [--k 1000] [--k1 0.9] [--b 0.4]\n"
-               "                    [--and] [--tag NAME] > run.trec\n\n"
-               "Runs every query (qid<TAB>text per line) and prints the top k by BM25 in TREC\n"
-               "run format: qid Q0 docid rank score tag. A malformed line fails with file:line;\n"
-               "a query that analyses to no terms (only stopwords) contributes no lines.\n\n"
-               "Exit codes: 0 success, 1 failure, 2 usage error.\n");
+    fprintf(f,
+            "usage: causeway run --index DIR --queries FILE.tsv [--k 1000] [--k1 0.9] [--b 0.4]\n"
+            "                    [--and] [--tag NAME] > run.trec\n\n"
+            "Runs every query (qid<TAB>text per line) and prints the top k by BM25 in TREC\n"
+            "run format: qid Q0 docid rank score tag. A malformed line fails with file:line;\n"
+            "a query that analyses to no terms (only stopwords) contributes no lines.\n\n"
+            "Exit codes: 0 success, 1 failure, 2 usage error.\n");
 }
 
 int cli_cmd_run(int argc, char **argv)

@@ -131,8 +131,8 @@ int cli_cmd_search(int argc, char **argv)
             json_object_set_new(o, "snippet", json_stringn(snip.data ? snip.data : "", snip.len));
             json_array_append_new(arr, o);
         } else {
-            printf("%zu\t%.*s\t%.6f\t%.*s\n", so.offset + i + 1, (int)d.id_len, d.id,
-                   hits[i].score, (int)d.title_len, d.title);
+            printf("%zu\t%.*s\t%.6f\t%.*s\n", so.offset + i + 1, (int)d.id_len, d.id, hits[i].score,
+                   (int)d.title_len, d.title);
             printf("\t%s\n", snip.data ? snip.data : "");
         }
     }

@@ -15,10 +15,9 @@
 /* Lucene's EnglishAnalyzer.ENGLISH_STOP_WORDS_SET, identical to data/stopwords_en.txt
  * (a unit test compares them). */
 const char *const idx_stopwords_en[] = {
-    "a",    "an",   "and",  "are",   "as",    "at",   "be",    "but",   "by",
-    "for",  "if",   "in",   "into",  "is",    "it",   "no",    "not",   "of",
-    "on",   "or",   "such", "that",  "the",   "their", "then", "there", "these",
-    "they", "this", "to",   "was",   "will",  "with", NULL,
+    "a",    "an",    "and",   "are",  "as",   "at", "be",  "but",  "by",   "for",  "if",  "in",
+    "into", "is",    "it",    "no",   "not",  "of", "on",  "or",   "such", "that", "the", "their",
+    "then", "there", "these", "they", "this", "to", "was", "will", "with", NULL,
 };
 
 bool idx_is_stopword(const char *s, size_t n)
@@ -38,16 +37,21 @@ bool idx_is_stopword(const char *s, size_t n)
 /* Cache entry: surface form -> analysis. Keys and terms live in `pool`. */
 typedef struct cache_slot {
     uint64_t hash;
+    uint64_t prefix; /* first 8 key bytes, zero-padded: short keys compare in one load */
     uint32_t key_off;
-    uint32_t key_len;
-    uint32_t term_off;
-    uint32_t term_len;
+    uint32_t term_off; /* STOP_OFF for a stopword */
+    uint16_t key_len;  /* 0 = empty slot */
+    uint16_t term_len; /* may be 0: porter stems "s" (of "prandtl's") to "", and the
+                          reference figures index that empty term */
     int32_t aux;
-    uint8_t kind; /* 0 = empty */
-} cache_slot;
+} cache_slot; /* 32 bytes: two per cache line */
+
+#define STOP_OFF UINT32_MAX
+#define MAX_CACHED_KEY 4096u /* longer non-ASCII runs are analysed without the cache */
 
 #define CACHE_MAX_ENTRIES (1u << 21) /* reset when full: bounds memory on huge vocabularies */
 #define MAX_TOKEN_BYTES 256u         /* longer runs are cut (a term is never this long) */
+#define BATCH 64u                    /* tokens scanned ahead of their cache lookups */
 
 struct idx_analyzer {
     idx_analyzer_opts opts;
@@ -58,7 +62,14 @@ struct idx_analyzer {
     char *pool;
     size_t pool_len, pool_cap;
     char tok[MAX_TOKEN_BYTES * 4]; /* lower-cased ASCII token / scratch */
-    idx_term_ent tmp;              /* transient entry for uncached results */
+    /* A batch of scanned tokens whose cache slots are prefetched before lookup: rare
+     * words miss the caches, and overlapping those misses is most of the speed. */
+    size_t pend_b[BATCH], pend_e[BATCH];
+    uint32_t pend_koff[BATCH], pend_klen[BATCH];
+    uint64_t pend_hash[BATCH], pend_prefix[BATCH];
+    bool pend_ascii[BATCH];
+    char keys[BATCH * MAX_TOKEN_BYTES];
+    idx_term_ent tmp; /* transient entry for uncached results */
     char tmp_term[MAX_TOKEN_BYTES * 4];
 };
 
@@ -91,8 +102,7 @@ int idx_analyzer_new(const idx_analyzer_opts *opts, idx_analyzer **out, cw_err *
         return cw_err_set(err, CW_EINVAL, "stemmer name not NUL-terminated");
     }
     if (o.stem && strcmp(o.stemmer, "porter") != 0 && strcmp(o.stemmer, "english") != 0) {
-        return cw_err_set(err, CW_EINVAL, "unknown stemmer \"%s\" (porter or english)",
-                          o.stemmer);
+        return cw_err_set(err, CW_EINVAL, "unknown stemmer \"%s\" (porter or english)", o.stemmer);
     }
     idx_analyzer *a = calloc(1, sizeof *a);
     if (!a) {
@@ -103,8 +113,7 @@ int idx_analyzer_new(const idx_analyzer_opts *opts, idx_analyzer **out, cw_err *
         a->stemmer = sb_stemmer_new(o.stemmer, "UTF_8");
         if (!a->stemmer) {
             free(a);
-            return cw_err_set(err, CW_ENOMEM, "cannot create Snowball stemmer \"%s\"",
-                              o.stemmer);
+            return cw_err_set(err, CW_ENOMEM, "cannot create Snowball stemmer \"%s\"", o.stemmer);
         }
     }
     a->cap = 1u << 12;
@@ -132,9 +141,35 @@ void idx_analyzer_free(idx_analyzer *a)
     free(a);
 }
 
-static uint64_t hash_bytes(const char *s, size_t n)
+/* Inline multiply-xorshift hash (the splitmix64 finaliser constants) over 8-byte
+ * words; also returns the zero-padded first word used as the slot's prefix. */
+static inline uint64_t key_hash(const char *s, size_t n, uint64_t *prefix)
 {
-    return cw_hash64(s, n, 0x9e3779b97f4a7c15ull);
+    uint64_t h = (uint64_t)n * 0x9e3779b97f4a7c15ull;
+    uint64_t w = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, s + i, 8);
+        if (i == 0) {
+            *prefix = w;
+        }
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 29;
+    }
+    w = 0;
+    memcpy(&w, s + i, n - i);
+    if (i == 0) {
+        *prefix = w;
+    }
+    h = (h ^ w) * 0x94d049bb133111ebull;
+    return h ^ (h >> 31);
+}
+
+static inline bool slot_matches(const idx_analyzer *a, const cache_slot *s, uint64_t h,
+                                uint64_t prefix, const char *key, size_t n)
+{
+    return s->hash == h && s->key_len == n && s->prefix == prefix &&
+           (n <= 8 || memcmp(a->pool + s->key_off + 8, key + 8, n - 8) == 0);
 }
 
 static void cache_reset(idx_analyzer *a)
@@ -175,9 +210,9 @@ static int cache_grow(idx_analyzer *a)
         return CW_ENOMEM;
     }
     for (size_t i = 0; i < a->cap; i++) {
-        if (a->slots[i].kind) {
+        if (a->slots[i].key_len) {
             size_t j = a->slots[i].hash & (cap - 1);
-            while (s[j].kind) {
+            while (s[j].key_len) {
                 j = (j + 1) & (cap - 1);
             }
             s[j] = a->slots[i];
@@ -212,46 +247,59 @@ static void finish_term(idx_analyzer *a, const char *norm, size_t n, const char 
     *term_len = n;
 }
 
-/* Looks up or inserts the surface form key[0..n); norm is its normalised form, used
- * on a miss. Returns the entry or NULL on ENOMEM. */
-static cache_slot *cache_get(idx_analyzer *a, const char *key, size_t n, const char *norm,
-                             size_t norm_len)
+/* Looks up or inserts the surface form key[0..n) (n <= MAX_CACHED_KEY); norm is its
+ * normalised form, used on a miss. Returns the entry or NULL on ENOMEM. */
+static cache_slot *cache_get_h(idx_analyzer *a, const char *key, size_t n, uint64_t h,
+                               uint64_t prefix, const char *norm, size_t norm_len)
 {
-    uint64_t h = hash_bytes(key, n);
     size_t mask = a->cap - 1;
     size_t j = h & mask;
-    while (a->slots[j].kind) {
+    while (a->slots[j].key_len) {
         cache_slot *s = &a->slots[j];
-        if (s->hash == h && s->key_len == n && memcmp(a->pool + s->key_off, key, n) == 0) {
+        if (slot_matches(a, s, h, prefix, key, n)) {
             return s;
         }
         j = (j + 1) & mask;
     }
     if (a->n >= CACHE_MAX_ENTRIES) {
         cache_reset(a);
-        return cache_get(a, key, n, norm, norm_len);
+        return cache_get_h(a, key, n, h, prefix, norm, norm_len);
     }
     if ((a->n + 1) * 2 > a->cap) {
         if (cache_grow(a) != CW_OK) {
             return NULL;
         }
-        return cache_get(a, key, n, norm, norm_len);
+        return cache_get_h(a, key, n, h, prefix, norm, norm_len);
     }
     const char *term;
     size_t term_len;
     uint8_t kind;
     finish_term(a, norm, norm_len, &term, &term_len, &kind);
-    cache_slot s = {.hash = h, .key_len = (uint32_t)n, .term_len = (uint32_t)term_len,
-                    .aux = -1, .kind = kind};
+    cache_slot s = {.hash = h,
+                    .prefix = prefix,
+                    .key_len = (uint16_t)n,
+                    .term_len = (uint16_t)term_len,
+                    .aux = -1};
     /* term may point into the stemmer's buffer: copy it before the key can move pool. */
     char tbuf[MAX_TOKEN_BYTES * 4];
     memcpy(tbuf, term, term_len);
     if (pool_add(a, key, n, &s.key_off) != CW_OK || pool_add(a, tbuf, term_len, &s.term_off)) {
         return NULL;
     }
+    if (kind == IDX_TERM_STOP) {
+        s.term_off = STOP_OFF;
+    }
     a->slots[j] = s;
     a->n++;
     return &a->slots[j];
+}
+
+static cache_slot *cache_get(idx_analyzer *a, const char *key, size_t n, const char *norm,
+                             size_t norm_len)
+{
+    uint64_t prefix = 0;
+    uint64_t h = key_hash(key, n, &prefix);
+    return cache_get_h(a, key, n, h, prefix, norm, norm_len);
 }
 
 static inline bool cp_is_alnum(utf8proc_int32_t cp)
@@ -288,13 +336,12 @@ static inline utf8proc_int32_t decode_cp(const uint8_t *s, size_t n, size_t *use
     return cp;
 }
 
-static int emit_entry(idx_analyzer *a, cache_slot *s, idx_term_fn fn, void *ctx, size_t b,
-                      size_t e)
+static int emit_entry(idx_analyzer *a, cache_slot *s, idx_term_fn fn, void *ctx, size_t b, size_t e)
 {
-    if (s->kind == IDX_TERM_STOP) {
+    if (s->term_off == STOP_OFF) {
         return CW_OK;
     }
-    idx_term_ent ent = {a->pool + s->term_off, s->term_len, s->aux, s->kind};
+    idx_term_ent ent = {a->pool + s->term_off, s->term_len, s->aux, IDX_TERM_ONE};
     int rc = fn(ctx, &ent, b, e);
     s->aux = ent.aux;
     return rc;
@@ -309,22 +356,24 @@ static int slow_token(idx_analyzer *a, const char *text, size_t b, size_t e, idx
     size_t n = e - b;
     /* The cache key is the raw surface form: it contains a byte >= 0x80, so it never
      * collides with the lower-cased ASCII keys of the fast path. */
-    uint64_t h = hash_bytes(text + b, n);
-    size_t j = h & (a->cap - 1);
-    while (a->slots[j].kind) {
-        cache_slot *s = &a->slots[j];
-        if (s->hash == h && s->key_len == n && memcmp(a->pool + s->key_off, text + b, n) == 0) {
-            return emit_entry(a, s, fn, ctx, b, e);
+    if (n <= MAX_CACHED_KEY) {
+        uint64_t prefix = 0;
+        uint64_t h = key_hash(text + b, n, &prefix);
+        size_t j = h & (a->cap - 1);
+        while (a->slots[j].key_len) {
+            cache_slot *s = &a->slots[j];
+            if (slot_matches(a, s, h, prefix, text + b, n)) {
+                return emit_entry(a, s, fn, ctx, b, e);
+            }
+            j = (j + 1) & (a->cap - 1);
         }
-        j = (j + 1) & (a->cap - 1);
     }
     utf8proc_uint8_t *norm = NULL;
     utf8proc_ssize_t nl =
         utf8proc_map((const utf8proc_uint8_t *)text + b, (utf8proc_ssize_t)n, &norm,
                      UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD);
     if (nl < 0) {
-        return cw_err_set(err, CW_EPARSE, "byte %zu: cannot normalise: %s", b,
-                          utf8proc_errmsg(nl));
+        return cw_err_set(err, CW_EPARSE, "byte %zu: cannot normalise: %s", b, utf8proc_errmsg(nl));
     }
     /* Split into pieces of letters/digits (marks continue a piece). */
     size_t pieces = 0, i = 0;
@@ -350,7 +399,7 @@ static int slow_token(idx_analyzer *a, const char *text, size_t b, size_t e, idx
         pieces++;
     }
     int rc = CW_OK;
-    if (pieces == 1) {
+    if (pieces == 1 && n <= MAX_CACHED_KEY) {
         cache_slot *s = cache_get(a, text + b, n, (const char *)norm + pb[0], pe[0] - pb[0]);
         if (!s) {
             free(norm);
@@ -375,6 +424,30 @@ static int slow_token(idx_analyzer *a, const char *text, size_t b, size_t e, idx
     return rc;
 }
 
+/* Looks up the pending batch in order and emits its terms. */
+static int drain(idx_analyzer *a, const char *text, size_t n_pend, idx_term_fn fn, void *ctx,
+                 cw_err *err)
+{
+    for (size_t t = 0; t < n_pend; t++) {
+        int rc;
+        if (a->pend_ascii[t]) {
+            const char *key = a->keys + a->pend_koff[t];
+            cache_slot *slot = cache_get_h(a, key, a->pend_klen[t], a->pend_hash[t],
+                                           a->pend_prefix[t], key, a->pend_klen[t]);
+            if (!slot) {
+                return cw_err_set(err, CW_ENOMEM, "analyzer: out of memory");
+            }
+            rc = emit_entry(a, slot, fn, ctx, a->pend_b[t], a->pend_e[t]);
+        } else {
+            rc = slow_token(a, text, a->pend_b[t], a->pend_e[t], fn, ctx, err);
+        }
+        if (rc != CW_OK) {
+            return rc;
+        }
+    }
+    return CW_OK;
+}
+
 int idx_analyze_terms(idx_analyzer *a, const char *text, size_t len, idx_term_fn fn, void *ctx,
                       cw_err *err)
 {
@@ -383,7 +456,7 @@ int idx_analyze_terms(idx_analyzer *a, const char *text, size_t len, idx_term_fn
         return cw_err_set(err, CW_EPARSE, "invalid UTF-8 at byte %zu", bad);
     }
     const uint8_t *s = (const uint8_t *)text;
-    size_t i = 0;
+    size_t i = 0, n_pend = 0, key_used = 0;
     while (i < len) {
         /* Skip separators. */
         while (i < len && s[i] < 0x80 && !ascii_alnum[s[i]]) {
@@ -404,12 +477,14 @@ int idx_analyze_terms(idx_analyzer *a, const char *text, size_t len, idx_term_fn
             ascii = false;
             i += used;
         }
-        /* Extend the run; ASCII bytes through the table, others by category. */
+        /* Extend the run; ASCII bytes through the table, others by category. The
+         * lower-cased ASCII key goes straight into the batch's key buffer. */
+        char *key = a->keys + key_used;
         size_t k = 0;
         for (;;) {
             while (i < len && s[i] < 0x80 && ascii_alnum[s[i]]) {
                 if (ascii && k < MAX_TOKEN_BYTES) {
-                    a->tok[k++] = (char)(s[i] | ((s[i] >= 'A' && s[i] <= 'Z') ? 0x20 : 0));
+                    key[k++] = (char)(s[i] | ((s[i] >= 'A' && s[i] <= 'Z') ? 0x20 : 0));
                 }
                 i++;
             }
@@ -424,21 +499,28 @@ int idx_analyze_terms(idx_analyzer *a, const char *text, size_t len, idx_term_fn
             }
             break;
         }
-        int rc;
+        a->pend_b[n_pend] = b;
+        a->pend_e[n_pend] = i;
+        a->pend_ascii[n_pend] = ascii;
         if (ascii) {
-            cache_slot *slot = cache_get(a, a->tok, k, a->tok, k);
-            if (!slot) {
-                return cw_err_set(err, CW_ENOMEM, "analyzer: out of memory");
-            }
-            rc = emit_entry(a, slot, fn, ctx, b, i);
-        } else {
-            rc = slow_token(a, text, b, i, fn, ctx, err);
+            uint64_t prefix = 0;
+            uint64_t h = key_hash(key, k, &prefix);
+            __builtin_prefetch(&a->slots[h & (a->cap - 1)]);
+            a->pend_koff[n_pend] = (uint32_t)key_used;
+            a->pend_klen[n_pend] = (uint32_t)k;
+            a->pend_hash[n_pend] = h;
+            a->pend_prefix[n_pend] = prefix;
+            key_used += k;
         }
-        if (rc != CW_OK) {
-            return rc;
+        if (++n_pend == BATCH) {
+            int rc = drain(a, text, n_pend, fn, ctx, err);
+            if (rc != CW_OK) {
+                return rc;
+            }
+            n_pend = key_used = 0;
         }
     }
-    return CW_OK;
+    return drain(a, text, n_pend, fn, ctx, err);
 }
 
 typedef struct pub_ctx {

@@ -25,9 +25,15 @@ typedef struct vterm {
     uint32_t len;
     uint32_t cap;
     uint32_t last_doc; /* last docid in buf, UINT32_MAX when empty */
-    uint32_t cur_doc;  /* document whose slot is `slot` */
-    uint32_t slot;
 } vterm;
+
+/* Per-document term -> slot table, stamped with docid + 1 so it never needs clearing;
+ * small enough to stay in L1/L2 while the document is analysed. */
+typedef struct dslot {
+    uint32_t stamp;
+    uint32_t tid;
+    uint32_t slot;
+} dslot;
 
 typedef struct builder {
     const char *corpus;
@@ -46,6 +52,8 @@ typedef struct builder {
     uint32_t *slot_tid;
     uint32_t *slot_tf[2];
     size_t n_slots, cap_slots;
+    dslot *dtab;
+    size_t dcap; /* power of two */
     uint32_t field_len[2];
     int field;
     /* per-document arrays */
@@ -135,7 +143,6 @@ static int vocab_get(builder *B, const char *s, size_t n, uint32_t *tid)
     t->str_off = (uint32_t)B->spool_len;
     t->str_len = (uint32_t)n;
     t->last_doc = UINT32_MAX;
-    t->cur_doc = UINT32_MAX;
     memcpy(B->spool + B->spool_len, s, n);
     B->spool_len += n;
     B->vhash[j] = (uint32_t)B->n_terms + 1;
@@ -143,6 +150,28 @@ static int vocab_get(builder *B, const char *s, size_t n, uint32_t *tid)
     if (B->n_terms * 2 > B->vcap) {
         return vocab_rehash(B, B->vcap * 2);
     }
+    return CW_OK;
+}
+
+static int dtab_grow(builder *B)
+{
+    size_t cap = B->dcap ? B->dcap * 2 : 4096;
+    dslot *t = calloc(cap, sizeof *t);
+    if (!t) {
+        return CW_ENOMEM;
+    }
+    uint32_t stamp = B->doc + 1;
+    for (size_t i = 0; i < B->n_slots; i++) {
+        uint32_t tid = B->slot_tid[i];
+        size_t j = (tid * 2654435761u) & (cap - 1);
+        while (t[j].stamp == stamp) {
+            j = (j + 1) & (cap - 1);
+        }
+        t[j] = (dslot){stamp, tid, (uint32_t)i};
+    }
+    free(B->dtab);
+    B->dtab = t;
+    B->dcap = cap;
     return CW_OK;
 }
 
@@ -163,26 +192,36 @@ static int on_term(void *ctx, idx_term_ent *ent, size_t b, size_t e)
             ent->aux = (int32_t)tid;
         }
     }
-    vterm *t = &B->terms[tid];
-    if (t->cur_doc != B->doc) {
-        size_t need = B->n_slots + 1;
-        if (need > B->cap_slots) {
-            size_t c0 = B->cap_slots, c1 = B->cap_slots, c2 = B->cap_slots;
-            if (grow((void **)&B->slot_tid, &c0, need, 4) ||
-                grow((void **)&B->slot_tf[0], &c1, need, 4) ||
-                grow((void **)&B->slot_tf[1], &c2, need, 4)) {
-                return CW_ENOMEM;
-            }
-            B->cap_slots = c0;
+    uint32_t stamp = B->doc + 1;
+    size_t mask = B->dcap - 1;
+    size_t j = (tid * 2654435761u) & mask;
+    while (B->dtab[j].stamp == stamp) {
+        if (B->dtab[j].tid == tid) {
+            B->slot_tf[B->field][B->dtab[j].slot]++;
+            B->field_len[B->field]++;
+            return CW_OK;
         }
-        t->cur_doc = B->doc;
-        t->slot = (uint32_t)B->n_slots;
-        B->slot_tid[B->n_slots] = tid;
-        B->slot_tf[0][B->n_slots] = 0;
-        B->slot_tf[1][B->n_slots] = 0;
-        B->n_slots++;
+        j = (j + 1) & mask;
     }
-    B->slot_tf[B->field][t->slot]++;
+    size_t need = B->n_slots + 1;
+    if (need > B->cap_slots) {
+        size_t c0 = B->cap_slots, c1 = B->cap_slots, c2 = B->cap_slots;
+        if (grow((void **)&B->slot_tid, &c0, need, 4) ||
+            grow((void **)&B->slot_tf[0], &c1, need, 4) ||
+            grow((void **)&B->slot_tf[1], &c2, need, 4)) {
+            return CW_ENOMEM;
+        }
+        B->cap_slots = c0;
+    }
+    uint32_t slot = (uint32_t)B->n_slots++;
+    B->slot_tid[slot] = tid;
+    B->slot_tf[0][slot] = 0;
+    B->slot_tf[1][slot] = 0;
+    B->dtab[j] = (dslot){stamp, tid, slot};
+    if (B->n_slots * 2 > B->dcap && dtab_grow(B) != CW_OK) {
+        return CW_ENOMEM;
+    }
+    B->slot_tf[B->field][slot]++;
     B->field_len[B->field]++;
     return CW_OK;
 }
@@ -215,6 +254,15 @@ static inline const uint8_t *get_varint(const uint8_t *p, const uint8_t *end, ui
 /* Appends the analysed document's postings to the per-term buffers. */
 static int flush_doc(builder *B)
 {
+    /* Two prefetch passes (term records, then their buffer tails) overlap the cache
+     * misses of rare terms instead of taking them one after another. */
+    for (size_t i = 0; i < B->n_slots; i++) {
+        __builtin_prefetch(&B->terms[B->slot_tid[i]]);
+    }
+    for (size_t i = 0; i < B->n_slots; i++) {
+        const vterm *t = &B->terms[B->slot_tid[i]];
+        __builtin_prefetch(t->buf + t->len, 1);
+    }
     for (size_t i = 0; i < B->n_slots; i++) {
         vterm *t = &B->terms[B->slot_tid[i]];
         if (t->len + 15 > t->cap) {
@@ -366,10 +414,10 @@ static int ensure_doc_arrays(builder *B)
 }
 
 /* A malformed line: fails the build, or is counted under skip_bad. */
-#define BAD_LINE(code, ...)                                                                      \
-    do {                                                                                         \
-        rc = cw_err_set(err, code, __VA_ARGS__);                                                 \
-        goto bad;                                                                                \
+#define BAD_LINE(code, ...)                                                                        \
+    do {                                                                                           \
+        rc = cw_err_set(err, code, __VA_ARGS__);                                                   \
+        goto bad;                                                                                  \
     } while (0)
 
 static const char *json_type_name(const json_t *v)
@@ -393,8 +441,8 @@ static int add_document(builder *B, const char *line, size_t len, long line_no, 
     json_t *root = NULL;
     char *fields = NULL;
     if (len > IDX_MAX_DOC_BYTES) {
-        BAD_LINE(CW_ELIMIT, "%s:%ld: line of %zu bytes exceeds the limit of %u", path, line_no,
-                 len, IDX_MAX_DOC_BYTES);
+        BAD_LINE(CW_ELIMIT, "%s:%ld: line of %zu bytes exceeds the limit of %u", path, line_no, len,
+                 IDX_MAX_DOC_BYTES);
     }
     size_t bad_off;
     if (!cw_utf8_valid(line, len, &bad_off)) {
@@ -424,8 +472,8 @@ static int add_document(builder *B, const char *line, size_t len, long line_no, 
         BAD_LINE(CW_EPARSE, "%s:%ld: empty \"id\"", path, line_no);
     }
     if (id_len > IDX_MAX_ID_BYTES) {
-        BAD_LINE(CW_ELIMIT, "%s:%ld: \"id\" of %zu bytes exceeds the limit of %u", path,
-                 line_no, id_len, IDX_MAX_ID_BYTES);
+        BAD_LINE(CW_ELIMIT, "%s:%ld: \"id\" of %zu bytes exceeds the limit of %u", path, line_no,
+                 id_len, IDX_MAX_ID_BYTES);
     }
     const char *title = "", *text = "";
     size_t title_len = 0, text_len = 0;
@@ -435,8 +483,8 @@ static int add_document(builder *B, const char *line, size_t len, long line_no, 
     json_object_foreach(root, key, val)
     {
         if (!json_is_string(val)) {
-            BAD_LINE(CW_EPARSE, "%s:%ld: field \"%s\" must be a string, got %s", path, line_no,
-                     key, json_type_name(val));
+            BAD_LINE(CW_EPARSE, "%s:%ld: field \"%s\" must be a string, got %s", path, line_no, key,
+                     json_type_name(val));
         }
         if (strcmp(key, "title") == 0) {
             title = json_string_value(val);
@@ -597,7 +645,8 @@ static int decode_into(merge_state *m, const uint8_t *p, size_t len)
     while (p < end) {
         if (m->n + 1 > m->cap) {
             size_t c0 = m->cap, c1 = m->cap, c2 = m->cap;
-            if (grow((void **)&m->docs, &c0, m->n + 1, 4) || grow((void **)&m->tt, &c1, m->n + 1, 4) ||
+            if (grow((void **)&m->docs, &c0, m->n + 1, 4) ||
+                grow((void **)&m->tt, &c1, m->n + 1, 4) ||
                 grow((void **)&m->tx, &c2, m->n + 1, 4)) {
                 return CW_ENOMEM;
             }
@@ -634,8 +683,8 @@ typedef struct list_out {
 /* Encodes one posting list (docs, tfs of n) as blocks; block data goes to w (if not
  * NULL) or to mem->data; block records to mem->blocks. */
 static int encode_list(const builder *B, const uint32_t *docs, const uint32_t *tfs, size_t n,
-                       idx_fw *w, list_out *mem, cw_buf *scratch, double avgdl,
-                       idx_term_info *ti, bool is_flat, cw_err *err)
+                       idx_fw *w, list_out *mem, cw_buf *scratch, double avgdl, idx_term_info *ti,
+                       bool is_flat, cw_err *err)
 {
     uint64_t start = w ? idx_fw_section_pos(w) : mem->data.len;
     uint32_t prev = UINT32_MAX;
@@ -747,7 +796,7 @@ static int finish_docs(builder *B, cw_err *err)
     uint64_t bytes;
     idx_fw *w = B->docs_w;
     B->docs_w = NULL;
-    rc = idx_fw_close(w, NULL, &bytes, err);
+    rc = idx_fw_close(w, !B->opts->no_fsync, NULL, &bytes, err);
     B->st.index_bytes += bytes;
     return rc;
 }
@@ -779,9 +828,9 @@ static int merge_and_write(builder *B, cw_err *err)
         meta.total_terms[IDX_FIELD_TEXT] += lx;
         meta.total_terms[IDX_FIELD_FLAT] += (uint64_t)lt + lx;
     }
-    double avgdl = meta.doc_count[IDX_FIELD_FLAT]
-                       ? (double)meta.total_terms[IDX_FIELD_FLAT] / (double)meta.doc_count[IDX_FIELD_FLAT]
-                       : 1.0;
+    double avgdl = meta.doc_count[IDX_FIELD_FLAT] ? (double)meta.total_terms[IDX_FIELD_FLAT] /
+                                                        (double)meta.doc_count[IDX_FIELD_FLAT]
+                                                  : 1.0;
 
     runs = calloc(B->n_runs ? B->n_runs : 1, sizeof *runs);
     info = calloc(B->n_terms ? B->n_terms : 1, sizeof *info);
@@ -974,7 +1023,7 @@ static int merge_and_write(builder *B, cw_err *err)
     uint64_t bytes;
     idx_fw *w2 = w;
     w = NULL;
-    rc = idx_fw_close(w2, NULL, &bytes, err);
+    rc = idx_fw_close(w2, !B->opts->no_fsync, NULL, &bytes, err);
     B->st.index_bytes += bytes;
     B->st.n_terms = B->n_terms;
 fail:
@@ -1019,6 +1068,7 @@ static void builder_free(builder *B)
     free(B->terms);
     free(B->vhash);
     free(B->spool);
+    free(B->dtab);
     free(B->slot_tid);
     free(B->slot_tf[0]);
     free(B->slot_tf[1]);
@@ -1042,8 +1092,8 @@ static int install(const char *tmp, const char *out_dir, cw_err *err)
         char probe[4200];
         snprintf(probe, sizeof probe, "%s/index.cw", out_dir);
         if (!S_ISDIR(st.st_mode) || access(probe, F_OK) != 0) {
-            return cw_err_set(err, CW_EIO, "%s exists and is not a causeway index; not replacing it",
-                              out_dir);
+            return cw_err_set(err, CW_EIO,
+                              "%s exists and is not a causeway index; not replacing it", out_dir);
         }
         char old[4200];
         snprintf(old, sizeof old, "%s.old.%ld", out_dir, (long)getpid());
@@ -1090,7 +1140,7 @@ int idx_build(const char *corpus_path, const char *out_dir, const idx_build_opts
         rc = cw_err_set(err, CW_EINVAL, "index build: empty output directory");
         goto fail;
     }
-    if (vocab_rehash(&B, 1u << 16) != CW_OK) {
+    if (vocab_rehash(&B, 1u << 16) != CW_OK || dtab_grow(&B) != CW_OK) {
         rc = oom(err);
         goto fail;
     }

@@ -149,7 +149,7 @@ int idx_fw_end(idx_fw *w, cw_err *err)
     return fw_zeros(w, IDX_SECTION_PAD, err);
 }
 
-int idx_fw_close(idx_fw *w, uint32_t *header_crc, uint64_t *file_bytes, cw_err *err)
+int idx_fw_close(idx_fw *w, bool sync, uint32_t *header_crc, uint64_t *file_bytes, cw_err *err)
 {
     int rc = fw_flush(w, err);
     if (rc != CW_OK) {
@@ -170,7 +170,7 @@ int idx_fw_close(idx_fw *w, uint32_t *header_crc, uint64_t *file_bytes, cw_err *
         idx_fw_abort(w);
         return rc;
     }
-    if (fsync(w->fd) != 0 || close(w->fd) != 0) {
+    if ((sync && fsync(w->fd) != 0) || close(w->fd) != 0) {
         rc = cw_err_set(err, CW_EIO, "sync %s: %s", w->path, strerror(errno));
         w->fd = -1;
         idx_fw_abort(w);
@@ -217,8 +217,9 @@ int idx_fmap_open(const char *dir, const char *name, uint32_t kind, size_t verif
     }
     if ((uint64_t)st.st_size < IDX_HEADER_BYTES) {
         close(fd);
-        return cw_err_set(err, CW_ECORRUPT, "%s: offset %lld: truncated (file shorter than its header)",
-                          fm->path, (long long)st.st_size);
+        return cw_err_set(err, CW_ECORRUPT,
+                          "%s: offset %lld: truncated (file shorter than its header)", fm->path,
+                          (long long)st.st_size);
     }
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
     close(fd);
@@ -243,8 +244,8 @@ int idx_fmap_open(const char *dir, const char *name, uint32_t kind, size_t verif
         goto fail;
     }
     if (h.version != IDX_FORMAT_VERSION) {
-        rc = cw_err_set(err, CW_ECORRUPT, "%s: offset 8: format version %u, expected %u",
-                        fm->path, h.version, IDX_FORMAT_VERSION);
+        rc = cw_err_set(err, CW_ECORRUPT, "%s: offset 8: format version %u, expected %u", fm->path,
+                        h.version, IDX_FORMAT_VERSION);
         goto fail;
     }
     if (h.kind != kind) {
@@ -271,16 +272,15 @@ int idx_fmap_open(const char *dir, const char *name, uint32_t kind, size_t verif
         if (s->offset < IDX_HEADER_BYTES || s->offset > fm->size ||
             s->length > fm->size - s->offset ||
             fm->size - s->offset - s->length < IDX_SECTION_PAD) {
-            rc = cw_err_set(err, CW_ECORRUPT, "%s: offset %llu: section %u out of bounds",
-                            fm->path, (unsigned long long)s->offset, s->id);
+            rc = cw_err_set(err, CW_ECORRUPT, "%s: offset %llu: section %u out of bounds", fm->path,
+                            (unsigned long long)s->offset, s->id);
             goto fail;
         }
         if (s->length <= verify_max_bytes &&
             cw_crc32c(0, fm->base + s->offset, s->length) != s->crc) {
-            rc = cw_err_set(err, CW_ECORRUPT,
-                            "%s: offset %llu: checksum mismatch in section %u (%llu bytes)",
-                            fm->path, (unsigned long long)s->offset, s->id,
-                            (unsigned long long)s->length);
+            rc = cw_err_set(
+                err, CW_ECORRUPT, "%s: offset %llu: checksum mismatch in section %u (%llu bytes)",
+                fm->path, (unsigned long long)s->offset, s->id, (unsigned long long)s->length);
             goto fail;
         }
     }
@@ -295,10 +295,9 @@ int idx_fmap_verify_all(const idx_fmap *fm, cw_err *err)
     for (uint32_t i = 0; i < fm->n_sections; i++) {
         const idx_section_rec *s = &fm->sections[i];
         if (cw_crc32c(0, fm->base + s->offset, s->length) != s->crc) {
-            return cw_err_set(err, CW_ECORRUPT,
-                              "%s: offset %llu: checksum mismatch in section %u (%llu bytes)",
-                              fm->path, (unsigned long long)s->offset, s->id,
-                              (unsigned long long)s->length);
+            return cw_err_set(
+                err, CW_ECORRUPT, "%s: offset %llu: checksum mismatch in section %u (%llu bytes)",
+                fm->path, (unsigned long long)s->offset, s->id, (unsigned long long)s->length);
         }
     }
     return CW_OK;

@@ -79,6 +79,8 @@ typedef struct idx_build_opts {
     size_t mem_budget_bytes; /* postings buffered before spilling a sorted run; default 256 MiB */
     bool skip_bad;           /* skip malformed lines (counted) instead of failing */
     cw_progress progress;    /* stage "index" with bytes read / file size */
+    bool no_fsync;           /* skip fsync before the rename (benchmarks, scratch indexes):
+                                still atomic for readers, not durable across power loss */
 } idx_build_opts;
 
 typedef struct idx_build_stats {
@@ -337,7 +339,7 @@ typedef enum idx_contrastive_mode {
 typedef struct idx_train_opts {
     idx_contrastive_mode mode;
     uint32_t batch;       /* documents per step (2 views each), default 64 */
-    uint32_t epochs;      /* passes over the corpus, default 10 */
+    uint32_t epochs;      /* passes over the corpus, default 10 (0: fit the idf table only) */
     double tau;           /* InfoNCE temperature, default 0.05 */
     double momentum;      /* MoCo key-encoder momentum m, default 0.995 */
     uint32_t queue;       /* MoCo queue length (multiple of batch), default 4096 */
@@ -350,6 +352,8 @@ typedef struct idx_train_opts {
     const char *ckpt_path;  /* checkpoint written every ckpt_every steps and at the end (NULL: none) */
     uint32_t ckpt_every;    /* default 200 */
     bool resume;            /* continue from ckpt_path if it exists */
+    bool lsa_init;          /* start from LSA: randomized SVD of the document-feature matrix */
+    uint32_t lsa_power_iters; /* power iterations of the randomized SVD, default 2 */
     cw_progress progress;   /* stage "embed-train", done/total steps */
 } idx_train_opts;
 idx_train_opts idx_train_opts_default(void);

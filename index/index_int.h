@@ -76,7 +76,8 @@ int idx_fw_end(idx_fw *w, cw_err *err) CW_MUST_CHECK;
 uint64_t idx_fw_section_pos(const idx_fw *w);
 /* Writes the header, fsyncs and closes; *header_crc (may be NULL) gets the header CRC.
  * Frees w on every path. */
-int idx_fw_close(idx_fw *w, uint32_t *header_crc, uint64_t *file_bytes, cw_err *err) CW_MUST_CHECK;
+int idx_fw_close(idx_fw *w, bool sync, uint32_t *header_crc, uint64_t *file_bytes,
+                 cw_err *err) CW_MUST_CHECK;
 /* Closes without finishing (error paths); the file is left for the caller to remove. */
 void idx_fw_abort(idx_fw *w);
 
@@ -123,18 +124,18 @@ typedef struct idx_meta {
 
 /* One term's entry in the dictionary (sorted by term bytes). */
 typedef struct idx_term_info {
-    uint32_t df;         /* flat-field document frequency */
-    uint32_t df_title;   /* documents whose title contains the term */
-    uint32_t df_text;    /* documents whose text contains the term */
-    uint32_t n_blocks;   /* flat blocks */
-    uint64_t post_off;   /* byte offset of the first flat block in POSTINGS */
-    uint64_t block_idx;  /* index of the first idx_block_rec in BLOCKS */
-    uint64_t tpost_off;  /* same for the title field */
+    uint32_t df;        /* flat-field document frequency */
+    uint32_t df_title;  /* documents whose title contains the term */
+    uint32_t df_text;   /* documents whose text contains the term */
+    uint32_t n_blocks;  /* flat blocks */
+    uint64_t post_off;  /* byte offset of the first flat block in POSTINGS */
+    uint64_t block_idx; /* index of the first idx_block_rec in BLOCKS */
+    uint64_t tpost_off; /* same for the title field */
     uint64_t tblock_idx;
     uint32_t n_tblocks;
-    uint32_t max_tf;     /* over the flat postings */
-    uint32_t min_dl;     /* smallest flat length among the term's documents */
-    float max_tfn;       /* max tf/(tf + K(dl)) at (bound_k1, bound_b), rounded up */
+    uint32_t max_tf; /* over the flat postings */
+    uint32_t min_dl; /* smallest flat length among the term's documents */
+    float max_tfn;   /* max tf/(tf + K(dl)) at (bound_k1, bound_b), rounded up */
 } idx_term_info;
 
 #define IDX_BLOCK 128u

@@ -56,14 +56,14 @@ int idx_index_open(const char *dir, idx_index **out, cw_err *err)
         rc = corrupt(fm, p, "stemmer name not terminated", err);
         goto fail;
     }
-#define SEC(file, id, elem, ptr, count_var)                                                      \
-    do {                                                                                         \
-        rc = idx_fmap_section(file, id, elem, &p, &len, err);                                    \
-        if (rc != CW_OK) {                                                                       \
-            goto fail;                                                                           \
-        }                                                                                        \
-        ptr = (const void *)p;                                                                   \
-        count_var = len / (elem);                                                                \
+#define SEC(file, id, elem, ptr, count_var)                                                        \
+    do {                                                                                           \
+        rc = idx_fmap_section(file, id, elem, &p, &len, err);                                      \
+        if (rc != CW_OK) {                                                                         \
+            goto fail;                                                                             \
+        }                                                                                          \
+        ptr = (const void *)p;                                                                     \
+        count_var = len / (elem);                                                                  \
     } while (0)
     size_t cnt;
     SEC(fm, IDX_S_POSTINGS, 1, ix->postings, ix->postings_len);
@@ -146,8 +146,7 @@ int idx_index_open(const char *dir, idx_index **out, cw_err *err)
             ix->avgdl[f] = 1.0;
         }
     }
-    snprintf(ix->version, sizeof ix->version, "%08x%08x", ix->main.header_crc,
-             ix->docs.header_crc);
+    snprintf(ix->version, sizeof ix->version, "%08x%08x", ix->main.header_crc, ix->docs.header_crc);
     *out = ix;
     return CW_OK;
 fail:
@@ -255,8 +254,7 @@ int idx_doc_get(const idx_index *ix, uint32_t docid, idx_doc *out, cw_err *err)
     return CW_OK;
 }
 
-int idx_doc_lookup(const idx_index *ix, const char *id, size_t id_len, uint32_t *docid,
-                   cw_err *err)
+int idx_doc_lookup(const idx_index *ix, const char *id, size_t id_len, uint32_t *docid, cw_err *err)
 {
     size_t lo = 0, hi = ix->meta.n_docs;
     while (lo < hi) {

@@ -17,11 +17,11 @@
 #define UB_MARGIN (1.0 + 1e-9)
 
 struct idx_query {
-    size_t n;                               /* analysed terms, repeats included */
-    char *terms[IDX_MAX_QUERY_TERMS];       /* NUL-terminated, into pool */
+    size_t n;                         /* analysed terms, repeats included */
+    char *terms[IDX_MAX_QUERY_TERMS]; /* NUL-terminated, into pool */
     uint64_t df[IDX_MAX_QUERY_TERMS];
-    int64_t tid[IDX_MAX_QUERY_TERMS];       /* dictionary index or -1 */
-    size_t n_uniq;                          /* distinct terms, first-occurrence order */
+    int64_t tid[IDX_MAX_QUERY_TERMS];         /* dictionary index or -1 */
+    size_t n_uniq;                            /* distinct terms, first-occurrence order */
     uint32_t uniq_first[IDX_MAX_QUERY_TERMS]; /* index into terms */
     uint32_t uniq_count[IDX_MAX_QUERY_TERMS]; /* occurrences (BM25 weight multiplier) */
     char pool[];
@@ -137,15 +137,15 @@ typedef struct cursor {
     size_t avail;        /* readable bytes from data to the end of the section */
     uint32_t n_blocks;
     uint32_t df;
-    uint32_t n_docs; /* docids must stay below this */
+    uint32_t n_docs;  /* docids must stay below this */
     uint32_t blk;     /* current block (shallow position) */
     uint32_t decoded; /* block held in docs/tfs, DOC_END if none */
     uint32_t pos, n;
     uint32_t doc; /* current docid or DOC_END */
     bool corrupt;
-    int term;    /* distinct-term index: fixes the order of summation */
-    double w;    /* occurrences * idf */
-    double ub;   /* bound on w * tfn over the whole list */
+    int term;  /* distinct-term index: fixes the order of summation */
+    double w;  /* occurrences * idf */
+    double ub; /* bound on w * tfn over the whole list */
     uint32_t docs[IDX_BLOCK];
     uint32_t tfs[IDX_BLOCK];
 } cursor;
@@ -356,8 +356,8 @@ typedef struct scorer {
     double k1, b, avgdl;
     bool stored_bounds; /* the query's (k1, b) are the ones block maxima were built for */
     size_t nc;
-    cursor *cs;   /* one per distinct in-vocabulary term, in query order */
-    cursor **by;  /* sorted by current docid */
+    cursor *cs;  /* one per distinct in-vocabulary term, in query order */
+    cursor **by; /* sorted by current docid */
     uint64_t n_scored;
 } scorer;
 
@@ -518,13 +518,12 @@ static void run_bmw(scorer *s, topk *t)
     }
 }
 
-static int scorer_init(scorer *s, const idx_index *ix, const idx_query *q,
-                       const idx_bm25_params *p, cw_err *err)
+static int scorer_init(scorer *s, const idx_index *ix, const idx_query *q, const idx_bm25_params *p,
+                       cw_err *err)
 {
     memset(s, 0, sizeof *s);
     if (!(p->k1 >= 0 && p->k1 <= 1e6) || !(p->b >= 0 && p->b <= 1)) {
-        return cw_err_set(err, CW_EINVAL, "BM25 parameters out of range: k1 %g, b %g", p->k1,
-                          p->b);
+        return cw_err_set(err, CW_EINVAL, "BM25 parameters out of range: k1 %g, b %g", p->k1, p->b);
     }
     s->ix = ix;
     s->k1 = p->k1;
@@ -572,8 +571,8 @@ static int scorer_fini(scorer *s, cw_err *err)
     return CW_OK;
 }
 
-int idx_search(const idx_index *ix, const idx_query *q, const idx_search_opts *opts,
-               idx_hit *hits, size_t *n_hits, uint64_t *total_matches, cw_err *err)
+int idx_search(const idx_index *ix, const idx_query *q, const idx_search_opts *opts, idx_hit *hits,
+               size_t *n_hits, uint64_t *total_matches, cw_err *err)
 {
     if (opts->k < 1 || opts->k > IDX_MAX_K || opts->offset > IDX_MAX_K - opts->k) {
         return cw_err_set(err, CW_EINVAL, "k %u and offset %u: need 1 <= k and k + offset <= %u",

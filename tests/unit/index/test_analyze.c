@@ -67,15 +67,26 @@ ParameterizedTestParameters(idx_analyze, cases)
         {"The flows of the rivers", "flow river", true},
         {"the and of a an", "", true},
         {"caresses ponies relational", "caress poni relat", true},
+        /* porter stems the "s" of a possessive to the empty term, and the METHODS.md
+         * reference figures count it: it must be emitted, not dropped like a stopword */
+        {"Prandtl's law", "prandtl  law", true},
         {"snake_case x-ray 3.14 A4", "snake case x rai 3 14 a4", true},
         {"MiXeD CaSe ASCII", "mixed case ascii", false},
-        {"B\xc3\x9c" "CHER stra\xc3\x9f" "e", "b\xc3\xbc" "cher strasse", false},
-        {"\xef\xac\x81sh", "fish", false},                          /* U+FB01 ligature fi */
+        {"B\xc3\x9c"
+         "CHER stra\xc3\x9f"
+         "e",
+         "b\xc3\xbc"
+         "cher strasse",
+         false},
+        {"\xef\xac\x81sh", "fish", false}, /* U+FB01 ligature fi */
         {"\xef\xbc\xa6\xef\xbd\x8c\xef\xbd\x8f\xef\xbd\x97", "flow", false}, /* fullwidth */
-        {"\xce\xa3\xce\xaf\xcf\x83\xcf\x85\xcf\x86\xce\xbf\xcf\x82", "\xcf\x83\xce\xaf\xcf\x83\xcf\x85\xcf\x86\xce\xbf\xcf\x83", false},
+        {"\xce\xa3\xce\xaf\xcf\x83\xcf\x85\xcf\x86\xce\xbf\xcf\x82",
+         "\xcf\x83\xce\xaf\xcf\x83\xcf\x85\xcf\x86\xce\xbf\xcf\x83", false},
         {"\xe6\x9d\xb1\xe4\xba\xac 2024", "\xe6\x9d\xb1\xe4\xba\xac 2024", false}, /* CJK kept */
-        {"\xc2\xbd", "1 2", false},                                  /* NFKC 1/2 splits */
-        {"\xe0\xa4\xb9\xe0\xa4\xbf\xe0\xa4\x82\xe0\xa4\xa6\xe0\xa5\x80", "\xe0\xa4\xb9\xe0\xa4\xbf\xe0\xa4\x82\xe0\xa4\xa6\xe0\xa5\x80", false}, /* marks stay in the word */
+        {"\xc2\xbd", "1 2", false}, /* NFKC 1/2 splits */
+        {"\xe0\xa4\xb9\xe0\xa4\xbf\xe0\xa4\x82\xe0\xa4\xa6\xe0\xa5\x80",
+         "\xe0\xa4\xb9\xe0\xa4\xbf\xe0\xa4\x82\xe0\xa4\xa6\xe0\xa5\x80",
+         false}, /* marks stay in the word */
         {"   ", "", true},
         {"", "", true},
     };

@@ -35,8 +35,7 @@ static void search(idx_index *ix, const char *text, idx_search_opts so, idx_hit 
     cr_assert(eq(int, idx_index_analyzer(ix, &a, NULL), CW_OK));
     idx_query *q = NULL;
     cw_err err;
-    cr_assert(eq(int, idx_query_parse(ix, a, text, strlen(text), &q, &err), CW_OK), "%s",
-              err.msg);
+    cr_assert(eq(int, idx_query_parse(ix, a, text, strlen(text), &q, &err), CW_OK), "%s", err.msg);
     cr_assert(eq(int, idx_search(ix, q, &so, hits, n, NULL, &err), CW_OK), "%s", err.msg);
     idx_query_free(q);
     idx_analyzer_free(a);

@@ -28,7 +28,8 @@ ParameterizedTestParameters(idx_build, malformed_lines)
         {"{\"id\":\"\"}", CW_EPARSE, ":2: empty \"id\""},
         {"{\"id\":\"ok\",\"text\":\"dup\"}", CW_EPARSE, ":2: duplicate id \"ok\""},
         {"{\"id\":\"b\",\"text\":[1]}", CW_EPARSE, ":2: field \"text\" must be a string"},
-        {"{\"id\":\"b\",\"lang\":null}", CW_EPARSE, ":2: field \"lang\" must be a string, got null"},
+        {"{\"id\":\"b\",\"lang\":null}", CW_EPARSE,
+         ":2: field \"lang\" must be a string, got null"},
         {"[1,2]", CW_EPARSE, ":2: expected a JSON object, got an array"},
         {"{\"id\":\"b\",\"text\":\"\xff\"}", CW_EPARSE, ":2: invalid UTF-8 at byte 18"},
         {"{\"id\":\"b\",\"id\":\"c\"}", CW_EPARSE, ":2:"},
@@ -40,7 +41,8 @@ ParameterizedTest(bad_case *c, idx_build, malformed_lines)
 {
     char *dir = th_tmpdir();
     char corpus[256];
-    snprintf(corpus, sizeof corpus, "{\"id\":\"ok\",\"text\":\"fine\"}\n%s\n{\"id\":\"z\"}\n", c->line);
+    snprintf(corpus, sizeof corpus, "{\"id\":\"ok\",\"text\":\"fine\"}\n%s\n{\"id\":\"z\"}\n",
+             c->line);
     char *path = th_write(dir, "corpus.jsonl", corpus, strlen(corpus));
     char out[512];
     snprintf(out, sizeof out, "%s/ix", dir);
@@ -145,8 +147,10 @@ Test(idx_build, spilled_runs_give_the_same_results_as_one_buffer)
     const char *queries[] = {"w1 w2", "w3", "w0 w7 w99", "w150 w1"};
     for (size_t i = 0; i < CW_ARRAY_LEN(queries); i++) {
         idx_query *qx = NULL, *qy = NULL;
-        cr_assert(eq(int, idx_query_parse(x, an, queries[i], strlen(queries[i]), &qx, NULL), CW_OK));
-        cr_assert(eq(int, idx_query_parse(y, an, queries[i], strlen(queries[i]), &qy, NULL), CW_OK));
+        cr_assert(
+            eq(int, idx_query_parse(x, an, queries[i], strlen(queries[i]), &qx, NULL), CW_OK));
+        cr_assert(
+            eq(int, idx_query_parse(y, an, queries[i], strlen(queries[i]), &qy, NULL), CW_OK));
         idx_hit hx[100], hy[100];
         size_t nx, ny;
         idx_search_opts so = idx_search_opts_default();

@@ -14,7 +14,8 @@
 #include "tests/unit/index/helpers.h"
 
 static const char *corpus =
-    "{\"id\":\"a\",\"title\":\"river flows\",\"text\":\"the river flows to the sea\",\"src\":\"x\"}\n"
+    "{\"id\":\"a\",\"title\":\"river flows\",\"text\":\"the river flows to the "
+    "sea\",\"src\":\"x\"}\n"
     "{\"id\":\"b\",\"title\":\"sea\",\"text\":\"salt water and waves\"}\n"
     "{\"id\":\"c\",\"title\":\"waves\",\"text\":\"river waves meet the sea water\"}\n";
 

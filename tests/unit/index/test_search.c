@@ -72,8 +72,8 @@ static int cmp_hit(const void *a, const void *b)
 
 /* Exhaustive BM25 straight from the counts, summing in query order like the index
  * (METHODS.md section 2), so scores must agree to the bit. */
-static size_t oracle_topk(const oracle *o, const uint32_t *words, const uint32_t *counts,
-                          size_t nq, bool conj, idx_bm25_params p, idx_hit *all)
+static size_t oracle_topk(const oracle *o, const uint32_t *words, const uint32_t *counts, size_t nq,
+                          bool conj, idx_bm25_params p, idx_hit *all)
 {
     double avgdl = (double)o->total / N_DOCS;
     size_t n = 0;
@@ -135,8 +135,8 @@ Test(idx_search, wand_and_and_equal_the_oracle_on_thousands_of_random_queries, .
         }
         idx_search_opts so = idx_search_opts_default();
         so.k = ks[cw_rng_below(&rng, CW_ARRAY_LEN(ks))];
-        so.offset = cw_rng_below(&rng, 4) == 0 ? (uint32_t)cw_rng_below(&rng, IDX_MAX_K - so.k + 1)
-                                               : 0;
+        so.offset =
+            cw_rng_below(&rng, 4) == 0 ? (uint32_t)cw_rng_below(&rng, IDX_MAX_K - so.k + 1) : 0;
         so.conjunctive = cw_rng_below(&rng, 5) == 0;
         if (cw_rng_below(&rng, 4) == 0) {
             so.bm25 = (idx_bm25_params){cw_rng_uniform(&rng) * 2.0, cw_rng_uniform(&rng)};
@@ -153,8 +153,8 @@ Test(idx_search, wand_and_and_equal_the_oracle_on_thousands_of_random_queries, .
         for (size_t i = 0; i < nh; i++) {
             cr_assert(hits[i].doc == all[so.offset + i].doc &&
                           hits[i].score == all[so.offset + i].score,
-                      "seed %u query %zu \"%s\" rank %zu: doc %u (%.17g) want %u (%.17g)", SEED,
-                      qi, qt.data, i, hits[i].doc, hits[i].score, all[so.offset + i].doc,
+                      "seed %u query %zu \"%s\" rank %zu: doc %u (%.17g) want %u (%.17g)", SEED, qi,
+                      qt.data, i, hits[i].doc, hits[i].score, all[so.offset + i].doc,
                       all[so.offset + i].score);
         }
         /* The index's own exhaustive mode agrees too. */
