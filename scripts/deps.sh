@@ -8,6 +8,8 @@ PKGS=(build-essential autoconf automake libtool pkg-config
       libstemmer-dev libutf8proc-dev libcurl4-openssl-dev curl)
 # clang: the libFuzzer harness (tests/fuzz); wrk: bench/server_bench.sh.
 PKGS+=(clang wrk)
+# The browser test (tests/e2e): Debian's Chromium driven by playwright-core from npm.
+PKGS+=(chromium chromium-driver nodejs npm)
 PKGS+=("${CW_EXTRA_PKGS[@]:-}")
 missing=()
 for p in "${PKGS[@]}"; do
@@ -20,4 +22,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}" >&2
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# npm packages of the browser test, exactly as locked (playwright-core downloads no
+# browser: the test drives the system Chromium).
+e2e=$(cd "$(dirname "$0")/.." && pwd)/tests/e2e
+if [ -f "$e2e/package-lock.json" ] && [ ! -f "$e2e/node_modules/playwright-core/package.json" ]; then
+    (cd "$e2e" && npm ci --no-audit --no-fund --loglevel=error)
 fi
