@@ -377,57 +377,19 @@ int main(int argc, char **argv)
         if (rank_model_score(prod, tr->x, tr->n_rows, prod_s, &err) != CW_OK) {
             die("scoring with the production ranker", &err);
         }
-        /* Two session sets over the same training queries: the logged (deterministic)
+        /* Two simulators over the same training queries: the logged (deterministic)
          * traffic and a RandTop-10 experiment of the same size for the randomization
-         * estimate. Doc names are row numbers, so pair -> row is a parse. */
-        causal_sessions *sets[2] = {NULL, NULL};
-        causal_simcoll *coll[2] = {NULL, NULL};
-        float *feat = malloc(nf * 128 * sizeof *feat);
-        int labels[RANK_MAX_QUERY_DOCS > 1000 ? 1000 : RANK_MAX_QUERY_DOCS];
-        char id_buf[1000][24];
-        const char *ids[1000];
+         * estimate. */
+        cli_letor_sim sim[2];
         for (int k = 0; k < 2; k++) {
-            if (causal_sessions_new(&sets[k], &err) != CW_OK ||
-                causal_sessions_set_n_features(sets[k], nf, &err) != CW_OK ||
-                causal_simcoll_new(sets[k], 1, NULL, &coll[k], &err) != CW_OK) {
+            if (cli_letor_sim_init(&sim[k], tr, prod_s, &err) != CW_OK) {
                 die("simulator", &err);
             }
-            for (size_t q = 0; q < tr->n_queries; q++) {
-                size_t b = tr->q_begin[q], n = tr->q_begin[q + 1] - b;
-                if (n > 128) {
-                    fprintf(stderr, "ultr_experiment: query with %zu > 128 documents\n", n);
-                    return 1;
-                }
-                for (size_t i = 0; i < n; i++) {
-                    snprintf(id_buf[i], sizeof id_buf[i], "%zu", b + i);
-                    ids[i] = id_buf[i];
-                    labels[i] = (int)tr->y[b + i];
-                    for (size_t j = 0; j < nf; j++) {
-                        feat[i * nf + j] = (float)tr->x[(b + i) * nf + j];
-                    }
-                }
-                const double *sc[1] = {prod_s + b};
-                if (causal_simcoll_add(coll[k], tr->qid[q], n, ids, labels, sc, feat, &err) !=
-                    CW_OK) {
-                    die("simulator query", &err);
-                }
-            }
         }
+        causal_sessions *sets[2] = {sim[0].s, sim[1].s};
+        causal_simcoll *coll[2] = {sim[0].coll, sim[1].coll};
         causal_sessions *s = sets[0];
-        size_t *pair_row = malloc(s->n_pairs * sizeof *pair_row);
-        size_t *cb = malloc(s->n_queries * sizeof *cb), *ce = malloc(s->n_queries * sizeof *ce);
-        for (size_t p = 0; p < s->n_pairs; p++) {
-            pair_row[p] = strtoull(s->doc_names[s->pair_doc[p]], NULL, 10);
-        }
-        for (size_t q = 0; q < s->n_queries; q++) {
-            cb[q] = SIZE_MAX;
-            ce[q] = 0;
-        }
-        for (size_t p = 0; p < s->n_pairs; p++) {
-            uint32_t q = s->pair_query[p];
-            cb[q] = CW_MIN(cb[q], pair_row[p]);
-            ce[q] = CW_MAX(ce[q], pair_row[p] + 1);
-        }
+        size_t *pair_row = sim[0].pair_row, *cb = sim[0].cand_begin, *ce = sim[0].cand_end;
         if (cfg.throughput > 0) {
             causal_sim_opts so = causal_sim_opts_default();
             so.user = causal_user_default(CAUSAL_USER_PBM, 2);
@@ -545,13 +507,8 @@ int main(int argc, char **argv)
             }
         }
         for (int k = 0; k < 2; k++) {
-            causal_simcoll_free(coll[k]);
-            causal_sessions_free(sets[k]);
+            cli_letor_sim_fini(&sim[k]);
         }
-        free(pair_row);
-        free(cb);
-        free(ce);
-        free(feat);
         free(prod_s);
         free(qs);
         rank_model_free(prod);
