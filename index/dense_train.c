@@ -6,7 +6,9 @@
  * resumable checkpoints. Input: the indexed corpus' texts; output: the encoder. */
 #include "config.h"
 
+#include <assert.h>
 #include <cblas.h>
+#include <lapacke.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -363,6 +365,199 @@ static int corpus_prepare(corpus *c, idx_encoder *enc, const char *const *texts,
     c->feat_bucket = s.bucket;
     c->feat_weight = s.weight;
     return CW_OK;
+}
+
+/* ---- LSA initialisation ------------------------------------------------------------ */
+
+/* Every document's full feature list (no augmentation), the rows of X. */
+static int doc_features(const idx_encoder *enc, const corpus *c, size_t doc, feat_sink *s)
+{
+    uint64_t prev = 0;
+    float prev_idf = 0;
+    s->n = 0;
+    for (size_t t = c->doc_off[doc]; t < c->doc_off[doc + 1]; t++) {
+        uint32_t w = c->tokens[t];
+        for (uint32_t f = c->feat_off[w]; f < c->feat_off[w + 1]; f++) {
+            sink_feat(s, c->feat_bucket[f], c->feat_weight[f]);
+        }
+        uint64_t h = c->voc.hash[w];
+        if (enc->o.bigrams && prev != 0) {
+            sink_feat(s, dense_bigram_bucket(enc, prev, h), 0.5f * (c->word_idf[w] + prev_idf));
+        }
+        prev = h;
+        prev_idf = c->word_idf[w];
+    }
+    if (s->oom) {
+        return CW_ENOMEM;
+    }
+    double sw = 0;
+    for (size_t f = 0; f < s->n; f++) {
+        sw += s->weight[f];
+    }
+    for (size_t f = 0; f < s->n && sw > 0; f++) {
+        s->weight[f] = (float)(s->weight[f] / sw);
+    }
+    return CW_OK;
+}
+
+/* Y (n_docs x l) = X M, with M (n_buckets x l), X's rows from doc_features. */
+static int x_times(const idx_encoder *enc, const corpus *c, const float *M, uint32_t l, float *Y,
+                   feat_sink *s)
+{
+    for (size_t i = 0; i < c->n_docs; i++) {
+        if (doc_features(enc, c, i, s) != CW_OK) {
+            return CW_ENOMEM;
+        }
+        float *y = Y + i * l;
+        memset(y, 0, l * sizeof(float));
+        for (size_t f = 0; f < s->n; f++) {
+            const float *m = M + (size_t)s->bucket[f] * l;
+            for (uint32_t j = 0; j < l; j++) {
+                y[j] += s->weight[f] * m[j];
+            }
+        }
+    }
+    return CW_OK;
+}
+
+/* Z (n_buckets x l) = X^T Y. */
+static int xt_times(const idx_encoder *enc, const corpus *c, const float *Y, uint32_t l, float *Z,
+                    feat_sink *s)
+{
+    memset(Z, 0, (size_t)enc->o.n_buckets * l * sizeof(float));
+    for (size_t i = 0; i < c->n_docs; i++) {
+        if (doc_features(enc, c, i, s) != CW_OK) {
+            return CW_ENOMEM;
+        }
+        const float *y = Y + i * l;
+        for (size_t f = 0; f < s->n; f++) {
+            float *z = Z + (size_t)s->bucket[f] * l;
+            for (uint32_t j = 0; j < l; j++) {
+                z[j] += s->weight[f] * y[j];
+            }
+        }
+    }
+    return CW_OK;
+}
+
+/* Orthonormal basis of Y's columns in place (Householder QR). */
+static int orthonormalise(float *Y, size_t n, uint32_t l, float *tau, cw_err *err)
+{
+    lapack_int info =
+        LAPACKE_sgeqrf(LAPACK_ROW_MAJOR, (lapack_int)n, (lapack_int)l, Y, (lapack_int)l, tau);
+    assert(info >= 0);
+    if (info == 0) {
+        info = LAPACKE_sorgqr(LAPACK_ROW_MAJOR, (lapack_int)n, (lapack_int)l, (lapack_int)l, Y,
+                              (lapack_int)l, tau);
+        assert(info >= 0);
+    }
+    if (info > 0) {
+        return cw_err_set(err, CW_ENUMERIC, "embed-train: LSA QR failed (info %d)", (int)info);
+    }
+    return CW_OK;
+}
+
+/* Sets the embedding table to the top-d right singular vectors of X (documents x hashed
+ * features, rows = the pooling weights), so that before contrastive training a document
+ * encodes to its LSA vector U_d S_d (Deerwester et al. 1990). Randomized SVD of Halko,
+ * Martinsson & Tropp (SIAM Review 2011), Algorithms 4.4 (power iterations with
+ * re-orthonormalisation) and 5.1, with oversampling p = 10; the small SVD of B = Q^T X
+ * through the eigenvectors of B B^T (LAPACKE_ssyev). Rows are rescaled to an rms entry
+ * of 1, the scale of the Gaussian initialisation the learning rates assume. */
+static int lsa_init(idx_encoder *enc, const corpus *c, uint32_t power_iters, uint64_t seed,
+                    cw_err *err)
+{
+    uint32_t d = enc->o.dim, nb = enc->o.n_buckets;
+    size_t n = c->n_docs;
+    uint32_t l = (uint32_t)CW_MIN((size_t)d + 10, n);
+    if (l < d) {
+        return cw_err_set(err, CW_EINVAL,
+                          "embed-train: LSA needs at least dim = %u documents, got %zu", d, n);
+    }
+    float *Om = malloc((size_t)nb * l * sizeof(float));
+    float *Y = malloc(n * l * sizeof(float));
+    float *tau = malloc(l * sizeof(float));
+    float *C = malloc((size_t)l * l * sizeof(float));
+    float *ev = malloc(l * sizeof(float));
+    feat_sink s = {0};
+    int rc = CW_OK;
+    if (!Om || !Y || !tau || !C || !ev) {
+        rc = cw_err_set(err, CW_ENOMEM, "embed-train: out of memory for LSA (%u x %u)", nb, l);
+        goto done;
+    }
+    cw_rng r;
+    cw_rng_seed_stream(&r, seed, 0x15a);
+    for (size_t i = 0; i < (size_t)nb * l; i++) {
+        Om[i] = (float)cw_rng_normal(&r);
+    }
+    if (x_times(enc, c, Om, l, Y, &s) != CW_OK) {
+        rc = cw_err_set(err, CW_ENOMEM, "embed-train: out of memory");
+        goto done;
+    }
+    for (uint32_t it = 0; it < power_iters; it++) {
+        rc = orthonormalise(Y, n, l, tau, err);
+        if (rc != CW_OK) {
+            goto done;
+        }
+        if (xt_times(enc, c, Y, l, Om, &s) != CW_OK || x_times(enc, c, Om, l, Y, &s) != CW_OK) {
+            rc = cw_err_set(err, CW_ENOMEM, "embed-train: out of memory");
+            goto done;
+        }
+    }
+    rc = orthonormalise(Y, n, l, tau, err);
+    if (rc != CW_OK) {
+        goto done;
+    }
+    /* Bt = X^T Q (nb x l), C = Bt^T Bt = B B^T, eigenpairs ascending. */
+    if (xt_times(enc, c, Y, l, Om, &s) != CW_OK) {
+        rc = cw_err_set(err, CW_ENOMEM, "embed-train: out of memory");
+        goto done;
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)l, (int)l, (int)nb, 1.0f, Om, (int)l,
+                Om, (int)l, 0.0f, C, (int)l);
+    lapack_int info =
+        LAPACKE_ssyev(LAPACK_ROW_MAJOR, 'V', 'U', (lapack_int)l, C, (lapack_int)l, ev);
+    assert(info >= 0);
+    if (info > 0) {
+        rc = cw_err_set(err, CW_ENUMERIC, "embed-train: LSA eigensolver did not converge (%d)",
+                        (int)info);
+        goto done;
+    }
+    /* V_j = Bt w_j / s_j for the d largest s_j = sqrt(eigenvalue). */
+    double sum2 = 0;
+    size_t n_rows = 0;
+    for (uint32_t b = 0; b < nb; b++) {
+        const float *bt = Om + (size_t)b * l;
+        float *row = enc->emb + (size_t)b * d;
+        double r2 = 0;
+        for (uint32_t j = 0; j < d; j++) {
+            uint32_t col = l - 1 - j;
+            double sv = sqrt(ev[col] > 0 ? ev[col] : 0);
+            double v = 0;
+            for (uint32_t t = 0; t < l; t++) {
+                v += (double)bt[t] * C[(size_t)t * l + col];
+            }
+            row[j] = sv > 0 ? (float)(v / sv) : 0.0f;
+            r2 += (double)row[j] * row[j];
+        }
+        if (r2 > 0) {
+            sum2 += r2;
+            n_rows++;
+        }
+    }
+    float scale = n_rows ? (float)(1.0 / sqrt(sum2 / ((double)n_rows * d))) : 1.0f;
+    for (size_t i = 0; i < (size_t)nb * d; i++) {
+        enc->emb[i] *= scale;
+    }
+done:
+    free(Om);
+    free(Y);
+    free(tau);
+    free(C);
+    free(ev);
+    free(s.bucket);
+    free(s.weight);
+    return rc;
 }
 
 /* ---- training state ------------------------------------------------------------- */
@@ -828,12 +1023,12 @@ int idx_encoder_train(idx_encoder *enc, const char *const *texts, const size_t *
     if (n_docs > UINT32_MAX) {
         return cw_err_set(err, CW_ELIMIT, "embed-train: %zu documents over 2^32", n_docs);
     }
-    if (o->batch < 2 || o->epochs < 1 || !(o->tau > 0) || !(o->lr > 0) || !(o->lr_proj >= 0) ||
+    if (o->batch < 2 || !(o->tau > 0) || !(o->lr > 0) || !(o->lr_proj >= 0) ||
         !(o->momentum >= 0 && o->momentum < 1) || !(o->crop_min > 0) ||
         !(o->crop_max >= o->crop_min && o->crop_max <= 1) ||
         !(o->p_delete >= 0 && o->p_delete < 1)) {
         return cw_err_set(err, CW_EINVAL,
-                          "embed-train: invalid options (batch >= 2, epochs >= 1, tau > 0, lr > 0, "
+                          "embed-train: invalid options (batch >= 2, tau > 0, lr > 0, "
                           "0 <= momentum < 1, 0 < crop_min <= crop_max <= 1, 0 <= p_delete < 1)");
     }
     if (o->mode == IDX_CONTRASTIVE_MOCO && o->queue % CW_MIN((size_t)o->batch, n_docs) != 0) {
@@ -850,6 +1045,12 @@ int idx_encoder_train(idx_encoder *enc, const char *const *texts, const size_t *
     int rc = corpus_prepare(&c, enc, texts, lens, n_docs, err);
     if (rc != CW_OK) {
         goto done;
+    }
+    if (o->lsa_init) {
+        rc = lsa_init(enc, &c, o->lsa_power_iters, o->seed, err);
+        if (rc != CW_OK) {
+            goto done;
+        }
     }
     rc = trainer_init(&t, enc, o, n_docs, err);
     if (rc != CW_OK) {

@@ -1,0 +1,506 @@
+/* cli/cmd_embed.c: `causeway embed train|build|search|run`: contrastive pre-training of
+ * the dense encoder on an index's documents, the HNSW vector index next to it, and
+ * dense or hybrid (BM25 + dense) retrieval from the command line (issue 6). */
+#include "config.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "index/index.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: causeway embed train --index DIR [--dim 128] [--buckets 262144]\n"
+            "           [--epochs 10] [--batch 64] [--tau 0.05] [--mode moco|simclr]\n"
+            "           [--queue 4096] [--momentum 0.995] [--lr 0.05] [--lr-proj 0.001]\n"
+            "           [--crop-min 0.05] [--crop-max 0.5] [--p-delete 0.1] [--seed 1]\n"
+            "           [--checkpoint-every 200] [--resume] [--lsa]\n"
+            "       causeway embed build --index DIR [--m 32] [--ef-construction 100] [--seed 1]\n"
+            "       causeway embed search --index DIR [--k 10] [--ef 128] [--exact]\n"
+            "           [--hybrid [--fusion rrf|weighted] [--w-dense 0.5] [--depth 100]] QUERY...\n"
+            "       causeway embed run --index DIR --queries FILE.tsv [--k 1000]\n"
+            "           [--mode dense|hybrid] [--ef 128] [--exact] [--fusion rrf|weighted]\n"
+            "           [--w-dense 0.5] [--depth 1000] [--tag NAME] > run.trec\n\n"
+            "train: unsupervised contrastive pre-training (two Contriever-style views per\n"
+            "  document: random crop of 5-50%% of its words + word deletion; InfoNCE at\n"
+            "  temperature tau; MoCo key encoder + queue, or SimCLR in-batch negatives) on\n"
+            "  title + text of every indexed document. Writes DIR/dense.enc, checkpoints to\n"
+            "  DIR/dense.ckpt; --resume continues from it (also after Ctrl-C). Progress\n"
+            "  (loss, docs/s) on stderr. --lsa starts from LSA (randomized SVD through\n"
+            "  LAPACKE); --epochs 0 with --lsa gives plain LSA.\n"
+            "build: encodes every document and writes the HNSW graph DIR/dense.hnsw.\n"
+            "search/run: dense (ANN, or --exact brute force) or hybrid retrieval: BM25 and\n"
+            "  dense top-depth fused by reciprocal rank fusion (default) or a weighted sum\n"
+            "  of min-max normalised scores. run prints a TREC run and the median query\n"
+            "  encoding time on stderr.\n\n"
+            "Exit codes: 0 success, 1 failure, 2 usage error.\n");
+}
+
+typedef struct embed_args {
+    const char *dir, *queries, *tag;
+    idx_encoder_opts enc;
+    idx_train_opts train;
+    idx_hnsw_opts hnsw;
+    idx_hybrid_opts hy;
+    uint32_t k;
+    bool hybrid;
+    cw_buf qtext;
+} embed_args;
+
+/* Parses the options shared by the four actions; returns CLI_EXIT_OK or USAGE. */
+static int parse(int argc, char **argv, embed_args *a)
+{
+    const char *cmd = "embed";
+    for (int i = 2; i < argc; i++) {
+        const char *o = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        uint64_t u;
+        double d;
+#define U64(name, lo, hi, dst)                                                                     \
+    if (strcmp(o, name) == 0 && v) {                                                               \
+        if (!cli_parse_u64(cmd, o, v, lo, hi, &u)) {                                               \
+            return CLI_EXIT_USAGE;                                                                 \
+        }                                                                                          \
+        dst = (uint32_t)u;                                                                         \
+        i++;                                                                                       \
+        continue;                                                                                  \
+    }
+#define DBL(name, lo, hi, dst)                                                                     \
+    if (strcmp(o, name) == 0 && v) {                                                               \
+        if (!cli_parse_double(cmd, o, v, lo, hi, &d)) {                                            \
+            return CLI_EXIT_USAGE;                                                                 \
+        }                                                                                          \
+        dst = d;                                                                                   \
+        i++;                                                                                       \
+        continue;                                                                                  \
+    }
+        U64("--dim", 2, IDX_DENSE_MAX_DIM, a->enc.dim);
+        U64("--buckets", 16, IDX_DENSE_MAX_BUCKETS, a->enc.n_buckets);
+        U64("--epochs", 0, 100000, a->train.epochs);
+        U64("--batch", 2, 65536, a->train.batch);
+        U64("--queue", 0, 1u << 22, a->train.queue);
+        U64("--checkpoint-every", 0, UINT32_MAX, a->train.ckpt_every);
+        U64("--m", 2, IDX_DENSE_MAX_M, a->hnsw.m);
+        U64("--ef-construction", 1, IDX_DENSE_MAX_EF, a->hnsw.ef_construction);
+        U64("--ef", 1, IDX_DENSE_MAX_EF, a->hy.ef);
+        U64("--depth", 1, IDX_MAX_K, a->hy.depth);
+        U64("--k", 1, IDX_MAX_K, a->k);
+        DBL("--tau", 1e-4, 100, a->train.tau);
+        DBL("--momentum", 0, 0.999999, a->train.momentum);
+        DBL("--lr", 1e-9, 100, a->train.lr);
+        DBL("--lr-proj", 0, 100, a->train.lr_proj);
+        DBL("--crop-min", 1e-6, 1, a->train.crop_min);
+        DBL("--crop-max", 1e-6, 1, a->train.crop_max);
+        DBL("--p-delete", 0, 0.99, a->train.p_delete);
+        DBL("--w-dense", 0, 1, a->hy.w_dense);
+        DBL("--rrf-k", 0, 1e6, a->hy.rrf_k);
+#undef U64
+#undef DBL
+        if (strcmp(o, "--seed") == 0 && v) {
+            if (!cli_parse_u64(cmd, o, v, 0, UINT64_MAX, &u)) {
+                return CLI_EXIT_USAGE;
+            }
+            a->enc.seed = a->train.seed = a->hnsw.seed = u;
+            i++;
+        } else if (strcmp(o, "--index") == 0 && v) {
+            a->dir = v;
+            i++;
+        } else if (strcmp(o, "--queries") == 0 && v) {
+            a->queries = v;
+            i++;
+        } else if (strcmp(o, "--tag") == 0 && v) {
+            a->tag = v;
+            i++;
+        } else if (strcmp(o, "--mode") == 0 && v) {
+            if (strcmp(v, "moco") == 0) {
+                a->train.mode = IDX_CONTRASTIVE_MOCO;
+            } else if (strcmp(v, "simclr") == 0) {
+                a->train.mode = IDX_CONTRASTIVE_SIMCLR;
+            } else if (strcmp(v, "dense") == 0) {
+                a->hybrid = false;
+            } else if (strcmp(v, "hybrid") == 0) {
+                a->hybrid = true;
+            } else {
+                return cli_usage_error(cmd,
+                                       "--mode expects moco|simclr (train) or "
+                                       "dense|hybrid (run), got '%s'",
+                                       v);
+            }
+            i++;
+        } else if (strcmp(o, "--fusion") == 0 && v) {
+            if (strcmp(v, "rrf") == 0) {
+                a->hy.fusion = IDX_FUSION_RRF;
+            } else if (strcmp(v, "weighted") == 0) {
+                a->hy.fusion = IDX_FUSION_WEIGHTED;
+            } else {
+                return cli_usage_error(cmd, "--fusion expects rrf|weighted, got '%s'", v);
+            }
+            i++;
+        } else if (strcmp(o, "--lsa") == 0) {
+            a->train.lsa_init = true;
+        } else if (strcmp(o, "--resume") == 0) {
+            a->train.resume = true;
+        } else if (strcmp(o, "--exact") == 0) {
+            a->hy.exact = true;
+        } else if (strcmp(o, "--hybrid") == 0) {
+            a->hybrid = true;
+        } else if (strcmp(o, "--quiet") == 0) {
+            cli_progress.fn = NULL;
+        } else if (o[0] == '-' && o[1] == '-') {
+            return cli_usage_error(cmd, "unknown option or missing value: '%s'", o);
+        } else {
+            if ((a->qtext.len > 0 && cw_buf_append(&a->qtext, " ", 1) != CW_OK) ||
+                cw_buf_append(&a->qtext, o, strlen(o)) != CW_OK) {
+                return cli_usage_error(cmd, "out of memory");
+            }
+        }
+    }
+    if (!a->dir) {
+        return cli_usage_error(cmd, "--index DIR is required");
+    }
+    return CLI_EXIT_OK;
+}
+
+/* Title + " " + text of every document, in docid order. */
+static int load_texts(const idx_index *ix, char ***texts_out, size_t **lens_out, cw_err *err)
+{
+    uint32_t n = idx_index_n_docs(ix);
+    char **texts = calloc(n ? n : 1, sizeof *texts);
+    size_t *lens = calloc(n ? n : 1, sizeof *lens);
+    if (!texts || !lens) {
+        free(texts);
+        free(lens);
+        return cw_err_set(err, CW_ENOMEM, "out of memory");
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        idx_doc d;
+        int rc = idx_doc_get(ix, i, &d, err);
+        if (rc == CW_OK) {
+            texts[i] = malloc(d.title_len + d.text_len + 2);
+            if (!texts[i]) {
+                rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+            }
+        }
+        if (rc != CW_OK) {
+            for (uint32_t j = 0; j < i; j++) {
+                free(texts[j]);
+            }
+            free(texts);
+            free(lens);
+            return rc;
+        }
+        memcpy(texts[i], d.title, d.title_len);
+        texts[i][d.title_len] = ' ';
+        memcpy(texts[i] + d.title_len + 1, d.text, d.text_len);
+        lens[i] = d.title_len + 1 + d.text_len;
+        texts[i][lens[i]] = '\0';
+    }
+    *texts_out = texts;
+    *lens_out = lens;
+    return CW_OK;
+}
+
+static void free_texts(char **texts, size_t *lens, uint32_t n)
+{
+    if (texts) {
+        for (uint32_t i = 0; i < n; i++) {
+            free(texts[i]);
+        }
+    }
+    free(texts);
+    free(lens);
+}
+
+static int do_train(embed_args *a, cw_err *err)
+{
+    idx_index *ix = NULL;
+    idx_encoder *enc = NULL;
+    char **texts = NULL;
+    size_t *lens = NULL;
+    char enc_path[PATH_MAX], ck_path[PATH_MAX];
+    snprintf(enc_path, sizeof enc_path, "%s/dense.enc", a->dir);
+    snprintf(ck_path, sizeof ck_path, "%s/dense.ckpt", a->dir);
+    int rc = idx_index_open(a->dir, &ix, err);
+    if (rc == CW_OK) {
+        rc = load_texts(ix, &texts, &lens, err);
+    }
+    if (rc == CW_OK) {
+        rc = idx_encoder_new(&a->enc, &enc, err);
+    }
+    if (rc == CW_OK) {
+        a->train.ckpt_path = ck_path;
+        a->train.progress = cli_progress;
+        idx_train_stats st;
+        rc = idx_encoder_train(enc, (const char *const *)texts, lens, idx_index_n_docs(ix),
+                               &a->train, &st, err);
+        if (rc == CW_OK) {
+            rc = idx_encoder_save(enc, enc_path, err);
+        }
+        if (rc == CW_OK) {
+            fprintf(stderr,
+                    "embed train: %u docs, %llu steps, loss %.4f -> %.4f, %.0f docs/s, %.1f s; "
+                    "wrote %s\n",
+                    idx_index_n_docs(ix), (unsigned long long)st.steps, st.first_loss, st.last_loss,
+                    st.docs_per_sec, st.seconds, enc_path);
+        }
+    }
+    free_texts(texts, lens, ix ? idx_index_n_docs(ix) : 0);
+    idx_encoder_free(enc);
+    idx_index_close(ix);
+    return rc;
+}
+
+static int do_build(embed_args *a, cw_err *err)
+{
+    idx_index *ix = NULL;
+    idx_encoder *enc = NULL;
+    float *vecs = NULL;
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/dense.enc", a->dir);
+    int rc = idx_index_open(a->dir, &ix, err);
+    if (rc == CW_OK) {
+        rc = idx_encoder_load(p, &enc, err);
+        if (rc == CW_ENOTFOUND) {
+            cw_err_prefix(err, "run 'causeway embed train --index %s' first: ", a->dir);
+        }
+    }
+    uint32_t n = ix ? idx_index_n_docs(ix) : 0, d = enc ? idx_encoder_dim(enc) : 0;
+    if (rc == CW_OK && n == 0) {
+        rc = cw_err_set(err, CW_EINVAL, "%s: the index has no documents", a->dir);
+    }
+    if (rc == CW_OK) {
+        vecs = malloc((size_t)n * d * sizeof *vecs);
+        if (!vecs) {
+            rc = cw_err_set(err, CW_ENOMEM, "out of memory for %u vectors", n);
+        }
+    }
+    uint64_t t0 = cw_now_ns();
+    for (uint32_t i = 0; rc == CW_OK && i < n; i++) {
+        idx_doc doc;
+        rc = idx_doc_get(ix, i, &doc, err);
+        if (rc != CW_OK) {
+            break;
+        }
+        /* Same text as training: title + " " + text, encoded in pieces would differ, so
+         * join them (bigrams across the join are one feature among hundreds). */
+        cw_buf b = {0};
+        if (cw_buf_append(&b, doc.title, doc.title_len) != CW_OK ||
+            cw_buf_append(&b, " ", 1) != CW_OK ||
+            cw_buf_append(&b, doc.text, doc.text_len) != CW_OK) {
+            cw_buf_fini(&b);
+            rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+            break;
+        }
+        rc = idx_encoder_encode(enc, b.data, b.len, vecs + (size_t)i * d, err);
+        cw_buf_fini(&b);
+        if (i % 4096 == 0) {
+            cw_progress_report(&cli_progress, "embed-encode", i, n);
+        }
+    }
+    double enc_s = (cw_now_ns() - t0) * 1e-9;
+    if (rc == CW_OK) {
+        snprintf(p, sizeof p, "%s/dense.hnsw", a->dir);
+        a->hnsw.progress = cli_progress;
+        t0 = cw_now_ns();
+        rc = idx_hnsw_build(vecs, n, d, &a->hnsw, p, err);
+        if (rc == CW_OK) {
+            fprintf(stderr,
+                    "embed build: encoded %u docs in %.2f s, HNSW (M %u, "
+                    "efConstruction %u) in %.2f s; wrote %s\n",
+                    n, enc_s, a->hnsw.m, a->hnsw.ef_construction, (cw_now_ns() - t0) * 1e-9, p);
+        }
+    }
+    free(vecs);
+    idx_encoder_free(enc);
+    idx_index_close(ix);
+    return rc;
+}
+
+/* Retrieval for one query text; hits holds k entries. */
+static int retrieve(const embed_args *a, const idx_index *ix, idx_analyzer *an, const idx_dense *dn,
+                    idx_hnsw_searcher *s, const char *text, size_t len, idx_hit *hits, size_t *n,
+                    double *encode_ms, cw_err *err)
+{
+    if (!a->hybrid) {
+        float q[IDX_DENSE_MAX_DIM];
+        uint64_t t0 = cw_now_ns();
+        int rc = idx_encoder_encode(idx_dense_encoder(dn), text, len, q, err);
+        *encode_ms = (cw_now_ns() - t0) * 1e-6;
+        if (rc != CW_OK) {
+            return rc;
+        }
+        return idx_hnsw_search(idx_dense_hnsw(dn), s, q, a->k, CW_MAX(a->hy.ef, a->k), a->hy.exact,
+                               hits, n, err);
+    }
+    idx_query *q = NULL;
+    int rc = idx_query_parse(ix, an, text, len, &q, err);
+    if (rc != CW_OK) {
+        return rc;
+    }
+    idx_search_opts so = idx_search_opts_default();
+    so.k = a->k;
+    *encode_ms = 0;
+    rc = idx_hybrid_search(ix, dn, s, q, text, len, &so, &a->hy, hits, n, err);
+    idx_query_free(q);
+    return rc;
+}
+
+static int do_query(embed_args *a, bool run, cw_err *err)
+{
+    idx_index *ix = NULL;
+    idx_analyzer *an = NULL;
+    idx_dense *dn = NULL;
+    idx_hnsw_searcher *s = NULL;
+    cw_lines *lr = NULL;
+    double *lat = NULL;
+    size_t n_lat = 0, cap_lat = 0;
+    idx_hit *hits = calloc(a->k, sizeof *hits);
+    int rc = hits ? CW_OK : cw_err_set(err, CW_ENOMEM, "out of memory");
+    if (rc == CW_OK) {
+        rc = idx_index_open(a->dir, &ix, err);
+    }
+    if (rc == CW_OK) {
+        rc = idx_index_analyzer(ix, &an, err);
+    }
+    if (rc == CW_OK) {
+        rc = idx_dense_open(a->dir, &dn, err);
+    }
+    if (rc == CW_OK && idx_hnsw_n(idx_dense_hnsw(dn)) != idx_index_n_docs(ix)) {
+        rc = cw_err_set(err, CW_ECORRUPT,
+                        "%s: dense.hnsw has %u vectors for %u documents: rerun embed build", a->dir,
+                        idx_hnsw_n(idx_dense_hnsw(dn)), idx_index_n_docs(ix));
+    }
+    if (rc == CW_OK && !(s = idx_hnsw_searcher_new(idx_dense_hnsw(dn)))) {
+        rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+    }
+    if (rc != CW_OK) {
+        goto done;
+    }
+    if (!run) {
+        if (a->qtext.len == 0) {
+            rc = cw_err_set(err, CW_EINVAL, "embed search: no QUERY given");
+            goto done;
+        }
+        size_t n = 0;
+        double ms;
+        rc = retrieve(a, ix, an, dn, s, a->qtext.data, a->qtext.len, hits, &n, &ms, err);
+        for (size_t i = 0; rc == CW_OK && i < n; i++) {
+            idx_doc d;
+            rc = idx_doc_get(ix, hits[i].doc, &d, err);
+            if (rc == CW_OK) {
+                printf("%zu\t%.*s\t%.6f\t%.*s\n", i + 1, (int)d.id_len, d.id, hits[i].score,
+                       (int)CW_MIN(d.title_len, (size_t)100), d.title);
+            }
+        }
+        goto done;
+    }
+    rc = cw_lines_open(a->queries, &lr, err);
+    const char *line;
+    size_t len;
+    long no;
+    int r = 0;
+    while (rc == CW_OK && (r = cw_lines_next(lr, &line, &len, &no, err)) == 1) {
+        if (len == 0) {
+            continue;
+        }
+        const char *tab = memchr(line, '\t', len);
+        if (!tab || tab == line) {
+            rc = cw_err_set(err, CW_EPARSE, "%s:%ld: expected qid<TAB>query text", a->queries, no);
+            break;
+        }
+        size_t qid_len = (size_t)(tab - line);
+        size_t n = 0;
+        double ms = 0;
+        rc = retrieve(a, ix, an, dn, s, tab + 1, len - qid_len - 1, hits, &n, &ms, err);
+        if (rc != CW_OK) {
+            cw_err_prefix(err, "%s:%ld: ", a->queries, no);
+            break;
+        }
+        if (n_lat == cap_lat) {
+            cap_lat = cap_lat ? 2 * cap_lat : 256;
+            double *nl = realloc(lat, cap_lat * sizeof *nl);
+            if (!nl) {
+                rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+                break;
+            }
+            lat = nl;
+        }
+        lat[n_lat++] = ms;
+        for (size_t i = 0; rc == CW_OK && i < n; i++) {
+            idx_doc d;
+            rc = idx_doc_get(ix, hits[i].doc, &d, err);
+            if (rc == CW_OK) {
+                printf("%.*s Q0 %.*s %zu %.6f %s\n", (int)qid_len, line, (int)d.id_len, d.id, i + 1,
+                       hits[i].score, a->tag);
+            }
+        }
+    }
+    if (rc == CW_OK && r < 0) {
+        rc = r;
+    }
+    if (rc == CW_OK && fflush(stdout) != 0) {
+        rc = cw_err_set(err, CW_EIO, "writing the run: stdout");
+    }
+    if (rc == CW_OK && !a->hybrid && n_lat > 0) {
+        fprintf(stderr, "embed run: %zu queries, query encoding median %.4f ms, p90 %.4f ms\n",
+                n_lat, cw_median(lat, n_lat), cw_quantile(lat, n_lat, 0.9));
+    }
+done:
+    free(lat);
+    cw_lines_close(lr);
+    idx_hnsw_searcher_free(s);
+    idx_dense_close(dn);
+    idx_analyzer_free(an);
+    idx_index_close(ix);
+    free(hits);
+    return rc;
+}
+
+int cli_cmd_embed(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv) || argc < 2) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+    }
+    const char *action = argv[1];
+    embed_args a = {.tag = "dense", .k = 10};
+    a.enc = idx_encoder_opts_default();
+    a.train = idx_train_opts_default();
+    a.hnsw = idx_hnsw_opts_default();
+    a.hy = idx_hybrid_opts_default();
+    bool is_run = strcmp(action, "run") == 0;
+    if (is_run) {
+        a.k = 1000;
+        a.hy.depth = 1000;
+    }
+    int code = parse(argc, argv, &a);
+    if (code != CLI_EXIT_OK) {
+        cw_buf_fini(&a.qtext);
+        return code;
+    }
+    cw_err err;
+    cw_err_clear(&err);
+    int rc;
+    if (strcmp(action, "train") == 0) {
+        rc = do_train(&a, &err);
+    } else if (strcmp(action, "build") == 0) {
+        rc = do_build(&a, &err);
+    } else if (strcmp(action, "search") == 0) {
+        rc = do_query(&a, false, &err);
+    } else if (is_run) {
+        if (!a.queries) {
+            cw_buf_fini(&a.qtext);
+            return cli_usage_error("embed", "run needs --queries FILE.tsv");
+        }
+        rc = do_query(&a, true, &err);
+    } else {
+        cw_buf_fini(&a.qtext);
+        return cli_usage_error("embed", "unknown action '%s' (train, build, search, run)", action);
+    }
+    cw_buf_fini(&a.qtext);
+    return rc == CW_OK ? CLI_EXIT_OK : cli_fail("embed", &err);
+}
