@@ -31,3 +31,18 @@ echo
 echo "== BM25 on all 50 demo queries against the generated labels"
 "$bin" run --index "$demo/index" --queries "$demo/data/queries.tsv" --k 1000 >"$demo/run.trec"
 "$bin" eval --qrels "$demo/data/qrels.txt" --metrics ndcg@10,map,p@10,recall@100 "$demo/run.trec"
+
+# The job ends with the search server on the demo index (docs/api.md); DEMO_SERVE=0 skips it.
+if [ "${DEMO_SERVE:-1}" != 0 ]; then
+    port=${DEMO_PORT:-8080}
+    q=$(head -n 1 "$demo/data/queries.tsv" | cut -f2 | sed 's/ /+/g')
+    echo
+    echo "== serving $demo/index on http://127.0.0.1:$port (log: $demo/log.db); Ctrl-C stops it"
+    echo "try, from another terminal:"
+    echo "  curl -s 'http://127.0.0.1:$port/search?q=$q&k=3'"
+    echo "  curl -s -X POST http://127.0.0.1:$port/search -d '{\"query\":\"$(echo "$q" | tr + ' ')\",\"k\":3,\"explain\":true}'"
+    echo "  curl -s -X POST http://127.0.0.1:$port/events -d '[{\"impression_id\":ID,\"doc_id\":\"DOC\",\"position\":1,\"type\":\"click\"}]'"
+    echo "  curl -s http://127.0.0.1:$port/metrics"
+    echo "  causeway logs export --db $demo/log.db | head"
+    exec "$bin" serve --index "$demo/index" --db "$demo/log.db" --port "$port"
+fi

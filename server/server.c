@@ -377,7 +377,12 @@ static srv_job *impression_job(const srv_search_req *r, const srv_state *st, con
                                size_t n, uint32_t offset, uint64_t id, int64_t now_ms,
                                const idx_index *ix)
 {
-    size_t strings = r->query_len + 1 + (r->qid ? strlen(r->qid) + 1 : 0);
+    /* The job outlives this request and possibly this serving state (a reload may free
+     * it before the writer runs), so every string is copied into the job. */
+    const char *ixv = idx_index_version(ix);
+    const char *mv = st->model ? st->model_version : NULL;
+    size_t strings = r->query_len + 1 + (r->qid ? strlen(r->qid) + 1 : 0) + strlen(ixv) + 1 +
+                     (mv ? strlen(mv) + 1 : 0);
     idx_doc d;
     for (size_t i = 0; i < n; i++) {
         if (idx_doc_get(ix, rows[i].doc, &d, NULL) != CW_OK) {
@@ -408,8 +413,14 @@ static srv_job *impression_job(const srv_search_req *r, const srv_state *st, con
         p += strlen(r->qid) + 1;
     }
     imp->policy = st->model ? "model" : "bm25";
-    imp->model_version = st->model ? st->model_version : NULL;
-    imp->index_version = idx_index_version(ix);
+    strcpy(p, ixv);
+    imp->index_version = p;
+    p += strlen(ixv) + 1;
+    if (mv) {
+        strcpy(p, mv);
+        imp->model_version = p;
+        p += strlen(mv) + 1;
+    }
     /* A deterministic ranker shows this list with probability 1. */
     imp->log_prob = 0.0;
     imp->temperature = NAN;
