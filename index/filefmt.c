@@ -17,6 +17,41 @@
 
 #define FW_BUF_BYTES (1u << 20)
 
+#if defined(__x86_64__)
+/* CRC-32C with the SSE4.2 crc32 instruction: the same polynomial as cw_crc32c, about
+ * ten times faster than its table-driven loop, which keeps open of a million-document
+ * index (hundreds of MB checksummed) well under a second. */
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const void *data,
+                                                            size_t n)
+{
+    const unsigned char *p = data;
+    uint64_t c = ~crc;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        c = __builtin_ia32_crc32di(c, w);
+        p += 8;
+        n -= 8;
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (n--) {
+        c32 = __builtin_ia32_crc32qi(c32, *p++);
+    }
+    return ~c32;
+}
+#endif
+
+/* CRC-32C of the format: hardware when the CPU has it, else common's portable one. */
+static uint32_t crc32c(uint32_t crc, const void *data, size_t n)
+{
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("sse4.2")) {
+        return crc32c_hw(crc, data, n);
+    }
+#endif
+    return cw_crc32c(crc, data, n);
+}
+
 struct idx_fw {
     int fd;
     char path[4096];
@@ -129,7 +164,7 @@ int idx_fw_write(idx_fw *w, const void *p, size_t n, cw_err *err)
     if (n == 0) {
         return CW_OK;
     }
-    w->sec_crc = cw_crc32c(w->sec_crc, p, n);
+    w->sec_crc = crc32c(w->sec_crc, p, n);
     return fw_raw(w, p, n, err);
 }
 
@@ -163,7 +198,7 @@ int idx_fw_close(idx_fw *w, bool sync, uint32_t *header_crc, uint64_t *file_byte
     w->hdr.kind = w->kind;
     w->hdr.file_bytes = w->pos;
     memcpy(hdr, &w->hdr, sizeof w->hdr);
-    uint32_t crc = cw_crc32c(0, hdr, IDX_HEADER_BYTES - 4);
+    uint32_t crc = crc32c(0, hdr, IDX_HEADER_BYTES - 4);
     memcpy(hdr + IDX_HEADER_BYTES - 4, &crc, 4);
     if (pwrite(w->fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr) {
         rc = cw_err_set(err, CW_EIO, "write %s: %s", w->path, strerror(errno));
@@ -238,7 +273,7 @@ int idx_fmap_open(const char *dir, const char *name, uint32_t kind, size_t verif
     }
     uint32_t crc_stored;
     memcpy(&crc_stored, fm->base + IDX_HEADER_BYTES - 4, 4);
-    uint32_t crc = cw_crc32c(0, fm->base, IDX_HEADER_BYTES - 4);
+    uint32_t crc = crc32c(0, fm->base, IDX_HEADER_BYTES - 4);
     if (crc != crc_stored) {
         rc = cw_err_set(err, CW_ECORRUPT, "%s: offset 0: header checksum mismatch", fm->path);
         goto fail;
@@ -276,8 +311,7 @@ int idx_fmap_open(const char *dir, const char *name, uint32_t kind, size_t verif
                             (unsigned long long)s->offset, s->id);
             goto fail;
         }
-        if (s->length <= verify_max_bytes &&
-            cw_crc32c(0, fm->base + s->offset, s->length) != s->crc) {
+        if (s->length <= verify_max_bytes && crc32c(0, fm->base + s->offset, s->length) != s->crc) {
             rc = cw_err_set(
                 err, CW_ECORRUPT, "%s: offset %llu: checksum mismatch in section %u (%llu bytes)",
                 fm->path, (unsigned long long)s->offset, s->id, (unsigned long long)s->length);
@@ -294,7 +328,7 @@ int idx_fmap_verify_all(const idx_fmap *fm, cw_err *err)
 {
     for (uint32_t i = 0; i < fm->n_sections; i++) {
         const idx_section_rec *s = &fm->sections[i];
-        if (cw_crc32c(0, fm->base + s->offset, s->length) != s->crc) {
+        if (crc32c(0, fm->base + s->offset, s->length) != s->crc) {
             return cw_err_set(
                 err, CW_ECORRUPT, "%s: offset %llu: checksum mismatch in section %u (%llu bytes)",
                 fm->path, (unsigned long long)s->offset, s->id, (unsigned long long)s->length);
