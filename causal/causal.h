@@ -414,6 +414,21 @@ int causal_simcoll_random(causal_sessions *s, uint32_t n_queries, uint32_t n_doc
  * seeded: the "several production rankers" intervention harvesting needs. */
 int causal_simcoll_perturb(causal_simcoll *c, double noise, uint64_t seed,
                            cw_err *err) CW_MUST_CHECK;
+/* Path (b): a LETOR data set (labels 0..CAUSAL_MAX_LABEL, features copied to the pairs:
+ * sets s->n_features = d->n_features) ranked by n_rankers production rankers whose scores
+ * are scores[r][row] (from rank_model_score or a feature column). Doc ids are the
+ * "docid = X" comments (row numbers when absent). Errors: CW_EINVAL (bad label, names
+ * qid and row), CW_ELIMIT, CW_ENOMEM. */
+int causal_simcoll_letor(causal_sessions *s, const rank_letor *d, const double *const *scores,
+                         uint32_t n_rankers, causal_simcoll **out, cw_err *err) CW_MUST_CHECK;
+/* Path (a): a text collection: each query of queries_tsv ("qid<TAB>text") retrieved by
+ * causeway's BM25 (top `depth`, the one ranker "bm25"), labels from TREC qrels (unjudged
+ * = 0), and with_features: the cw-text-v1 features of ranker/ on the pairs. Queries
+ * retrieving nothing are skipped and counted in *n_skipped. Errors: CW_EPARSE
+ * (path:line), CW_EINVAL (no query retrieved anything), those of index/ and ranker/. */
+int causal_simcoll_text(causal_sessions *s, const idx_index *ix, const char *queries_tsv,
+                        const char *qrels_path, uint32_t depth, bool with_features,
+                        causal_simcoll **out, size_t *n_skipped, cw_err *err) CW_MUST_CHECK;
 
 typedef enum causal_user_kind {
     CAUSAL_USER_PBM = 0,     /* examination theta_k x relevance click probability */

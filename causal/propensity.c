@@ -966,26 +966,6 @@ done:
  * (alpha_k, beta_k) (damped Newton). Only alpha_k/alpha_1 and
  * delta_k = beta_k - (alpha_k/alpha_1) beta_1 are identified (gamma -> a gamma + b leaves
  * the likelihood unchanged), so those are reported. */
-typedef struct trust_ctx {
-    const groups *g;
-    const size_t *start; /* groups of pair p: [start[p], start[p+1]) */
-    const double *al, *be;
-    uint32_t p;
-} trust_ctx;
-
-static double dgamma_fn(double ga, const void *vctx)
-{
-    const trust_ctx *t = vctx;
-    double d = 0;
-    for (size_t i = t->start[t->p]; i < t->start[t->p + 1]; i++) {
-        uint32_t k = t->g->rank[i] - 1u;
-        double q = t->al[k] * ga + t->be[k];
-        q = q < 1e-9 ? 1e-9 : (q > 1 - 1e-9 ? 1 - 1e-9 : q);
-        d += t->g->clk[i] * t->al[k] / q - (t->g->imp[i] - t->g->clk[i]) * t->al[k] / (1 - q);
-    }
-    return d;
-}
-
 static int trust_run(const causal_sessions *s, const groups *g, const causal_prop_opts *o,
                      double *ratio, double *delta, uint32_t *n_iter, bool *converged,
                      double *loglik, cw_err *err)
@@ -1024,13 +1004,11 @@ static int trust_run(const causal_sessions *s, const groups *g, const causal_pro
                           "(RandTop-n, swap or several rankers); none in these %zu sessions",
                           s->n_sessions);
     }
-    double al[CAUSAL_MAX_RANK], be[CAUSAL_MAX_RANK];
+    double al[CAUSAL_MAX_RANK], be[CAUSAL_MAX_RANK], prev_ratio[CAUSAL_MAX_RANK] = {0};
     for (uint32_t k = 0; k < R; k++) {
         al[k] = 0.5 / (k + 1);
         be[k] = 0.05;
     }
-    trust_ctx tc = {g, start, al, be, 0};
-    double prev = -INFINITY;
     *converged = false;
     uint32_t it;
     for (it = 0; it < o->max_iter; it++) {
@@ -1038,8 +1016,23 @@ static int trust_run(const causal_sessions *s, const groups *g, const causal_pro
             if (start[p + 1] == start[p]) {
                 continue;
             }
-            tc.p = (uint32_t)p;
-            gam[p] = argmax_concave(dgamma_fn, &tc, 0.0, 1.0);
+            /* Newton steps on the 1-D concave problem, warm-started, clamped to [0, 1]
+             * (bisection would cost 60 derivative evaluations per pair per sweep). */
+            double x = gam[p];
+            for (int nt = 0; nt < 3; nt++) {
+                double d1 = 0, d2 = 0;
+                for (size_t i = start[p]; i < start[p + 1]; i++) {
+                    uint32_t k = g->rank[i] - 1u;
+                    double q = al[k] * x + be[k];
+                    q = q < 1e-9 ? 1e-9 : (q > 1 - 1e-9 ? 1 - 1e-9 : q);
+                    double c = g->clk[i], nc = g->imp[i] - c;
+                    d1 += c * al[k] / q - nc * al[k] / (1 - q);
+                    d2 -= c * al[k] * al[k] / (q * q) + nc * al[k] * al[k] / ((1 - q) * (1 - q));
+                }
+                double nx = d2 < 0 ? x - d1 / d2 : (d1 > 0 ? 1.0 : 0.0);
+                x = nx < 0 ? 0 : (nx > 1 ? 1 : nx);
+            }
+            gam[p] = x;
         }
         /* per rank: Newton on (alpha, beta) with the gradient/Hessian of the Bernoulli
          * log-likelihood of q = alpha gamma + beta, backtracking to keep q in (0,1). */
@@ -1077,6 +1070,25 @@ static int trust_run(const causal_sessions *s, const groups *g, const causal_pro
                 step *= 0.5;
             }
         }
+        /* Move to the canonical member of the equivalence class gamma -> a gamma + b:
+         * gamma spanning [0, 1] exactly. Without this the alternating updates creep
+         * along the flat valley into the bounds and stall there. */
+        double gmin = 1, gmax = 0;
+        for (size_t p = 0; p < np_; p++) {
+            if (start[p + 1] > start[p]) {
+                gmin = gam[p] < gmin ? gam[p] : gmin;
+                gmax = gam[p] > gmax ? gam[p] : gmax;
+            }
+        }
+        if (gmax - gmin > 1e-6) {
+            for (size_t p = 0; p < np_; p++) {
+                gam[p] = (gam[p] - gmin) / (gmax - gmin);
+            }
+            for (uint32_t k = 0; k < R; k++) {
+                be[k] += al[k] * gmin;
+                al[k] *= gmax - gmin;
+            }
+        }
         double ll = 0;
         for (size_t i = 0; i < g->n; i++) {
             uint32_t k = g->rank[i] - 1u;
@@ -1085,12 +1097,17 @@ static int trust_run(const causal_sessions *s, const groups *g, const causal_pro
             ll += g->clk[i] * log(q) + (g->imp[i] - g->clk[i]) * log(1 - q);
         }
         *loglik = ll;
-        if (fabs(ll - prev) < o->tol * (fabs(ll) + 1)) {
+        double dmax = 0;
+        for (uint32_t k = 0; k < R; k++) {
+            double d = fabs(al[k] / al[0] - prev_ratio[k]);
+            dmax = d > dmax ? d : dmax;
+            prev_ratio[k] = al[k] / al[0];
+        }
+        if (it > 2 && dmax < o->tol) {
             *converged = true;
             it++;
             break;
         }
-        prev = ll;
     }
     *n_iter = it;
     for (uint32_t k = 0; k < R; k++) {
@@ -1175,6 +1192,21 @@ int causal_propensity_fit(const causal_sessions *s, const causal_prop_opts *o,
     }
     p.n_items = g.n_items;
     p.n_sessions = s->n_sessions;
+    if (o->method == CAUSAL_PROP_REM && o->rel_model == CAUSAL_REL_PAIR) {
+        /* Per-pair relevance and theta_k are confounded unless pairs move between ranks. */
+        uint64_t multi = 0;
+        for (size_t i = 1; i < g.n; i++) {
+            multi += g.pair[i] == g.pair[i - 1] && (i < 2 || g.pair[i - 2] != g.pair[i]);
+        }
+        if (multi == 0) {
+            groups_fini(&g);
+            return cw_err_set(err, CW_EINVAL,
+                              "regression-EM with per-pair relevance is not identified here: "
+                              "every (query, doc) pair was shown at a single rank, so theta_k "
+                              "and the pair's relevance cannot be separated; use --rel-model "
+                              "linear or mlp (features) or a randomized/multi-ranker log");
+        }
+    }
     double delta[CAUSAL_MAX_RANK];
     rc = fit_grouped(s, &g, o, &p, p.ratio, delta, err);
     groups_fini(&g);

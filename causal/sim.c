@@ -628,3 +628,274 @@ int causal_simulate(const causal_simcoll *c, const causal_sim_opts *o, cw_err *e
     free(cnt);
     return rc;
 }
+
+/* ---- builders from real collections -------------------------------------------- */
+
+int causal_simcoll_letor(causal_sessions *s, const rank_letor *d, const double *const *scores,
+                         uint32_t n_rankers, causal_simcoll **out, cw_err *err)
+{
+    size_t nf = d->n_features, n_max = 0;
+    for (size_t q = 0; q < d->n_queries; q++) {
+        size_t n = d->q_begin[q + 1] - d->q_begin[q];
+        n_max = n > n_max ? n : n_max;
+    }
+    if (n_max > CAUSAL_SIM_MAX_CANDIDATES) {
+        return cw_err_set(err, CW_ELIMIT, "a LETOR query has %zu rows (limit %u)", n_max,
+                          CAUSAL_SIM_MAX_CANDIDATES);
+    }
+    causal_simcoll *c = NULL;
+    float *feat = malloc((n_max ? n_max : 1) * (nf ? nf : 1) * sizeof *feat);
+    int *labels = malloc((n_max ? n_max : 1) * sizeof *labels);
+    char(*id_buf)[40] = malloc((n_max ? n_max : 1) * sizeof *id_buf);
+    const char **ids = malloc((n_max ? n_max : 1) * sizeof *ids);
+    int rc = CW_OK;
+    if (!feat || !labels || !id_buf || !ids) {
+        rc = cw_err_set(err, CW_ENOMEM, "out of memory reading LETOR into the simulator");
+        goto done;
+    }
+    rc = causal_sessions_set_n_features(s, nf, err);
+    rc = rc ? rc : causal_simcoll_new(s, n_rankers, NULL, &c, err);
+    for (size_t q = 0; rc == CW_OK && q < d->n_queries; q++) {
+        size_t b = d->q_begin[q], n = d->q_begin[q + 1] - b;
+        for (size_t i = 0; i < n; i++) {
+            double y = d->y[b + i];
+            if (!(y >= 0 && y <= CAUSAL_MAX_LABEL)) {
+                rc = cw_err_set(err, CW_EINVAL, "qid %s row %zu: label %g outside 0..%d",
+                                d->qid[q], b + i + 1, y, CAUSAL_MAX_LABEL);
+                goto done;
+            }
+            /* LETOR doc ids may repeat across queries; the row number is unique. */
+            snprintf(id_buf[i], sizeof id_buf[i], "%s#%zu", d->doc_id[b + i] ? "" : "row",
+                     b + i);
+            if (d->doc_id[b + i]) {
+                snprintf(id_buf[i], sizeof id_buf[i], "%.30s", d->doc_id[b + i]);
+            }
+            ids[i] = id_buf[i];
+            labels[i] = (int)(y + 0.5);
+            for (size_t j = 0; j < nf; j++) {
+                feat[i * nf + j] = (float)d->x[(b + i) * nf + j];
+            }
+        }
+        const double *sc[CAUSAL_SIM_MAX_RANKERS];
+        for (uint32_t r = 0; r < n_rankers; r++) {
+            sc[r] = scores[r] + b;
+        }
+        rc = causal_simcoll_add(c, d->qid[q], n, ids, labels, sc, feat, err);
+    }
+done:
+    free(feat);
+    free(labels);
+    free(id_buf);
+    free(ids);
+    if (rc != CW_OK) {
+        causal_simcoll_free(c);
+        return rc;
+    }
+    *out = c;
+    return CW_OK;
+}
+
+/* qrels "qid 0 docid rel" in memory, sorted for binary search. */
+typedef struct qrel {
+    char *qid, *doc;
+    int rel;
+} qrel;
+
+static int cmp_qrel(const void *a, const void *b)
+{
+    const qrel *x = a, *y = b;
+    int c = strcmp(x->qid, y->qid);
+    return c ? c : strcmp(x->doc, y->doc);
+}
+
+static void free_qrels(qrel *q, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(q[i].qid);
+        free(q[i].doc);
+    }
+    free(q);
+}
+
+static int read_qrels(const char *path, qrel **out, size_t *n_out, cw_err *err)
+{
+    cw_lines *lr = NULL;
+    int rc = cw_lines_open(path, &lr, err);
+    if (rc != CW_OK) {
+        return rc;
+    }
+    qrel *q = NULL;
+    size_t n = 0, cap = 0;
+    const char *line;
+    size_t len;
+    long ln;
+    while ((rc = cw_lines_next(lr, &line, &len, &ln, err)) == 1) {
+        char qid[256], it[64], doc[256];
+        int rel;
+        if (len == 0) {
+            continue;
+        }
+        if (sscanf(line, "%255s %63s %255s %d", qid, it, doc, &rel) != 4) {
+            rc = cw_err_set(err, CW_EPARSE, "%s:%ld: expected 'qid 0 docid rel'", path, ln);
+            break;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 256;
+            qrel *nq = realloc(q, cap * sizeof *q);
+            if (!nq) {
+                rc = cw_err_set(err, CW_ENOMEM, "out of memory reading %s", path);
+                break;
+            }
+            q = nq;
+        }
+        q[n].qid = strdup(qid);
+        q[n].doc = strdup(doc);
+        q[n].rel = rel < 0 ? 0 : (rel > CAUSAL_MAX_LABEL ? CAUSAL_MAX_LABEL : rel);
+        if (!q[n].qid || !q[n].doc) {
+            free(q[n].qid);
+            free(q[n].doc);
+            rc = cw_err_set(err, CW_ENOMEM, "out of memory reading %s", path);
+            break;
+        }
+        n++;
+    }
+    cw_lines_close(lr);
+    if (rc < 0) {
+        free_qrels(q, n);
+        return rc;
+    }
+    qsort(q, n, sizeof *q, cmp_qrel);
+    *out = q;
+    *n_out = n;
+    return CW_OK;
+}
+
+int causal_simcoll_text(causal_sessions *s, const idx_index *ix, const char *queries_tsv,
+                        const char *qrels_path, uint32_t depth, bool with_features,
+                        causal_simcoll **out, size_t *n_skipped, cw_err *err)
+{
+    if (depth == 0 || depth > CAUSAL_SIM_MAX_CANDIDATES || depth > IDX_MAX_K) {
+        return cw_err_set(err, CW_EINVAL, "depth %u (must be 1..%u)", depth, IDX_MAX_K);
+    }
+    qrel *qr = NULL;
+    size_t n_qr = 0, skipped = 0;
+    cw_lines *lr = NULL;
+    idx_analyzer *a = NULL;
+    rank_features *fx = NULL;
+    causal_simcoll *c = NULL;
+    idx_hit *hits = malloc(depth * sizeof *hits);
+    uint32_t *docids = malloc(depth * sizeof *docids);
+    int *labels = malloc(depth * sizeof *labels);
+    double *sc = malloc(depth * sizeof *sc), *fd = NULL;
+    float *ff = NULL;
+    char(*idb)[IDX_MAX_ID_BYTES + 1] = malloc(depth * sizeof *idb);
+    const char **ids = malloc(depth * sizeof *ids);
+    int rc = CW_OK;
+    if (!hits || !docids || !labels || !sc || !idb || !ids) {
+        rc = cw_err_set(err, CW_ENOMEM, "out of memory building a text collection");
+        goto done;
+    }
+    if ((rc = read_qrels(qrels_path, &qr, &n_qr, err)) != CW_OK ||
+        (rc = idx_index_analyzer(ix, &a, err)) != CW_OK ||
+        (rc = cw_lines_open(queries_tsv, &lr, err)) != CW_OK) {
+        goto done;
+    }
+    size_t nf = 0;
+    if (with_features) {
+        if ((rc = rank_features_new(ix, NULL, 0, NULL, 0, &fx, err)) != CW_OK) {
+            goto done;
+        }
+        nf = rank_features_n(fx);
+        fd = malloc(depth * nf * sizeof *fd);
+        ff = malloc(depth * nf * sizeof *ff);
+        if (!fd || !ff) {
+            rc = cw_err_set(err, CW_ENOMEM, "out of memory for features");
+            goto done;
+        }
+        if ((rc = causal_sessions_set_n_features(s, nf, err)) != CW_OK) {
+            goto done;
+        }
+    }
+    if ((rc = causal_simcoll_new(s, 1, (const char *const[]){"bm25"}, &c, err)) != CW_OK) {
+        goto done;
+    }
+    const char *line;
+    size_t len;
+    long ln;
+    idx_search_opts so = idx_search_opts_default();
+    so.k = depth;
+    while ((rc = cw_lines_next(lr, &line, &len, &ln, err)) == 1) {
+        const char *tab = memchr(line, '\t', len);
+        if (!tab) {
+            rc = cw_err_set(err, CW_EPARSE, "%s:%ld: expected 'qid<TAB>query'", queries_tsv, ln);
+            goto done;
+        }
+        char qid[256];
+        snprintf(qid, sizeof qid, "%.*s", (int)(tab - line), line);
+        idx_query *q = NULL;
+        size_t nh = 0;
+        if ((rc = idx_query_parse(ix, a, tab + 1, len - (size_t)(tab + 1 - line), &q, err)) !=
+            CW_OK) {
+            cw_err_prefix(err, "%s:%ld: ", queries_tsv, ln);
+            goto done;
+        }
+        rc = idx_search(ix, q, &so, hits, &nh, NULL, err);
+        for (size_t i = 0; rc == CW_OK && i < nh; i++) {
+            idx_doc dd;
+            docids[i] = hits[i].doc;
+            sc[i] = hits[i].score;
+            rc = idx_doc_get(ix, hits[i].doc, &dd, err);
+            if (rc == CW_OK) {
+                snprintf(idb[i], sizeof idb[i], "%.*s", (int)dd.id_len, dd.id);
+                ids[i] = idb[i];
+                qrel key = {qid, idb[i], 0};
+                qrel *f = n_qr ? bsearch(&key, qr, n_qr, sizeof *qr, cmp_qrel) : NULL;
+                labels[i] = f ? f->rel : 0;
+            }
+        }
+        if (rc == CW_OK && nh > 0 && fx) {
+            rc = rank_features_extract(fx, a, q, docids, nh, fd, err);
+            for (size_t i = 0; rc == CW_OK && i < nh * nf; i++) {
+                ff[i] = (float)fd[i];
+            }
+        }
+        idx_query_free(q);
+        if (rc != CW_OK) {
+            goto done;
+        }
+        if (nh == 0) {
+            skipped++;
+            continue;
+        }
+        const double *rows[1] = {sc};
+        if ((rc = causal_simcoll_add(c, qid, nh, ids, labels, rows, fx ? ff : NULL, err)) !=
+            CW_OK) {
+            goto done;
+        }
+    }
+    if (rc == 0 && c->n_queries == 0) {
+        rc = cw_err_set(err, CW_EINVAL, "%s: no query retrieved any document", queries_tsv);
+    }
+done:
+    cw_lines_close(lr);
+    idx_analyzer_free(a);
+    rank_features_free(fx);
+    free_qrels(qr, n_qr);
+    free(hits);
+    free(docids);
+    free(labels);
+    free(sc);
+    free(fd);
+    free(ff);
+    free(idb);
+    free(ids);
+    if (rc < 0) {
+        causal_simcoll_free(c);
+        return rc;
+    }
+    if (n_skipped) {
+        *n_skipped = skipped;
+    }
+    *out = c;
+    return CW_OK;
+}

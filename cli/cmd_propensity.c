@@ -1,0 +1,155 @@
+/* cli/cmd_propensity.c: `causeway propensity fit`, examination propensities from the
+ * impression log (causal/propensity.c, METHODS.md section 4) written as JSON for
+ * `causeway train` and `causeway ope`. */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "causal/causal.h"
+#include "cli/cli.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: causeway propensity fit --db LOG.db --method M [--out propensity.json]\n"
+            "                               [--max-rank R] [--bootstrap B] [--seed S]\n"
+            "                               [--rel-model linear|mlp|pair] [--max-iter N]\n\n"
+            "Estimates the examination probability theta_k of each rank, reported as\n"
+            "theta_k/theta_1 with a bootstrap percentile interval and fit diagnostics.\n\n"
+            "  --method M       randomization  RandTop-n (c_k/c_1) or swap logs (CTR of the\n"
+            "                                  ranker's top document at rank k vs rank 1)\n"
+            "                   rem            regression-EM (Wang et al. WSDM 2018) on\n"
+            "                                  ordinary logs; needs logged features unless\n"
+            "                                  --rel-model pair\n"
+            "                   harvest        intervention harvesting, AllPairs (Agarwal et\n"
+            "                                  al. WSDM 2019): logs of 2+ rankers\n"
+            "                   trust          affine trust bias alpha_k, beta_k (Vardasbi et\n"
+            "                                  al. CIKM 2020) from randomized/multi-ranker logs\n"
+            "  --max-rank R     ranks estimated (default 10); deeper items are ignored\n"
+            "  --bootstrap B    replicates (default 200 for randomization, 20 otherwise)\n"
+            "  --rel-model      regression-EM relevance model (default linear)\n"
+            "  --out FILE       JSON output (default stdout)\n"
+            "A method that cannot identify propensities from the given log refuses with\n"
+            "the reason (exit 1) instead of printing numbers.\n");
+}
+
+int cli_cmd_propensity(int argc, char **argv)
+{
+    const char *cmd = "propensity";
+    if (cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (argc < 2 || strcmp(argv[1], "fit") != 0) {
+        return cli_usage_error(cmd, "expected the subcommand 'fit'");
+    }
+    const char *db = NULL, *out = NULL, *method = NULL, *rel = "linear";
+    uint64_t max_rank = 10, boot = UINT64_MAX, seed = 1, max_iter = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *o = argv[i];
+        if (i + 1 >= argc) {
+            return cli_usage_error(cmd, "unknown option or missing value: %s", o);
+        }
+        const char *v = argv[++i];
+        bool ok = true;
+        if (strcmp(o, "--db") == 0) {
+            db = v;
+        } else if (strcmp(o, "--out") == 0) {
+            out = v;
+        } else if (strcmp(o, "--method") == 0) {
+            method = v;
+        } else if (strcmp(o, "--rel-model") == 0) {
+            rel = v;
+        } else if (strcmp(o, "--max-rank") == 0) {
+            ok = cli_parse_u64(cmd, o, v, 2, CAUSAL_MAX_RANK, &max_rank);
+        } else if (strcmp(o, "--bootstrap") == 0) {
+            ok = cli_parse_u64(cmd, o, v, 0, 100000, &boot);
+        } else if (strcmp(o, "--seed") == 0) {
+            ok = cli_parse_u64(cmd, o, v, 0, UINT64_MAX, &seed);
+        } else if (strcmp(o, "--max-iter") == 0) {
+            ok = cli_parse_u64(cmd, o, v, 1, 1000000, &max_iter);
+        } else {
+            return cli_usage_error(cmd, "unknown option %s", o);
+        }
+        if (!ok) {
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (!db || !method) {
+        return cli_usage_error(cmd, "--db and --method are required");
+    }
+    cw_err err = {0};
+    causal_prop_method m;
+    causal_rel_model rm;
+    if (causal_prop_method_parse(method, &m, &err) != CW_OK ||
+        causal_rel_model_parse(rel, &rm, &err) != CW_OK) {
+        return cli_usage_error(cmd, "%s", err.msg);
+    }
+    causal_prop_opts po = causal_prop_opts_default(m);
+    po.max_rank = (uint32_t)max_rank;
+    po.seed = seed;
+    po.rel_model = rm;
+    if (boot != UINT64_MAX) {
+        po.n_boot = (uint32_t)boot;
+    }
+    if (max_iter) {
+        po.max_iter = (uint32_t)max_iter;
+    }
+    po.progress = cli_progress;
+    causal_sessions *s = NULL;
+    causal_load_stats st;
+    int rc = causal_sessions_load_log(db, (uint32_t)max_rank, &s, &st, &err);
+    if (rc != CW_OK) {
+        return cli_fail(cmd, &err);
+    }
+    fprintf(stderr, "read %llu impressions, %llu items, %llu clicks from %s\n",
+            (unsigned long long)st.n_impressions, (unsigned long long)st.n_items,
+            (unsigned long long)st.n_clicks, db);
+    if (st.n_deep) {
+        fprintf(stderr, "warning: %llu items beyond rank %llu ignored\n",
+                (unsigned long long)st.n_deep, (unsigned long long)max_rank);
+    }
+    if (st.n_no_prop) {
+        fprintf(stderr,
+                "warning: %llu items have no logged propensity (not needed by these methods, "
+                "but IPS training and OPE will refuse them)\n",
+                (unsigned long long)st.n_no_prop);
+    }
+    if (st.n_multi_click) {
+        fprintf(stderr, "warning: %llu items had more than one click event (counted once)\n",
+                (unsigned long long)st.n_multi_click);
+    }
+    if (st.n_empty) {
+        fprintf(stderr, "warning: %llu impressions had no items within rank %llu (skipped)\n",
+                (unsigned long long)st.n_empty, (unsigned long long)max_rank);
+    }
+    causal_propensity p;
+    rc = causal_propensity_fit(s, &po, &p, &err);
+    causal_sessions_free(s);
+    if (rc != CW_OK) {
+        return cli_fail(cmd, &err);
+    }
+    cw_buf b = {0};
+    if (causal_propensity_to_json(&p, &b, &err) != CW_OK) {
+        cw_buf_fini(&b);
+        return cli_fail(cmd, &err);
+    }
+    if (out) {
+        rc = cw_file_write_atomic(out, b.data, b.len, &err);
+    } else {
+        fwrite(b.data, 1, b.len, stdout);
+    }
+    cw_buf_fini(&b);
+    if (rc != CW_OK) {
+        return cli_fail(cmd, &err);
+    }
+    fprintf(stderr, "%s: theta_k/theta_1 =", causal_prop_method_name(p.method));
+    for (uint32_t k = 0; k < p.n_ranks; k++) {
+        fprintf(stderr, " %.3f", p.ratio[k]);
+    }
+    fprintf(stderr, " (%.2f s)\n", p.seconds);
+    return CLI_EXIT_OK;
+}
