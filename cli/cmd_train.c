@@ -50,7 +50,8 @@ static void usage(FILE *f)
             "  --valid FILE      LETOR file with labels: early stopping on nDCG@10 (exp gain)\n"
             "  --model M         linear (default) or mlp (--hidden units, default 32)\n"
             "  --eta ETA         position-bias severity of --simulate (default 1)\n"
-            "  --lr --l2 --epochs --patience --batch --seed   optimiser (Adam) settings\n");
+            "  --lr --l2 --epochs --patience --batch --seed   optimiser (Adam) settings\n"
+            "  --dla-lr X        Adam step of DLA's position logits (default 0.03)\n");
 }
 
 /* Reads theta_k/theta_1 from a propensity fit or a plain array. */
@@ -213,6 +214,10 @@ int cli_cmd_train(int argc, char **argv)
             }
         } else if (strcmp(a, "--lr") == 0) {
             if (!cli_parse_double(CMD, a, v, 1e-9, 10, &o.lr)) {
+                return CLI_EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--dla-lr") == 0) {
+            if (!cli_parse_double(CMD, a, v, 1e-9, 10, &o.dla_lr)) {
                 return CLI_EXIT_USAGE;
             }
         } else if (strcmp(a, "--l2") == 0) {

@@ -376,6 +376,9 @@ typedef struct rank_train_opts {
     double clip;              /* tau: weights use max(theta_k, tau) (DLA: weight <= 1/tau);
                                  0 = no clipping */
     double lr;                /* Adam step (default 0.003) */
+    double dla_lr;            /* Adam step of DLA's position logits (default 0.03): 10 shared
+                                 parameters that start uniform (= naive weights) must
+                                 converge before early stopping picks an epoch */
     double l2;                /* L2 penalty on weights per session (default 1e-4) */
     uint32_t max_epochs;      /* default 200 */
     uint32_t patience;        /* epochs without validation gain before stopping (40) */

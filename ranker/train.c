@@ -55,6 +55,7 @@ rank_train_opts rank_train_opts_default(void)
     o.kind = RANK_MODEL_LINEAR;
     o.n_hidden = 32;
     o.lr = 0.003;
+    o.dla_lr = 0.03;
     o.l2 = 1e-4;
     o.max_epochs = 200;
     o.patience = 40;
@@ -413,10 +414,11 @@ static int train_impl(const rank_clicks *c, const rank_letor *valid, const char 
         return cw_err_set(err, CW_EINVAL, "validation data has %zu features, training %zu",
                           valid->n_features, c->n_features);
     }
-    if (!(o->lr > 0) || !(o->l2 >= 0) || o->batch_lists == 0 || o->n_theta > RANK_MAX_RANK ||
-        !(o->clip >= 0 && o->clip < 1)) {
+    if (!(o->lr > 0) || !(o->dla_lr > 0) || !(o->l2 >= 0) || o->batch_lists == 0 ||
+        o->n_theta > RANK_MAX_RANK || !(o->clip >= 0 && o->clip < 1)) {
         return cw_err_set(err, CW_EINVAL,
-                          "bad training options (lr > 0, l2 >= 0, batch >= 1, clip in [0,1))");
+                          "bad training options (lr > 0, dla_lr > 0, l2 >= 0, batch >= 1, "
+                          "clip in [0,1))");
     }
     for (size_t k = 0; k < o->n_theta; k++) {
         if (!(o->theta[k] > 0 && o->theta[k] <= 1e6)) {
@@ -516,7 +518,7 @@ static int train_impl(const rank_clicks *c, const rank_letor *valid, const char 
                     double g = t.gphi[k] / batch_n;
                     t.mphi[k] = b1 * t.mphi[k] + (1 - b1) * g;
                     t.vphi[k] = b2 * t.vphi[k] + (1 - b2) * g * g;
-                    t.phi[k] -= o->lr * (t.mphi[k] / bc1) / (sqrt(t.vphi[k] / bc2) + eps);
+                    t.phi[k] -= o->dla_lr * (t.mphi[k] / bc1) / (sqrt(t.vphi[k] / bc2) + eps);
                 }
             }
         }
