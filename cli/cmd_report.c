@@ -7,26 +7,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "causal/causal.h"
 #include "cli/cli.h"
 #include "report/report.h"
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: causeway report [--db FILE] [--propensity FIT.json] [--ope OPE.json]\n"
-               "                       [--ultr CURVES.json|RESULTS.tsv] [--true-eta ETA]\n"
+    fprintf(f, "usage: causeway report [--db FILE] [--propensity FIT.json | --fit METHOD]\n"
+               "                       [--ope OPE.json] [--ultr CURVES.json|RESULTS.tsv]\n"
+               "                       [--ultr-eta ETA] [--true-eta ETA] [--boot N] [--seed N]\n"
                "                       [--max-rank 10] [--recent 20] [--title TEXT]\n"
                "                       --out report.html\n\n"
                "Writes one HTML file (no scripts, fonts or links outside it) with inline SVG:\n"
                "  --db          click-through rate by position with Wilson intervals, the\n"
                "                counts and the latest clicks of a log (read-only)\n"
                "  --propensity  examination propensity per position with bootstrap bands\n"
-               "                (output of `causeway propensity fit`, or {\"fits\":[...]})\n"
+               "                (causal_propensity_to_json output, or {\"fits\":[...]})\n"
+               "  --fit METHOD  fit the propensities to the --db log instead (randomization,\n"
+               "                harvest, rem, trust; --boot replicates, default 200); a log that\n"
+               "                cannot identify them gets the estimator's reason in the report\n"
                "  --true-eta    a simulated log's truth theta_k/theta_1 = k^-ETA, drawn dashed\n"
                "  --ope         estimates per policy and estimator with 95%% intervals and\n"
                "                n_eff (output of `causeway ope --json`)\n"
                "  --ultr        nDCG against training sessions per method: JSON\n"
                "                {\"curves\":[{\"method\",\"points\":[{\"sessions\",\"value\"}]}]}\n"
-               "                or the TSV of bench/ultr_experiment (docs/reports.md)\n"
+               "                or the TSV of bench/ultr_experiment (docs/reports.md);\n"
+               "                --ultr-eta keeps that TSV's rows of one position-bias eta\n"
                "At least one input is required.\n\n"
                "Exit codes: 0 success, 1 failure (bad input names file:line), 2 usage error.\n");
 }
@@ -51,8 +57,9 @@ int cli_cmd_report(int argc, char **argv)
         return CLI_EXIT_OK;
     }
     const char *db = NULL, *prop = NULL, *ope = NULL, *ultr = NULL, *out_path = NULL;
+    const char *fit_method = NULL;
     report_input in = report_input_default();
-    uint64_t max_rank = 10, recent = 20;
+    uint64_t max_rank = 10, recent = 20, n_boot = 200, seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_val = i + 1 < argc;
@@ -68,6 +75,20 @@ int cli_cmd_report(int argc, char **argv)
             out_path = argv[++i];
         } else if (strcmp(a, "--title") == 0 && has_val) {
             in.title = argv[++i];
+        } else if (strcmp(a, "--fit") == 0 && has_val) {
+            fit_method = argv[++i];
+        } else if (strcmp(a, "--boot") == 0 && has_val) {
+            if (!cli_parse_u64("report", a, argv[++i], 0, 100000, &n_boot)) {
+                return CLI_EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--seed") == 0 && has_val) {
+            if (!cli_parse_u64("report", a, argv[++i], 0, UINT64_MAX, &seed)) {
+                return CLI_EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--ultr-eta") == 0 && has_val) {
+            if (!cli_parse_double("report", a, argv[++i], 0, 100, &in.ultr_eta)) {
+                return CLI_EXIT_USAGE;
+            }
         } else if (strcmp(a, "--true-eta") == 0 && has_val) {
             if (!cli_parse_double("report", a, argv[++i], 0, 10, &in.true_eta)) {
                 return CLI_EXIT_USAGE;
@@ -90,9 +111,18 @@ int cli_cmd_report(int argc, char **argv)
     if (!db && !prop && !ope && !ultr && !isfinite(in.true_eta)) {
         return cli_usage_error("report", "give at least one of --db, --propensity, --ope, --ultr");
     }
+    if (fit_method && (prop || !db)) {
+        return cli_usage_error("report", "--fit needs --db and excludes --propensity");
+    }
     cw_err err;
     cw_err_clear(&err);
+    causal_prop_method method;
+    if (fit_method && causal_prop_method_parse(fit_method, &method, &err) != CW_OK) {
+        return cli_usage_error("report", "--fit: %s", err.msg);
+    }
     char *texts[3] = {NULL, NULL, NULL};
+    cw_buf fit = {0};
+    char note[CW_ERR_MSG_BYTES + 64];
     report_log_stats *stats = NULL;
     cw_buf html = {0};
     int code = CLI_EXIT_FAIL;
@@ -113,6 +143,23 @@ int cli_cmd_report(int argc, char **argv)
         in.log = stats;
         in.db_label = db;
     }
+    if (fit_method) {
+        cw_err fe;
+        cw_err_clear(&fe);
+        int rc = report_fit_propensity(db, fit_method, (uint32_t)max_rank, (uint32_t)n_boot, seed,
+                                       &fit, &fe);
+        if (rc == CW_OK) {
+            in.propensity = (report_source){.name = "fit", .text = fit.data, .len = fit.len};
+        } else if (rc == CW_EINVAL) {
+            /* Not identifiable from this log: the report says why instead of failing. */
+            snprintf(note, sizeof note, "%s: no examination curve: %s", fit_method, fe.msg);
+            in.propensity_note = note;
+            fprintf(stderr, "causeway report: %s\n", note);
+        } else {
+            err = fe;
+            goto done;
+        }
+    }
     in.generated_ms = cw_wall_ms();
     if (report_render(&in, &html, &err) != CW_OK ||
         cw_file_write_atomic(out_path, html.data, html.len, &err) != CW_OK) {
@@ -125,6 +172,7 @@ done:
         code = cli_fail("report", &err);
     }
     cw_buf_fini(&html);
+    cw_buf_fini(&fit);
     free(stats);
     for (int i = 0; i < 3; i++) {
         free(texts[i]);

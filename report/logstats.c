@@ -165,3 +165,35 @@ fail:
     causal_log_close(log);
     return rc;
 }
+
+int report_fit_propensity(const char *db_path, const char *method, uint32_t max_rank,
+                          uint32_t n_boot, uint64_t seed, cw_buf *out, cw_err *err)
+{
+    causal_prop_method m;
+    int rc = causal_prop_method_parse(method, &m, err);
+    if (rc != CW_OK) {
+        return rc;
+    }
+    causal_prop_opts o = causal_prop_opts_default(m);
+    o.max_rank = CW_MAX(2u, CW_MIN(max_rank, CW_MIN(REPORT_MAX_RANK, CAUSAL_MAX_RANK)));
+    o.n_boot = n_boot;
+    o.seed = seed;
+    causal_sessions *s = NULL;
+    causal_load_stats st;
+    rc = causal_sessions_load_log(db_path, o.max_rank, &s, &st, err);
+    if (rc != CW_OK) {
+        return rc;
+    }
+    causal_propensity *p = malloc(sizeof *p);
+    if (!p) {
+        causal_sessions_free(s);
+        return cw_err_set(err, CW_ENOMEM, "out of memory");
+    }
+    rc = causal_propensity_fit(s, &o, p, err);
+    if (rc == CW_OK) {
+        rc = causal_propensity_to_json(p, out, err);
+    }
+    free(p);
+    causal_sessions_free(s);
+    return rc;
+}

@@ -16,7 +16,7 @@
 
 report_input report_input_default(void)
 {
-    return (report_input){.true_eta = NAN};
+    return (report_input){.true_eta = NAN, .ultr_eta = NAN};
 }
 
 /* ---- output with a sticky error ------------------------------------------------ */
@@ -423,9 +423,17 @@ static void section_open(html *h, const char *id, const char *heading)
 static int render_propensity(html *h, const report_input *in, cw_err *err)
 {
     section_open(h, "propensity", "Examination propensity by position");
+    if (in->propensity_note) {
+        raw(h, "<p class=\"note\" id=\"propensity-note\">");
+        esc(h, in->propensity_note);
+        raw(h, "</p>\n");
+    }
     if (!in->propensity.text && !isfinite(in->true_eta)) {
-        raw(h, "<p class=\"note\">No propensity fit given: add <code>--propensity "
-               "FIT.json</code> (from <code>causeway propensity fit</code>).</p></section>\n");
+        if (!in->propensity_note) {
+            raw(h, "<p class=\"note\">No propensity fit given: add <code>--propensity "
+                   "FIT.json</code> or <code>--fit randomization</code> to fit the log.</p>");
+        }
+        raw(h, "</section>\n");
         return CW_OK;
     }
     json_t *root = NULL;
@@ -898,9 +906,11 @@ static series *find_series(series *s, size_t *n_s, const char *name, cw_err *err
 }
 
 /* bench/ultr_experiment's TSV (fold, eta, sessions, method, ndcg@1..10, note): nDCG@10
- * averaged over folds per (eta, method, sessions); lo/hi hold the fold minimum and maximum. */
-static int parse_ultr_tsv(const report_source *src, series *s, size_t *n_s, size_t *counts,
-                          char *metric, size_t metric_bytes, cw_err *err)
+ * averaged over folds per (eta, method, sessions); lo/hi hold the fold minimum and maximum.
+ * Rows with sessions = 0 (production ranker, supervised skyline) become dashed baselines.
+ * keep_eta (NaN = all) drops the trained rows of other etas. */
+static int parse_ultr_tsv(const report_source *src, double keep_eta, series *s, size_t *n_s,
+                          size_t *counts, char *metric, size_t metric_bytes, cw_err *err)
 {
     const char *name = src->name ? src->name : "ultr";
     const char *p = src->text, *end = src->text + src->len;
@@ -969,7 +979,22 @@ static int parse_ultr_tsv(const report_source *src, series *s, size_t *n_s, size
                                   nf, n_cols);
             }
             const char *eta = col_eta >= 0 ? fields[col_eta] : "";
+            char *e1, *e2;
+            double sessions = strtod(fields[col_sessions], &e1);
+            double v = strtod(fields[col_value], &e2);
+            if (*e1 || *e2 || e1 == fields[col_sessions] || e2 == fields[col_value] ||
+                !isfinite(sessions) || !isfinite(v)) {
+                return cw_err_set(err, CW_EPARSE, "%s:%ld: sessions and ndcg@10 must be numbers",
+                                  name, line_no);
+            }
+            bool baseline = sessions <= 0;
+            if (!baseline && isfinite(keep_eta) && strtod(eta, NULL) != keep_eta) {
+                continue;
+            }
             if (pass == 0) {
+                if (baseline) {
+                    continue;
+                }
                 bool seen = false;
                 for (size_t i = 0; i < n_etas; i++) {
                     seen = seen || strcmp(etas[i], eta) == 0;
@@ -979,16 +1004,8 @@ static int parse_ultr_tsv(const report_source *src, series *s, size_t *n_s, size
                 }
                 continue;
             }
-            char *e1, *e2;
-            double sessions = strtod(fields[col_sessions], &e1);
-            double v = strtod(fields[col_value], &e2);
-            if (*e1 || *e2 || e1 == fields[col_sessions] || e2 == fields[col_value] ||
-                !isfinite(sessions) || !isfinite(v)) {
-                return cw_err_set(err, CW_EPARSE, "%s:%ld: sessions and ndcg@10 must be numbers",
-                                  name, line_no);
-            }
             char sname[REPORT_TEXT_BYTES];
-            if (n_etas > 1) {
+            if (n_etas > 1 && !baseline) {
                 snprintf(sname, sizeof sname, "%.80s (eta %s)", fields[col_method], eta);
             } else {
                 snprintf(sname, sizeof sname, "%s", fields[col_method]);
@@ -997,6 +1014,7 @@ static int parse_ultr_tsv(const report_source *src, series *s, size_t *n_s, size
             if (!se) {
                 return rc;
             }
+            se->dashed = baseline;
             size_t si = (size_t)(se - s), j = 0;
             while (j < se->n && se->x[j] != sessions) {
                 j++;
@@ -1142,7 +1160,7 @@ static int render_ultr(html *h, const report_input *in, cw_err *err)
     } else if (i0 < in->ultr.len && (t[i0] == '{' || t[i0] == '[')) {
         rc = parse_ultr_json(&in->ultr, s, &n_s, metric, sizeof metric, err);
     } else {
-        rc = parse_ultr_tsv(&in->ultr, s, &n_s, counts, metric, sizeof metric, err);
+        rc = parse_ultr_tsv(&in->ultr, in->ultr_eta, s, &n_s, counts, metric, sizeof metric, err);
     }
     if (rc != CW_OK) {
         goto done;
@@ -1167,8 +1185,21 @@ static int render_ultr(html *h, const report_input *in, cw_err *err)
     double xmin = INFINITY, xmax = 0;
     for (size_t i = 0; i < n_s; i++) {
         for (size_t j = 0; j < s[i].n; j++) {
-            xmin = fmin(xmin, s[i].x[j]);
-            xmax = fmax(xmax, s[i].x[j]);
+            if (s[i].x[j] > 0) {
+                xmin = fmin(xmin, s[i].x[j]);
+                xmax = fmax(xmax, s[i].x[j]);
+            }
+        }
+    }
+    /* A baseline (sessions = 0: trained without clicks) is a level line across the range. */
+    for (size_t i = 0; i < n_s && isfinite(xmin); i++) {
+        if (s[i].n == 1 && s[i].x[0] <= 0) {
+            s[i].dashed = true;
+            s[i].n = 2;
+            s[i].x[0] = xmin;
+            s[i].x[1] = xmax;
+            s[i].y[1] = s[i].y[0];
+            s[i].lo[0] = s[i].hi[0] = s[i].lo[1] = s[i].hi[1] = NAN;
         }
     }
     raw(h, "<p>Test ");

@@ -75,12 +75,26 @@ typedef struct report_input {
                                     or {"fits":[...]} (docs/reports.md) */
     report_source ope;           /* `causeway ope --json` output */
     report_source ultr;          /* learning curves: JSON or ultr_experiment TSV */
+    const char *propensity_note; /* shown when propensity is absent (e.g. why a fit from the
+                                    log was not possible), NULL = the default hint */
     double true_eta;             /* simulated log: true theta_k/theta_1 = k^-eta; NaN = none */
+    double ultr_eta;             /* TSV curves: keep rows of this eta (and the sessions = 0
+                                    baselines); NaN = all */
     int64_t generated_ms;        /* shown as the generation time; 0 = none */
     bool live;                   /* served by GET /report: add a reload link */
 } report_input;
 
 report_input report_input_default(void);
+
+/* Fits examination propensities to the log at db_path (causal_sessions_load_log, then
+ * causal_propensity_fit with `method`, a causal_prop_method_parse name, ranks 1..max_rank,
+ * n_boot bootstrap replicates seeded by seed) and appends causal_propensity_to_json's
+ * object to out, ready for report_input.propensity. Errors: CW_EINVAL (unknown method, an
+ * empty log, or a method that cannot identify propensities from this log: the message
+ * says why, e.g. a deterministic ranker without randomized sessions), and those of
+ * causal_sessions_load_log and causal_propensity_fit. */
+int report_fit_propensity(const char *db_path, const char *method, uint32_t max_rank,
+                          uint32_t n_boot, uint64_t seed, cw_buf *out, cw_err *err) CW_MUST_CHECK;
 
 /* Appends the whole HTML document to out: a header with the counts, then one section per
  * input (an absent input gets a one-line note naming the option that adds it). Every plot

@@ -38,6 +38,8 @@ if [ "${DEMO_SERVE:-1}" != 0 ]; then
     q=$(head -n 1 "$demo/data/queries.tsv" | cut -f2 | sed 's/ /+/g')
     echo
     echo "== serving $demo/index on http://127.0.0.1:$port (log: $demo/log.db); Ctrl-C stops it"
+    echo "open http://127.0.0.1:$port/ in a browser, search and click a result;"
+    echo "http://127.0.0.1:$port/report then shows your click (impression, position, query)"
     echo "try, from another terminal:"
     echo "  curl -s 'http://127.0.0.1:$port/search?q=$q&k=3'"
     echo "  curl -s -X POST http://127.0.0.1:$port/search -d '{\"query\":\"$(echo "$q" | tr + ' ')\",\"k\":3,\"explain\":true}'"

@@ -362,6 +362,36 @@ Test(report_render, ultr_tsv_is_averaged_over_folds)
     free(html);
 }
 
+Test(report_render, ultr_tsv_baselines_span_the_range_and_eta_filters_rows)
+{
+    const char *tsv = "fold\teta\tsessions\tmethod\tndcg@1\tndcg@3\tndcg@5\tndcg@10\tnote\n"
+                      "1\t0\t0\tskyline\t0\t0\t0\t0.72\t\n"
+                      "2\t0\t0\tskyline\t0\t0\t0\t0.74\t\n"
+                      "1\t1\t10000\tnaive\t0\t0\t0\t0.5\t\n"
+                      "1\t1\t1000000\tnaive\t0\t0\t0\t0.6\t\n"
+                      "1\t2\t10000\tnaive\t0\t0\t0\t0.4\t\n";
+    report_input in = report_input_default();
+    in.ultr = src("ultr.tsv", tsv);
+    in.ultr_eta = 1;
+    char *html = render(&in);
+    /* the skyline (sessions 0) is a dashed level line from the first to the last x */
+    cr_expect(strstr(html, "data-series=\"skyline\" data-x=\"10000\" data-value=\"0.73\"") != NULL);
+    cr_expect(strstr(html, "data-series=\"skyline\" data-x=\"1000000\" data-value=\"0.73\"") !=
+              NULL);
+    cr_expect(eq(sz, count_of(html, "<circle class=\"ref\""), 2));
+    /* eta 2 dropped: one naive curve with plain name, 0.5 at 1e4 */
+    cr_expect(strstr(html, "data-series=\"naive\" data-x=\"10000\" data-value=\"0.5\"") != NULL);
+    cr_expect(strstr(html, "eta 2") == NULL);
+    cr_expect(eq(sz, count_of(html, "<circle class=\"pt\""), 2));
+    free(html);
+    /* without the filter the two etas are told apart */
+    in.ultr_eta = NAN;
+    html = render(&in);
+    cr_expect(strstr(html, "data-series=\"naive (eta 2)\" data-x=\"10000\" data-value=\"0.4\"") !=
+              NULL);
+    free(html);
+}
+
 /* ---- the page as a whole ------------------------------------------------------------ */
 
 Test(report_render, is_self_contained_and_notes_missing_inputs)
@@ -459,4 +489,73 @@ Test(report_render, too_many_fits_is_elimit)
     cr_expect(strstr(err.msg, "many.json: 65 fits (limit 64)") != NULL, "%s", err.msg);
     cw_buf_fini(&b);
     cw_buf_fini(&text);
+}
+
+/* ---- propensities fitted from a log -------------------------------------------------- */
+
+/* A RandTop-10 log of PBM users with theta_k = 1/k (eta 1) written through causal/. */
+static void simulate_log(causal_policy kind, uint64_t n_sessions)
+{
+    causal_sessions *s = NULL;
+    causal_simcoll *c = NULL;
+    cw_err err;
+    cr_assert(eq(int, causal_sessions_new(&s, &err), CW_OK));
+    cr_assert(eq(int, causal_simcoll_random(s, 40, 20, 4, 1, 1.0, 11, &c, &err), CW_OK), "%s",
+              err.msg);
+    causal_sim_opts o = causal_sim_opts_default();
+    causal_user_theta_power(&o.user, 1.0, 10);
+    o.policy.kind = kind;
+    o.policy.k = 10;
+    o.policy.randtop_n = 10;
+    o.n_sessions = n_sessions;
+    o.seed = 5;
+    cr_assert(eq(int, causal_simulate(c, &o, &err), CW_OK), "%s", err.msg);
+    cr_assert(
+        eq(int,
+           causal_sessions_save_log(s, 0, s->n_sessions, dbpath, 1700000000000, 10000, NULL, &err),
+           CW_OK),
+        "%s", err.msg);
+    causal_simcoll_free(c);
+    causal_sessions_free(s);
+}
+
+Test(report_log, fit_from_a_randomized_log_recovers_the_simulated_curve)
+{
+    simulate_log(CAUSAL_POLICY_RANDTOP, 40000);
+    cw_buf fit = {0};
+    cw_err err;
+    cr_assert(eq(int, report_fit_propensity(dbpath, "randomization", 10, 50, 3, &fit, &err), CW_OK),
+              "%s", err.msg);
+    report_input in = report_input_default();
+    in.propensity = (report_source){.name = "fit", .text = fit.data, .len = fit.len};
+    in.true_eta = 1.0;
+    char *html = render(&in);
+    cr_expect(eq(sz, count_of(html, "<circle class=\"pt\""), 10));
+    cr_expect(eq(sz, count_of(html, "<circle class=\"ref\""), 10));
+    /* 40000 sessions give each rank ~4000 examinations of random documents: the ratio
+     * theta_k/theta_1 = 1/k is recovered to about 10% (2 standard errors at rank 10). */
+    for (int k = 2; k <= 10; k++) {
+        const char *key = "class=\"pt\" cx", *p = html; /* the k-th mark is rank k */
+        for (int i = 0; i < k; i++) {
+            p = strstr(p, key);
+            cr_assert(p != NULL, "no mark for rank %d", k);
+            p++;
+        }
+        double v = attr_after(p - 1, key, "data-value");
+        cr_expect(epsilon_eq(dbl, v, 1.0 / k, 0.12 / k + 0.01), "rank %d: %g vs %g", k, v, 1.0 / k);
+    }
+    free(html);
+    cw_buf_fini(&fit);
+}
+
+Test(report_log, fit_from_a_deterministic_log_says_why_not)
+{
+    simulate_log(CAUSAL_POLICY_DETERMINISTIC, 2000);
+    cw_buf fit = {0};
+    cw_err err;
+    cr_expect(
+        eq(int, report_fit_propensity(dbpath, "randomization", 10, 0, 3, &fit, &err), CW_EINVAL));
+    cr_expect(strlen(err.msg) > 10, "%s", err.msg);
+    cr_expect(eq(int, report_fit_propensity(dbpath, "bogus", 10, 0, 3, &fit, &err), CW_EINVAL));
+    cw_buf_fini(&fit);
 }
