@@ -1,0 +1,205 @@
+/* Tests of causal/propensity.c against simulations with known theta (METHODS.md
+ * section 4): randomization within the count-derived tolerance, swap, harvesting from two
+ * rankers, regression-EM, trust bias; refusals when propensities are not identified;
+ * bad logs (incompatible schema, items beyond the model). */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "causal/causal.h"
+
+static causal_sessions *simulate(causal_policy pol, uint32_t rankers, causal_user_kind user,
+                                 uint64_t n, uint64_t seed)
+{
+    causal_sessions *s = NULL;
+    causal_simcoll *c = NULL;
+    cw_err err;
+    cr_assert(eq(int, causal_sessions_new(&s, &err), CW_OK));
+    cr_assert(eq(int, causal_simcoll_random(s, 300, 20, 4, rankers, 1.0, seed, &c, &err), CW_OK));
+    if (rankers > 1) {
+        cr_assert(eq(int, causal_simcoll_perturb(c, 1.0, seed + 1, &err), CW_OK));
+    }
+    causal_sim_opts o = causal_sim_opts_default();
+    o.user = causal_user_default(user, 4);
+    o.policy.kind = pol;
+    o.n_sessions = n;
+    o.seed = seed;
+    o.n_rankers = rankers;
+    cr_assert(eq(int, causal_simulate(c, &o, &err), CW_OK), "%s", err.msg);
+    causal_simcoll_free(c);
+    return s;
+}
+
+static const double theta[10] = {.68, .61, .48, .34, .28, .20, .11, .10, .08, .06};
+
+Test(causal_propensity, max_rel_error_by_hand)
+{
+    double est[3] = {1, 0.5, 0.2}, truth[3] = {1, 0.4, 0.25};
+    /* |.5-.4|/.4 = .25, |.2-.25|/.25 = .2 */
+    cr_expect(epsilon_eq(dbl, causal_prop_max_rel_error(est, truth, 3), 0.25, 1e-12));
+}
+
+Test(causal_propensity, randomization_within_count_tolerance)
+{
+    causal_sessions *s = simulate(CAUSAL_POLICY_RANDTOP, 1, CAUSAL_USER_PBM, 200000, 3);
+    causal_prop_opts o = causal_prop_opts_default(CAUSAL_PROP_RANDOMIZATION);
+    o.n_boot = 200;
+    causal_propensity p;
+    cw_err err;
+    cr_assert(eq(int, causal_propensity_fit(s, &o, &p, &err), CW_OK), "%s", err.msg);
+    for (uint32_t k = 1; k < 10; k++) {
+        /* METHODS.md section 4: |w_k - truth|/truth <= 3 sqrt(1/c_1 + 1/c_k) */
+        double tol = 3 * sqrt(1.0 / p.clicks_at[0] + 1.0 / p.clicks_at[k]);
+        double w = 1 / p.ratio[k], truth = theta[0] / theta[k];
+        cr_expect(le(dbl, fabs(w - truth) / truth, tol), "rank %u: %g vs %g (tol %g)", k + 1, w,
+                  truth, tol);
+        cr_expect(lt(dbl, p.ci_lo[k], p.ratio[k]));
+        cr_expect(gt(dbl, p.ci_hi[k], p.ratio[k]));
+    }
+    cw_buf b = {0};
+    cr_assert(eq(int, causal_propensity_to_json(&p, &b, &err), CW_OK));
+    cr_expect(ne(ptr, strstr(b.data, "\"method\":\"randomization\""), NULL));
+    cr_expect(ne(ptr, strstr(b.data, "\"ci_lo\""), NULL));
+    cw_buf_fini(&b);
+    causal_sessions_free(s);
+}
+
+Test(causal_propensity, swap_interventions_recover_theta)
+{
+    causal_sessions *s = simulate(CAUSAL_POLICY_SWAP, 1, CAUSAL_USER_PBM, 400000, 5);
+    causal_prop_opts o = causal_prop_opts_default(CAUSAL_PROP_RANDOMIZATION);
+    o.n_boot = 0;
+    causal_propensity p;
+    cw_err err;
+    cr_assert(eq(int, causal_propensity_fit(s, &o, &p, &err), CW_OK), "%s", err.msg);
+    for (uint32_t k = 1; k < 10; k++) {
+        double tol = 3 * sqrt(1.0 / p.clicks_at[0] + 1.0 / p.clicks_at[k]);
+        double truth = theta[k] / theta[0];
+        cr_expect(le(dbl, fabs(p.ratio[k] - truth) / truth, tol), "rank %u: %g vs %g", k + 1,
+                  p.ratio[k], truth);
+    }
+    causal_sessions_free(s);
+}
+
+Test(causal_propensity, harvesting_two_rankers_within_five_percent)
+{
+    causal_sessions *s = simulate(CAUSAL_POLICY_DETERMINISTIC, 2, CAUSAL_USER_PBM, 400000, 7);
+    causal_prop_opts o = causal_prop_opts_default(CAUSAL_PROP_HARVEST);
+    o.n_boot = 0;
+    causal_propensity p;
+    cw_err err;
+    cr_assert(eq(int, causal_propensity_fit(s, &o, &p, &err), CW_OK), "%s", err.msg);
+    double truth[10];
+    for (int k = 0; k < 10; k++) {
+        truth[k] = theta[k] / theta[0];
+    }
+    cr_expect(lt(dbl, causal_prop_max_rel_error(p.ratio, truth, 10), 0.05));
+    causal_sessions_free(s);
+}
+
+Test(causal_propensity, harvesting_refuses_a_single_deterministic_ranker)
+{
+    causal_sessions *s = simulate(CAUSAL_POLICY_DETERMINISTIC, 1, CAUSAL_USER_PBM, 5000, 9);
+    causal_prop_opts o = causal_prop_opts_default(CAUSAL_PROP_HARVEST);
+    causal_propensity p;
+    cw_err err;
+    cr_expect(eq(int, causal_propensity_fit(s, &o, &p, &err), CW_EINVAL));
+    cr_expect(ne(ptr, strstr(err.msg, "two or more rankers"), NULL), "%s", err.msg);
+    o = causal_prop_opts_default(CAUSAL_PROP_RANDOMIZATION);
+    cr_expect(eq(int, causal_propensity_fit(s, &o, &p, &err), CW_EINVAL));
+    cr_expect(ne(ptr, strstr(err.msg, "none of the 5000"), NULL), "%s", err.msg);
+    o = causal_prop_opts_default(CAUSAL_PROP_REM);
+    cr_expect(eq(int, causal_propensity_fit(s, &o, &p, &err), CW_EINVAL)); /* no features */
+    cr_expect(ne(ptr, strstr(err.msg, "features"), NULL), "%s", err.msg);
+    o.rel_model = CAUSAL_REL_PAIR;
+    cr_expect(eq(int, causal_propensity_fit(s, &o, &p, &err), CW_EINVAL));
+    cr_expect(ne(ptr, strstr(err.msg, "not identified"), NULL), "%s", err.msg);
+    o = causal_prop_opts_default(CAUSAL_PROP_TRUST);
+    cr_expect(eq(int, causal_propensity_fit(s, &o, &p, &err), CW_EINVAL));
+    causal_sessions_free(s);
+}
+
+Test(causal_propensity, regression_em_recovers_theta_with_an_exact_relevance_model)
+{
+    /* Binary labels and a feature equal to the label: a logistic model can represent
+     * P(R=1|y) exactly, so regression-EM on a deterministic log must find theta. */
+    causal_sessions *s = NULL;
+    causal_simcoll *c = NULL;
+    cw_err err;
+    cr_assert(eq(int, causal_sessions_new(&s, &err), CW_OK));
+    cr_assert(eq(int, causal_sessions_set_n_features(s, 1, &err), CW_OK));
+    cr_assert(eq(int, causal_simcoll_random(s, 500, 20, 1, 1, 1.0, 13, &c, &err), CW_OK));
+    for (size_t p = 0; p < s->n_pairs; p++) {
+        s->pair_features[p] = (float)s->pair_label[p];
+    }
+    causal_sim_opts so = causal_sim_opts_default();
+    so.user = causal_user_default(CAUSAL_USER_PBM, 1);
+    so.n_sessions = 200000;
+    cr_assert(eq(int, causal_simulate(c, &so, &err), CW_OK));
+    causal_prop_opts o = causal_prop_opts_default(CAUSAL_PROP_REM);
+    o.n_boot = 0;
+    o.max_iter = 2000;
+    o.tol = 1e-7;
+    causal_propensity p;
+    cr_assert(eq(int, causal_propensity_fit(s, &o, &p, &err), CW_OK), "%s", err.msg);
+    double truth[10];
+    for (int k = 0; k < 10; k++) {
+        truth[k] = theta[k] / theta[0];
+    }
+    double e = causal_prop_max_rel_error(p.ratio, truth, 10);
+    cr_expect(lt(dbl, e, 0.05), "max relative error %g", e);
+    causal_simcoll_free(c);
+    causal_sessions_free(s);
+}
+
+Test(causal_propensity, trust_bias_recovers_alpha_ratios)
+{
+    causal_sessions *s = simulate(CAUSAL_POLICY_RANDTOP, 1, CAUSAL_USER_TRUST, 300000, 17);
+    causal_prop_opts o = causal_prop_opts_default(CAUSAL_PROP_TRUST);
+    o.n_boot = 0;
+    causal_propensity p;
+    cw_err err;
+    cr_assert(eq(int, causal_propensity_fit(s, &o, &p, &err), CW_OK), "%s", err.msg);
+    causal_user u = causal_user_default(CAUSAL_USER_TRUST, 4);
+    double a1, b1, truth[10];
+    causal_user_trust(&u, 1, &a1, &b1);
+    for (uint32_t k = 0; k < 10; k++) {
+        double a, b;
+        causal_user_trust(&u, k + 1, &a, &b);
+        truth[k] = a / a1;
+    }
+    double e = causal_prop_max_rel_error(p.ratio, truth, 10);
+    cr_expect(lt(dbl, e, 0.08), "max relative error %g", e);
+    /* plain randomization is biased under trust bias: c_k/c_1 is not alpha_k/alpha_1 */
+    o = causal_prop_opts_default(CAUSAL_PROP_RANDOMIZATION);
+    o.n_boot = 0;
+    cr_assert(eq(int, causal_propensity_fit(s, &o, &p, &err), CW_OK));
+    cr_expect(gt(dbl, causal_prop_max_rel_error(p.ratio, truth, 10), 0.2));
+    causal_sessions_free(s);
+}
+
+Test(causal_propensity, incompatible_schema_version_is_refused)
+{
+    char dir[] = "/tmp/cw_prop_XXXXXX", path[128];
+    cr_assert(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/future.db", dir);
+    sqlite3 *db = NULL;
+    cr_assert(eq(int, sqlite3_open(path, &db), SQLITE_OK));
+    cr_assert(eq(int, sqlite3_exec(db, "PRAGMA user_version = 999;", NULL, NULL, NULL),
+                 SQLITE_OK));
+    sqlite3_close(db);
+    causal_sessions *s = NULL;
+    causal_load_stats st;
+    cw_err err;
+    int rc = causal_sessions_load_log(path, 10, &s, &st, &err);
+    cr_expect(eq(int, rc, CW_EINVAL), "%s", err.msg);
+    cr_expect(eq(ptr, s, NULL));
+    cr_expect(eq(int, cw_rmtree(dir, &err), CW_OK));
+}

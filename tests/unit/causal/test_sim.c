@@ -1,0 +1,315 @@
+/* Tests of causal/sim.c and causal/sessions.c: reproducibility, user click rates against
+ * METHODS.md section 3, logged propensities of every policy, Plackett-Luce list
+ * probabilities against their empirical frequency, session-set validation, log round trip. */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "causal/causal.h"
+
+/* A session set with one random collection (labels 0..4, 20 docs per query). */
+static causal_sessions *make(uint32_t nq, uint32_t nd, uint32_t rankers, causal_simcoll **c)
+{
+    causal_sessions *s = NULL;
+    cw_err err;
+    cr_assert(eq(int, causal_sessions_new(&s, &err), CW_OK));
+    cr_assert(eq(int, causal_simcoll_random(s, nq, nd, 4, rankers, 1.0, 11, c, &err), CW_OK),
+              "%s", err.msg);
+    return s;
+}
+
+static void run(causal_simcoll *c, const causal_sim_opts *o)
+{
+    cw_err err;
+    cr_assert(eq(int, causal_simulate(c, o, &err), CW_OK), "%s", err.msg);
+}
+
+Test(causal_sim, relevance_and_trust_match_methods_tables)
+{
+    causal_user u = causal_user_default(CAUSAL_USER_PBM, 4);
+    const double want[5] = {.10, .16, .28, .52, 1.0};
+    for (int y = 0; y <= 4; y++) {
+        /* METHODS.md rounds to two decimals: 0.1 + 0.9 * 1/15 = 0.16 exactly. */
+        cr_expect(epsilon_eq(dbl, causal_user_relevance(&u, y), want[y], 1e-12), "y=%d", y);
+    }
+    causal_user u2 = causal_user_default(CAUSAL_USER_PBM, 2);
+    cr_expect(epsilon_eq(dbl, causal_user_relevance(&u2, 1), 0.4, 1e-12));
+    double a, b;
+    causal_user_trust(&u, 1, &a, &b);
+    /* k = 1: eps+ = 1 - 2/100 = .98, eps- = .65: alpha = .68 * .33, beta = .68 * .65 */
+    cr_expect(epsilon_eq(dbl, a, 0.68 * 0.33, 1e-12));
+    cr_expect(epsilon_eq(dbl, b, 0.68 * 0.65, 1e-12));
+    causal_user_trust(&u, 12, &a, &b);
+    /* k = 12 uses theta_10 = .06, eps+ = .87, eps- = .065 */
+    cr_expect(epsilon_eq(dbl, a, 0.06 * (0.87 - 0.065), 1e-12));
+    /* UBM: the curve restarts below a click */
+    cr_expect(epsilon_eq(dbl, causal_user_ubm_exam(&u, 5, 0), 0.28, 1e-12));
+    cr_expect(epsilon_eq(dbl, causal_user_ubm_exam(&u, 5, 4), 0.68, 1e-12));
+    causal_user_theta_power(&u, 2.0, 10);
+    cr_expect(epsilon_eq(dbl, u.theta[3], 1.0 / 16, 1e-12));
+}
+
+Test(causal_sim, same_seed_same_sessions_other_seed_differs)
+{
+    causal_simcoll *c1, *c2;
+    causal_sessions *s1 = make(50, 20, 1, &c1), *s2 = make(50, 20, 1, &c2);
+    causal_sim_opts o = causal_sim_opts_default();
+    o.policy.kind = CAUSAL_POLICY_PL;
+    o.n_sessions = 2000;
+    o.seed = 5;
+    run(c1, &o);
+    run(c2, &o);
+    cr_assert(eq(sz, s1->n_items, s2->n_items));
+    cr_expect(eq(int, memcmp(s1->i_pair, s2->i_pair, s1->n_items * 4), 0));
+    cr_expect(eq(int, memcmp(s1->i_click, s2->i_click, s1->n_items), 0));
+    o.seed = 6;
+    run(c2, &o); /* appends 2000 more with another seed */
+    size_t differ = 0;
+    for (size_t j = 0; j < s1->n_items; j++) {
+        differ += s1->i_pair[j] != s2->i_pair[s1->n_items + j];
+    }
+    cr_expect(gt(sz, differ, s1->n_items / 2));
+    causal_simcoll_free(c1);
+    causal_simcoll_free(c2);
+    causal_sessions_free(s1);
+    causal_sessions_free(s2);
+}
+
+Test(causal_sim, pbm_click_rate_is_theta_times_relevance)
+{
+    causal_simcoll *c;
+    causal_sessions *s = make(200, 10, 1, &c);
+    causal_sim_opts o = causal_sim_opts_default();
+    o.n_sessions = 100000;
+    run(c, &o);
+    /* Per (rank, label): clicks / shown vs theta_k * P(R|y). */
+    double n[10][5] = {{0}}, k_[10][5] = {{0}};
+    for (size_t j = 0; j < s->n_items; j++) {
+        int y = s->pair_label[s->i_pair[j]];
+        n[s->i_pos[j] - 1][y]++;
+        k_[s->i_pos[j] - 1][y] += s->i_click[j];
+    }
+    for (int k = 0; k < 10; k++) {
+        for (int y = 0; y <= 4; y++) {
+            if (n[k][y] < 2000) {
+                continue;
+            }
+            double p = o.user.theta[k] * causal_user_relevance(&o.user, y);
+            double sd = sqrt(p * (1 - p) / n[k][y]);
+            cr_expect(epsilon_eq(dbl, k_[k][y] / n[k][y], p, 5 * sd), "rank %d label %d", k + 1,
+                      y);
+        }
+    }
+    causal_simcoll_free(c);
+    causal_sessions_free(s);
+}
+
+Test(causal_sim, randtop_and_swap_log_exact_propensities)
+{
+    causal_simcoll *c;
+    causal_sessions *s = make(20, 15, 1, &c);
+    causal_sim_opts o = causal_sim_opts_default();
+    o.policy.kind = CAUSAL_POLICY_RANDTOP;
+    o.policy.randtop_n = 4;
+    o.n_sessions = 100;
+    run(c, &o);
+    for (size_t i = 0; i < s->n_sessions; i++) {
+        cr_assert(eq(u8, s->s_policy[i], CAUSAL_POLICY_RANDTOP));
+        cr_expect(eq(u16, s->s_param[i], 4));
+        cr_expect(epsilon_eq(dbl, s->s_logp[i], -log(24.0), 1e-9));
+        for (size_t j = s->s_begin[i]; j < s->s_begin[i + 1]; j++) {
+            cr_expect(epsilon_eq(flt, s->i_prop[j], s->i_pos[j] <= 4 ? 0.25f : 1.0f, 1e-6));
+        }
+    }
+    causal_sessions_clear(s);
+    o.policy.kind = CAUSAL_POLICY_SWAP;
+    o.policy.swap_share = 0.5;
+    o.n_sessions = 20000;
+    run(c, &o);
+    /* P(top doc at k > 1) = share / K = 0.05; unswapped = 1 - .5 + .05 = .55 */
+    uint64_t at[11] = {0};
+    for (size_t i = 0; i < s->n_sessions; i++) {
+        uint32_t k = s->s_param[i];
+        cr_assert(k >= 1 && k <= 10);
+        at[k]++;
+        double want = k == 1 ? 0.55 : 0.05;
+        cr_expect(epsilon_eq(dbl, s->s_logp[i], log(want), 1e-9));
+        /* the item at rank k has the highest score */
+        size_t b = s->s_begin[i];
+        float best = -INFINITY;
+        uint32_t best_pos = 0;
+        for (size_t j = b; j < s->s_begin[i + 1]; j++) {
+            if (s->i_score[j] > best) {
+                best = s->i_score[j];
+                best_pos = s->i_pos[j];
+            }
+        }
+        cr_expect(eq(u32, best_pos, k));
+    }
+    double sd = sqrt(0.55 * 0.45 / 20000.0);
+    cr_expect(epsilon_eq(dbl, at[1] / 20000.0, 0.55, 5 * sd));
+    causal_simcoll_free(c);
+    causal_sessions_free(s);
+}
+
+Test(causal_sim, plackett_luce_logp_matches_frequency_and_hand_value)
+{
+    causal_sessions *s = NULL;
+    causal_simcoll *c = NULL;
+    cw_err err;
+    cr_assert(eq(int, causal_sessions_new(&s, &err), CW_OK));
+    cr_assert(eq(int, causal_simcoll_new(s, 1, NULL, &c, &err), CW_OK));
+    const char *ids[3] = {"a", "b", "c"};
+    int labels[3] = {2, 1, 0};
+    double sc[3] = {1.0, 0.0, -1.0};
+    const double *rows[1] = {sc};
+    cr_assert(eq(int, causal_simcoll_add(c, "q", 3, ids, labels, rows, NULL, &err), CW_OK));
+    causal_sim_opts o = causal_sim_opts_default();
+    o.user = causal_user_default(CAUSAL_USER_PBM, 2);
+    o.policy.kind = CAUSAL_POLICY_PL;
+    o.policy.k = 3;
+    o.policy.pl_mc_samples = 2000;
+    o.n_sessions = 20000;
+    run(c, &o);
+    /* P(a, b, c) = e^1/(e^1 + 1 + e^-1) * 1/(1 + e^-1) */
+    double want = exp(1.0) / (exp(1.0) + 1 + exp(-1.0)) / (1 + exp(-1.0));
+    size_t hits = 0;
+    for (size_t i = 0; i < s->n_sessions; i++) {
+        size_t b = s->s_begin[i];
+        bool abc = s->pair_doc[s->i_pair[b]] == 0 && s->pair_doc[s->i_pair[b + 1]] == 1;
+        if (abc) {
+            hits++;
+            cr_expect(epsilon_eq(dbl, s->s_logp[i], log(want), 1e-9));
+        }
+    }
+    double sd = sqrt(want * (1 - want) / 20000.0);
+    cr_expect(epsilon_eq(dbl, hits / 20000.0, want, 5 * sd));
+    /* Monte-Carlo marginal of "a" at rank 1 ~ e/(e + 1 + 1/e) with M = 2000 samples. */
+    double pa = exp(1.0) / (exp(1.0) + 1 + exp(-1.0));
+    for (size_t i = 0; i < 50; i++) {
+        size_t b = s->s_begin[i];
+        if (s->pair_doc[s->i_pair[b]] == 0) {
+            cr_expect(epsilon_eq(dbl, s->i_prop[b], pa, 5 * sqrt(pa * (1 - pa) / 2000)));
+        }
+    }
+    causal_simcoll_free(c);
+    causal_sessions_free(s);
+}
+
+Test(causal_sim, cascade_user_clicks_at_most_once_when_always_satisfied)
+{
+    causal_simcoll *c;
+    causal_sessions *s = make(50, 10, 1, &c);
+    causal_sim_opts o = causal_sim_opts_default();
+    o.user = causal_user_default(CAUSAL_USER_CASCADE, 4);
+    for (int y = 0; y <= 4; y++) {
+        o.user.p_stop[y] = 1.0;
+    }
+    o.n_sessions = 5000;
+    run(c, &o);
+    for (size_t i = 0; i < s->n_sessions; i++) {
+        int n = 0;
+        for (size_t j = s->s_begin[i]; j < s->s_begin[i + 1]; j++) {
+            n += s->i_click[j];
+        }
+        cr_assert(le(int, n, 1));
+    }
+    causal_simcoll_free(c);
+    causal_sessions_free(s);
+}
+
+Test(causal_sim, bad_options_and_bad_sessions_are_refused)
+{
+    causal_simcoll *c;
+    causal_sessions *s = make(5, 5, 1, &c);
+    cw_err err;
+    causal_sim_opts o = causal_sim_opts_default();
+    o.policy.k = 0;
+    cr_expect(eq(int, causal_simulate(c, &o, &err), CW_EINVAL));
+    o = causal_sim_opts_default();
+    o.user.ymax = 2; /* the collection has labels up to 4 */
+    cr_expect(eq(int, causal_simulate(c, &o, &err), CW_EINVAL));
+    cr_expect(ne(ptr, strstr(err.msg, "ymax"), NULL), "%s", err.msg);
+    o = causal_sim_opts_default();
+    o.n_rankers = 3;
+    cr_expect(eq(int, causal_simulate(c, &o, &err), CW_EINVAL));
+    int bad_label[1] = {99};
+    const char *ids[1] = {"x"};
+    double sc[1] = {0};
+    const double *rows[1] = {sc};
+    cr_expect(eq(int, causal_simcoll_add(c, "qbad", 1, ids, bad_label, rows, NULL, &err),
+                 CW_EINVAL));
+    cr_expect(ne(ptr, strstr(err.msg, "label 99"), NULL), "%s", err.msg);
+    /* session-set validation */
+    uint32_t pair[2] = {0, 1};
+    uint16_t pos[2] = {2, 2};
+    uint8_t clk[2] = {0, 2};
+    causal_session_in in = {0, 0, CAUSAL_POLICY_DETERMINISTIC, 0, 0, 2, pair, pos, clk,
+                            NULL, NULL};
+    cr_expect(eq(int, causal_sessions_append(s, &in, &err), CW_EINVAL));
+    cr_expect(ne(ptr, strstr(err.msg, "not increasing"), NULL), "%s", err.msg);
+    pos[1] = 3;
+    cr_expect(eq(int, causal_sessions_append(s, &in, &err), CW_EINVAL));
+    cr_expect(ne(ptr, strstr(err.msg, "not 0/1"), NULL), "%s", err.msg);
+    clk[1] = 1;
+    cr_expect(eq(int, causal_sessions_append(s, &in, &err), CW_OK));
+    causal_simcoll_free(c);
+    causal_sessions_free(s);
+}
+
+Test(causal_sim, log_round_trip_keeps_policy_clicks_and_counts_deep_items)
+{
+    char dir[] = "/tmp/cw_sim_XXXXXX", path[128];
+    cr_assert(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/log.db", dir);
+    causal_simcoll *c;
+    causal_sessions *s = make(30, 12, 1, &c);
+    causal_sim_opts o = causal_sim_opts_default();
+    o.policy.kind = CAUSAL_POLICY_SWAP;
+    o.n_sessions = 300;
+    run(c, &o);
+    cw_err err;
+    cr_assert(eq(int, causal_sessions_save_log(s, 0, s->n_sessions, path, 1000, 64, NULL, &err),
+                 CW_OK),
+              "%s", err.msg);
+    causal_sessions *r = NULL;
+    causal_load_stats st;
+    cr_assert(eq(int, causal_sessions_load_log(path, 6, &r, &st, &err), CW_OK), "%s", err.msg);
+    cr_expect(eq(u64, st.n_impressions, 300));
+    cr_expect(eq(u64, st.n_deep, 300 * 4)); /* ranks 7..10 beyond max rank 6 */
+    size_t clicks_in = 0, clicks_out = 0;
+    for (size_t i = 0; i < s->n_sessions; i++) {
+        for (size_t j = s->s_begin[i]; j < s->s_begin[i + 1]; j++) {
+            clicks_in += s->i_pos[j] <= 6 && s->i_click[j];
+        }
+    }
+    for (size_t j = 0; j < r->n_items; j++) {
+        clicks_out += r->i_click[j];
+    }
+    cr_expect(eq(sz, clicks_in, clicks_out));
+    for (size_t i = 0; i < r->n_sessions; i++) {
+        cr_expect(eq(u8, r->s_policy[i], CAUSAL_POLICY_SWAP));
+        /* swap rank recovered from the logged scores (if within rank 6) */
+        if (s->s_param[i] <= 6) {
+            cr_expect(eq(u16, r->s_param[i], s->s_param[i]));
+        }
+    }
+    causal_sessions_free(r);
+    /* an empty log is refused with a reason */
+    char empty[160];
+    snprintf(empty, sizeof empty, "%s/empty.db", dir);
+    causal_log *lg = NULL;
+    cr_assert(eq(int, causal_log_open(empty, NULL, &lg, &err), CW_OK));
+    causal_log_close(lg);
+    cr_expect(eq(int, causal_sessions_load_log(empty, 10, &r, &st, &err), CW_EINVAL));
+    cr_expect(ne(ptr, strstr(err.msg, "empty log"), NULL), "%s", err.msg);
+    causal_simcoll_free(c);
+    causal_sessions_free(s);
+    cr_expect(eq(int, cw_rmtree(dir, &err), CW_OK));
+}
