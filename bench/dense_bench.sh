@@ -43,7 +43,80 @@ for r in (0.90, 0.95, 0.98, 0.99):
 PYEOF
 }
 
+# Per-query nDCG@10 of a run (qid value), for the cross-validated fusion weight.
+perq() {
+    "$BUILD/causeway" eval -q --qrels "$1" --metrics ndcg@10 "$2" |
+        awk '$1 == "ndcg_cut_10" && $2 != "all" {print $2, $3}'
+}
+
+metrics() {
+    "$BUILD/causeway" eval --qrels "$1" --metrics ndcg@10,recall@100 "$2" |
+        awk '$1 == "ndcg_cut_10" {n = $3} $1 == "recall_100" {r = $3} END {printf "%s %s", n, r}'
+}
+
+# quality COLLECTION NAME TRAIN-OPTIONS...: one dense configuration on one collection.
+quality_one() {
+    c=$1 name=$2
+    shift 2
+    q=$DATA/$c
+    x=$OUT/quality/$c/$name
+    mkdir -p "$x"
+    [ -f "$OUT/quality/$c/index/index.cw" ] ||
+        "$BUILD/causeway" index build --quiet --corpus "$q/corpus.jsonl" --out "$OUT/quality/$c/index"
+    cp "$OUT/quality/$c/index/index.cw" "$OUT/quality/$c/index/docs.cw" "$x/"
+    "$BUILD/causeway" run --index "$x" --queries "$q/queries.tsv" > "$x/bm25.run"
+    "$BUILD/causeway" embed train --index "$x" --quiet "$@" 2> "$x/train.log"
+    "$BUILD/causeway" embed build --index "$x" --quiet 2> "$x/build.log"
+    "$BUILD/causeway" embed run --index "$x" --queries "$q/queries.tsv" > "$x/dense.run" 2> "$x/encode.log"
+    "$BUILD/causeway" embed run --index "$x" --queries "$q/queries.tsv" --mode hybrid > "$x/rrf.run"
+    for w in 0.0 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1.0; do
+        "$BUILD/causeway" embed run --index "$x" --queries "$q/queries.tsv" --mode hybrid \
+            --fusion weighted --w-dense $w > "$x/w$w.run"
+        perq "$q/qrels.txt" "$x/w$w.run" > "$x/w$w.perq"
+    done
+    # Weight chosen on one half of the queries (alternate lines of queries.tsv), scored on
+    # the other half, and vice versa (2-fold cross-validation); "cv" is the mean over all
+    # judged queries of their held-out scores.
+    cv=$("$PY" - "$x" "$q/queries.tsv" <<'PYEOF'
+import glob, os, sys
+x, qfile = sys.argv[1], sys.argv[2]
+order = [l.split("\t", 1)[0] for l in open(qfile) if l.strip()]
+fold = {q: i % 2 for i, q in enumerate(order)}
+runs = {}
+for f in sorted(glob.glob(os.path.join(x, "w*.perq"))):
+    w = os.path.basename(f)[1:-5]
+    runs[w] = dict(l.split() for l in open(f))
+qs = list(next(iter(runs.values())).keys())
+held, picks = {}, []
+for k in (0, 1):
+    train = [q for q in qs if fold.get(q) == k]
+    best = max(runs, key=lambda w: (sum(float(runs[w][q]) for q in train) / len(train), -abs(float(w) - 0.5)))
+    picks.append(best)
+    for q in qs:
+        if fold.get(q) != k:
+            held[q] = float(runs[best][q])
+print(f"{sum(held.values()) / len(held):.4f} w={picks[0]}/{picks[1]}")
+PYEOF
+)
+    train=$(sed -n 's/.*loss \([0-9.]*\) -> \([0-9.]*\), \([0-9]*\) docs\/s.*/loss \1->\2, \3 docs\/s/p' "$x/train.log")
+    enc=$(sed -n 's/.*median \([0-9.]*\) ms (p90 [0-9.]*) first call, \([0-9.]*\) ms.*/\1 \2/p' "$x/encode.log")
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$c" "$name" \
+        "$(metrics "$q/qrels.txt" "$x/bm25.run")" "$(metrics "$q/qrels.txt" "$x/dense.run")" \
+        "$(metrics "$q/qrels.txt" "$x/rrf.run")" "$cv" "$train" "$enc"
+}
+
+quality() {
+    echo "| collection | dense config | BM25 nDCG@10 R@100 | dense nDCG@10 R@100 | hybrid RRF nDCG@10 R@100 | weighted, 2-fold CV nDCG@10 (w per fold) | training | encode ms median first/best-of-20 |"
+    echo "|---|---|---|---|---|---|---|---|"
+    for c in cranfield cisi; do
+        quality_one $c lsa --lsa --epochs 0
+        quality_one $c lsa+moco --lsa
+        quality_one $c moco
+    done
+}
+
 case "$what" in
 ann) ann "${2:-1000000}" ;;
+quality) quality ;;
 *) echo "usage: $0 ann [N] | quality | encode" >&2; exit 2 ;;
 esac

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,16 +321,26 @@ static int do_build(embed_args *a, cw_err *err)
     return rc;
 }
 
-/* Retrieval for one query text; hits holds k entries. */
+#define ENCODE_REPEATS 20
+
+/* Retrieval for one query text; hits holds k entries. encode_ms[0] gets the wall time of
+ * encoding the query once, encode_ms[1] the minimum over ENCODE_REPEATS encodings: on a
+ * shared machine the minimum is the encoder's own cost, free of preemption. */
 static int retrieve(const embed_args *a, const idx_index *ix, idx_analyzer *an, const idx_dense *dn,
                     idx_hnsw_searcher *s, const char *text, size_t len, idx_hit *hits, size_t *n,
-                    double *encode_ms, cw_err *err)
+                    double encode_ms[2], cw_err *err)
 {
     if (!a->hybrid) {
         float q[IDX_DENSE_MAX_DIM];
-        uint64_t t0 = cw_now_ns();
-        int rc = idx_encoder_encode(idx_dense_encoder(dn), text, len, q, err);
-        *encode_ms = (cw_now_ns() - t0) * 1e-6;
+        int rc = CW_OK;
+        encode_ms[1] = INFINITY;
+        for (int r = 0; r < ENCODE_REPEATS && rc == CW_OK; r++) {
+            uint64_t t0 = cw_now_ns();
+            rc = idx_encoder_encode(idx_dense_encoder(dn), text, len, q, err);
+            double ms = (double)(cw_now_ns() - t0) * 1e-6;
+            encode_ms[0] = r == 0 ? ms : encode_ms[0];
+            encode_ms[1] = CW_MIN(encode_ms[1], ms);
+        }
         if (rc != CW_OK) {
             return rc;
         }
@@ -343,7 +354,7 @@ static int retrieve(const embed_args *a, const idx_index *ix, idx_analyzer *an, 
     }
     idx_search_opts so = idx_search_opts_default();
     so.k = a->k;
-    *encode_ms = 0;
+    encode_ms[0] = encode_ms[1] = 0;
     rc = idx_hybrid_search(ix, dn, s, q, text, len, &so, &a->hy, hits, n, err);
     idx_query_free(q);
     return rc;
@@ -356,7 +367,7 @@ static int do_query(embed_args *a, bool run, cw_err *err)
     idx_dense *dn = NULL;
     idx_hnsw_searcher *s = NULL;
     cw_lines *lr = NULL;
-    double *lat = NULL;
+    double *lat = NULL, *lat_cpu = NULL;
     size_t n_lat = 0, cap_lat = 0;
     idx_hit *hits = calloc(a->k, sizeof *hits);
     int rc = hits ? CW_OK : cw_err_set(err, CW_ENOMEM, "out of memory");
@@ -386,8 +397,8 @@ static int do_query(embed_args *a, bool run, cw_err *err)
             goto done;
         }
         size_t n = 0;
-        double ms;
-        rc = retrieve(a, ix, an, dn, s, a->qtext.data, a->qtext.len, hits, &n, &ms, err);
+        double ms[2];
+        rc = retrieve(a, ix, an, dn, s, a->qtext.data, a->qtext.len, hits, &n, ms, err);
         for (size_t i = 0; rc == CW_OK && i < n; i++) {
             idx_doc d;
             rc = idx_doc_get(ix, hits[i].doc, &d, err);
@@ -414,8 +425,8 @@ static int do_query(embed_args *a, bool run, cw_err *err)
         }
         size_t qid_len = (size_t)(tab - line);
         size_t n = 0;
-        double ms = 0;
-        rc = retrieve(a, ix, an, dn, s, tab + 1, len - qid_len - 1, hits, &n, &ms, err);
+        double ms[2] = {0, 0};
+        rc = retrieve(a, ix, an, dn, s, tab + 1, len - qid_len - 1, hits, &n, ms, err);
         if (rc != CW_OK) {
             cw_err_prefix(err, "%s:%ld: ", a->queries, no);
             break;
@@ -423,13 +434,19 @@ static int do_query(embed_args *a, bool run, cw_err *err)
         if (n_lat == cap_lat) {
             cap_lat = cap_lat ? 2 * cap_lat : 256;
             double *nl = realloc(lat, cap_lat * sizeof *nl);
-            if (!nl) {
+            if (nl) {
+                lat = nl;
+            }
+            double *nc = nl ? realloc(lat_cpu, cap_lat * sizeof *nc) : NULL;
+            if (!nc) {
                 rc = cw_err_set(err, CW_ENOMEM, "out of memory");
                 break;
             }
-            lat = nl;
+            lat_cpu = nc;
         }
-        lat[n_lat++] = ms;
+        lat[n_lat] = ms[0];
+        lat_cpu[n_lat] = ms[1];
+        n_lat++;
         for (size_t i = 0; rc == CW_OK && i < n; i++) {
             idx_doc d;
             rc = idx_doc_get(ix, hits[i].doc, &d, err);
@@ -446,11 +463,15 @@ static int do_query(embed_args *a, bool run, cw_err *err)
         rc = cw_err_set(err, CW_EIO, "writing the run: stdout");
     }
     if (rc == CW_OK && !a->hybrid && n_lat > 0) {
-        fprintf(stderr, "embed run: %zu queries, query encoding median %.4f ms, p90 %.4f ms\n",
-                n_lat, cw_median(lat, n_lat), cw_quantile(lat, n_lat, 0.9));
+        fprintf(stderr,
+                "embed run: %zu queries, query encoding median %.4f ms (p90 %.4f) first call, "
+                "%.4f ms (p90 %.4f) best of %d calls\n",
+                n_lat, cw_median(lat, n_lat), cw_quantile(lat, n_lat, 0.9),
+                cw_median(lat_cpu, n_lat), cw_quantile(lat_cpu, n_lat, 0.9), ENCODE_REPEATS);
     }
 done:
     free(lat);
+    free(lat_cpu);
     cw_lines_close(lr);
     idx_hnsw_searcher_free(s);
     idx_dense_close(dn);

@@ -13,10 +13,13 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: causeway run --index DIR --queries FILE.tsv [--k 1000] [--k1 0.9] [--b 0.4]\n"
-            "                    [--and] [--tag NAME] > run.trec\n\n"
+            "                    [--and] [--tag NAME] [--hybrid [--fusion rrf|weighted]\n"
+            "                    [--w-dense 0.5] [--depth 100] [--ef 128]] > run.trec\n\n"
             "Runs every query (qid<TAB>text per line) and prints the top k by BM25 in TREC\n"
             "run format: qid Q0 docid rank score tag. A malformed line fails with file:line;\n"
-            "a query that analyses to no terms (only stopwords) contributes no lines.\n\n"
+            "a query that analyses to no terms (only stopwords) contributes no lines.\n"
+            "--hybrid fuses BM25 with dense retrieval (after `causeway embed train` and\n"
+            "`embed build` on the index): reciprocal rank fusion by default.\n\n"
             "Exit codes: 0 success, 1 failure, 2 usage error.\n");
 }
 
@@ -29,6 +32,8 @@ int cli_cmd_run(int argc, char **argv)
     const char *dir = NULL, *queries = NULL, *tag = "causeway";
     idx_search_opts so = idx_search_opts_default();
     so.k = 1000;
+    bool hybrid = false; // dense retrieval fused with BM25 (issue 6)
+    idx_hybrid_opts hy = idx_hybrid_opts_default();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         uint64_t v;
@@ -55,6 +60,28 @@ int cli_cmd_run(int argc, char **argv)
             so.conjunctive = true;
         } else if (strcmp(a, "--exhaustive") == 0) {
             so.exhaustive = true;
+        } else if (strcmp(a, "--hybrid") == 0) {
+            hybrid = true;
+        } else if (strcmp(a, "--fusion") == 0 && i + 1 < argc) {
+            const char *f = argv[++i];
+            if (strcmp(f, "rrf") != 0 && strcmp(f, "weighted") != 0) {
+                return cli_usage_error("run", "--fusion expects rrf|weighted, got '%s'", f);
+            }
+            hy.fusion = strcmp(f, "rrf") == 0 ? IDX_FUSION_RRF : IDX_FUSION_WEIGHTED;
+        } else if (strcmp(a, "--w-dense") == 0 && i + 1 < argc) {
+            if (!cli_parse_double("run", a, argv[++i], 0, 1, &hy.w_dense)) {
+                return CLI_EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--depth") == 0 && i + 1 < argc) {
+            if (!cli_parse_u64("run", a, argv[++i], 1, IDX_MAX_K, &v)) {
+                return CLI_EXIT_USAGE;
+            }
+            hy.depth = (uint32_t)v;
+        } else if (strcmp(a, "--ef") == 0 && i + 1 < argc) {
+            if (!cli_parse_u64("run", a, argv[++i], 1, IDX_DENSE_MAX_EF, &v)) {
+                return CLI_EXIT_USAGE;
+            }
+            hy.ef = (uint32_t)v;
         } else {
             return cli_usage_error("run", "unexpected argument '%s'", a);
         }
@@ -71,6 +98,8 @@ int cli_cmd_run(int argc, char **argv)
     cw_err_clear(&err);
     idx_index *ix = NULL;
     idx_analyzer *an = NULL;
+    idx_dense *dn = NULL;
+    idx_hnsw_searcher *hs = NULL;
     cw_lines *lr = NULL;
     idx_hit *hits = calloc(so.k, sizeof *hits);
     int code = CLI_EXIT_FAIL;
@@ -81,6 +110,15 @@ int cli_cmd_run(int argc, char **argv)
     if (idx_index_open(dir, &ix, &err) != CW_OK || idx_index_analyzer(ix, &an, &err) != CW_OK ||
         cw_lines_open(queries, &lr, &err) != CW_OK) {
         goto done;
+    }
+    if (hybrid) {
+        if (idx_dense_open(dir, &dn, &err) != CW_OK) {
+            goto done;
+        }
+        if (!(hs = idx_hnsw_searcher_new(idx_dense_hnsw(dn)))) {
+            cw_err_set(&err, CW_ENOMEM, "out of memory");
+            goto done;
+        }
     }
     const char *line;
     size_t len;
@@ -110,7 +148,8 @@ int cli_cmd_run(int argc, char **argv)
             goto done;
         }
         size_t n = 0;
-        int rc = idx_search(ix, q, &so, hits, &n, NULL, &err);
+        int rc = hybrid ? idx_hybrid_search(ix, dn, hs, q, text, text_len, &so, &hy, hits, &n, &err)
+                        : idx_search(ix, q, &so, hits, &n, NULL, &err);
         idx_query_free(q);
         if (rc != CW_OK) {
             goto done;
@@ -138,6 +177,8 @@ done:
     }
     free(hits);
     cw_lines_close(lr);
+    idx_hnsw_searcher_free(hs);
+    idx_dense_close(dn);
     idx_analyzer_free(an);
     idx_index_close(ix);
     return code;
