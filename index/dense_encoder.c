@@ -185,35 +185,59 @@ uint32_t dense_word_features(const idx_encoder *enc, const char *word, uint32_t 
     return n_feat;
 }
 
+/* Features of one word: unigram + bigram + n-grams for at most 8 values of n. */
+#define WORD_FEATS (2 + 8 * (DENSE_MAX_WORD_BYTES + 2))
+
 typedef struct pool_ctx {
     const idx_encoder *enc;
     float *h;
     double sum_w;
     uint64_t prev_hash;
     float prev_idf;
+    uint32_t n;
+    uint32_t bucket[WORD_FEATS];
+    float weight[WORD_FEATS];
 } pool_ctx;
 
-static void pool_feat(void *vctx, uint32_t bucket, float weight)
+static void collect_feat(void *vctx, uint32_t bucket, float weight)
 {
     pool_ctx *c = vctx;
-    const float *row = c->enc->emb + (size_t)bucket * c->enc->o.dim;
-    uint32_t d = c->enc->o.dim;
-    for (uint32_t j = 0; j < d; j++) {
-        c->h[j] += weight * row[j];
+    if (c->n < WORD_FEATS) {
+        c->bucket[c->n] = bucket;
+        c->weight[c->n] = weight;
+        c->n++;
     }
-    c->sum_w += weight;
 }
 
+/* A word's rows are scattered over a table of tens of MiB: collect its features first
+ * and prefetch every row, so their cache misses overlap instead of queueing. */
 static void pool_word(void *vctx, const char *word, uint32_t len)
 {
     pool_ctx *c = vctx;
+    const idx_encoder *enc = c->enc;
+    uint32_t d = enc->o.dim;
     uint64_t h = dense_word_hash(word, len);
     if (h == 0) {
         h = 1; // 0 marks "no previous word"
     }
-    dense_word_features(c->enc, word, len, h, c->prev_hash, c->prev_idf, pool_feat, c);
+    c->n = 0;
+    dense_word_features(enc, word, len, h, c->prev_hash, c->prev_idf, collect_feat, c);
+    for (uint32_t f = 0; f < c->n; f++) {
+        const char *row = (const char *)(enc->emb + (size_t)c->bucket[f] * d);
+        for (size_t off = 0; off < d * sizeof(float); off += 64) {
+            __builtin_prefetch(row + off);
+        }
+    }
+    for (uint32_t f = 0; f < c->n; f++) {
+        const float *row = enc->emb + (size_t)c->bucket[f] * d;
+        float w = c->weight[f];
+        for (uint32_t j = 0; j < d; j++) {
+            c->h[j] += w * row[j];
+        }
+        c->sum_w += w;
+    }
     c->prev_hash = h;
-    c->prev_idf = c->enc->idf[dense_unigram_bucket(c->enc, h)];
+    c->prev_idf = enc->idf[dense_unigram_bucket(enc, h)];
 }
 
 static float project_normalise(const float *proj, uint32_t d, const float *h, float *out)
