@@ -91,6 +91,51 @@ static int read_propensity(const char *path, rank_train_opts *o, cw_err *err)
     return rc;
 }
 
+/* The logged feature vectors of every (query, document) pair of sess, read from the log
+ * (causal_sessions_load_log does not carry them): the vector a pair was last served with.
+ * Impressions logged with another feature count are skipped. */
+static int load_log_features(const char *db, causal_sessions *sess, size_t nf, cw_err *err)
+{
+    causal_log_opts lo = causal_log_opts_default();
+    lo.read_only = true;
+    causal_log *log = NULL;
+    causal_log_reader *r = NULL;
+    int rc = causal_log_open(db, &lo, &log, err);
+    causal_log_filter f = causal_log_filter_all();
+    rc = rc ? rc : causal_log_reader_new(log, &f, &r, err);
+    if (rc == CW_OK && sess->n_features == 0) {
+        rc = causal_sessions_set_n_features(sess, nf, err);
+    }
+    const causal_impression *imp = NULL;
+    while (rc == CW_OK) {
+        int more = causal_log_reader_next(r, &imp, err);
+        if (more <= 0) {
+            rc = more;
+            break;
+        }
+        if (imp->n_features != nf) {
+            continue;
+        }
+        uint32_t q;
+        rc = causal_sessions_query(sess, imp->qid ? imp->qid : imp->query, &q, err);
+        for (size_t j = 0; rc == CW_OK && j < imp->n_items; j++) {
+            const causal_item *it = &imp->items[j];
+            uint32_t d, p;
+            if (!it->features || it->position > RANK_MAX_RANK) {
+                continue;
+            }
+            rc = causal_sessions_doc(sess, it->doc_id, &d, err);
+            rc = rc ? rc : causal_sessions_pair(sess, q, d, -1, &p, err);
+            for (size_t i = 0; rc == CW_OK && i < nf; i++) {
+                sess->pair_features[(size_t)p * nf + i] = it->features[i];
+            }
+        }
+    }
+    causal_log_reader_free(r);
+    causal_log_close(log);
+    return rc;
+}
+
 /* Feature names of the log's first impression (causal_sessions keeps only vectors). */
 static int log_feature_names(const char *db, char ***names, size_t *n, cw_err *err)
 {
@@ -292,7 +337,8 @@ int cli_cmd_train(int argc, char **argv)
     size_t n_names = 0;
     const char *names[RANK_MAX_FEATURES];
     char name_buf[RANK_MAX_FEATURES][16];
-    if (prop && strcmp(prop, "true") != 0) {
+    bool fit_prop = prop && (strcmp(prop, "rem") == 0 || strcmp(prop, "randomization") == 0);
+    if (prop && strcmp(prop, "true") != 0 && !fit_prop) {
         rc = read_propensity(prop, &o, &err);
         if (rc != CW_OK) {
             goto fail;
@@ -363,6 +409,7 @@ int cli_cmd_train(int argc, char **argv)
         causal_load_stats st;
         rc = log_feature_names(db, &names_owned, &n_names, &err);
         rc = rc ? rc : causal_sessions_load_log(db, RANK_MAX_RANK, &sess, &st, &err);
+        rc = rc ? rc : load_log_features(db, sess, n_names, &err);
         if (rc == CW_OK && sess->n_features != n_names) {
             rc = cw_err_set(&err, CW_EINVAL, "%s: %zu feature names but %zu-float vectors", db,
                             n_names, sess->n_features);
@@ -405,6 +452,35 @@ int cli_cmd_train(int argc, char **argv)
         free(pair_row);
         if (rc != CW_OK) {
             goto fail;
+        }
+    }
+    if (fit_prop) {
+        const causal_sessions *src = sess ? sess : sim.s;
+        causal_prop_opts po = causal_prop_opts_default(
+            strcmp(prop, "rem") == 0 ? CAUSAL_PROP_REM : CAUSAL_PROP_RANDOMIZATION);
+        po.n_boot = 0;
+        po.seed = o.seed;
+        causal_propensity fit;
+        rc = src ? causal_propensity_fit(src, &po, &fit, &err)
+                 : cw_err_set(&err, CW_EINVAL, "--propensity %s needs sessions", prop);
+        if (rc != CW_OK) {
+            cw_err_prefix(&err, "fitting propensities (%s): ", prop);
+            goto fail;
+        }
+        o.n_theta = CW_MIN((size_t)fit.n_ranks, (size_t)RANK_MAX_RANK);
+        for (size_t k = 0; k < o.n_theta; k++) {
+            o.theta[k] = fit.ratio[k];
+            if (!(fit.ratio[k] > 0)) {
+                /* a rank without data: keep the last estimate (weights stay finite) */
+                o.theta[k] = k ? o.theta[k - 1] : 1.0;
+            }
+        }
+        if (!quiet) {
+            fprintf(stderr, "causeway train: %s propensities theta_k/theta_1:", prop);
+            for (size_t k = 0; k < o.n_theta; k++) {
+                fprintf(stderr, " %.3f", o.theta[k]);
+            }
+            fprintf(stderr, "\n");
         }
     }
     if (!quiet) {

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""bench/ultr_closed_loop.py: Experiment 2 of issue 5, the closed loop through the real
+server on Cranfield: serve BM25, simulate PBM users against the HTTP API (METHODS.md
+section 3), fit propensities from the server's own log (regression-EM), train IPS and naive
+rankers from that log with `causeway train --db`, hot-reload each into the running server
+and measure nDCG@10 on held-out queries before and after.
+
+Query folds: odd query ids carry the simulated traffic, even ids are held out. A second
+server instance on the same index and model file answers the evaluation queries, so they do
+not enter the training log. Usage: see --help (bench/ultr_closed_loop.sh runs it)."""
+import argparse
+import http.client
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+import urllib.parse
+
+THETA = [.68, .61, .48, .34, .28, .20, .11, .10, .08, .06]  # METHODS.md section 3
+
+
+def start_server(bin_, index, db, model, work, name):
+    port_file = os.path.join(work, name + ".port")
+    if os.path.exists(port_file):
+        os.remove(port_file)
+    proc = subprocess.Popen([bin_, "serve", "--index", index, "--db", db, "--model", model,
+                             "--port", "0", "--port-file", port_file, "--sync", "normal",
+                             "--cache-mb", "0", "--threads", "2"],
+                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, name + ".log"), "w"))
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if os.path.exists(port_file) and open(port_file).read().strip():
+            return proc, int(open(port_file).read().strip())
+        if proc.poll() is not None:
+            sys.exit("server %s exited: see %s.log" % (name, name))
+        time.sleep(0.05)
+    proc.terminate()
+    sys.exit("server %s did not start" % name)
+
+
+class Client:
+    def __init__(self, port):
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def call(self, method, path, body=None):
+        # Searches are safe to repeat and events carry event_ids (the server acknowledges a
+        # resent event as a duplicate), so a dropped keep-alive connection is retried once.
+        for attempt in (0, 1):
+            try:
+                self.conn.request(method, path, body=body,
+                                  headers={"Content-Type": "application/json"} if body else {})
+                r = self.conn.getresponse()
+                data = r.read()
+                break
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.conn.close()
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                if attempt:
+                    raise
+        if r.status != 200:
+            sys.exit("%s %s: HTTP %d %s" % (method, path, r.status, data[:300]))
+        return json.loads(data)
+
+    def search(self, qid, text, k):
+        q = urllib.parse.urlencode({"q": text, "k": k, "qid": qid})
+        return self.call("GET", "/search?" + q)
+
+
+def evaluate(bin_, client, queries, qrels_path, work, tag):
+    run = os.path.join(work, tag + ".run")
+    with open(run, "w") as f:
+        for qid, text in queries:
+            res = client.search(qid, text, 100)
+            for r in res["results"]:
+                f.write("%s Q0 %s %d %.9g %s\n" % (qid, r["id"], r["position"],
+                                                   1000.0 - r["position"], tag))
+    out = subprocess.run([bin_, "eval", "--qrels", qrels_path, "--metrics", "ndcg@10,map,p@10",
+                          run], capture_output=True, text=True, check=True).stdout
+    vals = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] == "all" and parts[0] in ("ndcg_cut_10", "map", "P_10"):
+            vals[parts[0]] = float(parts[2])
+    return vals
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--causeway", required=True, help="the causeway binary")
+    ap.add_argument("--data", required=True, help="the cranfield data folder")
+    ap.add_argument("--work", required=True, help="scratch folder (created)")
+    ap.add_argument("--sessions", type=int, default=20000)
+    ap.add_argument("--eta", type=float, default=1.0)
+    ap.add_argument("--epsilon", type=float, default=0.1)
+    ap.add_argument("--seed", type=int, default=5)
+    a = ap.parse_args()
+    os.makedirs(a.work, exist_ok=True)
+    rng = random.Random(a.seed)
+    index = os.path.join(a.work, "cran.idx")
+    if not os.path.exists(index):
+        subprocess.run([a.causeway, "index", "build", "--corpus",
+                        os.path.join(a.data, "corpus.jsonl"), "--out", index], check=True,
+                       stdout=subprocess.DEVNULL)
+    queries = [l.rstrip("\n").split("\t", 1) for l in open(os.path.join(a.data, "queries.tsv"))]
+    grades = {}
+    test_qrels = os.path.join(a.work, "qrels_test.txt")
+    with open(test_qrels, "w") as f:
+        for line in open(os.path.join(a.data, "qrels.txt")):
+            qid, _, doc, rel = line.split()
+            grades[(qid, doc)] = int(rel)
+            if int(qid) % 2 == 0:
+                f.write(line)
+    train_q = [q for q in queries if int(q[0]) % 2 == 1]
+    test_q = [q for q in queries if int(q[0]) % 2 == 0]
+    ymax = 4
+    # A linear model on the server's features that reproduces the BM25 order: the
+    # starting policy, and the model file every reload reads.
+    model = os.path.join(a.work, "serving.json")
+    bm25_model = {"format": "causeway-model", "version": 1, "kind": "linear",
+                  "features": ["bm25_title", "bm25_text", "bm25_flat"],
+                  "normalization": {"mean": [0, 0, 0], "scale": [1, 1, 1]},
+                  "params": {"weights": [0, 0, 1], "bias": 0}}
+    json.dump(bm25_model, open(model, "w"))
+    for f in ("log.sqlite", "eval.sqlite"):
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(os.path.join(a.work, f + suffix)):
+                os.remove(os.path.join(a.work, f + suffix))
+    log_db = os.path.join(a.work, "log.sqlite")
+    srv, port = start_server(a.causeway, index, log_db, model, a.work, "serve")
+    ev, eport = start_server(a.causeway, index, os.path.join(a.work, "eval.sqlite"), model,
+                             a.work, "eval")
+    try:
+        users, judge = Client(port), Client(eport)
+        results = {"bm25": evaluate(a.causeway, judge, test_q, test_qrels, a.work, "bm25")}
+        t0 = time.time()
+        n_clicks = 0
+        for s in range(a.sessions):
+            qid, text = train_q[rng.randrange(len(train_q))]
+            res = users.search(qid, text, 10)
+            events = []
+            for r in res["results"]:
+                k = r["position"]
+                y = grades.get((qid, r["id"]), 0)
+                exam = THETA[min(k, 10) - 1] ** a.eta
+                rel = a.epsilon + (1 - a.epsilon) * (2 ** y - 1) / (2 ** ymax - 1)
+                if rng.random() < exam * rel:
+                    events.append({"impression_id": res["impression_id"], "doc_id": r["id"],
+                                   "position": k, "type": "click", "event_id": "s%d-%d" % (s, k)})
+            if events:
+                users.call("POST", "/events", json.dumps(events))
+                n_clicks += len(events)
+        sim_s = time.time() - t0
+        print("simulated %d sessions, %d clicks through HTTP in %.1f s" % (a.sessions, n_clicks, sim_s),
+              file=sys.stderr)
+        for name, extra in (("ips", ["--objective", "ips", "--propensity", "rem"]),
+                            ("naive", ["--objective", "naive"])):
+            out = os.path.join(a.work, name + ".json")
+            cmd = [a.causeway, "train", "--db", log_db, "--out", out, "--epochs", "200", "--lr", "0.03",
+                   "--seed", str(a.seed), "--quiet"] + extra
+            subprocess.run(cmd, check=True)
+            os.replace(out, model + ".tmp")
+            os.replace(model + ".tmp", model)
+            judge.call("POST", "/admin/reload")
+            users.call("POST", "/admin/reload")
+            results[name] = evaluate(a.causeway, judge, test_q, test_qrels, a.work, name)
+        print("Experiment 2, Cranfield, %d sessions of PBM users (eta %g, epsilon %g) on the odd "
+              "queries;\nnDCG@10 / MAP / P@10 on the %d even queries (linear gain, trec_eval "
+              "conventions), served by causeway serve:\n" % (a.sessions, a.eta, a.epsilon, len(test_q)))
+        print("| served ranking | nDCG@10 | MAP | P@10 |\n|---|---|---|---|")
+        label = {"bm25": "BM25 (before)", "ips": "IPS, REM propensities from the log (after)",
+                 "naive": "naive, same log (contrast)"}
+        for name in ("bm25", "ips", "naive"):
+            v = results[name]
+            print("| %s | %.4f | %.4f | %.4f |" % (label[name], v.get("ndcg_cut_10", math.nan),
+                                                  v.get("map", math.nan), v.get("P_10", math.nan)))
+    finally:
+        for p in (srv, ev):
+            p.terminate()
+            p.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
