@@ -1,6 +1,7 @@
 #!/bin/sh
 # bench/dense_bench.sh: the dense-retrieval figures of docs/benchmarks.md (issue 6).
 #   bench/dense_bench.sh ann [N]      HNSW vs exact vs hnswlib on N x 128 clustered vectors
+#   bench/dense_bench.sh ann-search   search figures again on the graphs saved by `ann`
 #   bench/dense_bench.sh quality      BM25 / dense / hybrid nDCG@10, R@100 on Cranfield, CISI
 #   bench/dense_bench.sh encode       query-encoding latency and training docs/s
 # Run from a build directory (./causeway, bench/dense_ann built); BUILD=... overrides.
@@ -16,31 +17,42 @@ ann() {
     n=${1:-1000000}
     efs=10,16,24,32,48,64,96,128,192,256
     mkdir -p "$OUT/ann"
-    # Both sides single-threaded, same data, same M / efConstruction.
+    # Both sides single-threaded, same data, same M / efConstruction. The machine is
+    # shared, so besides wall-clock QPS each side reports CPU-QPS (queries per second of
+    # its own CPU time), and the search figures are measured again, alternating causeway
+    # and hnswlib on the saved graphs, for the ratio.
     OPENBLAS_NUM_THREADS=1 "$BUILD/bench/dense_ann" --n "$n" --dim 128 --queries 1000 --m 32 \
         --ef-construction 100 --ef "$efs" --out "$OUT/ann" | tee "$OUT/ann/causeway.txt"
     "$PY" "$SRC/bench/dense_hnswlib.py" "$OUT/ann" 32 100 "$efs" | tee "$OUT/ann/hnswlib.txt"
+    ann_search
+}
+
+ann_search() {
+    efs=10,16,24,32,48,64,96,128,192,256
+    "$BUILD/bench/dense_ann" --reuse 1 --out "$OUT/ann" --ef "$efs" | tee "$OUT/ann/causeway2.txt"
+    "$PY" "$SRC/bench/dense_hnswlib.py" "$OUT/ann" 32 100 "$efs" reuse | tee "$OUT/ann/hnswlib2.txt"
     # QPS of each at matched recall: linear interpolation of QPS along each recall curve.
-    "$PY" - "$OUT/ann/causeway.txt" "$OUT/ann/hnswlib.txt" <<'PYEOF'
+    "$PY" - "$OUT/ann/causeway2.txt" "$OUT/ann/hnswlib2.txt" <<'PYEOF2'
 import re, sys
-def curve(path):
+def curve(path, key):
     pts = []
     for line in open(path):
-        m = re.search(r"ef (\d+): recall@10 ([\d.]+) QPS (\d+)", line)
+        m = re.search(r"ef (\d+): recall@10 ([\d.]+) QPS (\d+) CPU-QPS (\d+)", line)
         if m:
-            pts.append((float(m.group(2)), float(m.group(3))))
+            pts.append((float(m.group(2)), float(m.group(3 if key == "wall" else 4))))
     return sorted(pts)
 def qps_at(pts, r):
     for (r0, q0), (r1, q1) in zip(pts, pts[1:]):
         if r0 <= r <= r1:
             return q0 if r1 == r0 else q0 + (q1 - q0) * (r - r0) / (r1 - r0)
     return None
-a, b = curve(sys.argv[1]), curve(sys.argv[2])
-for r in (0.90, 0.95, 0.98, 0.99):
-    qa, qb = qps_at(a, r), qps_at(b, r)
-    if qa and qb:
-        print(f"matched recall@10 {r:.2f}: causeway {qa:.0f} QPS, hnswlib {qb:.0f} QPS, ratio {qa / qb:.2f}")
-PYEOF
+for key in ("CPU", "wall"):
+    a, b = curve(sys.argv[1], key), curve(sys.argv[2], key)
+    for r in (0.90, 0.95, 0.98, 0.99):
+        qa, qb = qps_at(a, r), qps_at(b, r)
+        if qa and qb:
+            print(f"matched recall@10 {r:.2f} ({key}): causeway {qa:.0f} QPS, hnswlib {qb:.0f} QPS, ratio {qa / qb:.2f}")
+PYEOF2
 }
 
 # Per-query nDCG@10 of a run (qid value), for the cross-validated fusion weight.
@@ -117,6 +129,7 @@ quality() {
 
 case "$what" in
 ann) ann "${2:-1000000}" ;;
+ann-search) ann_search ;;
 quality) quality ;;
 *) echo "usage: $0 ann [N] | quality | encode" >&2; exit 2 ;;
 esac
