@@ -410,8 +410,9 @@ int causal_simcoll_max_label(const causal_simcoll *c);
 int causal_simcoll_random(causal_sessions *s, uint32_t n_queries, uint32_t n_docs, int ymax,
                           uint32_t n_rankers, double noise, uint64_t seed, causal_simcoll **out,
                           cw_err *err) CW_MUST_CHECK;
-/* Adds ranker columns 1..n_rankers-1 as column 0 plus N(0, noise^2) per (query, doc),
- * seeded: the "several production rankers" intervention harvesting needs. */
+/* Sets ranker columns 1..n_rankers-1 to column 0 plus N(0, (noise * sd_q)^2) per (query,
+ * doc), sd_q = the standard deviation of the query's column-0 scores (scale-free), seeded:
+ * the "several production rankers" intervention harvesting needs. */
 int causal_simcoll_perturb(causal_simcoll *c, double noise, uint64_t seed,
                            cw_err *err) CW_MUST_CHECK;
 /* Path (b): a LETOR data set (labels 0..CAUSAL_MAX_LABEL, features copied to the pairs:
@@ -422,13 +423,15 @@ int causal_simcoll_perturb(causal_simcoll *c, double noise, uint64_t seed,
 int causal_simcoll_letor(causal_sessions *s, const rank_letor *d, const double *const *scores,
                          uint32_t n_rankers, causal_simcoll **out, cw_err *err) CW_MUST_CHECK;
 /* Path (a): a text collection: each query of queries_tsv ("qid<TAB>text") retrieved by
- * causeway's BM25 (top `depth`, the one ranker "bm25"), labels from TREC qrels (unjudged
- * = 0), and with_features: the cw-text-v1 features of ranker/ on the pairs. Queries
- * retrieving nothing are skipped and counted in *n_skipped. Errors: CW_EPARSE
+ * causeway's BM25 in-process (top `depth`; n_rankers columns all = BM25, ranker "bm25"
+ * when 1: call causal_simcoll_perturb to make them differ), labels from TREC qrels
+ * (unjudged = 0), and with_features: the cw-text-v1 features of ranker/ on the pairs.
+ * Queries retrieving nothing are skipped and counted in *n_skipped. Errors: CW_EPARSE
  * (path:line), CW_EINVAL (no query retrieved anything), those of index/ and ranker/. */
 int causal_simcoll_text(causal_sessions *s, const idx_index *ix, const char *queries_tsv,
-                        const char *qrels_path, uint32_t depth, bool with_features,
-                        causal_simcoll **out, size_t *n_skipped, cw_err *err) CW_MUST_CHECK;
+                        const char *qrels_path, uint32_t depth, uint32_t n_rankers,
+                        bool with_features, causal_simcoll **out, size_t *n_skipped,
+                        cw_err *err) CW_MUST_CHECK;
 
 typedef enum causal_user_kind {
     CAUSAL_USER_PBM = 0,     /* examination theta_k x relevance click probability */

@@ -300,8 +300,23 @@ int causal_simcoll_perturb(causal_simcoll *c, double noise, uint64_t seed, cw_er
     cw_rng rng;
     for (uint32_t r = 1; r < c->n_rankers; r++) {
         cw_rng_seed_stream(&rng, seed, r);
-        for (size_t i = 0; i < c->n_cand; i++) {
-            c->c_score[r][i] = c->c_score[0][i] + noise * cw_rng_normal(&rng);
+        for (size_t q = 0; q < c->n_queries; q++) {
+            /* noise in units of the query's score standard deviation: scale-free, so the
+             * same setting disagrees as much on BM25 scores as on LETOR model scores */
+            size_t off = c->q_off[q];
+            uint32_t n = c->q_n[q];
+            double m = 0, v = 0;
+            for (uint32_t i = 0; i < n; i++) {
+                m += c->c_score[0][off + i] / n;
+            }
+            for (uint32_t i = 0; i < n; i++) {
+                double d = c->c_score[0][off + i] - m;
+                v += d * d / n;
+            }
+            double sd = v > 0 ? sqrt(v) : 1.0;
+            for (uint32_t i = 0; i < n; i++) {
+                c->c_score[r][off + i] = c->c_score[0][off + i] + noise * sd * cw_rng_normal(&rng);
+            }
         }
         for (size_t q = 0; q < c->n_queries; q++) {
             order_query(c, q, r);
@@ -407,26 +422,28 @@ static uint32_t pl_sample(cw_rng *rng, const double *sc, uint32_t n, double tau,
     return m;
 }
 
-/* log pi(y | q) of a top-K prefix under Plackett-Luce (METHODS.md section 6), with
- * log-sum-exp over the documents not yet placed. */
+/* log pi(y | q) of a top-K prefix under Plackett-Luce (METHODS.md section 6): the
+ * normaliser over the documents not yet placed is the full sum minus the placed ones,
+ * computed once with the maximum subtracted (log-sum-exp), so O(n + K). */
 static double pl_logp(const double *sc, uint32_t n, double tau, const uint32_t *y, uint32_t k,
-                      uint8_t *used)
+                      double *ex)
 {
-    memset(used, 0, n);
     double mx = -INFINITY;
     for (uint32_t d = 0; d < n; d++) {
         mx = sc[d] / tau > mx ? sc[d] / tau : mx;
     }
+    double z = 0;
+    for (uint32_t d = 0; d < n; d++) {
+        ex[d] = exp(sc[d] / tau - mx);
+        z += ex[d];
+    }
     double lp = 0;
     for (uint32_t j = 0; j < k; j++) {
-        double z = 0;
-        for (uint32_t d = 0; d < n; d++) {
-            if (!used[d]) {
-                z += exp(sc[d] / tau - mx);
-            }
-        }
         lp += sc[y[j]] / tau - mx - log(z);
-        used[y[j]] = 1;
+        z -= ex[y[j]];
+        if (z < 0) {
+            z = 0; /* rounding; only reached after the last document */
+        }
     }
     return lp;
 }
@@ -473,13 +490,13 @@ int causal_simulate(const causal_simcoll *c, const causal_sim_opts *o, cw_err *e
     }
     uint32_t *loc = malloc(max_n * sizeof *loc);
     double *keys = malloc((max_n + 1) * sizeof *keys);
-    uint8_t *used = malloc(max_n);
+    double *ex = malloc((max_n + 1) * sizeof *ex);
     uint32_t *cnt = malloc((size_t)max_n * K * sizeof *cnt);
-    if (!loc || !keys || !used || !cnt ||
+    if (!loc || !keys || !ex || !cnt ||
         causal_sessions_reserve(s, o->n_sessions, o->n_sessions * K, err) != CW_OK) {
         free(loc);
         free(keys);
-        free(used);
+        free(ex);
         free(cnt);
         return cw_err_set(err, CW_ENOMEM, "out of memory for %llu sessions",
                           (unsigned long long)o->n_sessions);
@@ -554,7 +571,7 @@ int causal_simulate(const causal_simcoll *c, const causal_sim_opts *o, cw_err *e
         }
         case CAUSAL_POLICY_PL: {
             k = pl_sample(&rng, sc, n, pol->pl_temperature, k, loc, keys);
-            logp = pl_logp(sc, n, pol->pl_temperature, loc, k, used);
+            logp = pl_logp(sc, n, pol->pl_temperature, loc, k, ex);
             if (pol->pl_mc_samples > 0) {
                 /* Monte-Carlo marginals pi(d@j) (METHODS.md section 6): M fresh samples. */
                 memset(cnt, 0, (size_t)n * k * sizeof *cnt);
@@ -624,7 +641,7 @@ int causal_simulate(const causal_simcoll *c, const causal_sim_opts *o, cw_err *e
     }
     free(loc);
     free(keys);
-    free(used);
+    free(ex);
     free(cnt);
     return rc;
 }
@@ -771,8 +788,8 @@ static int read_qrels(const char *path, qrel **out, size_t *n_out, cw_err *err)
 }
 
 int causal_simcoll_text(causal_sessions *s, const idx_index *ix, const char *queries_tsv,
-                        const char *qrels_path, uint32_t depth, bool with_features,
-                        causal_simcoll **out, size_t *n_skipped, cw_err *err)
+                        const char *qrels_path, uint32_t depth, uint32_t n_rankers,
+                        bool with_features, causal_simcoll **out, size_t *n_skipped, cw_err *err)
 {
     if (depth == 0 || depth > CAUSAL_SIM_MAX_CANDIDATES || depth > IDX_MAX_K) {
         return cw_err_set(err, CW_EINVAL, "depth %u (must be 1..%u)", depth, IDX_MAX_K);
@@ -816,7 +833,8 @@ int causal_simcoll_text(causal_sessions *s, const idx_index *ix, const char *que
             goto done;
         }
     }
-    if ((rc = causal_simcoll_new(s, 1, (const char *const[]){"bm25"}, &c, err)) != CW_OK) {
+    if ((rc = causal_simcoll_new(s, n_rankers, n_rankers == 1 ? (const char *const[]){"bm25"} : NULL,
+                                 &c, err)) != CW_OK) {
         goto done;
     }
     const char *line;
@@ -867,7 +885,10 @@ int causal_simcoll_text(causal_sessions *s, const idx_index *ix, const char *que
             skipped++;
             continue;
         }
-        const double *rows[1] = {sc};
+        const double *rows[CAUSAL_SIM_MAX_RANKERS];
+        for (uint32_t r = 0; r < n_rankers; r++) {
+            rows[r] = sc; /* every column starts as BM25; causal_simcoll_perturb differs them */
+        }
         if ((rc = causal_simcoll_add(c, qid, nh, ids, labels, rows, fx ? ff : NULL, err)) !=
             CW_OK) {
             goto done;

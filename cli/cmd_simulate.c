@@ -32,8 +32,9 @@ static void usage(FILE *f)
         "                          LETOR 4.0)\n"
         "  --index DIR --queries Q.tsv --qrels QRELS   (a) text collection ranked in-process\n"
         "      --depth N           candidates per query from BM25 (default 20)\n"
-        "  --rankers R --ranker-noise S   R production rankers: ranker 0 plus N(0, S^2)\n"
-        "                        per (query, doc) (default 1, 0.5); sessions pick one\n"
+        "  --rankers R --ranker-noise S   R production rankers: ranker 0 plus noise of S\n"
+        "                        times the query's score sd per (query, doc) (default 1,\n"
+        "                        0.5); sessions pick one\n"
         "                        uniformly (intervention harvesting needs R >= 2)\n\n"
         "user:\n"
         "  --user pbm|trust|cascade|dbn|ubm   (default pbm)\n"
@@ -342,14 +343,10 @@ int cli_cmd_simulate(int argc, char **argv)
         rc = load_letor(&a, s, &c, &err);
     } else if (rc == CW_OK && a.index) {
         size_t skipped = 0;
-        if (a.rankers > 1) {
-            causal_sessions_free(s);
-            return cli_usage_error("simulate", "--rankers > 1 needs --synthetic or --letor");
-        }
         rc = idx_index_open(a.index, &ix, &err);
         rc = rc ? rc
-                : causal_simcoll_text(s, ix, a.queries, a.qrels, (uint32_t)a.depth, true, &c,
-                                      &skipped, &err);
+                : causal_simcoll_text(s, ix, a.queries, a.qrels, (uint32_t)a.depth,
+                                      (uint32_t)a.rankers, true, &c, &skipped, &err);
         if (rc == CW_OK && skipped) {
             fprintf(stderr, "causeway simulate: warning: %zu queries retrieved nothing (skipped)\n",
                     skipped);
@@ -358,7 +355,7 @@ int cli_cmd_simulate(int argc, char **argv)
         rc = causal_simcoll_random(s, (uint32_t)a.synth_q, (uint32_t)a.synth_d, (int)a.ymax,
                                    (uint32_t)a.rankers, a.noise, a.seed ^ 0x5eedc011ull, &c, &err);
     }
-    if (rc == CW_OK && a.rankers > 1 && !a.index) {
+    if (rc == CW_OK && a.rankers > 1) {
         rc = causal_simcoll_perturb(c, a.ranker_noise, a.seed ^ 0xfeedull, &err);
     }
     causal_sim_opts so = causal_sim_opts_default();

@@ -1,0 +1,384 @@
+/* bench/propensity_experiment.c: the issue 4 experiment (bench/propensity_experiment.sh runs
+ * it; figures in docs/benchmarks.md, "Propensity (issue 4)"). Simulates logs in memory with
+ * known theta_k = (1/k)^eta on a collection and reports each estimator's maximum relative
+ * error of theta_k/theta_1 over ranks 2..10; reproduces the METHODS.md randomization table
+ * at 10^7 sessions; times regression-EM over 10^7 impressions and the simulation core. */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "causal/causal.h"
+#include "index/index.h"
+#include "ranker/ranker.h"
+
+typedef struct args {
+    const char *name, *index, *queries, *qrels, *letor;
+    uint32_t synth_q, synth_d, depth, score_feature;
+    double etas[8];
+    size_t n_etas;
+    uint64_t sessions[8];
+    size_t n_sessions;
+    uint64_t seed, table, rem_timing, sim_speed;
+    bool mlp;
+} args;
+
+static void die(const char *what, const cw_err *err)
+{
+    fprintf(stderr, "propensity_experiment: %s: %s\n", what, err ? err->msg : "failed");
+    exit(1);
+}
+
+/* A fresh session set + collection (the collection lives in the set's names). */
+static causal_simcoll *load(const args *a, uint32_t rankers, causal_sessions **sp)
+{
+    cw_err err = {0};
+    causal_sessions *s = NULL;
+    causal_simcoll *c = NULL;
+    if (causal_sessions_new(&s, &err) != CW_OK) {
+        die("sessions", &err);
+    }
+    if (a->letor) {
+        char *list = strdup(a->letor);
+        const char *paths[8];
+        size_t n = 0;
+        for (char *t = strtok(list, ","); t && n < 8; t = strtok(NULL, ",")) {
+            paths[n++] = t;
+        }
+        rank_letor *d = NULL;
+        if (rank_letor_read(paths, n, &d, &err) != CW_OK) {
+            die(a->letor, &err);
+        }
+        double *sc = malloc(d->n_rows * sizeof *sc);
+        for (size_t r = 0; r < d->n_rows; r++) {
+            sc[r] = d->x[r * d->n_features + a->score_feature - 1];
+        }
+        const double *rows[CAUSAL_SIM_MAX_RANKERS];
+        for (uint32_t r = 0; r < rankers; r++) {
+            rows[r] = sc;
+        }
+        if (causal_simcoll_letor(s, d, rows, rankers, &c, &err) != CW_OK) {
+            die("letor collection", &err);
+        }
+        free(sc);
+        free(list);
+        rank_letor_free(d);
+    } else if (a->index) {
+        idx_index *ix = NULL;
+        size_t skipped = 0;
+        if (idx_index_open(a->index, &ix, &err) != CW_OK ||
+            causal_simcoll_text(s, ix, a->queries, a->qrels, a->depth, rankers, true, &c,
+                                &skipped, &err) != CW_OK) {
+            die(a->index, &err);
+        }
+        idx_index_close(ix);
+    } else {
+        if (causal_sessions_set_n_features(s, 2, &err) != CW_OK ||
+            causal_simcoll_random(s, a->synth_q, a->synth_d, 4, rankers, 1.0, a->seed, &c,
+                                  &err) != CW_OK) {
+            die("random collection", &err);
+        }
+        cw_rng rng;
+        for (size_t p = 0; p < s->n_pairs; p++) {
+            cw_rng_seed_stream(&rng, a->seed + 99, p);
+            s->pair_features[2 * p] = (float)(s->pair_label[p] + 0.5 * cw_rng_normal(&rng));
+            s->pair_features[2 * p + 1] = (float)cw_rng_normal(&rng);
+        }
+    }
+    *sp = s;
+    return c;
+}
+
+typedef struct cell {
+    const char *method;
+    causal_policy policy;
+    uint32_t rankers;
+    causal_prop_method m;
+    causal_rel_model rel;
+} cell;
+
+static void run_grid(const args *a)
+{
+    cell cells[5] = {
+        {"randomization (RandTop-10)", CAUSAL_POLICY_RANDTOP, 1, CAUSAL_PROP_RANDOMIZATION,
+         CAUSAL_REL_LINEAR},
+        {"randomization (swap 1<->k)", CAUSAL_POLICY_SWAP, 1, CAUSAL_PROP_RANDOMIZATION,
+         CAUSAL_REL_LINEAR},
+        {"harvest AllPairs (2 rankers)", CAUSAL_POLICY_DETERMINISTIC, 2, CAUSAL_PROP_HARVEST,
+         CAUSAL_REL_LINEAR},
+        {"regression-EM, linear", CAUSAL_POLICY_DETERMINISTIC, 1, CAUSAL_PROP_REM,
+         CAUSAL_REL_LINEAR},
+        {"regression-EM, MLP", CAUSAL_POLICY_DETERMINISTIC, 1, CAUSAL_PROP_REM, CAUSAL_REL_MLP},
+    };
+    size_t n_cells = a->mlp ? 5 : 4;
+    for (size_t ci = 0; ci < n_cells; ci++) {
+        causal_sessions *s = NULL;
+        causal_simcoll *c = load(a, cells[ci].rankers, &s);
+        cw_err err = {0};
+        /* a second production ranker: ranker 0 + 0.5 sd noise per (query, doc) */
+        if (cells[ci].rankers > 1 && causal_simcoll_perturb(c, 0.5, a->seed + 7, &err) != CW_OK) {
+            die("perturb", &err);
+        }
+        for (size_t ei = 0; ei < a->n_etas; ei++) {
+            for (size_t ni = 0; ni < a->n_sessions; ni++) {
+                causal_sessions_clear(s);
+                causal_sim_opts o = causal_sim_opts_default();
+                int ymax = causal_simcoll_max_label(c);
+                o.user = causal_user_default(CAUSAL_USER_PBM, ymax < 1 ? 1 : ymax);
+                causal_user_theta_power(&o.user, a->etas[ei], 10);
+                o.policy.kind = cells[ci].policy;
+                o.n_sessions = a->sessions[ni];
+                o.seed = a->seed + 1000 * ei + ni;
+                o.n_rankers = cells[ci].rankers;
+                if (causal_simulate(c, &o, &err) != CW_OK) {
+                    die("simulate", &err);
+                }
+                causal_prop_opts po = causal_prop_opts_default(cells[ci].m);
+                po.n_boot = 0;
+                po.rel_model = cells[ci].rel;
+                po.max_iter = cells[ci].m == CAUSAL_PROP_REM ? 300 : 500;
+                causal_propensity p;
+                double truth[10];
+                for (int k = 0; k < 10; k++) {
+                    truth[k] = o.user.theta[k] / o.user.theta[0];
+                }
+                int rc = causal_propensity_fit(s, &po, &p, &err);
+                if (rc != CW_OK) {
+                    printf("%s\t%g\t%llu\t%s\trefused: %.60s\t\t\n", a->name, a->etas[ei],
+                           (unsigned long long)a->sessions[ni], cells[ci].method, err.msg);
+                } else {
+                    printf("%s\t%g\t%llu\t%s\t%.4f\t%.3f\t%u\n", a->name, a->etas[ei],
+                           (unsigned long long)a->sessions[ni], cells[ci].method,
+                           causal_prop_max_rel_error(p.ratio, truth, 10), p.seconds, p.n_iter);
+                }
+                fflush(stdout);
+            }
+        }
+        causal_simcoll_free(c);
+        causal_sessions_free(s);
+    }
+}
+
+/* METHODS.md section 4 table: theta table, eta = 1, eps = 0.1, ymax = 4, uniformly
+ * shuffled 10-item lists, simulated and counted in chunks of 10^6 sessions. */
+static void run_table(const args *a)
+{
+    cw_err err = {0};
+    causal_sessions *s = NULL;
+    causal_simcoll *c = NULL;
+    causal_rand_counts *rc = NULL;
+    if (causal_sessions_new(&s, &err) != CW_OK ||
+        causal_simcoll_random(s, 1000, 10, 4, 1, 1.0, a->seed, &c, &err) != CW_OK ||
+        causal_rand_counts_new(10, 1000, &rc, &err) != CW_OK) {
+        die("table setup", &err);
+    }
+    uint64_t chunk = 1000000, done = 0, t0 = cw_now_ns();
+    while (done < a->table) {
+        causal_sessions_clear(s);
+        causal_sim_opts o = causal_sim_opts_default();
+        o.policy.kind = CAUSAL_POLICY_RANDTOP;
+        o.n_sessions = a->table - done < chunk ? a->table - done : chunk;
+        o.seed = a->seed + done;
+        if (causal_simulate(c, &o, &err) != CW_OK) {
+            die("simulate", &err);
+        }
+        causal_rand_counts_add(rc, s);
+        done += o.n_sessions;
+    }
+    double sim_s = (double)(cw_now_ns() - t0) / 1e9;
+    causal_prop_opts po = causal_prop_opts_default(CAUSAL_PROP_RANDOMIZATION);
+    po.n_boot = 1000;
+    causal_propensity p;
+    if (causal_rand_counts_finish(rc, &po, &p, &err) != CW_OK) {
+        die("finish", &err);
+    }
+    static const double th[10] = {.68, .61, .48, .34, .28, .20, .11, .10, .08, .06};
+    static const double ultra[10] = {1.000, 1.117, 1.415, 2.003, 2.435,
+                                     3.401, 6.192, 6.808, 8.546, 11.333};
+    printf("| rank k | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 |\n|---|");
+    for (int k = 0; k < 10; k++) {
+        printf("---|");
+    }
+    printf("\n| truth θ_1/θ_k |");
+    for (int k = 0; k < 10; k++) {
+        printf(" %.3f |", th[0] / th[k]);
+    }
+    printf("\n| ULTRA's estimate |");
+    for (int k = 0; k < 10; k++) {
+        printf(" %.3f |", ultra[k]);
+    }
+    printf("\n| causeway, %.0e sessions |", (double)a->table);
+    for (int k = 0; k < 10; k++) {
+        printf(" %.3f |", 1 / p.ratio[k]);
+    }
+    printf("\n| 95%% bootstrap interval |");
+    for (int k = 0; k < 10; k++) {
+        printf(" %.3f–%.3f |", 1 / p.ci_hi[k], 1 / p.ci_lo[k]);
+    }
+    printf("\n| relative error |");
+    double mx = 0;
+    for (int k = 0; k < 10; k++) {
+        double t = th[0] / th[k], e = fabs(1 / p.ratio[k] - t) / t;
+        mx = e > mx ? e : mx;
+        printf(" %.2f%% |", 100 * e);
+    }
+    printf("\n\nmax relative error %.2f%%; simulated %.0e sessions in %.1f s (incl. counting)\n",
+           100 * mx, (double)a->table, sim_s);
+    causal_rand_counts_free(rc);
+    causal_simcoll_free(c);
+    causal_sessions_free(s);
+}
+
+/* Regression-EM fit time over N impressions (items) on the collection. */
+static void run_rem_timing(const args *a)
+{
+    causal_sessions *s = NULL;
+    causal_simcoll *c = load(a, 1, &s);
+    cw_err err = {0};
+    causal_sim_opts o = causal_sim_opts_default();
+    int ymax = causal_simcoll_max_label(c);
+    o.user = causal_user_default(CAUSAL_USER_PBM, ymax < 1 ? 1 : ymax);
+    causal_user_theta_power(&o.user, 1.0, 10);
+    o.n_sessions = a->rem_timing / 10;
+    o.seed = a->seed;
+    uint64_t t0 = cw_now_ns();
+    if (causal_simulate(c, &o, &err) != CW_OK) {
+        die("simulate", &err);
+    }
+    double sim_s = (double)(cw_now_ns() - t0) / 1e9;
+    causal_prop_opts po = causal_prop_opts_default(CAUSAL_PROP_REM);
+    po.n_boot = 0;
+    po.max_iter = 300;
+    causal_propensity p;
+    t0 = cw_now_ns();
+    if (causal_propensity_fit(s, &po, &p, &err) != CW_OK) {
+        die("rem", &err);
+    }
+    double fit_s = (double)(cw_now_ns() - t0) / 1e9;
+    printf("%s: regression-EM (linear) over %zu impressions (%zu sessions): %.2f s wall, "
+           "%u iterations (%s); simulation %.2f s\n",
+           a->name, s->n_items, s->n_sessions, fit_s, p.n_iter,
+           p.converged ? "converged" : "iteration cap", sim_s);
+    causal_simcoll_free(c);
+    causal_sessions_free(s);
+}
+
+/* Simulation core throughput: sessions/s of causal_simulate (no I/O). */
+static void run_sim_speed(const args *a)
+{
+    causal_policy pols[3] = {CAUSAL_POLICY_DETERMINISTIC, CAUSAL_POLICY_RANDTOP,
+                             CAUSAL_POLICY_PL};
+    const char *names[3] = {"deterministic", "randtop-10", "plackett-luce (20 candidates)"};
+    for (int i = 0; i < 3; i++) {
+        causal_sessions *s = NULL;
+        causal_simcoll *c = load(a, 1, &s);
+        double rates[3];
+        for (int rep = 0; rep < 3; rep++) {
+            causal_sessions_clear(s);
+            cw_err err = {0};
+            causal_sim_opts o = causal_sim_opts_default();
+            int ymax = causal_simcoll_max_label(c);
+            o.user = causal_user_default(CAUSAL_USER_PBM, ymax < 1 ? 1 : ymax);
+            o.policy.kind = pols[i];
+            o.n_sessions = a->sim_speed;
+            o.seed = a->seed + rep;
+            uint64_t t0 = cw_now_ns();
+            if (causal_simulate(c, &o, &err) != CW_OK) {
+                die("simulate", &err);
+            }
+            rates[rep] = (double)a->sim_speed / ((double)(cw_now_ns() - t0) / 1e9);
+        }
+        printf("%s: simulate %s: median %.2e sessions/s over 3 runs of %.0e\n", a->name,
+               names[i], cw_median(rates, 3), (double)a->sim_speed);
+        causal_simcoll_free(c);
+        causal_sessions_free(s);
+    }
+}
+
+static size_t parse_list_d(const char *s, double *out, size_t cap)
+{
+    size_t n = 0;
+    while (*s && n < cap) {
+        char *end;
+        out[n++] = strtod(s, &end);
+        s = *end == ',' ? end + 1 : end;
+        if (end == s && *s) {
+            break;
+        }
+    }
+    return n;
+}
+
+int main(int argc, char **argv)
+{
+    args a;
+    memset(&a, 0, sizeof a);
+    a.name = "synthetic";
+    a.synth_q = 1000;
+    a.synth_d = 20;
+    a.depth = 20;
+    a.score_feature = 25;
+    a.seed = 1;
+    a.n_etas = 3;
+    a.etas[0] = 0.5;
+    a.etas[1] = 1;
+    a.etas[2] = 2;
+    a.n_sessions = 3;
+    a.sessions[0] = 10000;
+    a.sessions[1] = 100000;
+    a.sessions[2] = 1000000;
+    bool grid = true;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *o = argv[i], *v = argv[i + 1];
+        if (strcmp(o, "--name") == 0) {
+            a.name = v;
+        } else if (strcmp(o, "--index") == 0) {
+            a.index = v;
+        } else if (strcmp(o, "--queries") == 0) {
+            a.queries = v;
+        } else if (strcmp(o, "--qrels") == 0) {
+            a.qrels = v;
+        } else if (strcmp(o, "--letor") == 0) {
+            a.letor = v;
+        } else if (strcmp(o, "--etas") == 0) {
+            a.n_etas = parse_list_d(v, a.etas, 8);
+        } else if (strcmp(o, "--sessions") == 0) {
+            double d[8];
+            a.n_sessions = parse_list_d(v, d, 8);
+            for (size_t j = 0; j < a.n_sessions; j++) {
+                a.sessions[j] = (uint64_t)d[j];
+            }
+        } else if (strcmp(o, "--seed") == 0) {
+            a.seed = strtoull(v, NULL, 10);
+        } else if (strcmp(o, "--mlp") == 0) {
+            a.mlp = strcmp(v, "1") == 0;
+        } else if (strcmp(o, "--table") == 0) {
+            a.table = (uint64_t)strtod(v, NULL);
+            grid = false;
+        } else if (strcmp(o, "--rem-timing") == 0) {
+            a.rem_timing = (uint64_t)strtod(v, NULL);
+            grid = false;
+        } else if (strcmp(o, "--sim-speed") == 0) {
+            a.sim_speed = (uint64_t)strtod(v, NULL);
+            grid = false;
+        } else {
+            fprintf(stderr, "unknown option %s\n", o);
+            return 2;
+        }
+    }
+    if (a.table) {
+        run_table(&a);
+    }
+    if (a.rem_timing) {
+        run_rem_timing(&a);
+    }
+    if (a.sim_speed) {
+        run_sim_speed(&a);
+    }
+    if (grid) {
+        run_grid(&a);
+    }
+    return 0;
+}
