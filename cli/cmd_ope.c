@@ -928,11 +928,12 @@ int cli_cmd_ope(int argc, char **argv)
                 json_array_append_new(jo, json_string(specs[order[p]]));
                 json_t *row = json_array();
                 for (size_t q2 = 0; q2 < n_pol; q2++) {
-                    json_array_append_new(row, json_real(prob[p * n_pol + q2]));
+                    json_array_append_new(row, json_real(prob[order[p] * n_pol + order[q2]]));
                 }
                 json_array_append_new(jm, row);
             }
             json_object_set_new(jc, "order", jo);
+            /* prob_greater[a][b]: bootstrap share in which order[a] beats order[b]. */
             json_object_set_new(jc, "prob_greater", jm);
             json_object_set_new(root, "comparison", jc);
         }
