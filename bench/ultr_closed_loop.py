@@ -29,7 +29,8 @@ def start_server(bin_, index, db, model, work, name):
     proc = subprocess.Popen([bin_, "serve", "--index", index, "--db", db, "--model", model,
                              "--port", "0", "--port-file", port_file, "--sync", "normal",
                              "--cache-mb", "0", "--threads", "2"],
-                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, name + ".log"), "w"))
+                            stdout=subprocess.DEVNULL,
+                            stderr=open(os.path.join(work, name + ".log"), "a"))
     deadline = time.time() + 30
     while time.time() < deadline:
         if os.path.exists(port_file) and open(port_file).read().strip():
@@ -41,25 +42,52 @@ def start_server(bin_, index, db, model, work, name):
     sys.exit("server %s did not start" % name)
 
 
+class Server:
+    """A causeway serve process; restarted on the same log if it dies (acknowledged events
+    survive a crash of the process with --sync normal), and the restarts are counted."""
+
+    def __init__(self, bin_, index, db, model, work, name):
+        self.args = (bin_, index, db, model, work, name)
+        self.proc, self.port = start_server(*self.args)
+        self.restarts = 0
+
+    def revive(self):
+        if self.proc.poll() is None:
+            return False
+        self.restarts += 1
+        print("server %s died (exit %s), restarting on the same log" %
+              (self.args[5], self.proc.returncode), file=sys.stderr)
+        self.proc, self.port = start_server(*self.args)
+        return True
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
 class Client:
-    def __init__(self, port):
-        self.port = port
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    def __init__(self, server):
+        self.server = server
+        self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
 
     def call(self, method, path, body=None):
         # Searches are safe to repeat and events carry event_ids (the server acknowledges a
-        # resent event as a duplicate), so a dropped keep-alive connection is retried once.
-        for attempt in (0, 1):
+        # resent event as a duplicate), so a dropped connection is retried, after restarting
+        # the server if it died.
+        for attempt in range(3):
             try:
                 self.conn.request(method, path, body=body,
                                   headers={"Content-Type": "application/json"} if body else {})
                 r = self.conn.getresponse()
                 data = r.read()
                 break
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+                    ConnectionRefusedError):
                 self.conn.close()
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-                if attempt:
+                time.sleep(0.2)
+                self.server.revive()
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=30)
+                if attempt == 2:
                     raise
         if r.status != 200:
             sys.exit("%s %s: HTTP %d %s" % (method, path, r.status, data[:300]))
@@ -130,11 +158,12 @@ def main():
             if os.path.exists(os.path.join(a.work, f + suffix)):
                 os.remove(os.path.join(a.work, f + suffix))
     log_db = os.path.join(a.work, "log.sqlite")
-    srv, port = start_server(a.causeway, index, log_db, model, a.work, "serve")
-    ev, eport = start_server(a.causeway, index, os.path.join(a.work, "eval.sqlite"), model,
-                             a.work, "eval")
+    for name in ("serve", "eval"):
+        open(os.path.join(a.work, name + ".log"), "w").close()
+    srv = Server(a.causeway, index, log_db, model, a.work, "serve")
+    ev = Server(a.causeway, index, os.path.join(a.work, "eval.sqlite"), model, a.work, "eval")
     try:
-        users, judge = Client(port), Client(eport)
+        users, judge = Client(srv), Client(ev)
         results = {"bm25": evaluate(a.causeway, judge, test_q, test_qrels, a.work, "bm25")}
         t0 = time.time()
         n_clicks = 0
@@ -156,11 +185,18 @@ def main():
         sim_s = time.time() - t0
         print("simulated %d sessions, %d clicks through HTTP in %.1f s" % (a.sessions, n_clicks, sim_s),
               file=sys.stderr)
-        for name, extra in (("ips", ["--objective", "ips", "--propensity", "rem"]),
-                            ("naive", ["--objective", "naive"])):
+        truth = os.path.join(a.work, "theta_true.json")
+        json.dump([(t / THETA[0]) ** a.eta for t in THETA], open(truth, "w"))
+        runs = (("ips-rem", ["--objective", "ips", "--propensity", "rem"]),
+                ("ips-rem-clip", ["--objective", "ips", "--propensity", "rem", "--clip", "0.2"]),
+                ("ips-true", ["--objective", "ips", "--propensity", truth]),
+                ("naive", ["--objective", "naive"]))
+        for name, extra in runs:
             out = os.path.join(a.work, name + ".json")
-            cmd = [a.causeway, "train", "--db", log_db, "--out", out, "--epochs", "200", "--lr", "0.03",
-                   "--seed", str(a.seed), "--quiet"] + extra
+            # No labels in the loop, so no early stopping: full-batch Adam run to convergence
+            # (the linear listwise losses are convex), the same for every objective.
+            cmd = [a.causeway, "train", "--db", log_db, "--out", out, "--epochs", "3000",
+                   "--lr", "0.03", "--batch", "1000", "--seed", str(a.seed), "--quiet"] + extra
             subprocess.run(cmd, check=True)
             os.replace(out, model + ".tmp")
             os.replace(model + ".tmp", model)
@@ -171,16 +207,21 @@ def main():
               "queries;\nnDCG@10 / MAP / P@10 on the %d even queries (linear gain, trec_eval "
               "conventions), served by causeway serve:\n" % (a.sessions, a.eta, a.epsilon, len(test_q)))
         print("| served ranking | nDCG@10 | MAP | P@10 |\n|---|---|---|---|")
-        label = {"bm25": "BM25 (before)", "ips": "IPS, REM propensities from the log (after)",
+        label = {"bm25": "BM25 (before)",
+                 "ips-rem": "IPS, regression-EM propensities fitted on the log",
+                 "ips-rem-clip": "IPS, the same propensities clipped at tau = 0.2",
+                 "ips-true": "IPS, the simulator's true propensities (reference)",
                  "naive": "naive, same log (contrast)"}
-        for name in ("bm25", "ips", "naive"):
+        for name in ("bm25", "ips-rem", "ips-rem-clip", "ips-true", "naive"):
             v = results[name]
             print("| %s | %.4f | %.4f | %.4f |" % (label[name], v.get("ndcg_cut_10", math.nan),
                                                   v.get("map", math.nan), v.get("P_10", math.nan)))
+        if srv.restarts or ev.restarts:
+            print("\n(server restarts during the run: %d serving, %d evaluation; see "
+                  "serve.log / eval.log)" % (srv.restarts, ev.restarts))
     finally:
         for p in (srv, ev):
-            p.terminate()
-            p.wait(timeout=30)
+            p.stop()
 
 
 if __name__ == "__main__":
