@@ -23,6 +23,7 @@ work="$build/propensity_work"
 rm -rf "$work"
 mkdir -p "$work"
 export CAUSEWAY_QUIET=1
+export OPENBLAS_NUM_THREADS=1 # single-threaded figures
 start=$(date +%s)
 
 "$cw" synth --out "$work/synth" --seed 1 --docs 10000 --queries 200 --quiet

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <assert.h>
+#include <cblas.h>
 #include <lapacke.h>
 #include <math.h>
 #include <stdlib.h>
@@ -75,7 +76,7 @@ causal_prop_opts causal_prop_opts_default(causal_prop_method m)
     o.ci_level = 0.95;
     o.seed = 1;
     o.rel_model = CAUSAL_REL_LINEAR;
-    o.max_iter = m == CAUSAL_PROP_REM ? 200 : 500;
+    o.max_iter = m == CAUSAL_PROP_REM ? 200 : 5000;
     o.tol = 1e-6;
     o.mlp_hidden = 16;
     return o;
@@ -414,10 +415,14 @@ typedef struct relmodel {
     double *w1, *b1, *w2, b2; /* MLP: H x d, H, H, 1 */
     double *m, *v;   /* Adam moments over all MLP parameters */
     uint64_t t;      /* Adam step */
+    double *X;       /* n_pairs x (d + 1): standardised features and a constant 1 */
+    double *Xw;      /* scratch of the same shape for the weighted Gram matrix */
 } relmodel;
 
 static void relmodel_fini(relmodel *m)
 {
+    free(m->X);
+    free(m->Xw);
     free(m->mu);
     free(m->sd);
     free(m->beta);
@@ -430,7 +435,8 @@ static void relmodel_fini(relmodel *m)
 
 static double feat(const causal_sessions *s, const relmodel *m, uint32_t p, size_t f)
 {
-    return ((double)s->pair_features[(size_t)p * s->n_features + f] - m->mu[f]) / m->sd[f];
+    (void)s;
+    return m->X[(size_t)p * (m->d + 1) + f];
 }
 
 static int relmodel_init(relmodel *m, const causal_sessions *s, causal_rel_model kind,
@@ -459,6 +465,17 @@ static int relmodel_init(relmodel *m, const causal_sessions *s, causal_rel_model
         double var = sq / (double)s->n_pairs - mean * mean;
         m->mu[f] = mean;
         m->sd[f] = var > 1e-12 ? sqrt(var) : 1.0;
+    }
+    m->X = malloc(s->n_pairs * (d + 1) * sizeof *m->X);
+    m->Xw = malloc(s->n_pairs * (d + 1) * sizeof *m->Xw);
+    if (!m->X || !m->Xw) {
+        return cw_err_set(err, CW_ENOMEM, "out of memory for the design matrix");
+    }
+    for (size_t p = 0; p < s->n_pairs; p++) {
+        for (size_t f = 0; f < d; f++) {
+            m->X[p * (d + 1) + f] = ((double)s->pair_features[p * d + f] - m->mu[f]) / m->sd[f];
+        }
+        m->X[p * (d + 1) + d] = 1.0;
     }
     if (kind == CAUSAL_REL_LINEAR) {
         m->beta = calloc(d + 1, sizeof *m->beta);
@@ -531,37 +548,40 @@ static int relmodel_mstep(relmodel *m, const causal_sessions *s, const double *w
         }
         const double ridge = 1e-3;
         for (int it = 0; it < 2; it++) {
-            memset(A, 0, D * D * sizeof *A);
+            /* A = X' H X + ridge I via one BLAS rank-k update over sqrt(h)-scaled rows;
+             * b = X' (w (t - g)) - ridge beta. */
             double wsum = 0;
             for (size_t p = 0; p < np_; p++) {
                 wsum += w[p];
             }
             for (size_t j = 0; j < D; j++) {
                 bvec[j] = -ridge * wsum * m->beta[j];
+            }
+            memset(A, 0, D * D * sizeof *A);
+            for (size_t j = 0; j < D; j++) {
                 A[j * D + j] = ridge * wsum;
             }
             for (size_t p = 0; p < np_; p++) {
+                const double *xp = m->X + p * D;
+                double *xw = m->Xw + p * D;
                 if (w[p] <= 0) {
+                    memset(xw, 0, D * sizeof *xw);
                     continue;
                 }
-                for (size_t f = 0; f < d; f++) {
-                    x[f] = feat(s, m, (uint32_t)p, f);
-                }
-                x[d] = 1.0;
                 double z = 0;
                 for (size_t j = 0; j < D; j++) {
-                    z += m->beta[j] * x[j];
+                    z += m->beta[j] * xp[j];
                 }
                 double g = sigmoid(z);
-                double h = w[p] * g * (1 - g) + 1e-12;
+                double sh = sqrt(w[p] * g * (1 - g) + 1e-12);
                 double r = w[p] * (t[p] - g);
                 for (size_t j = 0; j < D; j++) {
-                    bvec[j] += r * x[j];
-                    for (size_t l = 0; l <= j; l++) {
-                        A[j * D + l] += h * x[j] * x[l];
-                    }
+                    bvec[j] += r * xp[j];
+                    xw[j] = sh * xp[j];
                 }
             }
+            cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, (int)D, (int)np_, 1.0, m->Xw,
+                        (int)D, 1.0, A, (int)D);
             lapack_int info = LAPACKE_dposv(LAPACK_ROW_MAJOR, 'L', (lapack_int)D, 1, A,
                                             (lapack_int)D, bvec, 1);
             assert(info >= 0);
@@ -913,7 +933,7 @@ static int harvest_run(const causal_sessions *s, const groups *g, const causal_p
     harvest_ctx h = {R, c, n, p, r, 0, 0};
     *converged = false;
     uint32_t it;
-    double prev = -INFINITY;
+    double prev_ratio[CAUSAL_MAX_RANK] = {0};
     for (it = 0; it < o->max_iter; it++) {
         for (uint32_t k = 0; k < R; k++) {
             h.k = k;
@@ -938,14 +958,20 @@ static int harvest_run(const causal_sessions *s, const groups *g, const causal_p
                 r[a] = r[b] = argmax_concave(dr_fn, &h, HV_LO, hi);
             }
         }
-        double ll = harvest_ll(&h);
-        *loglik = ll;
-        if (fabs(ll - prev) < o->tol * (fabs(ll) + 1)) {
+        *loglik = harvest_ll(&h);
+        /* Coordinate ascent creeps along flat directions: stop on the ratios, not on the
+         * objective, whose relative change is tiny long before the ratios settle. */
+        double dmax = 0;
+        for (uint32_t k = 0; k < R; k++) {
+            double d = fabs(p[k] / p[0] - prev_ratio[k]);
+            dmax = d > dmax ? d : dmax;
+            prev_ratio[k] = p[k] / p[0];
+        }
+        if (it > 2 && dmax < o->tol) {
             *converged = true;
             it++;
             break;
         }
-        prev = ll;
     }
     *n_iter = it;
     for (uint32_t k = 0; k < R; k++) {
