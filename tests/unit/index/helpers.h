@@ -11,8 +11,7 @@
 
 #include "index/index.h"
 
-/* A fresh directory under /tmp (leaked on purpose: tests are separate processes
- * and the directory is removed by th_cleanup). */
+/* A fresh directory under /tmp; th_cleanup removes it and frees the name. */
 static inline char *th_tmpdir(void)
 {
     char *d = strdup("/tmp/cw_idx_test_XXXXXX");
@@ -20,10 +19,11 @@ static inline char *th_tmpdir(void)
     return d;
 }
 
-static inline void th_cleanup(const char *dir)
+static inline void th_cleanup(char *dir)
 {
     cw_err e;
     cr_expect(cw_rmtree(dir, &e) == CW_OK);
+    free(dir);
 }
 
 static inline char *th_write(const char *dir, const char *name, const char *content, size_t n)

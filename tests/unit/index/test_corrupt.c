@@ -109,12 +109,12 @@ static void flip_and_truncate(const char *file)
     th_cleanup(dir);
 }
 
-Test(idx_corrupt, main_file_truncated_or_flipped_is_ecorrupt, .timeout = 600)
+Test(idx_corrupt, main_file_truncated_or_flipped_is_ecorrupt)
 {
     flip_and_truncate("index.cw");
 }
 
-Test(idx_corrupt, docs_file_truncated_or_flipped_is_ecorrupt, .timeout = 600)
+Test(idx_corrupt, docs_file_truncated_or_flipped_is_ecorrupt)
 {
     flip_and_truncate("docs.cw");
 }

@@ -97,7 +97,7 @@ static size_t oracle_topk(const oracle *o, const uint32_t *words, const uint32_t
     return n;
 }
 
-Test(idx_search, wand_and_and_equal_the_oracle_on_thousands_of_random_queries, .timeout = 300)
+Test(idx_search, wand_and_and_equal_the_oracle_on_thousands_of_random_queries)
 {
     oracle o;
     memset(&o, 0, sizeof o);
