@@ -70,15 +70,15 @@ static causal_simcoll *load(const args *a, uint32_t rankers, causal_sessions **s
         idx_index *ix = NULL;
         size_t skipped = 0;
         if (idx_index_open(a->index, &ix, &err) != CW_OK ||
-            causal_simcoll_text(s, ix, a->queries, a->qrels, a->depth, rankers, true, &c,
-                                &skipped, &err) != CW_OK) {
+            causal_simcoll_text(s, ix, a->queries, a->qrels, a->depth, rankers, true, &c, &skipped,
+                                &err) != CW_OK) {
             die(a->index, &err);
         }
         idx_index_close(ix);
     } else {
         if (causal_sessions_set_n_features(s, 2, &err) != CW_OK ||
-            causal_simcoll_random(s, a->synth_q, a->synth_d, 4, rankers, 1.0, a->seed, &c,
-                                  &err) != CW_OK) {
+            causal_simcoll_random(s, a->synth_q, a->synth_d, 4, rankers, 1.0, a->seed, &c, &err) !=
+                CW_OK) {
             die("random collection", &err);
         }
         cw_rng rng;
@@ -284,8 +284,7 @@ static void run_rem_timing(const args *a)
 /* Simulation core throughput: sessions/s of causal_simulate (no I/O). */
 static void run_sim_speed(const args *a)
 {
-    causal_policy pols[3] = {CAUSAL_POLICY_DETERMINISTIC, CAUSAL_POLICY_RANDTOP,
-                             CAUSAL_POLICY_PL};
+    causal_policy pols[3] = {CAUSAL_POLICY_DETERMINISTIC, CAUSAL_POLICY_RANDTOP, CAUSAL_POLICY_PL};
     const char *names[3] = {"deterministic", "randtop-10", "plackett-luce (20 candidates)"};
     for (int i = 0; i < 3; i++) {
         causal_sessions *s = NULL;
@@ -306,8 +305,8 @@ static void run_sim_speed(const args *a)
             }
             rates[rep] = (double)a->sim_speed / ((double)(cw_now_ns() - t0) / 1e9);
         }
-        printf("%s: simulate %s: median %.2e sessions/s over 3 runs of %.0e\n", a->name,
-               names[i], cw_median(rates, 3), (double)a->sim_speed);
+        printf("%s: simulate %s: median %.2e sessions/s over 3 runs of %.0e\n", a->name, names[i],
+               cw_median(rates, 3), (double)a->sim_speed);
         causal_simcoll_free(c);
         causal_sessions_free(s);
     }

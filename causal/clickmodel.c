@@ -13,13 +13,13 @@
 struct causal_clickmodel {
     causal_cm_opts o;
     size_t n_pairs;
-    double *attr;   /* per pair: alpha (PBM, UBM, cascade) or a (DBN) */
-    double *sat;    /* per pair: DBN satisfaction s */
-    uint8_t *seen;  /* per pair: shown in training */
+    double *attr;  /* per pair: alpha (PBM, UBM, cascade) or a (DBN) */
+    double *sat;   /* per pair: DBN satisfaction s */
+    uint8_t *seen; /* per pair: shown in training */
     double attr_mean, sat_mean;
-    double gamma[CAUSAL_MAX_RANK];             /* PBM: examination per rank */
+    double gamma[CAUSAL_MAX_RANK];                /* PBM: examination per rank */
     double ubm[CAUSAL_MAX_RANK][CAUSAL_MAX_RANK]; /* UBM: [k-1][d-1] */
-    double dbn_gamma;                          /* DBN continuation */
+    double dbn_gamma;                             /* DBN continuation */
     uint32_t n_iter;
     double train_ll; /* mean per session */
     size_t n_train;
@@ -200,8 +200,8 @@ static void em_step(causal_clickmodel *m, const causal_sessions *s, size_t begin
             for (size_t j = b; j < e; j++) {
                 uint32_t p = s->i_pair[j], k = s->i_pos[j];
                 double a = m->attr[p];
-                double g = m->o.kind == CAUSAL_CM_PBM ? m->gamma[k - 1]
-                                                      : m->ubm[k - 1][k - last - 1];
+                double g =
+                    m->o.kind == CAUSAL_CM_PBM ? m->gamma[k - 1] : m->ubm[k - 1][k - last - 1];
                 double pa, pe;
                 if (s->i_click[j]) {
                     pa = pe = 1;

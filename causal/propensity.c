@@ -46,8 +46,8 @@ int causal_prop_method_parse(const char *name, causal_prop_method *out, cw_err *
             return CW_OK;
         }
     }
-    return cw_err_set(err, CW_EINVAL,
-                      "unknown method '%s' (randomization, rem, harvest, trust)", name);
+    return cw_err_set(err, CW_EINVAL, "unknown method '%s' (randomization, rem, harvest, trust)",
+                      name);
 }
 
 int causal_rel_model_parse(const char *name, causal_rel_model *out, cw_err *err)
@@ -59,8 +59,7 @@ int causal_rel_model_parse(const char *name, causal_rel_model *out, cw_err *err)
     } else if (strcmp(name, "pair") == 0) {
         *out = CAUSAL_REL_PAIR;
     } else {
-        return cw_err_set(err, CW_EINVAL, "unknown relevance model '%s' (linear, mlp, pair)",
-                          name);
+        return cw_err_set(err, CW_EINVAL, "unknown relevance model '%s' (linear, mlp, pair)", name);
     }
     return CW_OK;
 }
@@ -110,8 +109,7 @@ static int cmp_dbl(const void *a, const void *b)
 }
 
 /* Percentile interval of replicates reps[b * R + k] (B replicates); NANs are dropped. */
-static void percentile_ci(causal_propensity *p, double *reps, uint32_t B, uint32_t R,
-                          double level)
+static void percentile_ci(causal_propensity *p, double *reps, uint32_t B, uint32_t R, double level)
 {
     double *col = malloc(B * sizeof *col);
     if (!col) {
@@ -141,8 +139,8 @@ static void percentile_ci(causal_propensity *p, double *reps, uint32_t B, uint32
 
 struct causal_rand_counts {
     uint32_t R, n_buckets;
-    uint64_t n_seen;   /* sessions offered so far (bucket = n_seen mod n_buckets) */
-    uint64_t n_used;   /* RandTop/swap sessions counted */
+    uint64_t n_seen;       /* sessions offered so far (bucket = n_seen mod n_buckets) */
+    uint64_t n_used;       /* RandTop/swap sessions counted */
     uint64_t *rt_c, *rt_n; /* [bucket][rank]: RandTop clicks / impressions */
     uint64_t *sw_c, *sw_n; /* [bucket][rank]: swap: clicks / impressions of the top doc */
 };
@@ -156,8 +154,8 @@ int causal_rand_counts_new(uint32_t max_rank, uint32_t n_buckets, causal_rand_co
     }
     causal_rand_counts *c = calloc(1, sizeof *c);
     size_t n = (size_t)n_buckets * max_rank;
-    if (!c || !(c->rt_c = calloc(n, 8)) || !(c->rt_n = calloc(n, 8)) ||
-        !(c->sw_c = calloc(n, 8)) || !(c->sw_n = calloc(n, 8))) {
+    if (!c || !(c->rt_c = calloc(n, 8)) || !(c->rt_n = calloc(n, 8)) || !(c->sw_c = calloc(n, 8)) ||
+        !(c->sw_n = calloc(n, 8))) {
         causal_rand_counts_free(c);
         return cw_err_set(err, CW_ENOMEM, "out of memory for randomization counts");
     }
@@ -269,13 +267,12 @@ int causal_rand_counts_finish(const causal_rand_counts *c, const causal_prop_opt
         p.n_items += (uint64_t)nn[k];
     }
     p.converged = true;
-    snprintf(p.note, sizeof p.note,
-             "%s: %llu of %llu sessions randomized; ratio = CTR_k/CTR_1 %s; ranks with no "
-             "randomized impressions: %u",
-             use_rt ? "RandTop-n" : "swap", (unsigned long long)c->n_used,
-             (unsigned long long)c->n_seen,
-             use_rt ? "over the shuffled top n" : "of the ranker's top document at rank k",
-             R - R_ok);
+    snprintf(
+        p.note, sizeof p.note,
+        "%s: %llu of %llu sessions randomized; ratio = CTR_k/CTR_1 %s; ranks with no "
+        "randomized impressions: %u",
+        use_rt ? "RandTop-n" : "swap", (unsigned long long)c->n_used, (unsigned long long)c->n_seen,
+        use_rt ? "over the shuffled top n" : "of the ranker's top document at rank k", R - R_ok);
     if (o->n_boot > 0) {
         /* Sessions are i.i.d., so buckets of sessions are too: resample buckets
          * (a block bootstrap that costs O(B * buckets * R), not O(B * sessions)). */
@@ -352,8 +349,8 @@ static int groups_build(const causal_sessions *s, uint32_t R, const float *sw, g
     if (!imp || !clk) {
         free(imp);
         free(clk);
-        return cw_err_set(err, CW_ENOMEM, "out of memory grouping %zu pairs x %u ranks",
-                          s->n_pairs, R);
+        return cw_err_set(err, CW_ENOMEM, "out of memory grouping %zu pairs x %u ranks", s->n_pairs,
+                          R);
     }
     for (size_t i = 0; i < s->n_sessions; i++) {
         double w = sw ? sw[i] : 1.0;
@@ -408,15 +405,15 @@ static double sigmoid(double x)
 
 typedef struct relmodel {
     causal_rel_model kind;
-    size_t d;        /* features (standardised) */
-    double *mu, *sd; /* standardisation */
-    double *beta;    /* LINEAR: d + 1 weights (bias last) */
-    uint32_t H;      /* MLP hidden units */
+    size_t d;                 /* features (standardised) */
+    double *mu, *sd;          /* standardisation */
+    double *beta;             /* LINEAR: d + 1 weights (bias last) */
+    uint32_t H;               /* MLP hidden units */
     double *w1, *b1, *w2, b2; /* MLP: H x d, H, H, 1 */
-    double *m, *v;   /* Adam moments over all MLP parameters */
-    uint64_t t;      /* Adam step */
-    double *X;       /* n_pairs x (d + 1): standardised features and a constant 1 */
-    double *Xw;      /* scratch of the same shape for the weighted Gram matrix */
+    double *m, *v;            /* Adam moments over all MLP parameters */
+    uint64_t t;               /* Adam step */
+    double *X;                /* n_pairs x (d + 1): standardised features and a constant 1 */
+    double *Xw;               /* scratch of the same shape for the weighted Gram matrix */
 } relmodel;
 
 static void relmodel_fini(relmodel *m)
@@ -439,8 +436,8 @@ static double feat(const causal_sessions *s, const relmodel *m, uint32_t p, size
     return m->X[(size_t)p * (m->d + 1) + f];
 }
 
-static int relmodel_init(relmodel *m, const causal_sessions *s, causal_rel_model kind,
-                         uint32_t H, uint64_t seed, cw_err *err)
+static int relmodel_init(relmodel *m, const causal_sessions *s, causal_rel_model kind, uint32_t H,
+                         uint64_t seed, cw_err *err)
 {
     memset(m, 0, sizeof *m);
     m->kind = kind;
@@ -505,8 +502,7 @@ static int relmodel_init(relmodel *m, const causal_sessions *s, causal_rel_model
 }
 
 /* Logit of relevance for pair p (LINEAR/MLP). hid (H entries) gets the hidden layer. */
-static double relmodel_logit(const relmodel *m, const causal_sessions *s, uint32_t p,
-                             double *hid)
+static double relmodel_logit(const relmodel *m, const causal_sessions *s, uint32_t p, double *hid)
 {
     if (m->kind == CAUSAL_REL_LINEAR) {
         double z = m->beta[m->d];
@@ -532,8 +528,8 @@ static double relmodel_logit(const relmodel *m, const causal_sessions *s, uint32
  * small ridge, the normal equations solved by LAPACKE_dposv. MLP: Adam steps. Soft
  * targets t_p = E[R | clicks] instead of Wang et al.'s sampled r ~ Bernoulli: the exact
  * expected complete-data log-likelihood, so each M-step is a proper GEM step. */
-static int relmodel_mstep(relmodel *m, const causal_sessions *s, const double *w,
-                          const double *t, cw_err *err)
+static int relmodel_mstep(relmodel *m, const causal_sessions *s, const double *w, const double *t,
+                          cw_err *err)
 {
     size_t d = m->d, np_ = s->n_pairs;
     if (m->kind == CAUSAL_REL_LINEAR) {
@@ -580,10 +576,10 @@ static int relmodel_mstep(relmodel *m, const causal_sessions *s, const double *w
                     xw[j] = sh * xp[j];
                 }
             }
-            cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, (int)D, (int)np_, 1.0, m->Xw,
-                        (int)D, 1.0, A, (int)D);
-            lapack_int info = LAPACKE_dposv(LAPACK_ROW_MAJOR, 'L', (lapack_int)D, 1, A,
-                                            (lapack_int)D, bvec, 1);
+            cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, (int)D, (int)np_, 1.0, m->Xw, (int)D,
+                        1.0, A, (int)D);
+            lapack_int info =
+                LAPACKE_dposv(LAPACK_ROW_MAJOR, 'L', (lapack_int)D, 1, A, (lapack_int)D, bvec, 1);
             assert(info >= 0);
             if (info > 0) {
                 free(A);
@@ -661,8 +657,7 @@ static int relmodel_mstep(relmodel *m, const causal_sessions *s, const double *w
 /* Regression-EM (Wang et al. WSDM 2018, METHODS.md section 4) on grouped impressions.
  * theta[0..R) out. gamma (n_pairs) is the relevance of each pair. */
 static int rem_run(const causal_sessions *s, const groups *g, const causal_prop_opts *o,
-                   double *theta, uint32_t *n_iter, bool *converged, double *loglik,
-                   cw_err *err)
+                   double *theta, uint32_t *n_iter, bool *converged, double *loglik, cw_err *err)
 {
     const uint32_t R = o->max_rank;
     size_t np_ = s->n_pairs;
@@ -757,8 +752,8 @@ done:
 /* Poisson(1) draw by inversion (bootstrap weights; Hanley & MacGibbon 2006). */
 static float poisson1(cw_rng *rng)
 {
-    static const double cdf[] = {0.36787944, 0.73575888, 0.91969860, 0.98101184,
-                                 0.99634015, 0.99940582, 0.99991676, 0.99998975, 1.0};
+    static const double cdf[] = {0.36787944, 0.73575888, 0.91969860, 0.98101184, 0.99634015,
+                                 0.99940582, 0.99991676, 0.99998975, 1.0};
     double u = cw_rng_uniform(rng);
     int k = 0;
     while (u > cdf[k] && k < 8) {
@@ -1249,8 +1244,7 @@ int causal_propensity_fit(const causal_sessions *s, const causal_prop_opts *o,
                  "affine click model P(c|k,d) = alpha_k gamma_d + beta_k; identified: "
                  "alpha_k/alpha_1 (ratio) and beta_k - (alpha_k/alpha_1) beta_1 (beta)");
     } else if (o->method == CAUSAL_PROP_REM) {
-        snprintf(p.note, sizeof p.note,
-                 "regression-EM, %s relevance model%s, %u iterations",
+        snprintf(p.note, sizeof p.note, "regression-EM, %s relevance model%s, %u iterations",
                  o->rel_model == CAUSAL_REL_LINEAR ? "linear logistic"
                  : o->rel_model == CAUSAL_REL_MLP  ? "MLP"
                                                    : "per-pair",
@@ -1350,8 +1344,9 @@ int causal_propensity_to_json(const causal_propensity *p, cw_buf *out, cw_err *e
                             (unsigned long long)p->n_sessions, (unsigned long long)p->n_items,
                             p->n_iter, p->converged ? "true" : "false");
     rc = rc ? rc : jnum(out, p->loglik);
-    rc = rc ? rc : cw_buf_printf(out, ",\"fit_seconds\":%.3f,\"bootstrap_replicates\":%u,",
-                                 p->seconds, p->n_boot);
+    rc = rc ? rc
+            : cw_buf_printf(out, ",\"fit_seconds\":%.3f,\"bootstrap_replicates\":%u,", p->seconds,
+                            p->n_boot);
     rc = rc ? rc : cw_buf_printf(out, "\"note\":\"");
     for (const char *c = p->note; *c && rc == CW_OK; c++) {
         if (*c == '"' || *c == '\\') {

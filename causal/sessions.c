@@ -170,13 +170,13 @@ void causal_sessions_clear(causal_sessions *s)
     s->s_begin[0] = 0;
 }
 
-static int intern(causal_sessions *s, idmap *m, char ***names, size_t *n, size_t *cap,
-                  size_t limit, const char *what, const char *name, uint32_t *out, cw_err *err)
+static int intern(causal_sessions *s, idmap *m, char ***names, size_t *n, size_t *cap, size_t limit,
+                  const char *what, const char *name, uint32_t *out, cw_err *err)
 {
     size_t len = strlen(name);
     if (len > CAUSAL_MAX_NAME_BYTES) {
-        return cw_err_set(err, CW_ELIMIT, "%s name of %zu bytes is over the limit of %u", what,
-                          len, CAUSAL_MAX_NAME_BYTES);
+        return cw_err_set(err, CW_ELIMIT, "%s name of %zu bytes is over the limit of %u", what, len,
+                          CAUSAL_MAX_NAME_BYTES);
     }
     (void)s;
     uint64_t key = cw_hash64(name, len, 0x5eed);
@@ -223,12 +223,12 @@ int causal_sessions_ranker(causal_sessions *s, const char *name, uint32_t *out, 
                   CAUSAL_MAX_RANKERS, "ranker", name, out, err);
 }
 
-int causal_sessions_pair(causal_sessions *s, uint32_t query, uint32_t doc, int label,
-                         uint32_t *out, cw_err *err)
+int causal_sessions_pair(causal_sessions *s, uint32_t query, uint32_t doc, int label, uint32_t *out,
+                         cw_err *err)
 {
     if (query >= s->n_queries || doc >= s->n_docs) {
-        return cw_err_set(err, CW_EINVAL, "pair (%u, %u) names an unknown query or document",
-                          query, doc);
+        return cw_err_set(err, CW_EINVAL, "pair (%u, %u) names an unknown query or document", query,
+                          doc);
     }
     if (label < -1 || label > CAUSAL_MAX_LABEL) {
         return cw_err_set(err, CW_EINVAL, "label %d outside -1..%d", label, CAUSAL_MAX_LABEL);
@@ -376,8 +376,8 @@ int causal_sessions_append(causal_sessions *s, const causal_session_in *in, cw_e
                           s->n_sessions, in->query, in->ranker);
     }
     if (in->n_items == 0 || in->n_items > CAUSAL_MAX_ITEMS) {
-        return cw_err_set(err, CW_EINVAL, "session %zu: %zu items (must be 1..%u)",
-                          s->n_sessions, in->n_items, CAUSAL_MAX_ITEMS);
+        return cw_err_set(err, CW_EINVAL, "session %zu: %zu items (must be 1..%u)", s->n_sessions,
+                          in->n_items, CAUSAL_MAX_ITEMS);
     }
     if (in->param > UINT16_MAX) {
         return cw_err_set(err, CW_EINVAL, "session %zu: policy parameter %u over 65535",
@@ -597,7 +597,7 @@ int causal_sessions_save_log(const causal_sessions *s, size_t begin, size_t end,
     causal_item *items = NULL;
     causal_event *evs = NULL;
     causal_event_reject *rej = NULL;
-    char (*policy)[32] = calloc(batch, sizeof *policy);
+    char(*policy)[32] = calloc(batch, sizeof *policy);
     const char **fnames = NULL;
     char(*fname_buf)[16] = NULL;
     size_t max_items = 0;
@@ -654,8 +654,7 @@ int causal_sessions_save_log(const causal_sessions *s, size_t begin, size_t end,
                 it->position = s->i_pos[j];
                 it->score = s->i_score[j];
                 it->propensity = s->i_prop[j];
-                it->features = s->n_features ? s->pair_features + (size_t)pr * s->n_features
-                                             : NULL;
+                it->features = s->n_features ? s->pair_features + (size_t)pr * s->n_features : NULL;
                 imp->n_items++;
                 if (s->i_click[j]) {
                     causal_event *ev = &evs[n_ev++];

@@ -15,8 +15,8 @@ struct causal_simcoll {
     uint32_t n_rankers;
     uint32_t ranker_ids[CAUSAL_SIM_MAX_RANKERS];
     size_t n_queries, cap_queries;
-    uint32_t *q_id;   /* query id in s */
-    size_t *q_off;    /* candidates of query i: [q_off[i], q_off[i] + q_n[i]) */
+    uint32_t *q_id; /* query id in s */
+    size_t *q_off;  /* candidates of query i: [q_off[i], q_off[i] + q_n[i]) */
     uint32_t *q_n;
     size_t n_cand, cap_cand;
     uint32_t *c_pair;
@@ -133,8 +133,8 @@ int causal_simcoll_new(causal_sessions *s, uint32_t n_rankers, const char *const
     for (uint32_t r = 0; r < n_rankers; r++) {
         char name[32];
         snprintf(name, sizeof name, "ranker-%u", r);
-        int rc = causal_sessions_ranker(s, ranker_names ? ranker_names[r] : name,
-                                        &c->ranker_ids[r], err);
+        int rc = causal_sessions_ranker(s, ranker_names ? ranker_names[r] : name, &c->ranker_ids[r],
+                                        err);
         if (rc != CW_OK) {
             free(c);
             return rc;
@@ -365,8 +365,7 @@ int causal_simcoll_random(causal_sessions *s, uint32_t n_queries, uint32_t n_doc
         for (uint32_t r = 0; r < n_rankers; r++) {
             rows[r] = sc + (size_t)r * n_docs;
         }
-        rc = causal_simcoll_add(c, qid, n_docs, (const char *const *)ids, labels, rows, NULL,
-                                err);
+        rc = causal_simcoll_add(c, qid, n_docs, (const char *const *)ids, labels, rows, NULL, err);
     }
 done:
     free(ids);
@@ -470,8 +469,8 @@ int causal_simulate(const causal_simcoll *c, const causal_sim_opts *o, cw_err *e
     }
     if (u->ymax < c->ymax) {
         return cw_err_set(err, CW_EINVAL,
-                          "the user's ymax %d is below the collection's highest label %d",
-                          u->ymax, c->ymax);
+                          "the user's ymax %d is below the collection's highest label %d", u->ymax,
+                          c->ymax);
     }
     causal_sessions *s = c->s;
     uint32_t K = pol->k;
@@ -562,8 +561,7 @@ int causal_simulate(const causal_simcoll *c, const causal_sim_opts *o, cw_err *e
             for (uint32_t t = 0; t < k; t++) {
                 /* a document at rank t+1 other than the swapped pair stays put unless it
                  * was the swap partner: P = 1 - share/k */
-                props[t] = (float)(t == 0 || t == j - 1 ? (j > 1 ? p_moved : p_none)
-                                                         : 1 - sh / k);
+                props[t] = (float)(t == 0 || t == j - 1 ? (j > 1 ? p_moved : p_none) : 1 - sh / k);
             }
             logp = log(j > 1 ? p_moved : p_none);
             param = j;
@@ -603,7 +601,9 @@ int causal_simulate(const causal_simcoll *c, const causal_sim_opts *o, cw_err *e
             uint8_t ck = 0;
             switch (u->kind) {
             case CAUSAL_USER_PBM: ck = cw_rng_uniform(&rng) < exam[kk] * rel[y]; break;
-            case CAUSAL_USER_TRUST: ck = cw_rng_uniform(&rng) < alpha[kk] * rel[y] + beta[kk]; break;
+            case CAUSAL_USER_TRUST:
+                ck = cw_rng_uniform(&rng) < alpha[kk] * rel[y] + beta[kk];
+                break;
             case CAUSAL_USER_UBM:
                 ck = cw_rng_uniform(&rng) < causal_user_ubm_exam(u, kk, last) * rel[y];
                 if (ck) {
@@ -630,8 +630,8 @@ int causal_simulate(const causal_simcoll *c, const causal_sim_opts *o, cw_err *e
             clicks[j] = ck;
             scores[j] = (float)sc[loc[j]];
         }
-        causal_session_in in = {c->q_id[qi], c->ranker_ids[r], pol->kind, param, logp,
-                                k, pairs, pos, clicks, props, scores};
+        causal_session_in in = {c->q_id[qi], c->ranker_ids[r], pol->kind, param, logp, k, pairs,
+                                pos,         clicks,           props,     scores};
         if ((rc = causal_sessions_append(s, &in, err)) != CW_OK) {
             break;
         }
@@ -677,13 +677,12 @@ int causal_simcoll_letor(causal_sessions *s, const rank_letor *d, const double *
         for (size_t i = 0; i < n; i++) {
             double y = d->y[b + i];
             if (!(y >= 0 && y <= CAUSAL_MAX_LABEL)) {
-                rc = cw_err_set(err, CW_EINVAL, "qid %s row %zu: label %g outside 0..%d",
-                                d->qid[q], b + i + 1, y, CAUSAL_MAX_LABEL);
+                rc = cw_err_set(err, CW_EINVAL, "qid %s row %zu: label %g outside 0..%d", d->qid[q],
+                                b + i + 1, y, CAUSAL_MAX_LABEL);
                 goto done;
             }
             /* LETOR doc ids may repeat across queries; the row number is unique. */
-            snprintf(id_buf[i], sizeof id_buf[i], "%s#%zu", d->doc_id[b + i] ? "" : "row",
-                     b + i);
+            snprintf(id_buf[i], sizeof id_buf[i], "%s#%zu", d->doc_id[b + i] ? "" : "row", b + i);
             if (d->doc_id[b + i]) {
                 snprintf(id_buf[i], sizeof id_buf[i], "%.30s", d->doc_id[b + i]);
             }
@@ -833,8 +832,9 @@ int causal_simcoll_text(causal_sessions *s, const idx_index *ix, const char *que
             goto done;
         }
     }
-    if ((rc = causal_simcoll_new(s, n_rankers, n_rankers == 1 ? (const char *const[]){"bm25"} : NULL,
-                                 &c, err)) != CW_OK) {
+    if ((rc = causal_simcoll_new(s, n_rankers,
+                                 n_rankers == 1 ? (const char *const[]){"bm25"} : NULL, &c, err)) !=
+        CW_OK) {
         goto done;
     }
     const char *line;

@@ -13,18 +13,18 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: causeway clickmodel fit  --db LOG.db --model pbm|cascade|dbn|ubm\n"
-            "                                [--out MODEL.json] [--max-rank R] [--iter N]\n"
-            "       causeway clickmodel eval --db LOG.db [--models all|LIST]\n"
-            "                                [--test-share F] [--max-rank R] [--iter N] [--json]\n\n"
-            "fit   fits one click model by EM on every session and writes its position\n"
-            "      parameters (PBM examination, UBM gamma[rank][distance], DBN gamma) as JSON.\n"
-            "eval  fits each model on the first (1 - F) of the sessions (log order) and reports\n"
-            "      on the last F (default 0.2): log-likelihood per session (each click\n"
-            "      conditioned on the clicks above) and perplexity per rank\n"
-            "      2^(-mean log2 P(C_k = c_k)) with unconditional click probabilities; lower\n"
-            "      perplexity and higher log-likelihood are better.\n");
+    fprintf(
+        f, "usage: causeway clickmodel fit  --db LOG.db --model pbm|cascade|dbn|ubm\n"
+           "                                [--out MODEL.json] [--max-rank R] [--iter N]\n"
+           "       causeway clickmodel eval --db LOG.db [--models all|LIST]\n"
+           "                                [--test-share F] [--max-rank R] [--iter N] [--json]\n\n"
+           "fit   fits one click model by EM on every session and writes its position\n"
+           "      parameters (PBM examination, UBM gamma[rank][distance], DBN gamma) as JSON.\n"
+           "eval  fits each model on the first (1 - F) of the sessions (log order) and reports\n"
+           "      on the last F (default 0.2): log-likelihood per session (each click\n"
+           "      conditioned on the clicks above) and perplexity per rank\n"
+           "      2^(-mean log2 P(C_k = c_k)) with unconditional click probabilities; lower\n"
+           "      perplexity and higher log-likelihood are better.\n");
 }
 
 int cli_cmd_clickmodel(int argc, char **argv)
@@ -149,7 +149,8 @@ int cli_cmd_clickmodel(int argc, char **argv)
             causal_cm_eval ev;
             rc = causal_clickmodel_eval(m, s, train_end, n, &ev, &err);
             if (rc == CW_OK && json) {
-                rc = cw_buf_printf(&b, "%s{\"model\":\"%s\",\"ll\":%.6f,\"perplexity\":%.6f,"
+                rc = cw_buf_printf(&b,
+                                   "%s{\"model\":\"%s\",\"ll\":%.6f,\"perplexity\":%.6f,"
                                    "\"perplexity_at\":[",
                                    first ? "" : ",", causal_cm_name((causal_cm_kind)k), ev.ll,
                                    ev.perplexity);

@@ -386,7 +386,8 @@ int cli_cmd_simulate(int argc, char **argv)
                     "simulated %zu sessions (%zu queries, %zu items, %llu clicks) in %.3f s: "
                     "%.0f sessions/s\n",
                     s->n_sessions, causal_simcoll_n_queries(c), s->n_items,
-                    (unsigned long long)clicks, secs, (double)s->n_sessions / (secs > 0 ? secs : 1e-9));
+                    (unsigned long long)clicks, secs,
+                    (double)s->n_sessions / (secs > 0 ? secs : 1e-9));
         }
     }
     if (rc == CW_OK && !a.no_write) {

@@ -127,7 +127,7 @@ Test(causal_clickmodel, perplexity_of_a_known_model_by_hand)
     for (int i = 0; i < 4; i++) {
         uint16_t pos = 1;
         uint8_t c = i == 0;
-        causal_session_in in = {q, r, CAUSAL_POLICY_DETERMINISTIC, 0, 0, 1, &p, &pos, &c,
+        causal_session_in in = {q,    r,   CAUSAL_POLICY_DETERMINISTIC, 0, 0, 1, &p, &pos, &c,
                                 NULL, NULL};
         cr_assert(eq(int, causal_sessions_append(s, &in, &err), CW_OK));
     }

@@ -192,8 +192,7 @@ Test(causal_propensity, incompatible_schema_version_is_refused)
     snprintf(path, sizeof path, "%s/future.db", dir);
     sqlite3 *db = NULL;
     cr_assert(eq(int, sqlite3_open(path, &db), SQLITE_OK));
-    cr_assert(eq(int, sqlite3_exec(db, "PRAGMA user_version = 999;", NULL, NULL, NULL),
-                 SQLITE_OK));
+    cr_assert(eq(int, sqlite3_exec(db, "PRAGMA user_version = 999;", NULL, NULL, NULL), SQLITE_OK));
     sqlite3_close(db);
     causal_sessions *s = NULL;
     causal_load_stats st;

@@ -19,8 +19,8 @@ static causal_sessions *make(uint32_t nq, uint32_t nd, uint32_t rankers, causal_
     causal_sessions *s = NULL;
     cw_err err;
     cr_assert(eq(int, causal_sessions_new(&s, &err), CW_OK));
-    cr_assert(eq(int, causal_simcoll_random(s, nq, nd, 4, rankers, 1.0, 11, c, &err), CW_OK),
-              "%s", err.msg);
+    cr_assert(eq(int, causal_simcoll_random(s, nq, nd, 4, rankers, 1.0, 11, c, &err), CW_OK), "%s",
+              err.msg);
     return s;
 }
 
@@ -102,8 +102,7 @@ Test(causal_sim, pbm_click_rate_is_theta_times_relevance)
             }
             double p = o.user.theta[k] * causal_user_relevance(&o.user, y);
             double sd = sqrt(p * (1 - p) / n[k][y]);
-            cr_expect(epsilon_eq(dbl, k_[k][y] / n[k][y], p, 5 * sd), "rank %d label %d", k + 1,
-                      y);
+            cr_expect(epsilon_eq(dbl, k_[k][y] / n[k][y], p, 5 * sd), "rank %d label %d", k + 1, y);
         }
     }
     causal_simcoll_free(c);
@@ -243,15 +242,14 @@ Test(causal_sim, bad_options_and_bad_sessions_are_refused)
     const char *ids[1] = {"x"};
     double sc[1] = {0};
     const double *rows[1] = {sc};
-    cr_expect(eq(int, causal_simcoll_add(c, "qbad", 1, ids, bad_label, rows, NULL, &err),
-                 CW_EINVAL));
+    cr_expect(
+        eq(int, causal_simcoll_add(c, "qbad", 1, ids, bad_label, rows, NULL, &err), CW_EINVAL));
     cr_expect(ne(ptr, strstr(err.msg, "label 99"), NULL), "%s", err.msg);
     /* session-set validation */
     uint32_t pair[2] = {0, 1};
     uint16_t pos[2] = {2, 2};
     uint8_t clk[2] = {0, 2};
-    causal_session_in in = {0, 0, CAUSAL_POLICY_DETERMINISTIC, 0, 0, 2, pair, pos, clk,
-                            NULL, NULL};
+    causal_session_in in = {0, 0, CAUSAL_POLICY_DETERMINISTIC, 0, 0, 2, pair, pos, clk, NULL, NULL};
     cr_expect(eq(int, causal_sessions_append(s, &in, &err), CW_EINVAL));
     cr_expect(ne(ptr, strstr(err.msg, "not increasing"), NULL), "%s", err.msg);
     pos[1] = 3;
@@ -275,9 +273,9 @@ Test(causal_sim, log_round_trip_keeps_policy_clicks_and_counts_deep_items)
     o.n_sessions = 300;
     run(c, &o);
     cw_err err;
-    cr_assert(eq(int, causal_sessions_save_log(s, 0, s->n_sessions, path, 1000, 64, NULL, &err),
-                 CW_OK),
-              "%s", err.msg);
+    cr_assert(
+        eq(int, causal_sessions_save_log(s, 0, s->n_sessions, path, 1000, 64, NULL, &err), CW_OK),
+        "%s", err.msg);
     causal_sessions *r = NULL;
     causal_load_stats st;
     cr_assert(eq(int, causal_sessions_load_log(path, 6, &r, &st, &err), CW_OK), "%s", err.msg);
