@@ -730,10 +730,11 @@ static int encode_list(const builder *B, const uint32_t *docs, const uint32_t *t
     return CW_OK;
 }
 
-static const builder *sort_ctx;
-
-static int cmp_tid(const void *a, const void *b)
+/* qsort_r comparators (glibc argument order): no global state, so concurrent builds
+ * in one process are safe. */
+static int cmp_tid(const void *a, const void *b, void *ctx)
 {
+    const builder *sort_ctx = ctx;
     const vterm *x = &sort_ctx->terms[*(const uint32_t *)a];
     const vterm *y = &sort_ctx->terms[*(const uint32_t *)b];
     size_t n = CW_MIN(x->str_len, y->str_len);
@@ -744,8 +745,9 @@ static int cmp_tid(const void *a, const void *b)
     return (x->str_len > y->str_len) - (x->str_len < y->str_len);
 }
 
-static int cmp_id(const void *a, const void *b)
+static int cmp_id(const void *a, const void *b, void *ctx)
 {
+    const builder *sort_ctx = ctx;
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     size_t lx = sort_ctx->id_len[x], ly = sort_ctx->id_len[y];
     int c = memcmp(sort_ctx->ids + sort_ctx->id_off[x], sort_ctx->ids + sort_ctx->id_off[y],
@@ -786,8 +788,7 @@ static int finish_docs(builder *B, cw_err *err)
     for (uint32_t i = 0; i < n; i++) {
         perm[i] = i;
     }
-    sort_ctx = B;
-    qsort(perm, n, 4, cmp_id);
+    qsort_r(perm, n, 4, cmp_id, B);
     rc = write_section(B->docs_w, IDX_S_IDSORT, perm, (size_t)n * 4, err);
     free(perm);
     if (rc != CW_OK) {
@@ -951,8 +952,7 @@ static int merge_and_write(builder *B, cw_err *err)
     for (size_t t = 0; t < B->n_terms; t++) {
         perm[t] = (uint32_t)t;
     }
-    sort_ctx = B;
-    qsort(perm, B->n_terms, 4, cmp_tid);
+    qsort_r(perm, B->n_terms, 4, cmp_tid, B);
     rc = idx_fw_begin(w, IDX_S_TERMSTR, err);
     for (size_t i = 0; i < B->n_terms && rc == CW_OK; i++) {
         const vterm *v = &B->terms[perm[i]];
