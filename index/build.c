@@ -1140,7 +1140,8 @@ int idx_build(const char *corpus_path, const char *out_dir, const idx_build_opts
         rc = cw_err_set(err, CW_EINVAL, "index build: empty output directory");
         goto fail;
     }
-    if (vocab_rehash(&B, 1u << 16) != CW_OK || dtab_grow(&B) != CW_OK) {
+    if (vocab_rehash(&B, 1u << 16) != CW_OK || dtab_grow(&B) != CW_OK ||
+        ensure_doc_arrays(&B) != CW_OK) {
         rc = oom(err);
         goto fail;
     }

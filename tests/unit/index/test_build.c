@@ -221,3 +221,25 @@ Test(idx_build, refuses_to_replace_a_directory_that_is_not_an_index)
     free(keep);
     th_cleanup(dir);
 }
+
+Test(idx_build, empty_corpus_gives_an_empty_searchable_index)
+{
+    char *dir = th_tmpdir();
+    idx_index *ix = th_build_open(dir, "\n\n", "ix");
+    cr_expect(eq(u32, idx_index_n_docs(ix), 0));
+    idx_analyzer *a = NULL;
+    cr_assert(eq(int, idx_index_analyzer(ix, &a, NULL), CW_OK));
+    idx_query *q = NULL;
+    cr_assert(eq(int, idx_query_parse(ix, a, "hello", 5, &q, NULL), CW_OK));
+    idx_hit h[10];
+    size_t n = 1;
+    idx_search_opts so = idx_search_opts_default();
+    cr_expect(eq(int, idx_search(ix, q, &so, h, &n, NULL, NULL), CW_OK));
+    cr_expect(eq(sz, n, 0));
+    cw_err err;
+    cr_expect(eq(int, idx_index_verify(ix, &err), CW_OK), "%s", err.msg);
+    idx_query_free(q);
+    idx_analyzer_free(a);
+    idx_index_close(ix);
+    th_cleanup(dir);
+}
