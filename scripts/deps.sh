@@ -9,7 +9,11 @@ PKGS=(build-essential autoconf automake libtool pkg-config
 # clang: the libFuzzer harness (tests/fuzz); wrk: bench/server_bench.sh.
 PKGS+=(clang wrk)
 # The browser test (tests/e2e): Debian's Chromium driven by playwright-core from npm.
-PKGS+=(chromium chromium-driver nodejs npm)
+PKGS+=(chromium chromium-driver)
+# Node.js and npm only where there are none: a machine with another build of Node.js
+# (e.g. a vendor package that bundles npm) must not get Debian's npm, which conflicts.
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 PKGS+=("${CW_EXTRA_PKGS[@]:-}")
 missing=()
 for p in "${PKGS[@]}"; do
