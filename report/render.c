@@ -209,10 +209,21 @@ static void chart_axes(html *h, const chart *c, const char *xlabel, const char *
     raw(h, "</text>\n");
 }
 
+#define LEGEND_COLUMN_PX 200.0
+#define LEGEND_ROW_PX 18.0
+
+static size_t legend_columns(const chart *c)
+{
+    return (size_t)CW_MAX(1.0, floor((c->w - c->ml - c->mr) / LEGEND_COLUMN_PX));
+}
+
+/* Entries in rows of legend_columns() across the top margin. */
 static void legend(html *h, const chart *c, const series *s, size_t n_s)
 {
-    double x = c->ml + 10, y = c->mt + 4;
+    size_t cols = legend_columns(c);
     for (size_t i = 0; i < n_s; i++) {
+        double x = c->ml + 10 + LEGEND_COLUMN_PX * (double)(i % cols);
+        double y = 6 + LEGEND_ROW_PX * (double)(i / cols);
         const char *col = palette[s[i].colour % N_COLOURS];
         put(h,
             "<g class=\"legend\"><line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" "
@@ -221,16 +232,16 @@ static void legend(html *h, const chart *c, const series *s, size_t n_s)
             y + 12);
         esc(h, s[i].name);
         raw(h, "</text></g>\n");
-        y += 18;
     }
 }
 
 /* A line chart: interval bands, lines, marks with tooltips and data attributes. */
 static void line_chart(html *h, const char *id, const char *title, const char *xlabel,
-                       const char *ylabel, const series *s, size_t n_s, bool x_integer, bool log_x)
+                       const char *ylabel, const series *s, size_t n_s, bool x_integer, bool log_x,
+                       bool y_from_zero)
 {
-    chart c = {.w = 720, .h = 340, .ml = 64, .mr = 20, .mt = 16, .mb = 46, .log_x = log_x};
-    double xmin = INFINITY, xmax = -INFINITY, ymin = 0.0, ymax = -INFINITY;
+    chart c = {.w = 720, .h = 300, .ml = 64, .mr = 20, .mt = 16, .mb = 46, .log_x = log_x};
+    double xmin = INFINITY, xmax = -INFINITY, ymin = y_from_zero ? 0.0 : INFINITY, ymax = -INFINITY;
     for (size_t i = 0; i < n_s; i++) {
         for (size_t j = 0; j < s[i].n; j++) {
             if (!isfinite(s[i].x[j]) || (log_x && s[i].x[j] <= 0)) {
@@ -251,8 +262,16 @@ static void line_chart(html *h, const char *id, const char *title, const char *x
         xmin = 1;
         xmax = 2;
     }
+    if (!isfinite(ymin)) {
+        ymin = 0.0;
+    }
     if (!isfinite(ymax) || ymax <= ymin) {
         ymax = ymin + 1.0;
+    }
+    if (!y_from_zero) {
+        double pad = 0.05 * (ymax - ymin); /* keep marks off the frame */
+        ymin -= pad;
+        ymax += pad;
     }
     if (log_x) {
         c.x0 = xmin / 1.5;
@@ -267,8 +286,11 @@ static void line_chart(html *h, const char *id, const char *title, const char *x
     double ystep = nice_step(ymax - ymin, 5);
     c.y0 = floor(ymin / ystep) * ystep;
     c.y1 = ceil(ymax * 1.02 / ystep) * ystep;
-    /* Room for the legend above the data. */
-    c.mt += 18.0 * (double)n_s;
+    /* Room for the legend rows above the data; the plot area keeps its height. */
+    double legend_px =
+        LEGEND_ROW_PX * (double)((n_s + legend_columns(&c) - 1) / legend_columns(&c));
+    c.mt += legend_px;
+    c.h += legend_px;
 
     put(h,
         "<figure id=\"%s\"><svg viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-labelledby=\"%s-t\">",
@@ -285,7 +307,9 @@ static void line_chart(html *h, const char *id, const char *title, const char *x
             n_ci += isfinite(se->lo[j]) && isfinite(se->hi[j]) && isfinite(se->x[j]);
         }
         if (n_ci >= 2) {
-            put(h, "<path class=\"band\" data-series=\"%zu\" fill=\"%s\" d=\"", i, col);
+            /* Many overlapping bands turn to mud: lighter when there are several. */
+            put(h, "<path class=\"band\" data-series=\"%zu\" fill=\"%s\"%s d=\"", i, col,
+                n_s > 3 ? " style=\"fill-opacity:.06\"" : "");
             bool first = true;
             for (size_t j = 0; j < se->n; j++) {
                 if (isfinite(se->lo[j]) && isfinite(se->hi[j]) && isfinite(se->x[j])) {
@@ -539,7 +563,7 @@ static int render_propensity(html *h, const report_input *in, cw_err *err)
            "(&#952;<sub>k</sub>/&#952;<sub>1</sub>), with 95% bootstrap intervals as "
            "bands.</p>\n");
     line_chart(h, "plot-propensity", "Examination propensity by position", "position",
-               "theta_k / theta_1", s, n_s, true, false);
+               "theta_k / theta_1", s, n_s, true, false, true);
     raw(h, "<details><summary>Numbers</summary><table class=\"num\" id=\"table-propensity\">"
            "<thead><tr><th>position</th>");
     for (size_t i = 0; i < n_s; i++) {
@@ -605,7 +629,7 @@ static void render_ctr(html *h, const report_log_stats *L)
     raw(h, "<p>Share of shown results that were clicked at each position. Position bias makes "
            "this fall with rank even when relevance does not.</p>\n");
     line_chart(h, "plot-ctr", "Click-through rate by position", "position", "CTR", s, 1, true,
-               false);
+               false, true);
     raw(h, "<details><summary>Numbers</summary><table class=\"num\" id=\"table-ctr\"><thead><tr>"
            "<th>position</th><th>shown</th><th>clicked</th><th>CTR</th><th>95% interval</th>"
            "</tr></thead><tbody>\n");
@@ -634,7 +658,7 @@ typedef struct ope_row {
 /* A forest plot: one row per (policy, estimator), point and interval on a shared axis. */
 static void forest_plot(html *h, const ope_row *r, size_t n, const char *metric)
 {
-    chart c = {.w = 720, .ml = 250, .mr = 90, .mt = 10, .mb = 46};
+    chart c = {.w = 720, .ml = 250, .mr = 90, .mt = 26, .mb = 46};
     c.h = c.mt + c.mb + 26.0 * (double)n;
     double lo = INFINITY, hi = -INFINITY;
     for (size_t i = 0; i < n; i++) {
@@ -676,7 +700,7 @@ static void forest_plot(html *h, const ope_row *r, size_t n, const char *metric)
     put(h, "<text class=\"label\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">estimated ",
         (c.ml + c.w - c.mr) / 2, c.h - 6);
     esc(h, metric);
-    raw(h, "</text><text class=\"tick\" x=\"712\" y=\"22\" text-anchor=\"end\">n_eff</text>\n");
+    raw(h, "</text><text class=\"tick\" x=\"712\" y=\"16\" text-anchor=\"end\">n_eff</text>\n");
     /* Rows of one policy share a colour; a light rule separates policies. */
     int colour = -1;
     for (size_t i = 0; i < n; i++) {
@@ -735,8 +759,8 @@ static void forest_plot(html *h, const ope_row *r, size_t n, const char *metric)
         esc(h, r[i].policy);
         put(h, " %s: %.4g [%.4g, %.4g], n_eff %.4g</title></circle>", r[i].est, r[i].value, r[i].lo,
             r[i].hi, r[i].n_eff);
-        put(h, "<text class=\"tick neff\" x=\"712\" y=\"%.1f\" text-anchor=\"end\">%.4g</text>\n",
-            y + 4, r[i].n_eff);
+        put(h, "<text class=\"tick neff\" x=\"712\" y=\"%.1f\" text-anchor=\"end\">%.*f</text>\n",
+            y + 4, r[i].n_eff >= 100 ? 0 : 1, r[i].n_eff);
     }
     raw(h, "</svg></figure>\n");
 }
@@ -1038,7 +1062,7 @@ static int parse_ultr_tsv(const report_source *src, double keep_eta, series *s, 
             se->hi[j] = fmax(se->hi[j], v);
         }
     }
-    snprintf(metric, metric_bytes, "nDCG@10 (mean over folds; band: fold min to max)");
+    snprintf(metric, metric_bytes, "nDCG@10");
     for (size_t i = 0; i < *n_s; i++) {
         for (size_t j = 0; j < s[i].n; j++) {
             if (counts[i * REPORT_MAX_POINTS + j] < 2) {
@@ -1147,6 +1171,7 @@ static int render_ultr(html *h, const report_input *in, cw_err *err)
     }
     size_t n_s = 0;
     char metric[96];
+    bool is_tsv = false;
     const char *t = in->ultr.text;
     size_t i0 = 0;
     while (i0 < in->ultr.len && (t[i0] == ' ' || t[i0] == '\n' || t[i0] == '\t' || t[i0] == '\r')) {
@@ -1160,6 +1185,7 @@ static int render_ultr(html *h, const report_input *in, cw_err *err)
     } else if (i0 < in->ultr.len && (t[i0] == '{' || t[i0] == '[')) {
         rc = parse_ultr_json(&in->ultr, s, &n_s, metric, sizeof metric, err);
     } else {
+        is_tsv = true;
         rc = parse_ultr_tsv(&in->ultr, in->ultr_eta, s, &n_s, counts, metric, sizeof metric, err);
     }
     if (rc != CW_OK) {
@@ -1204,9 +1230,14 @@ static int render_ultr(html *h, const report_input *in, cw_err *err)
     }
     raw(h, "<p>Test ");
     esc(h, metric);
-    raw(h, " of rankers trained on more and more simulated click sessions, per method.</p>\n");
+    raw(h, " of rankers trained on more and more simulated click sessions, per method");
+    if (is_tsv) {
+        raw(h, " (mean over folds; bands: fold minimum to maximum; dashed: trained without "
+               "clicks)");
+    }
+    raw(h, ".</p>\n");
     line_chart(h, "plot-ultr", "Learning curves", "sessions", metric, s, n_s, false,
-               isfinite(xmin) && xmax / xmin >= 20);
+               isfinite(xmin) && xmax / xmin >= 20, false);
     raw(h, "<details><summary>Numbers</summary><table class=\"num\" id=\"table-ultr\"><thead>"
            "<tr><th>method</th><th>sessions</th><th>value</th><th>interval</th></tr></thead>"
            "<tbody>\n");
@@ -1327,6 +1358,11 @@ int report_render(const report_input *in, cw_buf *out, cw_err *err)
         num(&h, ctr);
         raw(&h, "</b></li></ul>\n");
     }
+    /* Live (GET /report): the clicks just made come first; sections that need offline
+     * inputs are left out rather than suggesting options a browser cannot pass. */
+    if (L && in->live) {
+        render_clicks(&h, L);
+    }
     int rc = render_propensity(&h, in, err);
     if (rc != CW_OK) {
         return rc;
@@ -1334,15 +1370,15 @@ int report_render(const report_input *in, cw_buf *out, cw_err *err)
     if (L) {
         render_ctr(&h, L);
     }
-    rc = render_ope(&h, in, err);
+    rc = in->live && !in->ope.text ? CW_OK : render_ope(&h, in, err);
     if (rc != CW_OK) {
         return rc;
     }
-    rc = render_ultr(&h, in, err);
+    rc = in->live && !in->ultr.text ? CW_OK : render_ultr(&h, in, err);
     if (rc != CW_OK) {
         return rc;
     }
-    if (L) {
+    if (L && !in->live) {
         render_clicks(&h, L);
     }
     put(&h, "</main><footer>causeway %s</footer></body></html>\n", PACKAGE_VERSION);

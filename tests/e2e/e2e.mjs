@@ -253,9 +253,6 @@ async function main() {
     check(up.length === wantU.length && up.every((u, i) => u.s === wantU[i].s && u.x === wantU[i].x && near(u.v, wantU[i].v)),
           'ULTR curve points equal the JSON');
     check((await page.$$eval('script', (s) => s.length)) === 0, 'the report has no scripts');
-    if (shots) {
-      await page.screenshot({ path: path.join(shots, 'report.png'), fullPage: true });
-    }
     check(external.length === 0, `no request left the server or the file (${external.join(' ')})`);
   } finally {
     if (context) {

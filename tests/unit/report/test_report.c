@@ -559,3 +559,32 @@ Test(report_log, fit_from_a_deterministic_log_says_why_not)
     cr_expect(eq(int, report_fit_propensity(dbpath, "bogus", 10, 0, 3, &fit, &err), CW_EINVAL));
     cw_buf_fini(&fit);
 }
+
+Test(report_render, live_report_puts_clicks_first_and_leaves_out_offline_sections)
+{
+    report_log_stats *st = calloc(1, sizeof *st);
+    st->n_impressions = 1;
+    st->n_items = 2;
+    st->n_events = st->n_clicks = 1;
+    st->n_ranks = 2;
+    st->shown[0] = st->shown[1] = 1;
+    st->clicked[1] = 1;
+    st->n_recent = 1;
+    st->recent[0] = (report_click){.impression_id = 42, .position = 2, .ts_ms = 1};
+    strcpy(st->recent[0].query, "q");
+    report_input in = report_input_default();
+    in.log = st;
+    in.live = true;
+    in.propensity_note = "No examination curve: because";
+    char *html = render(&in);
+    const char *clicks = strstr(html, "<tr data-impression=\"42\" data-position=\"2\">");
+    const char *ctr = strstr(html, "id=\"plot-ctr\"");
+    cr_assert(clicks && ctr);
+    cr_expect(clicks < ctr);
+    cr_expect(strstr(html, "id=\"ope\"") == NULL);
+    cr_expect(strstr(html, "id=\"ultr\"") == NULL);
+    cr_expect(strstr(html, "<a href=\"/report\">reload</a>") != NULL);
+    cr_expect(strstr(html, "id=\"propensity-note\">No examination curve: because</p>") != NULL);
+    free(html);
+    free(st);
+}
