@@ -394,8 +394,12 @@ static int slow_token(idx_analyzer *a, const char *text, size_t b, size_t e, idx
             }
             i += used;
         }
+        size_t end = CW_MIN(i, start + MAX_TOKEN_BYTES);
+        while (end > start && end < i && (norm[end] & 0xC0) == 0x80) {
+            end--; /* cut long runs on a code point boundary: terms stay valid UTF-8 */
+        }
         pb[pieces] = start;
-        pe[pieces] = CW_MIN(i, start + MAX_TOKEN_BYTES);
+        pe[pieces] = end;
         pieces++;
     }
     int rc = CW_OK;

@@ -202,3 +202,19 @@ Test(idx_analyze, cache_survives_many_distinct_words)
     }
     idx_analyzer_free(a);
 }
+
+Test(idx_analyze, long_non_ascii_runs_are_cut_on_a_code_point_boundary)
+{
+    /* 200 x U+4E00 (3 bytes each): one run of 600 bytes; 256 is not a multiple of 3. */
+    char text[601];
+    for (int i = 0; i < 200; i++) {
+        text[3 * i] = (char)0xe4;
+        text[3 * i + 1] = (char)0xb8;
+        text[3 * i + 2] = (char)0x80;
+    }
+    text[600] = '\0';
+    collect c = run(text, false, true);
+    cr_assert(eq(sz, c.n_toks, 1));
+    cr_expect(strlen(c.out) <= 256);
+    cr_expect(cw_utf8_valid(c.out, strlen(c.out), NULL), "term cut inside a code point");
+}
