@@ -101,6 +101,13 @@ void rank_model_free(rank_model *m)
     free(m->wf);
     free(m->bf);
     free(m->training_json);
+    free(m->tree_root);
+    free(m->node_feat);
+    free(m->node_thr);
+    free(m->node_left);
+    free(m->node_right);
+    free(m->node_flags);
+    free(m->node_value);
     free(m);
 }
 
@@ -121,6 +128,9 @@ const char *rank_model_feature_name(const rank_model *m, size_t i)
 
 void rank_model_refresh(rank_model *m)
 {
+    if (m->kind == RANK_MODEL_TREES) {
+        return; /* trees read raw features */
+    }
     size_t nf = m->n_features;
     size_t rows = m->kind == RANK_MODEL_LINEAR ? 1 : m->n_hidden;
     const double *w = m->theta;
@@ -228,6 +238,10 @@ int rank_model_score(const rank_model *m, const double *x, size_t n, double *sco
     if (n == 0) {
         return CW_OK;
     }
+    if (m->kind == RANK_MODEL_TREES) {
+        rank_trees_score(m, x, n, scores);
+        return CW_OK;
+    }
     if (m->kind == RANK_MODEL_LINEAR) {
         /* A plain loop beats dgemv call overhead for the ~100 candidates of a rerank. */
         for (size_t j = 0; j < n; j++) {
@@ -259,6 +273,10 @@ int rank_model_explain(const rank_model *m, const double *x, double *contrib, do
                        cw_err *err)
 {
     size_t nf = m->n_features, nh = m->n_hidden;
+    if (m->kind == RANK_MODEL_TREES) {
+        rank_trees_explain(m, x, contrib, bias);
+        return CW_OK;
+    }
     if (m->kind == RANK_MODEL_LINEAR) {
         for (size_t i = 0; i < nf; i++) {
             contrib[i] = m->theta[i] * (x[i] - m->mean[i]) / m->scale[i];
@@ -309,7 +327,7 @@ int rank_model_explain(const rank_model *m, const double *x, double *contrib, do
 
 static const char *kind_name(rank_model_kind k)
 {
-    return k == RANK_MODEL_LINEAR ? "linear" : "mlp";
+    return k == RANK_MODEL_LINEAR ? "linear" : k == RANK_MODEL_MLP ? "mlp" : "trees";
 }
 
 static json_t *array_of(const double *v, size_t n)
@@ -345,7 +363,11 @@ int rank_model_to_json(const rank_model *m, char **out, cw_err *err)
                json_object_set_new(root, "kind", json_string(kind_name(m->kind))) ||
                json_object_set_new(norm, "mean", array_of(m->mean, nf)) ||
                json_object_set_new(norm, "scale", array_of(m->scale, nf));
-    if (m->kind == RANK_MODEL_LINEAR) {
+    if (m->kind == RANK_MODEL_TREES) {
+        json_decref(params);
+        params = rank_trees_params_json(m);
+        bad = bad || !params;
+    } else if (m->kind == RANK_MODEL_LINEAR) {
         bad = bad || json_object_set_new(params, "weights", array_of(m->theta, nf)) ||
               json_object_set_new(params, "bias", json_real(m->theta[nf]));
     } else {
@@ -434,6 +456,15 @@ static int read_number(const json_t *v, double *out, const char *origin, const c
 
 static int model_from_root(const json_t *root, const char *origin, rank_model **out, cw_err *err)
 {
+    /* Tree dumps of other engines, recognised by their shape. */
+    if (json_is_array(root) && json_array_size(root) > 0 &&
+        json_is_object(json_array_get(root, 0)) &&
+        json_object_get(json_array_get(root, 0), "nodeid")) {
+        return rank_trees_from_xgboost(root, origin, out, err);
+    }
+    if (json_is_object(root) && json_object_get(root, "tree_info")) {
+        return rank_trees_from_lightgbm(root, origin, out, err);
+    }
     if (!json_is_object(root)) {
         return cw_err_set(err, CW_EPARSE, "%s: a model file is a JSON object", origin);
     }
@@ -453,8 +484,11 @@ static int model_from_root(const json_t *root, const char *origin, rank_model **
         k = RANK_MODEL_LINEAR;
     } else if (json_is_string(kind) && strcmp(json_string_value(kind), "mlp") == 0) {
         k = RANK_MODEL_MLP;
+    } else if (json_is_string(kind) && strcmp(json_string_value(kind), "trees") == 0) {
+        k = RANK_MODEL_TREES;
     } else {
-        return cw_err_set(err, CW_EPARSE, "%s: \"kind\" must be \"linear\" or \"mlp\"", origin);
+        return cw_err_set(err, CW_EPARSE, "%s: \"kind\" must be \"linear\", \"mlp\" or \"trees\"",
+                          origin);
     }
     const json_t *feats = json_object_get(root, "features");
     if (!json_is_array(feats) || json_array_size(feats) == 0 ||
@@ -475,6 +509,9 @@ static int model_from_root(const json_t *root, const char *origin, rank_model **
     const json_t *params = json_object_get(root, "params");
     if (!json_is_object(params)) {
         return cw_err_set(err, CW_EPARSE, "%s: missing object \"params\"", origin);
+    }
+    if (k == RANK_MODEL_TREES) {
+        return rank_trees_from_params(params, names, nf, origin, out, err);
     }
     size_t nh = 0;
     if (k == RANK_MODEL_MLP) {

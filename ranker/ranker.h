@@ -248,10 +248,12 @@ int rank_features_extract(const rank_features *fx, idx_analyzer *a, const idx_qu
 #define RANK_MAX_MODEL_BYTES (256u << 20) /* model file */
 #define RANK_MAX_HIDDEN 4096u         /* MLP hidden units */
 #define RANK_MAX_FEATURE_NAME 64u     /* bytes of one feature name */
+#define RANK_MAX_TREE_NODES 10000000u /* nodes of an imported tree ensemble */
 
 typedef enum rank_model_kind {
     RANK_MODEL_LINEAR = 0, /* s = b + w . z */
     RANK_MODEL_MLP = 1,    /* s = b2 + v . relu(W z + b1), one hidden layer */
+    RANK_MODEL_TREES = 2,  /* s = base + sum of regression trees on raw x (imported only) */
 } rank_model_kind;
 
 /* A scoring model over standardized features z_i = (x_i - mean_i) / scale_i.
@@ -287,11 +289,24 @@ int rank_model_score(const rank_model *m, const double *x, size_t n, double *sco
 int rank_model_explain(const rank_model *m, const double *x, double *contrib, double *bias,
                        cw_err *err) CW_MUST_CHECK;
 
-/* Reads a model file written by rank_model_save, or an XGBoost JSON model dump (not yet:
- * see docs). Checks format, version, kind, sizes, finiteness of every number.
- * Errors: CW_ENOTFOUND, CW_EIO, CW_ELIMIT (over RANK_MAX_MODEL_BYTES), CW_EPARSE
- * ("path:line:col: reason" for bad JSON, "path: reason" for a bad or missing member),
- * CW_ENOMEM. Free with rank_model_free. */
+/* Reads a model file written by rank_model_save, or imports a tree ensemble:
+ *  - an XGBoost JSON dump (`Booster.dump_model(f, dump_format="json")`: an array of trees
+ *    with nodeid/split/split_condition/yes/no/missing/children/leaf; a split goes to "yes"
+ *    when x < split_condition). Splits named "fN" read column N and the features are
+ *    named f0..f(max N); other names become the feature list in order of first use.
+ *    The dump has no base_score: it is taken as 0 (a constant: rankings are unchanged).
+ *  - a LightGBM JSON dump (`Booster.dump_model()`: "feature_names" and "tree_info" with
+ *    split_feature/threshold/decision_type "<="/default_left/left_child/right_child/
+ *    leaf_value; categorical splits are refused).
+ * Trees score raw features; a missing value (NaN) follows the default branch. Explaining
+ * a tree model attributes, along each decision path, the change of the expected value
+ * (LightGBM's internal_value; XGBoost: cover-weighted mean of the children, plain mean
+ * without "cover") to the split feature (Saabas' method); *bias = sum of root values.
+ * A tree model saves as kind "trees" and loads back exactly.
+ * Checks format, version, kind, sizes, finiteness of every number, child indices in range
+ * and acyclic. Errors: CW_ENOTFOUND, CW_EIO, CW_ELIMIT (over RANK_MAX_MODEL_BYTES or
+ * RANK_MAX_TREE_NODES), CW_EPARSE ("path:line:col: reason" for bad JSON, "path: reason"
+ * for a bad or missing member), CW_ENOMEM. Free with rank_model_free. */
 int rank_model_load(const char *path, rank_model **out, cw_err *err) CW_MUST_CHECK;
 /* The same from a string; `origin` names it in messages. */
 int rank_model_from_json(const char *text, size_t len, const char *origin, rank_model **out,

@@ -3,6 +3,8 @@
 #ifndef CAUSEWAY_RANKER_RANKER_INT_H
 #define CAUSEWAY_RANKER_RANKER_INT_H
 
+#include <jansson.h>
+
 #include "ranker/ranker.h"
 
 /* Parameters live in one vector theta so the optimiser treats every model alike:
@@ -22,7 +24,21 @@ struct rank_model {
     double *wf;          /* folded first layer: nf (linear) or nh x nf (MLP) */
     double *bf;          /* folded bias: 1 (linear) or nh (MLP) */
     char *training_json; /* JSON object describing how the model was trained, or NULL */
+    /* RANK_MODEL_TREES (ranker/trees.c): nodes of every tree in one array; raw features */
+    size_t n_trees;
+    size_t *tree_root; /* n_trees node indices */
+    size_t n_nodes;
+    int32_t *node_feat;  /* split feature, -1 = leaf */
+    double *node_thr;    /* split threshold */
+    uint32_t *node_left; /* child taken when the test holds */
+    uint32_t *node_right;
+    uint8_t *node_flags; /* RANK_NODE_* */
+    double *node_value;  /* leaf value, or the expected value of an internal node */
+    double base_score;
 };
+
+#define RANK_NODE_DEFAULT_LEFT 1u /* a NaN feature goes to node_left */
+#define RANK_NODE_LE 2u           /* test is x <= thr (LightGBM), else x < thr (XGBoost) */
 
 /* Recomputes wf/bf from theta, mean and scale. */
 void rank_model_refresh(rank_model *m);
@@ -61,5 +77,17 @@ struct rank_clicks {
 double rank_loss_listwise(const double *s, const double *a, size_t n, double *ds);
 double rank_loss_pairwise(const double *s, const double *a, size_t n, double *ds);
 double rank_loss_pointwise(const double *s, const double *a, size_t n, double N, double *ds);
+
+/* Tree ensembles (trees.c). The constructors return a model of kind RANK_MODEL_TREES
+ * with the CW_EPARSE messages of rank_model_load, prefixed with origin. */
+int rank_trees_from_xgboost(const json_t *dump, const char *origin, rank_model **out, cw_err *err);
+int rank_trees_from_lightgbm(const json_t *dump, const char *origin, rank_model **out, cw_err *err);
+/* Our own "trees" params (as written by rank_trees_params_json), over names. */
+int rank_trees_from_params(const json_t *params, const char *const *names, size_t nf,
+                           const char *origin, rank_model **out, cw_err *err);
+/* New reference, NULL on ENOMEM. */
+json_t *rank_trees_params_json(const rank_model *m);
+void rank_trees_score(const rank_model *m, const double *x, size_t n, double *scores);
+void rank_trees_explain(const rank_model *m, const double *x, double *contrib, double *bias);
 
 #endif /* CAUSEWAY_RANKER_RANKER_INT_H */
