@@ -150,6 +150,12 @@ static void run_grid(const args *a)
                     printf("%s\t%g\t%llu\t%s\trefused: %.60s\t\t\n", a->name, a->etas[ei],
                            (unsigned long long)a->sessions[ni], cells[ci].method, err.msg);
                 } else {
+                    if (getenv("CW_PROP_VERBOSE")) {
+                        for (int k = 0; k < 10; k++) {
+                            fprintf(stderr, " %d:%.4f/%.4f", k + 1, p.ratio[k], truth[k]);
+                        }
+                        fprintf(stderr, "\n");
+                    }
                     printf("%s\t%g\t%llu\t%s\t%.4f\t%.3f\t%u\n", a->name, a->etas[ei],
                            (unsigned long long)a->sessions[ni], cells[ci].method,
                            causal_prop_max_rel_error(p.ratio, truth, 10), p.seconds, p.n_iter);

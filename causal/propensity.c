@@ -143,6 +143,11 @@ struct causal_rand_counts {
     uint64_t n_used;       /* RandTop/swap sessions counted */
     uint64_t *rt_c, *rt_n; /* [bucket][rank]: RandTop clicks / impressions */
     uint64_t *sw_c, *sw_n; /* [bucket][rank]: swap: clicks / impressions of the top doc */
+    /* [bucket][rank k]: clicks / impressions at rank 1 (RandTop: any document; swap: the
+     * unswapped top document) in sessions whose randomized list reaches rank k, so rank k
+     * is compared with rank 1 on the same kind of list (short lists of queries with few
+     * candidates would otherwise bias c_k/c_1) */
+    uint64_t *rt_c1, *rt_n1, *sw_c1, *sw_n1;
 };
 
 int causal_rand_counts_new(uint32_t max_rank, uint32_t n_buckets, causal_rand_counts **out,
@@ -155,7 +160,8 @@ int causal_rand_counts_new(uint32_t max_rank, uint32_t n_buckets, causal_rand_co
     causal_rand_counts *c = calloc(1, sizeof *c);
     size_t n = (size_t)n_buckets * max_rank;
     if (!c || !(c->rt_c = calloc(n, 8)) || !(c->rt_n = calloc(n, 8)) || !(c->sw_c = calloc(n, 8)) ||
-        !(c->sw_n = calloc(n, 8))) {
+        !(c->sw_n = calloc(n, 8)) || !(c->rt_c1 = calloc(n, 8)) || !(c->rt_n1 = calloc(n, 8)) ||
+        !(c->sw_c1 = calloc(n, 8)) || !(c->sw_n1 = calloc(n, 8))) {
         causal_rand_counts_free(c);
         return cw_err_set(err, CW_ENOMEM, "out of memory for randomization counts");
     }
@@ -174,6 +180,10 @@ void causal_rand_counts_free(causal_rand_counts *c)
     free(c->rt_n);
     free(c->sw_c);
     free(c->sw_n);
+    free(c->rt_c1);
+    free(c->rt_n1);
+    free(c->sw_c1);
+    free(c->sw_n1);
     free(c);
 }
 
@@ -185,15 +195,22 @@ void causal_rand_counts_add(causal_rand_counts *c, const causal_sessions *s)
         uint8_t pol = s->s_policy[i];
         if (pol == CAUSAL_POLICY_RANDTOP) {
             /* Only the shuffled top n is exchangeable (Joachims et al. WSDM 2017). */
-            uint32_t n = s->s_param[i];
+            uint32_t n = s->s_param[i], reach = 0;
+            uint8_t click1 = 0;
             c->n_used++;
             for (size_t j = s->s_begin[i]; j < s->s_begin[i + 1]; j++) {
                 uint32_t k = s->i_pos[j];
-                if (k > n || k > R) {
+                if (k > n || k > R || k != reach + 1) {
                     break;
                 }
+                reach = k;
+                click1 = k == 1 ? s->i_click[j] : click1;
                 c->rt_n[b + k - 1]++;
                 c->rt_c[b + k - 1] += s->i_click[j];
+            }
+            for (uint32_t k = 1; k <= reach; k++) {
+                c->rt_n1[b + k - 1]++;
+                c->rt_c1[b + k - 1] += click1;
             }
         } else if (pol == CAUSAL_POLICY_SWAP) {
             uint32_t k = s->s_param[i];
@@ -201,10 +218,18 @@ void causal_rand_counts_add(causal_rand_counts *c, const causal_sessions *s)
                 continue;
             }
             c->n_used++;
+            size_t len = s->s_begin[i + 1] - s->s_begin[i];
             for (size_t j = s->s_begin[i]; j < s->s_begin[i + 1]; j++) {
                 if (s->i_pos[j] == k) {
                     c->sw_n[b + k - 1]++;
                     c->sw_c[b + k - 1] += s->i_click[j];
+                    if (k == 1) {
+                        /* unswapped: the reference for every rank the list reaches */
+                        for (uint32_t r = 1; r <= len && r <= R; r++) {
+                            c->sw_n1[b + r - 1]++;
+                            c->sw_c1[b + r - 1] += s->i_click[j];
+                        }
+                    }
                     break;
                 }
             }
@@ -212,11 +237,13 @@ void causal_rand_counts_add(causal_rand_counts *c, const causal_sessions *s)
     }
 }
 
-/* ratio_k = CTR_k / CTR_1 from summed counts (clicks c, impressions n). */
-static void rand_ratio(const double *cc, const double *nn, uint32_t R, double *ratio)
+/* ratio_k = CTR_k / CTR_1 from summed counts (clicks c, impressions n at rank k; c1, n1
+ * at rank 1 in the comparable sessions). */
+static void rand_ratio(const double *cc, const double *nn, const double *c1, const double *n1,
+                       uint32_t R, double *ratio)
 {
-    double ctr1 = nn[0] > 0 ? cc[0] / nn[0] : NAN;
     for (uint32_t k = 0; k < R; k++) {
+        double ctr1 = n1[k] > 0 ? c1[k] / n1[k] : NAN;
         ratio[k] = nn[k] > 0 && ctr1 > 0 ? (cc[k] / nn[k]) / ctr1 : NAN;
     }
 }
@@ -238,13 +265,17 @@ int causal_rand_counts_finish(const causal_rand_counts *c, const causal_prop_opt
     }
     bool use_rt = rt_total > 0;
     const uint64_t *C = use_rt ? c->rt_c : c->sw_c, *N = use_rt ? c->rt_n : c->sw_n;
+    const uint64_t *C1 = use_rt ? c->rt_c1 : c->sw_c1, *N1 = use_rt ? c->rt_n1 : c->sw_n1;
     causal_propensity p;
     init_result(&p, CAUSAL_PROP_RANDOMIZATION, R);
-    double cc[CAUSAL_MAX_RANK] = {0}, nn[CAUSAL_MAX_RANK] = {0};
+    double cc[CAUSAL_MAX_RANK] = {0}, nn[CAUSAL_MAX_RANK] = {0}, c1[CAUSAL_MAX_RANK] = {0},
+           n1[CAUSAL_MAX_RANK] = {0};
     for (uint32_t b = 0; b < NB; b++) {
         for (uint32_t k = 0; k < R; k++) {
             cc[k] += (double)C[(size_t)b * R + k];
             nn[k] += (double)N[(size_t)b * R + k];
+            c1[k] += (double)C1[(size_t)b * R + k];
+            n1[k] += (double)N1[(size_t)b * R + k];
         }
     }
     uint32_t R_ok = R;
@@ -261,7 +292,7 @@ int causal_rand_counts_finish(const causal_rand_counts *c, const causal_prop_opt
                           "theta_k/theta_1 is undefined",
                           nn[0]);
     }
-    rand_ratio(cc, nn, R, p.ratio);
+    rand_ratio(cc, nn, c1, n1, R, p.ratio);
     p.n_sessions = c->n_used;
     for (uint32_t k = 0; k < R; k++) {
         p.n_items += (uint64_t)nn[k];
@@ -283,15 +314,18 @@ int causal_rand_counts_finish(const causal_rand_counts *c, const causal_prop_opt
         cw_rng rng;
         cw_rng_seed(&rng, o->seed);
         for (uint32_t bt = 0; bt < o->n_boot; bt++) {
-            double bc[CAUSAL_MAX_RANK] = {0}, bn[CAUSAL_MAX_RANK] = {0};
+            double bc[CAUSAL_MAX_RANK] = {0}, bn[CAUSAL_MAX_RANK] = {0},
+                   bc1[CAUSAL_MAX_RANK] = {0}, bn1[CAUSAL_MAX_RANK] = {0};
             for (uint32_t t = 0; t < NB; t++) {
                 size_t b = (size_t)cw_rng_below(&rng, NB) * R;
                 for (uint32_t k = 0; k < R; k++) {
                     bc[k] += (double)C[b + k];
                     bn[k] += (double)N[b + k];
+                    bc1[k] += (double)C1[b + k];
+                    bn1[k] += (double)N1[b + k];
                 }
             }
-            rand_ratio(bc, bn, R, reps + (size_t)bt * R);
+            rand_ratio(bc, bn, bc1, bn1, R, reps + (size_t)bt * R);
         }
         percentile_ci(&p, reps, o->n_boot, R, o->ci_level);
         free(reps);
