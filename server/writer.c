@@ -79,19 +79,22 @@ static void run_batch(srv_writer *w, srv_job **jobs, unsigned n)
             }
         }
     }
+    /* Impression jobs are ours to free; events jobs live in their request's arena, which
+     * the request thread frees as soon as it sees `done`: touch none of them after that. */
+    for (unsigned i = 0; i < n; i++) {
+        if (jobs[i]->kind == SRV_JOB_IMPRESSION) {
+            free(jobs[i]);
+            jobs[i] = NULL;
+        }
+    }
     pthread_mutex_lock(&w->mu);
     for (unsigned i = 0; i < n; i++) {
-        if (jobs[i]->kind == SRV_JOB_EVENTS) {
+        if (jobs[i]) {
             jobs[i]->done = true;
         }
     }
     pthread_cond_broadcast(&w->job_done);
     pthread_mutex_unlock(&w->mu);
-    for (unsigned i = 0; i < n; i++) {
-        if (jobs[i]->kind == SRV_JOB_IMPRESSION) {
-            free(jobs[i]);
-        }
-    }
 }
 
 static void *writer_main(void *arg)

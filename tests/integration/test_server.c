@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -160,6 +161,8 @@ static void start_server(const char *extra1, const char *extra2)
     server_pid = fork();
     cr_assert(server_pid >= 0);
     if (server_pid == 0) {
+        /* A test killed on timeout must not leave its server running. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (!freopen("/dev/null", "w", stdout)) {
             _exit(126);
         }
