@@ -17,7 +17,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: causeway embed train --index DIR [--dim 128] [--buckets 262144]\n"
             "           [--epochs 10] [--batch 64] [--tau 0.05] [--mode moco|simclr]\n"
-            "           [--queue 4096] [--momentum 0.995] [--lr 0.05] [--lr-proj 0.001]\n"
+            "           [--queue min(4096,n/4)] [--momentum 0.995] [--lr 0.05] [--lr-proj 0.001]\n"
             "           [--crop-min 0.05] [--crop-max 0.5] [--p-delete 0.1] [--seed 1]\n"
             "           [--checkpoint-every 200] [--resume] [--lsa]\n"
             "       causeway embed build --index DIR [--m 32] [--ef-construction 100] [--seed 1]\n"
@@ -49,6 +49,7 @@ typedef struct embed_args {
     idx_hybrid_opts hy;
     uint32_t k;
     bool hybrid;
+    bool queue_given; /* --queue on the command line; else sized from the corpus */
     cw_buf qtext;
 } embed_args;
 
@@ -83,6 +84,9 @@ static int parse(int argc, char **argv, embed_args *a)
         U64("--buckets", 16, IDX_DENSE_MAX_BUCKETS, a->enc.n_buckets);
         U64("--epochs", 0, 100000, a->train.epochs);
         U64("--batch", 2, 65536, a->train.batch);
+        if (strcmp(o, "--queue") == 0) {
+            a->queue_given = true;
+        }
         U64("--queue", 0, 1u << 22, a->train.queue);
         U64("--checkpoint-every", 0, UINT32_MAX, a->train.ckpt_every);
         U64("--m", 2, IDX_DENSE_MAX_M, a->hnsw.m);
@@ -231,6 +235,14 @@ static int do_train(embed_args *a, cw_err *err)
     }
     if (rc == CW_OK) {
         rc = idx_encoder_new(&a->enc, &enc, err);
+    }
+    uint32_t n = ix ? idx_index_n_docs(ix) : 0;
+    if (rc == CW_OK && !a->queue_given) {
+        /* The queue must be much smaller than the corpus: once it holds older keys of the
+         * documents in the batch, their own views become negatives (false negatives).
+         * Default: a quarter of the corpus, in whole batches, at most 4096. */
+        uint32_t b = CW_MIN(a->train.batch, CW_MAX(n, 2u));
+        a->train.queue = CW_MIN(4096u, CW_MAX(1u, n / (4 * b)) * b);
     }
     if (rc == CW_OK) {
         a->train.ckpt_path = ck_path;

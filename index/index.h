@@ -342,7 +342,9 @@ typedef struct idx_train_opts {
     uint32_t epochs;      /* passes over the corpus, default 10 (0: fit the idf table only) */
     double tau;           /* InfoNCE temperature, default 0.05 */
     double momentum;      /* MoCo key-encoder momentum m, default 0.995 */
-    uint32_t queue;       /* MoCo queue length (multiple of batch), default 4096 */
+    uint32_t queue;       /* MoCo queue length (multiple of batch), default 4096; keep it well
+                           * below the corpus size, else a document's own older keys sit in
+                           * the queue as false negatives (the CLI uses min(4096, n/4)) */
     double lr;            /* learning rate of the embedding rows (row-wise Adagrad), 0.05 */
     double lr_proj;       /* Adam learning rate of the projection, 1e-3 */
     double crop_min;      /* Contriever crop length, fraction of the document: 0.05 */
