@@ -202,3 +202,49 @@ Test(causal_propensity, incompatible_schema_version_is_refused)
     cr_expect(eq(ptr, s, NULL));
     cr_expect(eq(int, cw_rmtree(dir, &err), CW_OK));
 }
+
+Test(causal_propensity, randomization_unbiased_with_short_lists_issue4)
+{
+    /* Half the queries have 3 candidates, all highly relevant; half have 10, none
+     * relevant. Comparing rank k with rank 1 over all lists mixes the short relevant lists
+     * into rank 1 only; the estimator must compare lists that reach rank k. */
+    causal_sessions *s = NULL;
+    causal_simcoll *c = NULL;
+    cw_err err;
+    cr_assert(eq(int, causal_sessions_new(&s, &err), CW_OK));
+    cr_assert(eq(int, causal_simcoll_new(s, 1, NULL, &c, &err), CW_OK));
+    for (int q = 0; q < 100; q++) {
+        int n = q % 2 ? 3 : 10;
+        char qid[16], names[10][16];
+        const char *ids[10];
+        int labels[10];
+        double sc[10];
+        snprintf(qid, sizeof qid, "q%d", q);
+        for (int i = 0; i < n; i++) {
+            snprintf(names[i], sizeof names[i], "d%d_%d", q, i);
+            ids[i] = names[i];
+            labels[i] = q % 2 ? 4 : 0;
+            sc[i] = -i;
+        }
+        const double *rows[1] = {sc};
+        cr_assert(eq(int, causal_simcoll_add(c, qid, (size_t)n, ids, labels, rows, NULL, &err),
+                     CW_OK));
+    }
+    causal_sim_opts o = causal_sim_opts_default();
+    o.policy.kind = CAUSAL_POLICY_RANDTOP;
+    o.n_sessions = 200000;
+    cr_assert(eq(int, causal_simulate(c, &o, &err), CW_OK));
+    causal_prop_opts po = causal_prop_opts_default(CAUSAL_PROP_RANDOMIZATION);
+    po.n_boot = 0;
+    causal_propensity p;
+    cr_assert(eq(int, causal_propensity_fit(s, &po, &p, &err), CW_OK), "%s", err.msg);
+    for (uint32_t k = 3; k < 10; k++) {
+        /* ranks 4..10 exist only in the 10-candidate lists: ~100000 * .1 * theta clicks */
+        double truth = theta[k] / theta[0];
+        double tol = 3 * sqrt(1.0 / p.clicks_at[k] + 1.0 / (100000 * 0.1 * theta[0]));
+        cr_expect(le(dbl, fabs(p.ratio[k] - truth) / truth, tol), "rank %u: %g vs %g", k + 1,
+                  p.ratio[k], truth);
+    }
+    causal_simcoll_free(c);
+    causal_sessions_free(s);
+}
