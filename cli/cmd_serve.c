@@ -17,7 +17,8 @@ static void usage(FILE *f)
             "usage: causeway serve --index DIR --db FILE [--bind 127.0.0.1] [--port 8080]\n"
             "                      [--threads N] [--model FILE] [--config FILE]\n"
             "                      [--sync full|normal] [--max-body BYTES] [--queue N]\n"
-            "                      [--timeout S] [--cache-mb N] [--port-file FILE]\n\n"
+            "                      [--timeout S] [--cache-mb N] [--port-file FILE]\n"
+            "                      [--logging-policy SPEC]\n\n"
             "Serves the index over HTTP (docs/api.md) and logs every served ranking and\n"
             "every reported event to the SQLite log FILE (docs/logs.md).\n\n"
             "  --index DIR       index built by 'causeway index' (memory-mapped)\n"
@@ -36,7 +37,12 @@ static void usage(FILE *f)
             "  --timeout S       idle/slow client timeout in seconds (default 15)\n"
             "  --cache-mb N      /search result cache, emptied on reload (default 64, 0 = off);\n"
             "                    a cached answer is still logged as its own impression\n"
-            "  --port-file FILE  write the bound port to FILE once listening\n\n"
+            "  --port-file FILE  write the bound port to FILE once listening\n"
+            "  --logging-policy SPEC  how each page is drawn and logged for off-policy\n"
+            "                    evaluation: det (default, the ranked order), pl:TAU\n"
+            "                    (Plackett-Luce over the page's scores), randtop:N or\n"
+            "                    egreedy:EPS; logs per-item propensities, the list's\n"
+            "                    log-probability, tau and the seed (config key logging_policy)\n\n"
             "Prints \"listening on http://ADDR:PORT\" on stdout when ready. SIGHUP or\n"
             "POST /admin/reload reloads index and model; SIGTERM/SIGINT drain the log\n"
             "queue, close the database and exit 0.\n");
@@ -69,6 +75,8 @@ int cli_cmd_serve(int argc, char **argv)
             cli.db_path = v;
         } else if (strcmp(a, "--model") == 0) {
             cli.model_path = v;
+        } else if (strcmp(a, "--logging-policy") == 0) {
+            cli.logging_policy = v;
         } else if (strcmp(a, "--config") == 0) {
             config_path = v;
         } else if (strcmp(a, "--port-file") == 0) {
@@ -135,6 +143,9 @@ int cli_cmd_serve(int argc, char **argv)
     }
     if (cli.db_path) {
         cfg.db_path = cli.db_path;
+    }
+    if (cli.logging_policy) {
+        cfg.logging_policy = cli.logging_policy;
     }
     if (cli.model_path) {
         cfg.model_path = cli.model_path;

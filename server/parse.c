@@ -468,6 +468,10 @@ int srv_config_load(const char *path, srv_config *cfg, srv_config_store **owned,
             sp = &c.bind;
         } else if (!strcmp(key, "admin_token")) {
             sp = &c.admin_token;
+        } else if (!strcmp(key, "logging_policy")) {
+            sp = &c.logging_policy; /* validated by srv_new (causal_rpol_parse) */
+        } else if (!strcmp(key, "mc_samples")) {
+            ip = &tmp, lo = 1, hi = CAUSAL_PL_MAX_MC_SAMPLES;
         } else if (!strcmp(key, "sync")) {
             const char *s = json_string_value(v);
             if (s && !strcmp(s, "full")) {
@@ -519,6 +523,8 @@ int srv_config_load(const char *path, srv_config *cfg, srv_config_store **owned,
                 c.queue_capacity = (unsigned)tmp;
             } else if (!strcmp(key, "cache_mb")) {
                 c.cache_bytes = (size_t)tmp << 20;
+            } else if (!strcmp(key, "mc_samples")) {
+                c.mc_samples = (unsigned)tmp;
             } else {
                 c.timeout_s = (unsigned)tmp;
             }

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <jansson.h>
 #include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -161,6 +162,8 @@ struct srv_server {
     pthread_mutex_t reload_mu; /* one reload at a time */
     atomic_int in_flight;
     atomic_bool stopping;
+    causal_rpol logging; /* parsed cfg.logging_policy; DET = no randomisation */
+    char logging_name[48]; /* the policy name logged with stochastic impressions */
 };
 
 static srv_state *state_acquire(srv_server *s)
@@ -182,7 +185,8 @@ srv_config srv_config_default(void)
                         .timeout_s = 15,
                         .sync = CAUSAL_SYNC_FULL,
                         .commit_batch = 4096,
-                        .cache_bytes = (size_t)64 << 20};
+                        .cache_bytes = (size_t)64 << 20,
+                        .mc_samples = 10000};
 }
 
 uint16_t srv_port(const srv_server *s)
@@ -372,10 +376,99 @@ static int cmp_score_desc(const void *a, const void *b)
     return x->doc < y->doc ? -1 : x->doc > y->doc;
 }
 
-/* One impression job: a single allocation the writer frees. */
+/* What a stochastic logging policy drew for one page (issue 7 item 1). */
+typedef struct srv_draw {
+    const char *policy;       /* logged policy name */
+    double log_prob;          /* log pi(shown list) over the page's rows */
+    double temperature;       /* PL tau, NaN for other policies */
+    uint32_t mc_samples;      /* 0 = exact propensities */
+    uint64_t seed;            /* RNG seed of the draw (the impression id) */
+    const double *propensity; /* [n] pi(row i at its position), in shown order */
+} srv_draw;
+
+/* Redraws the page's n rows from the configured policy over their scores (ranked order,
+ * causal_rpol_draw), reorders rows and the rendered results (positions renumbered) to
+ * match, and fills *out. prop holds n doubles and must outlive *out.
+ * Errors: CW_ENOMEM, CW_EINVAL (non-finite scores), CW_EPARSE (frag not JSON: a bug). */
+static int draw_page(const srv_server *s, uint64_t seed, hit_row *rows, size_t n,
+                     uint32_t offset, cw_buf *frag, double *prop, srv_draw *out, cw_err *err)
+{
+    double *scores = malloc(n * sizeof *scores);
+    uint32_t *order = malloc(n * sizeof *order);
+    hit_row *tmp = malloc(n * sizeof *tmp);
+    json_t *arr = NULL, *drawn = NULL;
+    char *txt = NULL;
+    cw_buf wrapped = {0};
+    int rc = CW_OK;
+    if (!scores || !order || !tmp) {
+        rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        scores[i] = rows[i].score;
+    }
+    cw_rng rng;
+    cw_rng_seed(&rng, seed);
+    double log_prob = 0;
+    uint32_t mc_used = 0;
+    rc = causal_rpol_draw(&s->logging, scores, (uint32_t)n, (uint32_t)n, s->cfg.mc_samples, &rng,
+                          order, prop, &log_prob, &mc_used, err);
+    if (rc != CW_OK) {
+        goto done;
+    }
+    /* The rendered results were built in ranked order: reorder them the same way. */
+    if (cw_buf_append(&wrapped, "[", 1) != CW_OK ||
+        cw_buf_append(&wrapped, frag->data ? frag->data : "", frag->len) != CW_OK ||
+        cw_buf_append(&wrapped, "]", 1) != CW_OK) {
+        rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+        goto done;
+    }
+    json_error_t je;
+    arr = json_loadb(wrapped.data, wrapped.len, 0, &je);
+    drawn = json_array();
+    if (!arr || !drawn || json_array_size(arr) != n) {
+        rc = cw_err_set(err, CW_EPARSE, "stochastic logging: rendered results unreadable");
+        goto done;
+    }
+    for (size_t j = 0; j < n; j++) {
+        json_t *el = json_array_get(arr, order[j]);
+        json_object_set_new(el, "position", json_integer((json_int_t)(offset + j + 1)));
+        json_array_append(drawn, el);
+        tmp[j] = rows[order[j]];
+    }
+    memcpy(rows, tmp, n * sizeof *rows);
+    txt = json_dumps(drawn, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    if (!txt) {
+        rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+        goto done;
+    }
+    frag->len = 0;
+    if (cw_buf_append(frag, txt + 1, strlen(txt) - 2) != CW_OK) {
+        rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+        goto done;
+    }
+    *out = (srv_draw){.policy = s->logging_name,
+                      .log_prob = log_prob,
+                      .temperature = s->logging.kind == CAUSAL_RPOL_PL ? s->logging.tau : NAN,
+                      .mc_samples = mc_used,
+                      .seed = seed,
+                      .propensity = prop};
+done:
+    free(scores);
+    free(order);
+    free(tmp);
+    free(txt);
+    json_decref(arr);
+    json_decref(drawn);
+    cw_buf_fini(&wrapped);
+    return rc;
+}
+
+/* One impression job: a single allocation the writer frees. dr = NULL: the ranked
+ * (deterministic) order, probability 1. */
 static srv_job *impression_job(const srv_search_req *r, const srv_state *st, const hit_row *rows,
                                size_t n, uint32_t offset, uint64_t id, int64_t now_ms,
-                               const idx_index *ix)
+                               const idx_index *ix, const srv_draw *dr)
 {
     /* The job outlives this request and possibly this serving state (a reload may free
      * it before the writer runs), so every string is copied into the job. */
@@ -424,6 +517,14 @@ static srv_job *impression_job(const srv_search_req *r, const srv_state *st, con
     /* A deterministic ranker shows this list with probability 1. */
     imp->log_prob = 0.0;
     imp->temperature = NAN;
+    if (dr) {
+        imp->policy = dr->policy; /* static storage of the server, outlives the job */
+        imp->log_prob = dr->log_prob;
+        imp->temperature = dr->temperature;
+        imp->mc_samples = dr->mc_samples;
+        imp->has_seed = true;
+        imp->seed = dr->seed;
+    }
     imp->feature_set = FEATURE_SET;
     imp->feature_names = feature_names;
     imp->n_features = N_SERVER_FEATURES;
@@ -442,7 +543,7 @@ static srv_job *impression_job(const srv_search_req *r, const srv_state *st, con
         items[i] = (causal_item){.doc_id = p,
                                  .position = offset + (uint32_t)i + 1,
                                  .score = rows[i].score,
-                                 .propensity = 1.0,
+                                 .propensity = dr ? dr->propensity[i] : 1.0,
                                  .features = &feat[i * N_SERVER_FEATURES]};
         p += d.id_len + 1;
     }
@@ -649,12 +750,25 @@ static int run_search(srv_server *s, srv_req *rq, const srv_search_req *r, cw_bu
     hit_row *shown = NULL;
     size_t n_show = 0;
     cw_buf frag = {0};
+    double *prop = NULL; /* propensities of a stochastic page */
     int rc = rank_page(s, st, rq, r, &shown, &n_show, &frag, err);
     if (rc != CW_OK) {
         goto done;
     }
     uint64_t imp_id = causal_log_next_id(s->log);
-    srv_job *job = impression_job(r, st, shown, n_show, r->offset, imp_id, cw_wall_ms(), st->ix);
+    srv_draw draw, *dr = NULL;
+    if (s->logging.kind != CAUSAL_RPOL_DET && n_show > 1) {
+        /* Stochastic logging: every answer is drawn afresh, cached or not. */
+        prop = malloc(n_show * sizeof *prop);
+        rc = prop ? draw_page(s, imp_id, shown, n_show, r->offset, &frag, prop, &draw, err)
+                  : cw_err_set(err, CW_ENOMEM, "out of memory");
+        if (rc != CW_OK) {
+            goto done;
+        }
+        dr = &draw;
+    }
+    srv_job *job =
+        impression_job(r, st, shown, n_show, r->offset, imp_id, cw_wall_ms(), st->ix, dr);
     if (!job) {
         rc = cw_err_set(err, CW_ENOMEM, "out of memory building the impression");
         goto done;
@@ -677,6 +791,7 @@ static int run_search(srv_server *s, srv_req *rq, const srv_search_req *r, cw_bu
         rc = cw_err_set(err, CW_ENOMEM, "out of memory");
     }
 done:
+    free(prop);
     cw_buf_fini(&frag);
     state_release(st);
     return rc;
@@ -1266,12 +1381,25 @@ int srv_new(const srv_config *cfg, srv_server **out, cw_err *err)
     if (inet_pton(AF_INET, bind_addr, &addr.sin_addr) != 1) {
         return cw_err_set(err, CW_EINVAL, "bind address \"%s\" is not an IPv4 address", bind_addr);
     }
+    causal_rpol logging = {CAUSAL_RPOL_DET, 1, 1, 0};
+    if (cfg->logging_policy && causal_rpol_parse(cfg->logging_policy, &logging, err) != CW_OK) {
+        return cw_err_prefix(err, "logging policy: ");
+    }
     srv_server *s = calloc(1, sizeof *s);
     if (!s) {
         return cw_err_set(err, CW_ENOMEM, "out of memory");
     }
     bool ok = true;
     s->cfg = *cfg;
+    s->logging = logging;
+    /* Names the causal/ session loader knows ("pl", "randtop-N"); the spec otherwise. */
+    if (logging.kind == CAUSAL_RPOL_PL) {
+        snprintf(s->logging_name, sizeof s->logging_name, "pl");
+    } else if (logging.kind == CAUSAL_RPOL_RANDTOPN) {
+        snprintf(s->logging_name, sizeof s->logging_name, "randtop-%u", logging.top_n);
+    } else {
+        causal_rpol_format(&logging, s->logging_name, sizeof s->logging_name);
+    }
     s->index_dir = dup_or_null(cfg->index_dir, &ok);
     s->db_path = dup_or_null(cfg->db_path, &ok);
     s->model_path = dup_or_null(cfg->model_path, &ok);

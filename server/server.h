@@ -41,12 +41,19 @@ typedef struct srv_config {
     causal_sync sync;        /* durability of acknowledged events (docs/logs.md) */
     unsigned commit_batch;   /* most jobs per group commit, default 4096 */
     size_t cache_bytes;      /* /search result cache (per index+model), default 64 MiB, 0 = off */
+    const char *logging_policy; /* how each shown page is drawn and logged (issue 7):
+                                   "det" (default, the ranked order), "pl:TAU" (Plackett-Luce
+                                   over the page's scores), "randtop:N", "egreedy:EPS"; see
+                                   causal_rpol_parse. Stochastic pages log per-item
+                                   propensities, the list log-probability, tau and the seed */
+    unsigned mc_samples;        /* Monte-Carlo samples for PL pages over 20 items, default 10000 */
 } srv_config;
 
 srv_config srv_config_default(void);
 
 /* Reads a JSON config file ({"index","db","model","bind","port","threads",
- * "max_body_bytes","queue_capacity","timeout_s","cache_mb","admin_token","sync":"full"|"normal"})
+ * "max_body_bytes","queue_capacity","timeout_s","cache_mb","admin_token","sync":"full"|"normal",
+ * "logging_policy","mc_samples"})
  * over cfg; string fields then point into *owned, released with srv_config_store_free
  * (srv_new copies what it keeps). Unknown keys are errors.
  * Errors: CW_ENOTFOUND, CW_EIO, CW_EPARSE (path:line:col or path: key), CW_EINVAL. */
