@@ -1,0 +1,276 @@
+/* Integration test of stochastic logging (issue 7 item 1): `causeway serve
+ * --logging-policy pl:0.5` draws every page from Plackett-Luce over its scores, and the
+ * log holds what off-policy evaluation needs: per-item propensities equal to the exact PL
+ * marginals, the list's exact log-probability, the temperature and the seed. */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "causal/causal.h"
+
+static char dir[64], ixdir[128], dbpath[128], portfile[128];
+static unsigned port;
+
+static const char *bin(void)
+{
+    const char *b = getenv("CW_BIN");
+    cr_assert(b != NULL, "CW_BIN is not set (run through make check)");
+    return b;
+}
+
+static int run(char *const argv[], bool is_quiet)
+{
+    pid_t p = fork();
+    cr_assert(p >= 0);
+    if (p == 0) {
+        if (is_quiet &&
+            (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))) {
+            _exit(126);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(p, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+    return cw_buf_append(ud, p, sz * n) == CW_OK ? sz * n : 0;
+}
+
+/* GET path; returns the HTTP status, body in *b (reset first). */
+static long get(CURL *c, const char *path, cw_buf *b)
+{
+    char url[1024];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
+    b->len = 0;
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (curl_easy_perform(c) != CURLE_OK) {
+        return -1;
+    }
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    return status;
+}
+
+static pid_t start_server(const char *policy)
+{
+    unlink(portfile);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (!freopen("/dev/null", "w", stdout)) {
+            _exit(126);
+        }
+        char *argv[] = {(char *)bin(),
+                        "serve",
+                        "--index",
+                        ixdir,
+                        "--db",
+                        dbpath,
+                        "--port",
+                        "0",
+                        "--port-file",
+                        portfile,
+                        "--logging-policy",
+                        (char *)policy,
+                        "--sync",
+                        "normal",
+                        NULL};
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    CURL *c = curl_easy_init();
+    cw_buf b = {0};
+    port = 0;
+    for (int tries = 0; tries < 1000; tries++) { /* 20 s deadline, 20 ms polls */
+        FILE *f = fopen(portfile, "r");
+        if (f) {
+            if (fscanf(f, "%u", &port) != 1) {
+                port = 0;
+            }
+            fclose(f);
+        }
+        if (port && get(c, "/healthz", &b) == 200) {
+            break;
+        }
+        int st;
+        cr_assert(eq(int, waitpid(pid, &st, WNOHANG), 0), "the server exited at start");
+        struct timespec ts = {0, 20000000L};
+        nanosleep(&ts, NULL);
+    }
+    curl_easy_cleanup(c);
+    cw_buf_fini(&b);
+    cr_assert(port != 0, "the server did not come up within 20 s");
+    return pid;
+}
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/cw_ope_logging_XXXXXX");
+    cr_assert(mkdtemp(dir) != NULL);
+    snprintf(ixdir, sizeof ixdir, "%s/idx", dir);
+    snprintf(dbpath, sizeof dbpath, "%s/log.db", dir);
+    snprintf(portfile, sizeof portfile, "%s/port", dir);
+    char syn[128], corpus[160];
+    snprintf(syn, sizeof syn, "%s/syn", dir);
+    snprintf(corpus, sizeof corpus, "%s/corpus.jsonl", syn);
+    char *a1[] = {(char *)bin(), "synth",     "--out", syn,       "--docs",
+                  "400",         "--queries", "5",     "--quiet", NULL};
+    cr_assert(eq(int, run(a1, true), 0));
+    char *a2[] = {(char *)bin(), "index", "build", "--corpus", corpus, "--out", ixdir, NULL};
+    cr_assert(eq(int, run(a2, true), 0));
+}
+
+static void teardown(void)
+{
+    cw_err err;
+    if (cw_rmtree(dir, &err) != CW_OK) {
+        cr_log_warn("%s", err.msg);
+    }
+}
+
+TestSuite(ope_logging, .init = setup, .fini = teardown, .timeout = 120);
+
+Test(ope_logging, pl_pages_log_exact_propensities_and_list_probabilities)
+{
+    pid_t pid = start_server("pl:0.5");
+    CURL *c = curl_easy_init();
+    cw_buf b = {0};
+    /* The first synthetic query (made-up words: letters and spaces only). */
+    char qpath[192], line[512], q[256] = "", path[512];
+    snprintf(qpath, sizeof qpath, "%s/syn/queries.tsv", dir);
+    FILE *qf = fopen(qpath, "r");
+    cr_assert(qf != NULL);
+    cr_assert(fgets(line, sizeof line, qf) != NULL);
+    fclose(qf);
+    char *tab = strchr(line, '\t');
+    cr_assert(tab != NULL);
+    snprintf(q, sizeof q, "%.*s", (int)strcspn(tab + 1, "\r\n"), tab + 1);
+    snprintf(path, sizeof path, "/search?k=5&q=");
+    for (size_t i = 0, o = strlen(path); q[i] && o + 1 < sizeof path; i++, o++) {
+        path[o] = q[i] == ' ' ? '+' : q[i];
+        path[o + 1] = '\0';
+    }
+    const int n_req = 400;
+    int n_distinct_first = 0;
+    char seen_first[16][64] = {{0}};
+    for (int i = 0; i < n_req; i++) {
+        cr_assert(eq(long, get(c, path, &b), 200), "%s", b.data ? b.data : "");
+        json_t *root = json_loads(b.data, 0, NULL);
+        json_t *res = json_object_get(root, "results");
+        cr_assert(json_array_size(res) >= 3, "query %s returned %zu results", q,
+                  json_array_size(res));
+        for (size_t j = 0; j < json_array_size(res); j++) {
+            json_int_t pos =
+                json_integer_value(json_object_get(json_array_get(res, j), "position"));
+            cr_assert(eq(i64, (int64_t)pos, (int64_t)j + 1));
+        }
+        const char *id = json_string_value(json_object_get(json_array_get(res, 0), "id"));
+        bool known = false;
+        for (int t = 0; t < n_distinct_first; t++) {
+            known = known || strcmp(seen_first[t], id) == 0;
+        }
+        if (!known && n_distinct_first < 16) {
+            snprintf(seen_first[n_distinct_first++], sizeof seen_first[0], "%s", id);
+        }
+        json_decref(root);
+    }
+    cr_expect(gt(int, n_distinct_first, 1), "PL at tau 0.5 should vary the top result");
+    curl_easy_cleanup(c);
+    cw_buf_fini(&b);
+    kill(pid, SIGTERM);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    bool is_clean_exit = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    cr_assert(is_clean_exit, "the server did not exit 0 on SIGTERM");
+
+    /* Every logged page: propensities = exact PL marginals of its scores at tau 0.5, the
+     * list log-probability exact, the seed present; and the logged top document's
+     * frequency agrees with its propensity. */
+    causal_log_opts lo = causal_log_opts_default();
+    lo.read_only = true;
+    causal_log *log = NULL;
+    causal_log_reader *rd = NULL;
+    cw_err err;
+    cr_assert(eq(int, causal_log_open(dbpath, &lo, &log, &err), CW_OK), "%s", err.msg);
+    causal_log_filter f = causal_log_filter_all();
+    cr_assert(eq(int, causal_log_reader_new(log, &f, &rd, &err), CW_OK), "%s", err.msg);
+    const causal_impression *imp;
+    int n_imp = 0, rc;
+    double p_top_sum = 0;
+    int top_count = 0;
+    char top_id[64] = "";
+    causal_rpol pl = {CAUSAL_RPOL_PL, 0.5, 1, 0};
+    while ((rc = causal_log_reader_next(rd, &imp, &err)) == 1) {
+        if (strcmp(imp->query, q) != 0) {
+            continue;
+        }
+        n_imp++;
+        cr_expect(eq(str, (char *)imp->policy, "pl"));
+        cr_expect(epsilon_eq(dbl, imp->temperature, 0.5, 1e-12));
+        cr_expect(imp->has_seed);
+        cr_expect(eq(u32, imp->mc_samples, 0));
+        uint32_t n = (uint32_t)imp->n_items, ident[8];
+        double s[8], lp[8], marg[8 * 8];
+        cr_assert(n >= 3 && n <= 8);
+        for (uint32_t j = 0; j < n; j++) {
+            s[j] = imp->items[j].score;
+            ident[j] = j;
+        }
+        cr_assert(eq(int, causal_rpol_log_prob(&pl, s, n, ident, n, lp, NULL), CW_OK));
+        cr_expect(epsilon_eq(dbl, imp->log_prob, lp[n - 1], 1e-9));
+        cr_assert(eq(int, causal_rpol_marginals(&pl, s, n, n, marg, NULL), CW_OK));
+        for (uint32_t j = 0; j < n; j++) {
+            cr_expect(epsilon_eq(dbl, imp->items[j].propensity, marg[j * n + j], 1e-9),
+                      "impression %d slot %u", n_imp, j + 1);
+        }
+        /* The highest-scoring document of the page: how often is it shown first? */
+        uint32_t best = 0;
+        for (uint32_t j = 1; j < n; j++) {
+            best = s[j] > s[best] ? j : best;
+        }
+        if (!top_id[0]) {
+            snprintf(top_id, sizeof top_id, "%s", imp->items[best].doc_id);
+        }
+        if (strcmp(imp->items[best].doc_id, top_id) == 0) {
+            p_top_sum += marg[best * n + 0];
+            top_count += best == 0;
+        }
+    }
+    cr_assert(eq(int, rc, 0), "%s", err.msg);
+    cr_expect(eq(int, n_imp, n_req + 0));
+    /* Binomial: count of "shown first" vs the sum of its probabilities, 5 sd. */
+    double sd = sqrt(p_top_sum * (1 - p_top_sum / n_imp));
+    cr_expect(fabs(top_count - p_top_sum) <= 5 * sd + 1, "top first %d times, expected %.1f",
+              top_count, p_top_sum);
+    causal_log_reader_free(rd);
+    causal_log_close(log);
+}
+
+Test(ope_logging, a_bad_logging_policy_is_refused_at_start)
+{
+    char *argv[] = {(char *)bin(), "serve", "--index",          ixdir,  "--db", dbpath,
+                    "--port",      "0",     "--logging-policy", "pl:0", NULL};
+    cr_expect(eq(int, run(argv, true), 1));
+}
