@@ -861,9 +861,12 @@ static int merge_and_write(builder *B, cw_err *err)
         goto fail;
     }
     for (size_t t = 0; t < B->n_terms; t++) {
-        if ((t & 4095) == 0 && cw_interrupted()) {
-            rc = cw_err_set(err, CW_EINTR, "index build interrupted");
-            goto fail;
+        if ((t & 4095) == 0) {
+            if (cw_interrupted()) {
+                rc = cw_err_set(err, CW_EINTR, "index build interrupted");
+                goto fail;
+            }
+            cw_progress_report(&B->opts->progress, "merge", t, B->n_terms);
         }
         m.n = 0;
         for (uint32_t r = 0; r < B->n_runs; r++) {
@@ -930,6 +933,7 @@ static int merge_and_write(builder *B, cw_err *err)
             goto fail;
         }
     }
+    cw_progress_report(&B->opts->progress, "merge", B->n_terms, B->n_terms);
     rc = idx_fw_end(w, err);
     if (rc == CW_OK) {
         rc = write_section(w, IDX_S_BLOCKS, flat.blocks.data, flat.blocks.len, err);

@@ -78,7 +78,7 @@ typedef struct idx_build_opts {
     idx_analyzer_opts analyzer;
     size_t mem_budget_bytes; /* postings buffered before spilling a sorted run; default 256 MiB */
     bool skip_bad;           /* skip malformed lines (counted) instead of failing */
-    cw_progress progress;    /* stage "index" with bytes read / file size */
+    cw_progress progress;    /* stage "index" (bytes read / file size), then "merge" (terms) */
     bool no_fsync;           /* skip fsync before the rename (benchmarks, scratch indexes):
                                 still atomic for readers, not durable across power loss */
 } idx_build_opts;
