@@ -449,6 +449,12 @@ int cli_cmd_rank(int argc, char **argv)
         rc = cw_err_set(&err, CW_EINVAL, "%s has %zu features, the model %zu", letor, d->n_features,
                         rank_model_n_features(m));
     }
+    for (size_t i = 0; rc == CW_OK && d->feature_names && i < d->n_features; i++) {
+        if (strcmp(d->feature_names[i], rank_model_feature_name(m, i)) != 0) {
+            rc = cw_err_set(&err, CW_EINVAL, "%s names column %zu \"%s\", the model \"%s\"", letor,
+                            i + 1, d->feature_names[i], rank_model_feature_name(m, i));
+        }
+    }
     if (rc != CW_OK) {
         goto fail;
     }

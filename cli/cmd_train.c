@@ -369,6 +369,15 @@ int cli_cmd_train(int argc, char **argv)
             snprintf(name_buf[i], sizeof name_buf[i], "letor_%zu", i + 1);
             names[i] = data->feature_names ? data->feature_names[i] : name_buf[i];
         }
+        for (size_t i = 0; valid && data->feature_names && valid->feature_names &&
+                           i < CW_MIN(data->n_features, valid->n_features);
+             i++) {
+            if (strcmp(data->feature_names[i], valid->feature_names[i]) != 0) {
+                rc = cw_err_set(&err, CW_EINVAL, "%s and %s name column %zu differently", letor,
+                                valid_path, i + 1);
+                goto fail;
+            }
+        }
         if (!simulate) {
             rc = rank_clicks_from_labels(data, &clicks, &err);
         } else {
