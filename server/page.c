@@ -11,7 +11,7 @@
 #include "server/server_int.h"
 
 /* The live report fits propensities only on logs up to this size (a fit reloads the log). */
-#define SRV_REPORT_MAX_FIT_IMPRESSIONS 200000u
+#define SRV_REPORT_MAX_FIT_IMPRESSIONS 50000u
 
 const char *srv_page_html(size_t *len)
 {

@@ -162,7 +162,7 @@ struct srv_server {
     pthread_mutex_t reload_mu; /* one reload at a time */
     atomic_int in_flight;
     atomic_bool stopping;
-    causal_rpol logging; /* parsed cfg.logging_policy; DET = no randomisation */
+    causal_rpol logging;   /* parsed cfg.logging_policy; DET = no randomisation */
     char logging_name[48]; /* the policy name logged with stochastic impressions */
 };
 
@@ -223,6 +223,7 @@ typedef struct srv_req {
     unsigned status;
     cw_buf body;
     bool too_large;
+    srv_job *job; /* POST /events in flight: set while the connection is suspended */
 } srv_req;
 
 static const unsigned counted_codes[SRV_N_CODES - 1] = {200, 400, 401, 403, 404,
@@ -390,8 +391,8 @@ typedef struct srv_draw {
  * causal_rpol_draw), reorders rows and the rendered results (positions renumbered) to
  * match, and fills *out. prop holds n doubles and must outlive *out.
  * Errors: CW_ENOMEM, CW_EINVAL (non-finite scores), CW_EPARSE (frag not JSON: a bug). */
-static int draw_page(const srv_server *s, uint64_t seed, hit_row *rows, size_t n,
-                     uint32_t offset, cw_buf *frag, double *prop, srv_draw *out, cw_err *err)
+static int draw_page(const srv_server *s, uint64_t seed, hit_row *rows, size_t n, uint32_t offset,
+                     cw_buf *frag, double *prop, srv_draw *out, cw_err *err)
 {
     double *scores = malloc(n * sizeof *scores);
     uint32_t *order = malloc(n * sizeof *order);
@@ -857,8 +858,19 @@ static MHD_RESULT_T route_search(srv_server *s, struct MHD_Connection *conn, srv
     return send_json(conn, rq, &out);
 }
 
+static void resume_connection(void *conn)
+{
+    MHD_resume_connection(conn);
+}
+
+static MHD_RESULT_T events_reply(struct MHD_Connection *conn, srv_req *rq);
+
 static MHD_RESULT_T route_events(srv_server *s, struct MHD_Connection *conn, srv_req *rq)
 {
+    if (rq->job) {
+        /* The writer resumed us: the batch is committed or refused. */
+        return events_reply(conn, rq);
+    }
     cw_err err;
     causal_event *ev = NULL;
     size_t n = 0, n_problems = 0;
@@ -895,13 +907,30 @@ static MHD_RESULT_T route_events(srv_server *s, struct MHD_Connection *conn, srv
     job->events = ev;
     job->n_events = n;
     job->rejects = rejects;
+    job->notify = resume_connection;
+    job->notify_ctx = conn;
+    /* Park the connection instead of blocking a pool thread on the COMMIT: all waiting
+     * batches then share one group commit. Suspend before the push, so the writer's
+     * resume can never come first; MHD calls us again once resumed. */
+    MHD_suspend_connection(conn);
+    rq->job = job;
     rc = srv_writer_push(&s->writer, job, &err);
     if (rc != CW_OK) {
         atomic_fetch_add(&s->metrics.queue_full, 1);
-        return send_err(conn, rq, &err);
+        job->result = rc;
+        job->err = err;
+        job->done = true;
+        MHD_resume_connection(conn);
     }
-    /* Acknowledge only after the COMMIT holding this batch returned SQLITE_OK. */
-    srv_writer_wait(&s->writer, job);
+    return MHD_YES;
+}
+
+/* Second half of POST /events, after the writer resumed the connection. */
+static MHD_RESULT_T events_reply(struct MHD_Connection *conn, srv_req *rq)
+{
+    srv_job *job = rq->job;
+    size_t n = job->n_events;
+    cw_err err;
     if (job->result != CW_OK) {
         if (job->n_rejects == 0) {
             return send_err(conn, rq, &job->err);
@@ -1427,7 +1456,8 @@ int srv_new(const srv_config *cfg, srv_server **out, cw_err *err)
     if (rc != CW_OK) {
         goto fail;
     }
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags =
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     s->mhd = MHD_start_daemon(
         flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
         (const struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,

@@ -62,7 +62,10 @@ typedef struct srv_job {
     size_t n_duplicates;
     int result; /* CW_OK or the failure */
     cw_err err;
-    bool done; /* guarded by the writer mutex */
+    bool done;                 /* guarded by the writer mutex */
+    void (*notify)(void *ctx); /* called by the writer once done (resumes the suspended
+                                  connection); NULL = the request uses srv_writer_wait */
+    void *notify_ctx;
 } srv_job;
 
 typedef struct srv_writer {
@@ -77,6 +80,8 @@ typedef struct srv_writer {
     unsigned cap, head, count;
     unsigned commit_batch;
     bool stopping;
+    void (**notify_fn)(void *); /* commit_batch slots, writer thread only */
+    void **notify_ctx;
 } srv_writer;
 
 /* Starts the writer thread on an open log (the writer does not own it).

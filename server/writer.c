@@ -87,14 +87,25 @@ static void run_batch(srv_writer *w, srv_job **jobs, unsigned n)
             jobs[i] = NULL;
         }
     }
+    /* Read each job's notifier before marking it done: after that the job may be gone. */
     pthread_mutex_lock(&w->mu);
+    unsigned n_notify = 0;
     for (unsigned i = 0; i < n; i++) {
         if (jobs[i]) {
-            jobs[i]->done = true;
+            srv_job *j = jobs[i];
+            if (j->notify) {
+                w->notify_fn[n_notify] = j->notify;
+                w->notify_ctx[n_notify] = j->notify_ctx;
+                n_notify++;
+            }
+            j->done = true;
         }
     }
     pthread_cond_broadcast(&w->job_done);
     pthread_mutex_unlock(&w->mu);
+    for (unsigned i = 0; i < n_notify; i++) {
+        w->notify_fn[i](w->notify_ctx[i]);
+    }
 }
 
 static void *writer_main(void *arg)
@@ -140,7 +151,12 @@ int srv_writer_start(srv_writer *w, causal_log *log, unsigned capacity, unsigned
     w->cap = capacity ? capacity : SRV_DEFAULT_QUEUE;
     w->commit_batch = commit_batch ? commit_batch : 4096;
     w->ring = calloc(w->cap, sizeof *w->ring);
-    if (!w->ring) {
+    w->notify_fn = calloc(w->commit_batch, sizeof *w->notify_fn);
+    w->notify_ctx = calloc(w->commit_batch, sizeof *w->notify_ctx);
+    if (!w->ring || !w->notify_fn || !w->notify_ctx) {
+        free(w->ring);
+        free(w->notify_fn);
+        free(w->notify_ctx);
         return cw_err_set(err, CW_ENOMEM, "out of memory for a writer queue of %u jobs", w->cap);
     }
     pthread_mutex_init(&w->mu, NULL);
@@ -201,5 +217,7 @@ void srv_writer_stop(srv_writer *w)
     pthread_cond_destroy(&w->has_work);
     pthread_cond_destroy(&w->job_done);
     free(w->ring);
+    free(w->notify_fn);
+    free(w->notify_ctx);
     w->ring = NULL;
 }

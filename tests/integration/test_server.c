@@ -446,8 +446,25 @@ Test(srv_http, docs_readyz_metrics_and_admin_reload_on_loopback)
     cr_expect(eq(long, r.status, 200));
     cr_expect(strstr(r.body, "\"documents\":12") != NULL, "%s", r.body);
     free(r.body);
+    /* The same page twice: the second comes from the cache, still as a new impression. */
+    r = get("/search?q=tea+party&k=2");
+    unsigned long long first = impression_of(r.body);
+    char *body1 = r.body;
+    r = get("/search?q=tea+party&k=2");
+    cr_expect(gt(u64, impression_of(r.body), first));
+    const char *a = strstr(body1, "\"results\""), *b = strstr(r.body, "\"results\"");
+    size_t span = (size_t)(strstr(body1, "\"took_ms\"") - a);
+    cr_expect(a && b && strncmp(a, b, span) == 0, "a cached page differs: %s vs %s", r.body, body1);
+    free(r.body);
+    free(body1);
     r = post("/admin/reload", "");
     cr_expect(eq(long, r.status, 200), "%s", r.body);
+    free(r.body);
+    r = get("/search?q=tea+party&k=2"); /* a reload empties the cache */
+    free(r.body);
+    r = get("/metrics");
+    cr_expect(strstr(r.body, "\ncauseway_search_cache_hits_total 1\n") != NULL, "%s", r.body);
+    cr_expect(strstr(r.body, "\ncauseway_search_cache_misses_total 2\n") != NULL, "%s", r.body);
     free(r.body);
     r = get("/metrics");
     cr_expect(strstr(r.headers, "Content-Type: text/plain; version=0.0.4") != NULL, "%s",
