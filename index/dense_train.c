@@ -1032,8 +1032,9 @@ int idx_encoder_train(idx_encoder *enc, const char *const *texts, const size_t *
                           "0 <= momentum < 1, 0 < crop_min <= crop_max <= 1, 0 <= p_delete < 1)");
     }
     if (o->mode == IDX_CONTRASTIVE_MOCO && o->queue % CW_MIN((size_t)o->batch, n_docs) != 0) {
-        return cw_err_set(err, CW_EINVAL, "embed-train: queue %u is not a multiple of batch %u",
-                          o->queue, o->batch);
+        return cw_err_set(err, CW_EINVAL,
+                          "embed-train: queue %u is not a multiple of the batch %zu", o->queue,
+                          CW_MIN((size_t)o->batch, n_docs));
     }
     if (o->resume && !o->ckpt_path) {
         return cw_err_set(err, CW_EINVAL, "embed-train: resume needs a checkpoint path");

@@ -655,3 +655,144 @@ Test(idx_fuse, weighted_sum_of_minmax_scores)
     cr_expect(eq(int, idx_fuse(b, 3, d, 3, &o, 4, out, &n, &err), CW_EINVAL));
     cr_expect(ne(ptr, strstr(err.msg, "w_dense 1.5"), NULL), "%s", err.msg);
 }
+
+/* ---- the dense side of an index directory ------------------------------------------- */
+
+static const char *corpus_lines[] = {
+    "{\"id\":\"d0\",\"title\":\"shock waves\",\"text\":\"supersonic shock wave in a nozzle\"}",
+    "{\"id\":\"d1\",\"title\":\"heat\",\"text\":\"heat conduction in a composite slab\"}",
+    "{\"id\":\"d2\",\"title\":\"buckling\",\"text\":\"buckling of thin cylindrical shells\"}",
+    "{\"id\":\"d3\",\"title\":\"nozzle flow\",\"text\":\"compressible flow through a nozzle\"}",
+    "{\"id\":\"d4\",\"title\":\"library\",\"text\":\"catalog indexing for library retrieval\"}",
+    "{\"id\":\"d5\",\"title\":\"plates\",\"text\":\"stress in loaded plates and shells\"}",
+};
+
+/* Index + encoder (idf only) + HNSW in a temp dir, as `causeway embed train/build` do. */
+static char *dense_dir(void)
+{
+    char *d = tmp_dir();
+    char p[512], ix_dir[512];
+    snprintf(p, sizeof p, "%s/corpus.jsonl", d);
+    FILE *f = fopen(p, "w");
+    cr_assert(f != NULL);
+    for (size_t i = 0; i < CW_ARRAY_LEN(corpus_lines); i++) {
+        fprintf(f, "%s\n", corpus_lines[i]);
+    }
+    fclose(f);
+    snprintf(ix_dir, sizeof ix_dir, "%s/ix", d);
+    idx_build_opts bo = idx_build_opts_default();
+    cw_err err;
+    cr_assert(eq(int, idx_build(p, ix_dir, &bo, NULL, &err), CW_OK), "%s", err.msg);
+    const char *texts[CW_ARRAY_LEN(corpus_lines)];
+    size_t lens[CW_ARRAY_LEN(corpus_lines)];
+    idx_index *ix;
+    cr_assert(eq(int, idx_index_open(ix_dir, &ix, &err), CW_OK), "%s", err.msg);
+    for (uint32_t i = 0; i < idx_index_n_docs(ix); i++) {
+        idx_doc doc;
+        cr_assert(eq(int, idx_doc_get(ix, i, &doc, NULL), CW_OK));
+        texts[i] = doc.text;
+        lens[i] = doc.text_len;
+    }
+    idx_encoder *e;
+    idx_encoder_opts eo = small_opts(1);
+    cr_assert(eq(int, idx_encoder_new(&eo, &e, NULL), CW_OK));
+    idx_train_opts to = idx_train_opts_default();
+    to.epochs = 0;
+    to.queue = 0;
+    cr_assert(eq(int, idx_encoder_train(e, texts, lens, 6, &to, NULL, &err), CW_OK), "%s", err.msg);
+    float v[6 * 32];
+    for (int i = 0; i < 6; i++) {
+        cr_assert(eq(int, idx_encoder_encode(e, texts[i], lens[i], v + i * 32, NULL), CW_OK));
+    }
+    idx_index_close(ix);
+    snprintf(p, sizeof p, "%s/dense.enc", ix_dir);
+    cr_assert(eq(int, idx_encoder_save(e, p, NULL), CW_OK));
+    idx_encoder_free(e);
+    snprintf(p, sizeof p, "%s/dense.hnsw", ix_dir);
+    idx_hnsw_opts ho = idx_hnsw_opts_default();
+    cr_assert(eq(int, idx_hnsw_build(v, 6, 32, &ho, p, NULL), CW_OK));
+    return d;
+}
+
+Test(idx_dense, open_cosine_and_hybrid_search_over_an_index)
+{
+    char *d = dense_dir();
+    char ix_dir[512];
+    snprintf(ix_dir, sizeof ix_dir, "%s/ix", d);
+    idx_index *ix;
+    idx_dense *dn;
+    cw_err err;
+    cr_assert(eq(int, idx_index_open(ix_dir, &ix, &err), CW_OK), "%s", err.msg);
+    cr_assert(eq(int, idx_dense_open(ix_dir, &dn, &err), CW_OK), "%s", err.msg);
+    const char *qt = "nozzle flow";
+    float q[32];
+    cr_assert(eq(int, idx_encoder_encode(idx_dense_encoder(dn), qt, strlen(qt), q, NULL), CW_OK));
+    /* The ranker feature is the dot product with the stored unit vector. */
+    double c3, ref = 0;
+    cr_assert(eq(int, idx_dense_cosine(dn, q, 3, &c3, NULL), CW_OK));
+    const float *v3 = idx_hnsw_vector(idx_dense_hnsw(dn), 3);
+    for (int j = 0; j < 32; j++) {
+        ref += (double)q[j] * v3[j];
+    }
+    cr_expect(epsilon_eq(dbl, c3, ref, 1e-12));
+    cr_expect(gt(dbl, c3, 0.3), "nozzle flow vs d3: %g", c3);
+    cr_expect(eq(int, idx_dense_cosine(dn, q, 6, &c3, &err), CW_ENOTFOUND));
+    cr_expect(ne(ptr, strstr(err.msg, "document 6 out of 6"), NULL), "%s", err.msg);
+    /* Hybrid = RRF of the BM25 and the exact dense run, recomputed here. */
+    idx_analyzer *an;
+    idx_query *pq;
+    cr_assert(eq(int, idx_index_analyzer(ix, &an, NULL), CW_OK));
+    cr_assert(eq(int, idx_query_parse(ix, an, qt, strlen(qt), &pq, NULL), CW_OK));
+    idx_search_opts so = idx_search_opts_default();
+    so.k = 6;
+    idx_hit bm[6], de[6], want[6], got[6];
+    size_t nb, nd, nw, ng;
+    cr_assert(eq(int, idx_search(ix, pq, &so, bm, &nb, NULL, NULL), CW_OK));
+    idx_hnsw_searcher *s = idx_hnsw_searcher_new(idx_dense_hnsw(dn));
+    cr_assert(eq(int, idx_hnsw_search(idx_dense_hnsw(dn), s, q, 6, 6, true, de, &nd, NULL), CW_OK));
+    idx_hybrid_opts ho = idx_hybrid_opts_default();
+    ho.exact = true;
+    cr_assert(eq(int, idx_fuse(bm, nb, de, nd, &ho, 6, want, &nw, NULL), CW_OK));
+    so.k = 4;
+    cr_assert(
+        eq(int, idx_hybrid_search(ix, dn, s, pq, qt, strlen(qt), &so, &ho, got, &ng, &err), CW_OK),
+        "%s", err.msg);
+    cr_assert(eq(sz, ng, (size_t)4));
+    for (size_t i = 0; i < ng; i++) {
+        cr_expect(eq(u32, got[i].doc, want[i].doc));
+        cr_expect(epsilon_eq(dbl, got[i].score, want[i].score, 1e-12));
+    }
+    /* Paging: offset 2 returns ranks 3.. of the same fused list. */
+    so.offset = 2;
+    so.k = 2;
+    cr_assert(
+        eq(int, idx_hybrid_search(ix, dn, s, pq, qt, strlen(qt), &so, &ho, got, &ng, NULL), CW_OK));
+    cr_assert(eq(sz, ng, (size_t)2));
+    cr_expect(eq(u32, got[0].doc, want[2].doc));
+    idx_hnsw_searcher_free(s);
+    idx_query_free(pq);
+    idx_analyzer_free(an);
+    idx_dense_close(dn);
+    idx_index_close(ix);
+    cr_assert(eq(int, cw_rmtree(d, NULL), CW_OK));
+    free(d);
+}
+
+Test(idx_dense, missing_files_name_the_command_to_run)
+{
+    char *d = dense_dir();
+    char p[512], ix_dir[512];
+    snprintf(ix_dir, sizeof ix_dir, "%s/ix", d);
+    snprintf(p, sizeof p, "%s/dense.hnsw", ix_dir);
+    cr_assert(eq(int, unlink(p), 0));
+    idx_dense *dn = NULL;
+    cw_err err;
+    cr_assert(eq(int, idx_dense_open(ix_dir, &dn, &err), CW_ENOTFOUND));
+    cr_expect(ne(ptr, strstr(err.msg, "causeway embed build"), NULL), "%s", err.msg);
+    snprintf(p, sizeof p, "%s/dense.enc", ix_dir);
+    cr_assert(eq(int, unlink(p), 0));
+    cr_assert(eq(int, idx_dense_open(ix_dir, &dn, &err), CW_ENOTFOUND));
+    cr_expect(ne(ptr, strstr(err.msg, "causeway embed train"), NULL), "%s", err.msg);
+    cr_assert(eq(int, cw_rmtree(d, NULL), CW_OK));
+    free(d);
+}
