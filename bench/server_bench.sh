@@ -53,6 +53,8 @@ run_wrk() {
     local secs; secs=$(awk '/requests in/{sub(/s,$/, "", $4); print $4}' "$out/$name.wrk")
     OK_RPS=$(awk -v n="$REQS" -v b="$NON2XX" -v s="$secs" 'BEGIN{printf "%.0f", (n-b)/s}')
 }
+# CPU seconds (user + system) used so far by process $1.
+cpu_s() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' /proc/"$1"/stat; }
 median() { sort -g | awk '{a[NR]=$1} END{ if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
 
 # start_serve INDEX DB -> PORT, SPID, START_MS (exec to first /healthz 200)
@@ -77,22 +79,29 @@ echo "# causeway serve benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cor
 echo "# wrk -t2 -c64 -d${DUR}s on 127.0.0.1, server --threads $THREADS, ${ROUNDS} alternating rounds"
 
 floor_rps=(); floor_p50=(); floor_p99=(); s_rps=(); s_p50=(); s_p99=(); s_non=0
-n_rps=(); n_p50=(); n_p99=(); n_non=0
+n_rps=(); n_p50=(); n_p99=(); n_non=0; s_cpu=(); n_cpu=(); f_cpu=()
 for r in $(seq 1 "$ROUNDS"); do
+    rm -f "$out/floor.port"
     "$out/mhd_floor" 0 "$THREADS" >"$out/floor.port" &
     fpid=$!; pids+=("$fpid")
     for _ in $(seq 1 200); do [ -s "$out/floor.port" ] && break; sleep 0.01; done
+    c0=$(cpu_s "$fpid")
     run_wrk "floor.$r" "http://127.0.0.1:$(cat "$out/floor.port")/"
+    f_cpu+=("$(awk -v a="$c0" -v b="$(cpu_s "$fpid")" -v n="$REQS" 'BEGIN{printf "%.1f", 1e6*(b-a)/n}')")
     floor_rps+=("$RPS"); floor_p50+=("$P50"); floor_p99+=("$P99")
     kill "$fpid"; wait "$fpid" 2>/dev/null || true
 
     start_serve "$out/cran" "$out/cran.db"
+    c0=$(cpu_s "$SPID")
     run_wrk "search_cran.$r" "http://127.0.0.1:$PORT" "$top/bench/search.lua" "$data/cranfield/queries.tsv" 10
+    s_cpu+=("$(awk -v a="$c0" -v b="$(cpu_s "$SPID")" -v n="$REQS" 'BEGIN{printf "%.1f", 1e6*(b-a)/n}')")
     s_rps+=("$OK_RPS"); s_p50+=("$P50"); s_p99+=("$P99"); s_non=$((s_non + NON2XX))
     stop_serve
 
     SERVE_ARGS="--cache-mb 0" start_serve "$out/cran" "$out/cran_nc.db"
+    c0=$(cpu_s "$SPID")
     run_wrk "search_cran_nocache.$r" "http://127.0.0.1:$PORT" "$top/bench/search.lua" "$data/cranfield/queries.tsv" 10
+    n_cpu+=("$(awk -v a="$c0" -v b="$(cpu_s "$SPID")" -v n="$REQS" 'BEGIN{printf "%.1f", 1e6*(b-a)/n}')")
     n_rps+=("$OK_RPS"); n_p50+=("$P50"); n_p99+=("$P99"); n_non=$((n_non + NON2XX))
     stop_serve
 done
@@ -105,19 +114,28 @@ echo "| /search Cranfield (k=10, 225 queries) | $sr | $(printf '%s\n' "${s_p50[@
 nr=$(printf '%s\n' "${n_rps[@]}" | median)
 echo "| /search Cranfield, result cache off (--cache-mb 0) | $nr | $(printf '%s\n' "${n_p50[@]}" | median) | $(printf '%s\n' "${n_p99[@]}" | median) | $n_non | ${n_rps[*]} |"
 echo
+echo "server CPU per request (us, median of rounds; load-independent): floor $(printf '%s\n' "${f_cpu[@]}" | median), /search cached $(printf '%s\n' "${s_cpu[@]}" | median) (503s included), /search uncached $(printf '%s\n' "${n_cpu[@]}" | median)"
+echo
 echo "/search Cranfield / floor = $(awk -v a="$sr" -v b="$fr" 'BEGIN{printf "%.2f", a/b}') with the result cache, $(awk -v a="$nr" -v b="$fr" 'BEGIN{printf "%.2f", a/b}') without (target >= 0.60)"
 
-# /events ingest: one impression, batches of BATCH events with unique event ids.
-start_serve "$out/cran" "$out/events.db"
+# /events ingest: one impression, batches of BATCH events with unique event ids, under
+# both durability modes (docs/logs.md).
+for sync in full normal; do
+SERVE_ARGS="--sync $sync" start_serve "$out/cran" "$out/events.db"
 resp=$(curl -s "http://127.0.0.1:$PORT/search?q=wing+slipstream&k=10")
+sleep 0.5 # let the impression commit before the stream
 imp=$(echo "$resp" | jq -r .impression_id)
 docs=$(echo "$resp" | jq -r '[.results[].id] | join(",")')
+c0=$(cpu_s "$SPID")
 run_wrk events "http://127.0.0.1:$PORT" "$top/bench/events.lua" "$imp" "$docs" "$BATCH"
+c1=$(cpu_s "$SPID")
 stop_serve
 stored=$("$bin" logs stats --db "$out/events.db" | awk '/^events/{print $2}')
 acked=$(( (REQS - NON2XX) * BATCH ))
 echo
-echo "/events: $(awk -v r="$RPS" -v b="$BATCH" 'BEGIN{printf "%.0f", r*b}') events/s sustained (${RPS} batches/s of $BATCH, --sync full, p50 ${P50} ms, p99 ${P99} ms); acknowledged $acked, stored $stored, non-2xx $NON2XX (target >= 50000 events/s, stored >= acknowledged)"
+echo "/events: server CPU $(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.1f", b-a}') s for $acked acknowledged events = $(awk -v a="$c0" -v b="$c1" -v n="$acked" 'BEGIN{printf "%.0f", n/(b-a)}') events per server CPU-second"
+echo "/events --sync $sync: $(awk -v r="$RPS" -v b="$BATCH" 'BEGIN{printf "%.0f", r*b}') events/s sustained (${RPS} batches/s of $BATCH, p50 ${P50} ms, p99 ${P99} ms); acknowledged $acked, stored $stored, non-2xx $NON2XX (target >= 50000 events/s, stored >= acknowledged)"
+done
 
 # RSS over a long /search load (leak check).
 start_serve "$out/cran" "$out/rss.db"

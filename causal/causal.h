@@ -124,6 +124,12 @@ void causal_log_close(causal_log *log);
  * 2^21 opens. Thread-safe (atomic). */
 uint64_t causal_log_next_id(causal_log *log);
 
+/* Changes the durability of the following commits (call outside a transaction). The
+ * server's writer commits batches holding only impressions (never acknowledged) with
+ * CAUSAL_SYNC_NORMAL: they become durable with the next FULL commit, which syncs the whole
+ * WAL. Errors: CW_EINVAL (inside a transaction), CW_EIO. */
+int causal_log_set_sync(causal_log *log, causal_sync sync, cw_err *err) CW_MUST_CHECK;
+
 /* Explicit transaction grouping several appends into one COMMIT (the server's
  * writer batches jobs this way). Appends inside it use savepoints, so a failed or
  * rejected append leaves the other appends of the transaction intact.

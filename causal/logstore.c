@@ -65,7 +65,6 @@ enum {
     ST_FIND_FSET,
     ST_INS_FSET,
     ST_SHOWN,
-    ST_CLIENT_SEEN,
     N_STMTS
 };
 
@@ -75,15 +74,15 @@ static const char *const stmt_sql[N_STMTS] = {
                    " VALUES(?,?,?,?,?,?,?,?,?,?,?)",
     [ST_INS_ITEM] = "INSERT INTO items(impression_id, position, doc_id, score, propensity,"
                     " features) VALUES(?,?,?,?,?,?)",
-    [ST_INS_EVENT] = "INSERT INTO events(impression_id, doc_id, position, type, ts_ms,"
+    /* OR IGNORE only ever fires on client_id: every other constraint is validated first. */
+    [ST_INS_EVENT] = "INSERT OR IGNORE INTO events(impression_id, doc_id, position, type, ts_ms,"
                      " value_ms, client_id) VALUES(?,?,?,?,?,?,?)",
     [ST_FIND_POLICY] = "SELECT id FROM policies WHERE name=? AND model_version=?"
                        " AND index_version=?",
     [ST_INS_POLICY] = "INSERT INTO policies(name, model_version, index_version) VALUES(?,?,?)",
     [ST_FIND_FSET] = "SELECT id, n_features, names FROM feature_sets WHERE name=?",
     [ST_INS_FSET] = "INSERT INTO feature_sets(name, n_features, names) VALUES(?,?,?)",
-    [ST_SHOWN] = "SELECT position FROM items WHERE impression_id=? AND doc_id=?",
-    [ST_CLIENT_SEEN] = "SELECT 1 FROM events WHERE client_id=?",
+    [ST_SHOWN] = "SELECT position, doc_id FROM items WHERE impression_id=? ORDER BY position",
 };
 
 #define POLICY_CACHE 8
@@ -107,6 +106,17 @@ struct causal_log {
         uint32_t n_features;
     } fset_cache[POLICY_CACHE];
     unsigned fset_cache_next;
+    /* The shown list of the impression validated last: clicks come in batches for one
+     * impression, so one items query serves the whole batch. Cleared on rollback. */
+    struct {
+        bool valid;
+        bool exists;
+        uint64_t id;
+        uint32_t n;
+        uint32_t pos[CAUSAL_MAX_ITEMS];
+        size_t doc_off[CAUSAL_MAX_ITEMS]; /* offsets into docs */
+        cw_buf docs;
+    } shown;
 };
 
 causal_log_opts causal_log_opts_default(void)
@@ -385,6 +395,7 @@ void causal_log_close(causal_log *log)
         free(log->fset_cache[i].name);
         free(log->fset_cache[i].names);
     }
+    cw_buf_fini(&log->shown.docs);
     sqlite3_close(log->db);
     free(log->path);
     free(log);
@@ -404,6 +415,7 @@ uint64_t causal_log_next_id(causal_log *log)
 /* Cached policy and feature-set ids may name rows a rollback just removed. */
 static void forget_caches(causal_log *log)
 {
+    log->shown.valid = false;
     for (int i = 0; i < POLICY_CACHE; i++) {
         free(log->policy_cache[i].key);
         log->policy_cache[i].key = NULL;
@@ -412,6 +424,17 @@ static void forget_caches(causal_log *log)
         free(log->fset_cache[i].names);
         log->fset_cache[i].names = NULL;
     }
+}
+
+int causal_log_set_sync(causal_log *log, causal_sync sync, cw_err *err)
+{
+    if (log->in_txn) {
+        return cw_err_set(err, CW_EINVAL, "%s: cannot change sync mode inside a transaction",
+                          log->path);
+    }
+    return exec_sql(
+        log, sync == CAUSAL_SYNC_NORMAL ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL",
+        err);
 }
 
 int causal_log_begin(causal_log *log, cw_err *err)
@@ -754,6 +777,9 @@ static int check_impression(const causal_impression *imp, size_t i, cw_err *err)
 
 static int insert_impression(causal_log *log, const causal_impression *imp, size_t i, cw_err *err)
 {
+    if (log->shown.valid && log->shown.id == imp->id) {
+        log->shown.valid = false; /* it may have been cached as unknown */
+    }
     int rc = check_impression(imp, i, err);
     if (rc != CW_OK) {
         return rc;
@@ -850,6 +876,47 @@ static void reject(causal_event_reject *rj, size_t *n_rj, size_t index, int code
     va_end(ap);
 }
 
+/* Loads the shown list of impression id into log->shown. */
+static int load_shown(causal_log *log, uint64_t id, cw_err *err)
+{
+    log->shown.valid = false;
+    log->shown.n = 0;
+    log->shown.docs.len = 0;
+    sqlite3_stmt *st = log->st[ST_SHOWN];
+    sqlite3_bind_int64(st, 1, (int64_t)id);
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW && log->shown.n < CAUSAL_MAX_ITEMS) {
+        const char *doc = (const char *)sqlite3_column_text(st, 1);
+        uint32_t k = log->shown.n++;
+        log->shown.pos[k] = (uint32_t)sqlite3_column_int64(st, 0);
+        log->shown.doc_off[k] = log->shown.docs.len;
+        if (cw_buf_append(&log->shown.docs, doc ? doc : "", (doc ? strlen(doc) : 0) + 1) != CW_OK) {
+            sqlite3_reset(st);
+            return cw_err_set(err, CW_ENOMEM, "out of memory");
+        }
+    }
+    sqlite3_reset(st);
+    if (s != SQLITE_DONE && s != SQLITE_ROW) {
+        return sql_fail(log, err, "validating event");
+    }
+    bool exists = log->shown.n > 0;
+    if (!exists) {
+        /* An impression may have shown nothing (a query without hits). */
+        char sql[96];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM impressions WHERE id=%" PRIu64, id);
+        int64_t found = 0;
+        int rc = query_int(log, sql, 0, &found, err);
+        if (rc != CW_OK) {
+            return rc;
+        }
+        exists = found > 0;
+    }
+    log->shown.exists = exists;
+    log->shown.id = id;
+    log->shown.valid = true;
+    return CW_OK;
+}
+
 /* Checks one event against the log; returns CW_OK, adds a reject, or fails on I/O. */
 static int validate_event(causal_log *log, const causal_event *e, size_t i, causal_event_reject *rj,
                           size_t *n_rj, cw_err *err)
@@ -875,46 +942,32 @@ static int validate_event(causal_log *log, const causal_event *e, size_t i, caus
         reject(rj, n_rj, i, CW_ENOTFOUND, "unknown impression %" PRIu64, e->impression_id);
         return CW_OK;
     }
-    sqlite3_stmt *st = log->st[ST_SHOWN];
-    sqlite3_bind_int64(st, 1, (int64_t)e->impression_id);
-    sqlite3_bind_text(st, 2, e->doc_id, -1, SQLITE_STATIC);
-    bool shown_at = false, shown = false;
-    int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        shown = true;
-        if ((uint32_t)sqlite3_column_int64(st, 0) == e->position) {
-            shown_at = true;
+    if (!log->shown.valid || log->shown.id != e->impression_id) {
+        int rc = load_shown(log, e->impression_id, err);
+        if (rc != CW_OK) {
+            return rc;
         }
     }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (s != SQLITE_DONE) {
-        return sql_fail(log, err, "validating event");
-    }
-    if (shown_at) {
+    if (!log->shown.exists) {
+        reject(rj, n_rj, i, CW_ENOTFOUND, "unknown impression %" PRIu64, e->impression_id);
         return CW_OK;
+    }
+    bool shown = false;
+    for (uint32_t k = 0; k < log->shown.n; k++) {
+        if (strcmp(log->shown.docs.data + log->shown.doc_off[k], e->doc_id) == 0) {
+            if (log->shown.pos[k] == e->position) {
+                return CW_OK;
+            }
+            shown = true;
+        }
     }
     if (shown) {
         reject(rj, n_rj, i, CW_EINVAL,
-               "impression %" PRIu64 " showed doc \"%.64s\" at another "
-               "position than %u",
+               "impression %" PRIu64 " showed doc \"%.64s\" at another position than %u",
                e->impression_id, e->doc_id, e->position);
-        return CW_OK;
-    }
-    /* Distinguish the two not-found cases for the client. */
-    char sql[96];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM impressions WHERE id=%" PRIu64,
-             e->impression_id);
-    int64_t found = 0;
-    int rc = query_int(log, sql, 0, &found, err);
-    if (rc != CW_OK) {
-        return rc;
-    }
-    if (found) {
+    } else {
         reject(rj, n_rj, i, CW_ENOTFOUND, "impression %" PRIu64 " did not show doc \"%.64s\"",
                e->impression_id, e->doc_id);
-    } else {
-        reject(rj, n_rj, i, CW_ENOTFOUND, "unknown impression %" PRIu64, e->impression_id);
     }
     return CW_OK;
 }
@@ -942,21 +995,6 @@ int causal_log_append_events(causal_log *log, const causal_event *ev, size_t n,
     sqlite3_stmt *st = log->st[ST_INS_EVENT];
     for (size_t i = 0; i < n && rc == CW_OK; i++) {
         const causal_event *e = &ev[i];
-        if (e->client_id) {
-            sqlite3_stmt *seen = log->st[ST_CLIENT_SEEN];
-            sqlite3_bind_text(seen, 1, e->client_id, -1, SQLITE_STATIC);
-            int s = sqlite3_step(seen);
-            sqlite3_reset(seen);
-            sqlite3_clear_bindings(seen);
-            if (s == SQLITE_ROW) {
-                dups++;
-                continue;
-            }
-            if (s != SQLITE_DONE) {
-                rc = sql_fail(log, err, "looking up client event id");
-                break;
-            }
-        }
         sqlite3_bind_int64(st, 1, (int64_t)e->impression_id);
         sqlite3_bind_text(st, 2, e->doc_id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, e->position);
@@ -967,6 +1005,9 @@ int causal_log_append_events(causal_log *log, const causal_event *ev, size_t n,
         }
         bind_text_or_null(st, 7, e->client_id);
         rc = step_done(log, st, "inserting event", err);
+        if (rc == CW_OK && sqlite3_changes(log->db) == 0) {
+            dups++; /* a stored client_id: an idempotent retry */
+        }
     }
     rc = append_end(log, rc, err);
     if (rc == CW_OK && n_duplicates) {

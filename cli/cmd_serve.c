@@ -33,7 +33,7 @@ static void usage(FILE *f)
             "  --sync MODE       full (default: acked events survive power loss) or normal\n"
             "                    (acked events survive a crash of the process only)\n"
             "  --max-body BYTES  request body limit (default 1048576)\n"
-            "  --queue N         log writer queue capacity in jobs (default 8192)\n"
+            "  --queue N         log writer queue capacity in jobs (default 32768)\n"
             "  --timeout S       idle/slow client timeout in seconds (default 15)\n"
             "  --cache-mb N      /search result cache, emptied on reload (default 64, 0 = off);\n"
             "                    a cached answer is still logged as its own impression\n"

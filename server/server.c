@@ -184,7 +184,7 @@ srv_config srv_config_default(void)
                         .queue_capacity = SRV_DEFAULT_QUEUE,
                         .timeout_s = 15,
                         .sync = CAUSAL_SYNC_FULL,
-                        .commit_batch = 4096,
+                        .commit_batch = 32768,
                         .cache_bytes = (size_t)64 << 20,
                         .mc_samples = 10000};
 }
@@ -1451,8 +1451,8 @@ int srv_new(const srv_config *cfg, srv_server **out, cw_err *err)
     if (rc != CW_OK) {
         goto fail;
     }
-    rc = srv_writer_start(&s->writer, s->log, cfg->queue_capacity, cfg->commit_batch, &s->metrics,
-                          err);
+    rc = srv_writer_start(&s->writer, s->log, cfg->sync, cfg->queue_capacity, cfg->commit_batch,
+                          &s->metrics, err);
     if (rc != CW_OK) {
         goto fail;
     }

@@ -19,10 +19,10 @@
 #define SRV_MAX_QUERY_BYTES 1024u /* query text after decoding (issue 3; the index allows more) */
 #define SRV_MAX_K IDX_MAX_K       /* k in 1..SRV_MAX_K, offset + k too */
 #define SRV_DEFAULT_K 10u
-#define SRV_MAX_EVENTS 10000u   /* events in one POST /events batch */
-#define SRV_MAX_URL_BYTES 8192u /* request target */
-#define SRV_DEFAULT_QUEUE 8192u /* writer queue capacity, jobs */
-#define SRV_SNIPPET_BYTES 240u  /* source bytes per snippet */
+#define SRV_MAX_EVENTS 10000u    /* events in one POST /events batch */
+#define SRV_MAX_URL_BYTES 8192u  /* request target */
+#define SRV_DEFAULT_QUEUE 32768u /* writer queue capacity, jobs */
+#define SRV_SNIPPET_BYTES 240u   /* source bytes per snippet */
 
 /* ---- configuration -------------------------------------------------------- */
 
@@ -39,7 +39,7 @@ typedef struct srv_config {
     const char *admin_token; /* if set, admin routes need "Authorization: Bearer TOKEN";
                                 if NULL, admin routes accept loopback clients only */
     causal_sync sync;        /* durability of acknowledged events (docs/logs.md) */
-    unsigned commit_batch;   /* most jobs per group commit, default 4096 */
+    unsigned commit_batch;   /* most jobs per group commit, default 32768 */
     size_t cache_bytes;      /* /search result cache (per index+model), default 64 MiB, 0 = off */
     const char *logging_policy; /* how each shown page is drawn and logged (issue 7):
                                    "det" (default, the ranked order), "pl:TAU" (Plackett-Luce

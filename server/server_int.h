@@ -80,14 +80,16 @@ typedef struct srv_writer {
     unsigned cap, head, count;
     unsigned commit_batch;
     bool stopping;
+    causal_sync sync;           /* configured durability of commits holding events */
+    causal_sync cur_sync;       /* the mode the connection is in */
     void (**notify_fn)(void *); /* commit_batch slots, writer thread only */
     void **notify_ctx;
 } srv_writer;
 
 /* Starts the writer thread on an open log (the writer does not own it).
  * Errors: CW_ENOMEM, CW_EIO (thread creation). */
-int srv_writer_start(srv_writer *w, causal_log *log, unsigned capacity, unsigned commit_batch,
-                     srv_metrics *metrics, cw_err *err) CW_MUST_CHECK;
+int srv_writer_start(srv_writer *w, causal_log *log, causal_sync sync, unsigned capacity,
+                     unsigned commit_batch, srv_metrics *metrics, cw_err *err) CW_MUST_CHECK;
 /* Non-blocking enqueue. Errors: CW_EBUSY (queue full: the caller answers 503). The
  * writer owns an impression job from CW_OK on; on CW_EBUSY the caller keeps it. */
 int srv_writer_push(srv_writer *w, srv_job *job, cw_err *err) CW_MUST_CHECK;

@@ -13,7 +13,23 @@
 static void run_batch(srv_writer *w, srv_job **jobs, unsigned n)
 {
     cw_err err;
-    int rc = causal_log_begin(w->log, &err);
+    /* Only acknowledged data (events) needs the configured fsync; a batch of impressions
+     * alone commits without one and becomes durable with the next synced commit. */
+    bool has_events = false;
+    for (unsigned i = 0; i < n && !has_events; i++) {
+        has_events = jobs[i]->kind == SRV_JOB_EVENTS;
+    }
+    causal_sync want = has_events ? w->sync : CAUSAL_SYNC_NORMAL;
+    int rc = CW_OK;
+    if (want != w->cur_sync) {
+        rc = causal_log_set_sync(w->log, want, &err);
+        if (rc == CW_OK) {
+            w->cur_sync = want;
+        }
+    }
+    if (rc == CW_OK) {
+        rc = causal_log_begin(w->log, &err);
+    }
     uint64_t imps = 0, evs = 0, dups = 0, rejected = 0;
     /* Runs of impression jobs go in one append (one savepoint): a savepoint per
      * impression cost as much as the rows. Only if the run fails (a bug: the server built
@@ -142,11 +158,13 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-int srv_writer_start(srv_writer *w, causal_log *log, unsigned capacity, unsigned commit_batch,
-                     srv_metrics *metrics, cw_err *err)
+int srv_writer_start(srv_writer *w, causal_log *log, causal_sync sync, unsigned capacity,
+                     unsigned commit_batch, srv_metrics *metrics, cw_err *err)
 {
     memset(w, 0, sizeof *w);
     w->log = log;
+    w->sync = sync;
+    w->cur_sync = sync; /* causal_log_open applied it */
     w->metrics = metrics;
     w->cap = capacity ? capacity : SRV_DEFAULT_QUEUE;
     w->commit_batch = commit_batch ? commit_batch : 4096;

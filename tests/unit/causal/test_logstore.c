@@ -367,3 +367,24 @@ Test(causal_logstore, event_type_names_parse_back)
     cr_expect(eq(int, causal_event_type_parse("purchase", &x, &err), CW_EINVAL));
     cr_expect(strstr(err.msg, "unknown event type \"purchase\"") != NULL, "%s", err.msg);
 }
+
+Test(causal_logstore, an_impression_logged_after_a_rejected_event_accepts_its_events)
+{
+    causal_log *log = open_log();
+    cw_err err;
+    causal_item items[2];
+    float feat[2][3];
+    uint64_t id = causal_log_next_id(log);
+    causal_event ev = {id, "d0", 1, CAUSAL_EVENT_CLICK, 5, -1, NULL};
+    causal_event_reject rj[1];
+    size_t n_rj = 0;
+    /* The event arrives before its impression: rejected as unknown ... */
+    cr_assert(eq(int, causal_log_append_events(log, &ev, 1, rj, &n_rj, NULL, &err), CW_EINVAL));
+    cr_expect(strstr(rj[0].reason, "unknown impression") != NULL, "%s", rj[0].reason);
+    /* ... and accepted once the impression is logged (no stale validation cache). */
+    causal_impression imp = make_imp(id, "bm25", 1, items, feat, 2, 0);
+    cr_assert(eq(int, causal_log_append_impressions(log, &imp, 1, &err), CW_OK), "%s", err.msg);
+    cr_expect(eq(int, causal_log_append_events(log, &ev, 1, rj, &n_rj, NULL, &err), CW_OK),
+              "%s", err.msg);
+    causal_log_close(log);
+}
