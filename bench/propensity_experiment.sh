@@ -44,6 +44,10 @@ printf 'collection\teta\tsessions\tmethod\tmax_rel_err\tfit_s\titers\n' >"$tsv"
   "$exe" --sim-speed 1e6 --name synthetic-random
   "$exe" --rem-timing 1e7 --letor "$mq" --name mq2008
   echo
+  echo "## Click models: held-out (20%) log-likelihood and perplexity, 10^5 RandTop-10 sessions"
+  echo
+  "$exe" --clickmodels 1e5
+  echo
 } >"$md"
 "$exe" --name synthetic --index "$work/synth.idx" --queries "$work/synth/queries.tsv" \
   --qrels "$work/synth/qrels.txt" >>"$tsv"
