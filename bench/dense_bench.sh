@@ -120,10 +120,14 @@ PYEOF
 quality() {
     echo "| collection | dense config | BM25 nDCG@10 R@100 | dense nDCG@10 R@100 | hybrid RRF nDCG@10 R@100 | weighted, 2-fold CV nDCG@10 (w per fold) | training | encode ms median first/best-of-20 |"
     echo "|---|---|---|---|---|---|---|---|"
-    for c in cranfield cisi; do
-        quality_one $c lsa --lsa --epochs 0
-        quality_one $c lsa+moco --lsa
-        quality_one $c moco
+    for c in ${QUALITY_COLLECTIONS:-cranfield cisi}; do
+        for cfg in ${QUALITY_CONFIGS:-lsa lsa+moco moco}; do
+            case $cfg in
+            lsa) quality_one $c lsa --lsa --epochs 0 ;;
+            lsa+moco) quality_one $c lsa+moco --lsa ;;
+            moco) quality_one $c moco ;;
+            esac
+        done
     done
 }
 

@@ -405,6 +405,9 @@ static int x_times(const idx_encoder *enc, const corpus *c, const float *M, uint
                    feat_sink *s)
 {
     for (size_t i = 0; i < c->n_docs; i++) {
+        if (i % 1024 == 0 && cw_interrupted()) {
+            return CW_EINTR;
+        }
         if (doc_features(enc, c, i, s) != CW_OK) {
             return CW_ENOMEM;
         }
@@ -426,6 +429,9 @@ static int xt_times(const idx_encoder *enc, const corpus *c, const float *Y, uin
 {
     memset(Z, 0, (size_t)enc->o.n_buckets * l * sizeof(float));
     for (size_t i = 0; i < c->n_docs; i++) {
+        if (i % 1024 == 0 && cw_interrupted()) {
+            return CW_EINTR;
+        }
         if (doc_features(enc, c, i, s) != CW_OK) {
             return CW_ENOMEM;
         }
@@ -438,6 +444,14 @@ static int xt_times(const idx_encoder *enc, const corpus *c, const float *Y, uin
         }
     }
     return CW_OK;
+}
+
+static int lsa_fail(int rc, cw_err *err)
+{
+    if (rc == CW_EINTR) {
+        return cw_err_set(err, CW_EINTR, "embed-train: interrupted during the LSA initialisation");
+    }
+    return cw_err_set(err, CW_ENOMEM, "embed-train: out of memory");
 }
 
 /* Orthonormal basis of Y's columns in place (Householder QR). */
@@ -490,8 +504,9 @@ static int lsa_init(idx_encoder *enc, const corpus *c, uint32_t power_iters, uin
     for (size_t i = 0; i < (size_t)nb * l; i++) {
         Om[i] = (float)cw_rng_normal(&r);
     }
-    if (x_times(enc, c, Om, l, Y, &s) != CW_OK) {
-        rc = cw_err_set(err, CW_ENOMEM, "embed-train: out of memory");
+    rc = x_times(enc, c, Om, l, Y, &s);
+    if (rc != CW_OK) {
+        rc = lsa_fail(rc, err);
         goto done;
     }
     for (uint32_t it = 0; it < power_iters; it++) {
@@ -499,8 +514,12 @@ static int lsa_init(idx_encoder *enc, const corpus *c, uint32_t power_iters, uin
         if (rc != CW_OK) {
             goto done;
         }
-        if (xt_times(enc, c, Y, l, Om, &s) != CW_OK || x_times(enc, c, Om, l, Y, &s) != CW_OK) {
-            rc = cw_err_set(err, CW_ENOMEM, "embed-train: out of memory");
+        rc = xt_times(enc, c, Y, l, Om, &s);
+        if (rc == CW_OK) {
+            rc = x_times(enc, c, Om, l, Y, &s);
+        }
+        if (rc != CW_OK) {
+            rc = lsa_fail(rc, err);
             goto done;
         }
     }
@@ -509,8 +528,9 @@ static int lsa_init(idx_encoder *enc, const corpus *c, uint32_t power_iters, uin
         goto done;
     }
     /* Bt = X^T Q (nb x l), C = Bt^T Bt = B B^T, eigenpairs ascending. */
-    if (xt_times(enc, c, Y, l, Om, &s) != CW_OK) {
-        rc = cw_err_set(err, CW_ENOMEM, "embed-train: out of memory");
+    rc = xt_times(enc, c, Y, l, Om, &s);
+    if (rc != CW_OK) {
+        rc = lsa_fail(rc, err);
         goto done;
     }
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)l, (int)l, (int)nb, 1.0f, Om, (int)l,

@@ -796,3 +796,37 @@ Test(idx_dense, missing_files_name_the_command_to_run)
     cr_assert(eq(int, cw_rmtree(d, NULL), CW_OK));
     free(d);
 }
+
+Test(idx_encoder_train, lsa_initialisation_separates_topics_and_is_interruptible)
+{
+    toy t;
+    toy_make(&t);
+    idx_encoder *e, *r;
+    idx_encoder_opts eo = small_opts(1);
+    cr_assert(eq(int, idx_encoder_new(&eo, &e, NULL), CW_OK));
+    cr_assert(eq(int, idx_encoder_new(&eo, &r, NULL), CW_OK));
+    idx_train_opts o = toy_train_opts(IDX_CONTRASTIVE_MOCO, 0);
+    cw_err err;
+    /* Random projection (idf only) as the baseline. */
+    cr_assert(eq(int, idx_encoder_train(r, (const char *const *)t.text, t.len, 120, &o, NULL, &err),
+                 CW_OK),
+              "%s", err.msg);
+    o.lsa_init = true;
+    cr_assert(eq(int, idx_encoder_train(e, (const char *const *)t.text, t.len, 120, &o, NULL, &err),
+                 CW_OK),
+              "%s", err.msg);
+    double m_lsa = topic_margin(e, &t), m_rand = topic_margin(r, &t);
+    /* Four topics with disjoint words: both separate them; LSA must not lose that (the
+     * random projection is already near its best on such an easy corpus). */
+    cr_expect(gt(dbl, m_lsa, 0.6), "LSA margin %g (random projection %g)", m_lsa, m_rand);
+    /* A different result from the random projection: the table was replaced. */
+    cr_expect(ne(int, memcmp(e->emb, r->emb, (size_t)eo.n_buckets * eo.dim * 4), 0));
+    cw_interrupt_set(true);
+    cr_assert(eq(int, idx_encoder_train(e, (const char *const *)t.text, t.len, 120, &o, NULL, &err),
+                 CW_EINTR));
+    cw_interrupt_set(false);
+    cr_expect(ne(ptr, strstr(err.msg, "during the LSA"), NULL), "%s", err.msg);
+    idx_encoder_free(e);
+    idx_encoder_free(r);
+    toy_free(&t);
+}
