@@ -311,7 +311,8 @@ typedef struct causal_load_stats {
 /* Reads every impression of the log at db_path (read-only) into a new session set:
  * qid (or the query text) -> query, model_version (or the policy name) -> ranker,
  * policy name -> causal_policy (param of "randtop-N" = N; of "swap" = position of the
- * highest-scored item), item propensity and score, click = at least one click event.
+ * highest-scored item), item propensity and score, click = at least one click event,
+ * the logged feature vector of a pair's first impression -> its pair features.
  * Items deeper than max_rank are dropped and counted. Errors: those of causal_log_open
  * (CW_EINVAL names an incompatible schema version), CW_EINVAL (empty log: no
  * impressions), CW_EIO, CW_ENOMEM. Free *out with causal_sessions_free. */
@@ -470,6 +471,17 @@ double causal_user_relevance(const causal_user *u, int y);
 /* Trust bias affine parameters at rank k (METHODS.md section 3):
  * P(c=1|k,d) = alpha_k p_y + beta_k. */
 void causal_user_trust(const causal_user *u, uint32_t k, double *alpha, double *beta);
+/* One session of user u on a list whose labels (clamped to 0..CAUSAL_MAX_LABEL) are shown
+ * at ranks 1..k (k <= CAUSAL_MAX_RANK): clicks[0..k) get 0/1. Used for lists served by a
+ * real server (`causeway simulate --server`). */
+void causal_user_clicks(const causal_user *u, const int *labels, uint32_t k, cw_rng *rng,
+                        uint8_t *clicks);
+/* TREC qrels ("qid 0 docid rel") for label lookups; unjudged = 0, negatives clamp to 0.
+ * Errors: CW_ENOTFOUND, CW_EPARSE (path:line), CW_ENOMEM. Free with causal_qrels_free. */
+typedef struct causal_qrels causal_qrels;
+int causal_qrels_read(const char *path, causal_qrels **out, cw_err *err) CW_MUST_CHECK;
+int causal_qrels_label(const causal_qrels *r, const char *qid, const char *doc);
+void causal_qrels_free(causal_qrels *r);
 /* Probability of examining rank k in the UBM user given the last click at k' < k
  * (0 = none): gamma_{k,d} = theta_d with d = k - k', i.e. the examination curve restarts
  * below every click (with no click above, d = k and the user is a PBM user). */

@@ -504,9 +504,23 @@ int causal_sessions_load_log(const char *db_path, uint32_t max_rank, causal_sess
                 continue;
             }
             uint32_t d;
+            size_t pairs_before = s->n_pairs;
             if ((rc = causal_sessions_doc(s, it->doc_id, &d, err)) != CW_OK ||
                 (rc = causal_sessions_pair(s, in.query, d, -1, &pairs[n], err)) != CW_OK) {
                 goto fail;
+            }
+            /* The logged feature vector of a pair's first impression becomes its features
+             * (regression-EM's relevance model); logs with several feature sets keep the
+             * first set's width and skip vectors of another width. */
+            if (it->features && imp->n_features > 0) {
+                if (s->n_features == 0 &&
+                    (rc = causal_sessions_set_n_features(s, imp->n_features, err)) != CW_OK) {
+                    goto fail;
+                }
+                if (s->n_pairs > pairs_before && imp->n_features == s->n_features) {
+                    memcpy(s->pair_features + (size_t)pairs[n] * s->n_features, it->features,
+                           s->n_features * sizeof *it->features);
+                }
             }
             pos[n] = (uint16_t)it->position;
             clicks[n] = it->n_clicks > 0;

@@ -447,6 +447,66 @@ static double pl_logp(const double *sc, uint32_t n, double tau, const uint32_t *
     return lp;
 }
 
+/* Clicks of one user on a list of labels shown at ranks 1..k (METHODS.md section 3), with
+ * the per-label relevance and per-rank examination/trust tables precomputed. */
+static void user_clicks(const causal_user *u, const double *rel, const double *exam,
+                        const double *alpha, const double *beta, const int *labels, uint32_t k,
+                        cw_rng *rng, uint8_t *clicks)
+{
+    uint32_t last = 0;
+    bool stopped = false;
+    for (uint32_t j = 0; j < k; j++) {
+        uint32_t kk = j + 1;
+        int y = labels[j];
+        uint8_t ck = 0;
+        switch (u->kind) {
+        case CAUSAL_USER_PBM: ck = cw_rng_uniform(rng) < exam[kk] * rel[y]; break;
+        case CAUSAL_USER_TRUST: ck = cw_rng_uniform(rng) < alpha[kk] * rel[y] + beta[kk]; break;
+        case CAUSAL_USER_UBM:
+            ck = cw_rng_uniform(rng) < causal_user_ubm_exam(u, kk, last) * rel[y];
+            if (ck) {
+                last = kk;
+            }
+            break;
+        case CAUSAL_USER_CASCADE:
+        case CAUSAL_USER_DBN:
+            /* Chapelle & Zhang (WWW 2009): E_1 = 1; C = E and A; S = C and sat;
+             * E_{k+1} = E_k and not S_k and (continue w.p. gamma). The cascade user is
+             * gamma = 1 with the stop probabilities of METHODS.md. */
+            if (!stopped) {
+                ck = cw_rng_uniform(rng) < u->p_click[y];
+                if (ck && cw_rng_uniform(rng) < u->p_stop[y]) {
+                    stopped = true;
+                } else if (u->dbn_gamma < 1 && cw_rng_uniform(rng) >= u->dbn_gamma) {
+                    stopped = true;
+                }
+            }
+            break;
+        }
+        clicks[j] = ck;
+    }
+}
+
+void causal_user_clicks(const causal_user *u, const int *labels, uint32_t k, cw_rng *rng,
+                        uint8_t *clicks)
+{
+    double rel[CAUSAL_MAX_LABEL + 1], exam[CAUSAL_MAX_RANK + 1], alpha[CAUSAL_MAX_RANK + 1],
+        beta[CAUSAL_MAX_RANK + 1];
+    k = k < CAUSAL_MAX_RANK ? k : CAUSAL_MAX_RANK;
+    for (int y = 0; y <= CAUSAL_MAX_LABEL; y++) {
+        rel[y] = causal_user_relevance(u, y);
+    }
+    for (uint32_t r = 1; r <= k; r++) {
+        exam[r] = theta_at(u, r);
+        causal_user_trust(u, r, &alpha[r], &beta[r]);
+    }
+    int lab[CAUSAL_MAX_RANK];
+    for (uint32_t j = 0; j < k; j++) {
+        lab[j] = labels[j] < 0 ? 0 : (labels[j] > CAUSAL_MAX_LABEL ? CAUSAL_MAX_LABEL : labels[j]);
+    }
+    user_clicks(u, rel, exam, alpha, beta, lab, k, rng, clicks);
+}
+
 int causal_simulate(const causal_simcoll *c, const causal_sim_opts *o, cw_err *err)
 {
     const causal_sim_policy *pol = &o->policy;
@@ -592,44 +652,14 @@ int causal_simulate(const causal_simcoll *c, const causal_sim_opts *o, cw_err *e
         }
         default: break;
         }
-        /* users */
-        uint32_t last = 0;
-        bool stopped = false;
+        int labels[CAUSAL_MAX_RANK];
         for (uint32_t j = 0; j < k; j++) {
-            uint32_t kk = j + 1;
-            int y = c->c_label[off + loc[j]];
-            uint8_t ck = 0;
-            switch (u->kind) {
-            case CAUSAL_USER_PBM: ck = cw_rng_uniform(&rng) < exam[kk] * rel[y]; break;
-            case CAUSAL_USER_TRUST:
-                ck = cw_rng_uniform(&rng) < alpha[kk] * rel[y] + beta[kk];
-                break;
-            case CAUSAL_USER_UBM:
-                ck = cw_rng_uniform(&rng) < causal_user_ubm_exam(u, kk, last) * rel[y];
-                if (ck) {
-                    last = kk;
-                }
-                break;
-            case CAUSAL_USER_CASCADE:
-            case CAUSAL_USER_DBN:
-                /* Chapelle & Zhang (WWW 2009): E_1 = 1; C = E and A; S = C and sat;
-                 * E_{k+1} = E_k and not S_k and (continue w.p. gamma). The cascade user is
-                 * gamma = 1 with the stop probabilities of METHODS.md. */
-                if (!stopped) {
-                    ck = cw_rng_uniform(&rng) < u->p_click[y];
-                    if (ck && cw_rng_uniform(&rng) < u->p_stop[y]) {
-                        stopped = true;
-                    } else if (u->dbn_gamma < 1 && cw_rng_uniform(&rng) >= u->dbn_gamma) {
-                        stopped = true;
-                    }
-                }
-                break;
-            }
+            labels[j] = c->c_label[off + loc[j]];
             pairs[j] = c->c_pair[off + loc[j]];
-            pos[j] = (uint16_t)kk;
-            clicks[j] = ck;
+            pos[j] = (uint16_t)(j + 1);
             scores[j] = (float)sc[loc[j]];
         }
+        user_clicks(u, rel, exam, alpha, beta, labels, k, &rng, clicks);
         causal_session_in in = {c->q_id[qi], c->ranker_ids[r], pol->kind, param, logp, k, pairs,
                                 pos,         clicks,           props,     scores};
         if ((rc = causal_sessions_append(s, &in, err)) != CW_OK) {
@@ -784,6 +814,41 @@ static int read_qrels(const char *path, qrel **out, size_t *n_out, cw_err *err)
     *out = q;
     *n_out = n;
     return CW_OK;
+}
+
+struct causal_qrels {
+    qrel *q;
+    size_t n;
+};
+
+int causal_qrels_read(const char *path, causal_qrels **out, cw_err *err)
+{
+    causal_qrels *r = calloc(1, sizeof *r);
+    if (!r) {
+        return cw_err_set(err, CW_ENOMEM, "out of memory reading %s", path);
+    }
+    int rc = read_qrels(path, &r->q, &r->n, err);
+    if (rc != CW_OK) {
+        free(r);
+        return rc;
+    }
+    *out = r;
+    return CW_OK;
+}
+
+int causal_qrels_label(const causal_qrels *r, const char *qid, const char *doc)
+{
+    qrel key = {(char *)qid, (char *)doc, 0};
+    qrel *f = r->n ? bsearch(&key, r->q, r->n, sizeof *r->q, cmp_qrel) : NULL;
+    return f ? f->rel : 0;
+}
+
+void causal_qrels_free(causal_qrels *r)
+{
+    if (r) {
+        free_qrels(r->q, r->n);
+        free(r);
+    }
 }
 
 int causal_simcoll_text(causal_sessions *s, const idx_index *ix, const char *queries_tsv,

@@ -8,6 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef CW_WITH_CURL
+#include <curl/curl.h>
+#include <jansson.h>
+#endif
+
 #include "causal/causal.h"
 #include "cli/cli.h"
 #include "index/index.h"
@@ -32,6 +37,10 @@ static void usage(FILE *f)
         "                          LETOR 4.0)\n"
         "  --index DIR --queries Q.tsv --qrels QRELS   (a) text collection ranked in-process\n"
         "      --depth N           candidates per query from BM25 (default 20)\n"
+        "  --server URL --queries Q.tsv --qrels QRELS   the whole loop over HTTP: each session\n"
+        "                        is a POST URL/search {query, k, qid} to a running `causeway\n"
+        "                        serve` (which logs the impression in its own log) and the\n"
+        "                        simulated clicks go back as POST URL/events; no --out\n"
         "  --rankers R --ranker-noise S   R production rankers: ranker 0 plus noise of S\n"
         "                        times the query's score sd per (query, doc) (default 1,\n"
         "                        0.5); sessions pick one\n"
@@ -58,7 +67,7 @@ static void usage(FILE *f)
 }
 
 typedef struct sim_args {
-    const char *out, *letor, *model, *index, *queries, *qrels, *theta, *user, *policy;
+    const char *out, *letor, *model, *index, *queries, *qrels, *theta, *user, *policy, *server;
     uint64_t synth_q, synth_d, ymax, score_feature, depth, rankers, sessions, seed, k, randtop_n,
         mc;
     double noise, ranker_noise, eta, epsilon, dbn_gamma, swap_share, temperature;
@@ -155,6 +164,8 @@ static int parse_args(int argc, char **argv, sim_args *a)
             ok = cli_parse_u64(cmd, o, v, 1, RANK_MAX_FEATURES, &a->score_feature);
         } else if (strcmp(o, "--index") == 0) {
             a->index = v;
+        } else if (strcmp(o, "--server") == 0) {
+            a->server = v;
         } else if (strcmp(o, "--queries") == 0) {
             a->queries = v;
         } else if (strcmp(o, "--qrels") == 0) {
@@ -197,6 +208,15 @@ static int parse_args(int argc, char **argv, sim_args *a)
         if (!ok) {
             return CLI_EXIT_USAGE;
         }
+    }
+    if (a->server) {
+        if (!a->queries || !a->qrels) {
+            return cli_usage_error(cmd, "--server needs --queries and --qrels");
+        }
+        if (a->out || a->index || a->letor) {
+            return cli_usage_error(cmd, "--server logs through the server: no --out/--index/--letor");
+        }
+        return CLI_EXIT_OK;
     }
     if (!a->out && !a->no_write) {
         return cli_usage_error(cmd, "--out LOG.db is required (or --no-write)");
@@ -323,6 +343,183 @@ done:
     return rc;
 }
 
+#ifdef CW_WITH_CURL
+static size_t curl_sink(char *p, size_t size, size_t n, void *ctx)
+{
+    cw_buf *b = ctx;
+    return cw_buf_append(b, p, size * n) == CW_OK ? size * n : 0;
+}
+
+/* POSTs a JSON body to base + path; the reply goes to *reply. Errors: CW_EIO. */
+static int http_post(CURL *h, const char *base, const char *path, const char *body,
+                     cw_buf *reply, long *status, cw_err *err)
+{
+    char url[2048];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    reply->len = 0;
+    if (reply->data) {
+        reply->data[0] = '\0';
+    }
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, curl_sink);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, reply);
+    CURLcode cc = curl_easy_perform(h);
+    if (cc != CURLE_OK) {
+        return cw_err_set(err, CW_EIO, "%s: %s", url, curl_easy_strerror(cc));
+    }
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+    return CW_OK;
+}
+
+/* The closed loop over HTTP: search, simulate clicks on what the server showed (labels
+ * from qrels), send the clicks as events. */
+static int run_server(const sim_args *a, const causal_user *u, cw_err *err)
+{
+    causal_qrels *qr = NULL;
+    cw_lines *lr = NULL;
+    char **qids = NULL, **texts = NULL;
+    size_t n_q = 0, cap = 0;
+    CURL *h = NULL;
+    cw_buf reply = {0}, body = {0};
+    int rc = causal_qrels_read(a->qrels, &qr, err);
+    rc = rc ? rc : cw_lines_open(a->queries, &lr, err);
+    const char *line;
+    size_t len;
+    long ln;
+    while (rc >= 0 && (rc = cw_lines_next(lr, &line, &len, &ln, err)) == 1) {
+        const char *tab = memchr(line, '\t', len);
+        if (!tab) {
+            rc = cw_err_set(err, CW_EPARSE, "%s:%ld: expected 'qid<TAB>query'", a->queries, ln);
+            break;
+        }
+        if (n_q == cap) {
+            cap = cap ? 2 * cap : 256;
+            char **q2 = realloc(qids, cap * sizeof *q2), **t2 = q2 ? realloc(texts, cap * sizeof *t2) : NULL;
+            if (q2) {
+                qids = q2;
+            }
+            if (!q2 || !t2) {
+                rc = cw_err_set(err, CW_ENOMEM, "out of memory reading queries");
+                break;
+            }
+            texts = t2;
+        }
+        qids[n_q] = strndup(line, (size_t)(tab - line));
+        texts[n_q] = strdup(tab + 1);
+        n_q++;
+    }
+    if (rc == 0 && n_q == 0) {
+        rc = cw_err_set(err, CW_EINVAL, "%s has no queries", a->queries);
+    }
+    if (rc < 0) {
+        goto done;
+    }
+    rc = CW_OK;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(h = curl_easy_init())) {
+        rc = cw_err_set(err, CW_EIO, "libcurl initialisation failed");
+        goto done;
+    }
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    cw_rng rng;
+    cw_rng_seed(&rng, a->seed);
+    uint64_t clicks_total = 0, t0 = cw_now_ns();
+    for (uint64_t i = 0; i < a->sessions && rc == CW_OK; i++) {
+        size_t q = (size_t)cw_rng_below(&rng, n_q);
+        json_t *req = json_pack("{s:s, s:I, s:s}", "query", texts[q], "k", (json_int_t)a->k,
+                                "qid", qids[q]);
+        char *js = req ? json_dumps(req, JSON_COMPACT) : NULL;
+        json_decref(req);
+        long status = 0;
+        if (!js) {
+            rc = cw_err_set(err, CW_ENOMEM, "out of memory building a request");
+            break;
+        }
+        rc = http_post(h, a->server, "/search", js, &reply, &status, err);
+        free(js);
+        if (rc != CW_OK) {
+            break;
+        }
+        json_error_t je;
+        json_t *doc = json_loadb(reply.data ? reply.data : "", reply.len, 0, &je);
+        json_t *res = doc ? json_object_get(doc, "results") : NULL;
+        json_t *imp = doc ? json_object_get(doc, "impression_id") : NULL;
+        if (status != 200 || !json_is_array(res) || !json_is_integer(imp)) {
+            rc = cw_err_set(err, CW_EPARSE, "session %llu: /search answered %ld: %.200s",
+                            (unsigned long long)i, status, reply.data ? reply.data : "");
+            json_decref(doc);
+            break;
+        }
+        size_t n = json_array_size(res);
+        n = n < CAUSAL_MAX_RANK ? n : CAUSAL_MAX_RANK;
+        int labels[CAUSAL_MAX_RANK];
+        uint8_t clicks[CAUSAL_MAX_RANK];
+        for (size_t j = 0; j < n; j++) {
+            const char *id = json_string_value(json_object_get(json_array_get(res, j), "id"));
+            labels[j] = id ? causal_qrels_label(qr, qids[q], id) : 0;
+        }
+        causal_user_clicks(u, labels, (uint32_t)n, &rng, clicks);
+        json_t *evs = json_array();
+        for (size_t j = 0; j < n && evs; j++) {
+            if (!clicks[j]) {
+                continue;
+            }
+            json_t *it = json_array_get(res, j);
+            char eid[64];
+            snprintf(eid, sizeof eid, "sim-%llu-%llu-%zu", (unsigned long long)a->seed,
+                     (unsigned long long)i, j);
+            json_array_append_new(evs, json_pack("{s:O, s:O, s:O, s:s, s:s}", "impression_id",
+                                                 imp, "doc_id", json_object_get(it, "id"),
+                                                 "position", json_object_get(it, "position"),
+                                                 "type", "click", "event_id", eid));
+            clicks_total++;
+        }
+        if (evs && json_array_size(evs) > 0) {
+            char *eb = json_dumps(evs, JSON_COMPACT);
+            rc = eb ? http_post(h, a->server, "/events", eb, &reply, &status, err)
+                    : cw_err_set(err, CW_ENOMEM, "out of memory");
+            free(eb);
+            if (rc == CW_OK && status != 200) {
+                rc = cw_err_set(err, CW_EIO, "session %llu: /events answered %ld: %.200s",
+                                (unsigned long long)i, status, reply.data ? reply.data : "");
+            }
+        }
+        json_decref(evs);
+        json_decref(doc);
+        if (!a->quiet) {
+            cw_progress_report(&cli_progress, "simulate via server", i + 1, a->sessions);
+        }
+        if (cw_interrupted()) {
+            rc = cw_err_set(err, CW_EINTR, "interrupted after %llu sessions", (unsigned long long)i);
+        }
+    }
+    if (rc == CW_OK) {
+        double secs = (double)(cw_now_ns() - t0) / 1e9;
+        fprintf(stderr, "simulated %llu sessions through %s (%llu clicks) in %.2f s: %.0f/s\n",
+                (unsigned long long)a->sessions, a->server, (unsigned long long)clicks_total, secs,
+                (double)a->sessions / (secs > 0 ? secs : 1e-9));
+    }
+    curl_slist_free_all(hdr);
+done:
+    if (h) {
+        curl_easy_cleanup(h);
+    }
+    for (size_t i = 0; i < n_q; i++) {
+        free(qids[i]);
+        free(texts[i]);
+    }
+    free(qids);
+    free(texts);
+    cw_buf_fini(&reply);
+    cw_buf_fini(&body);
+    cw_lines_close(lr);
+    causal_qrels_free(qr);
+    return rc;
+}
+#endif
+
 int cli_cmd_simulate(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
@@ -335,6 +532,21 @@ int cli_cmd_simulate(int argc, char **argv)
         return ex;
     }
     cw_err err = {0};
+    if (a.server) {
+#ifdef CW_WITH_CURL
+        causal_user u;
+        /* qrels grades are unknown until read: ymax 4 covers TREC 0..4 grades */
+        if ((ex = parse_user(&a, 4, &u)) != CLI_EXIT_OK) {
+            return ex;
+        }
+        if (run_server(&a, &u, &err) != CW_OK) {
+            return cli_fail("simulate", &err);
+        }
+        return CLI_EXIT_OK;
+#else
+        return cli_usage_error("simulate", "this causeway was built without libcurl: no --server");
+#endif
+    }
     causal_sessions *s = NULL;
     causal_simcoll *c = NULL;
     idx_index *ix = NULL;
