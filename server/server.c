@@ -24,12 +24,15 @@ typedef int MHD_RESULT_T;
 typedef enum MHD_Result MHD_RESULT_T;
 #endif
 
-/* Features the server extracts itself for every candidate, logged with the impression
- * and fed to a loaded model: the per-field BM25 scores of idx_score_fields. */
-static const char *const feature_names[] = {"bm25_title", "bm25_text", "bm25_flat"};
-#define N_SERVER_FEATURES 3
-#define FEATURE_SET "server-bm25-v1"
+/* Features come from ranker/'s shared extractor (feature set cw-text-v1 plus the static
+ * fields a loaded model names), the code `causeway rank` runs offline: the vector logged
+ * with an impression is the one the model scored (METHODS.md section 8 point 1). */
+#define MAX_SERVER_FEATURES (RANK_TEXT_FEATURES + RANK_MAX_STATIC_FEATURES)
 #define RERANK_WINDOW 100u /* candidates a model reranks (METHODS.md section 8 point 3) */
+/* Forward store of the extractor (4 bytes per token), built at (re)load when a model is
+ * loaded: coverage and proximity of 100 candidates scan token hashes instead of
+ * re-analysing stored text per request. Documents beyond the budget are analysed per call. */
+#define FORWARD_MAX_TOKENS ((size_t)1 << 25)
 
 /* ---- serving state: index + model, reference counted ---------------------- */
 
@@ -37,6 +40,10 @@ typedef struct srv_state {
     atomic_int refs;
     idx_index *ix;
     rank_model *model; /* NULL = BM25 order */
+    rank_features *fx; /* the extractor: cw-text-v1 + the model's static fields */
+    size_t n_feat;     /* rank_features_n(fx) */
+    char feature_set[48]; /* logged feature-set name (unique per list of names) */
+    size_t model_col[MAX_SERVER_FEATURES]; /* model feature j = extractor column model_col[j] */
     srv_cache *cache;  /* results of this index + model; NULL = off */
     char model_version[24];
     pthread_mutex_t pool_mu;
@@ -56,6 +63,7 @@ static void state_free(srv_state *st)
     pthread_mutex_destroy(&st->pool_mu);
     srv_cache_free(st->cache);
     rank_model_free(st->model);
+    rank_features_free(st->fx);
     idx_index_close(st->ix);
     free(st);
 }
@@ -97,18 +105,52 @@ static int state_load(const char *index_dir, const char *model_path, size_t cach
         if (rc != CW_OK) {
             goto fail;
         }
-        size_t nf = rank_model_n_features(st->model);
-        bool ok = nf == N_SERVER_FEATURES;
-        for (size_t i = 0; ok && i < nf; i++) {
-            ok = strcmp(rank_model_feature_name(st->model, i), feature_names[i]) == 0;
+    }
+    /* The model's "static:NAME" features name the stored fields the extractor reads. */
+    const char *statics[RANK_MAX_STATIC_FEATURES];
+    size_t n_static = 0, nm = st->model ? rank_model_n_features(st->model) : 0;
+    for (size_t j = 0; j < nm; j++) {
+        const char *name = rank_model_feature_name(st->model, j);
+        if (strncmp(name, "static:", 7) == 0) {
+            if (n_static == RANK_MAX_STATIC_FEATURES) {
+                rc = cw_err_set(err, CW_EINVAL, "%s: more than %u static features", model_path,
+                                RANK_MAX_STATIC_FEATURES);
+                goto fail;
+            }
+            statics[n_static++] = name + 7;
         }
-        if (!ok) {
+    }
+    rc = rank_features_new(st->ix, statics, n_static, NULL, st->model ? FORWARD_MAX_TOKENS : 0,
+                           &st->fx, err);
+    if (rc != CW_OK) {
+        goto fail;
+    }
+    st->n_feat = rank_features_n(st->fx);
+    uint64_t names_hash = 0;
+    for (size_t i = 0; i < st->n_feat; i++) {
+        const char *name = rank_features_name(st->fx, i);
+        names_hash = cw_hash64(name, strlen(name) + 1, names_hash);
+    }
+    if (n_static == 0) {
+        snprintf(st->feature_set, sizeof st->feature_set, "%s", RANK_FEATURE_SET);
+    } else { /* the log keeps one list of names per feature-set name */
+        snprintf(st->feature_set, sizeof st->feature_set, "%s+%016llx", RANK_FEATURE_SET,
+                 (unsigned long long)names_hash);
+    }
+    for (size_t j = 0; j < nm; j++) {
+        const char *name = rank_model_feature_name(st->model, j);
+        size_t i = 0;
+        while (i < st->n_feat && strcmp(rank_features_name(st->fx, i), name) != 0) {
+            i++;
+        }
+        if (i == st->n_feat) {
             rc = cw_err_set(err, CW_EINVAL,
-                            "%s: the model expects %zu features starting \"%s\"; the server "
-                            "extracts [bm25_title, bm25_text, bm25_flat]",
-                            model_path, nf, nf ? rank_model_feature_name(st->model, 0) : "");
+                            "%s: the model's feature \"%s\" is not one the server extracts "
+                            "(feature set %s, plus static:FIELD)",
+                            model_path, name, RANK_FEATURE_SET);
             goto fail;
         }
+        st->model_col[j] = i;
     }
     *out = st;
     return CW_OK;
@@ -365,7 +407,7 @@ typedef struct hit_row {
     uint32_t doc;
     double bm25;
     double score; /* the final ranking score (model or BM25) */
-    double feat[N_SERVER_FEATURES];
+    double feat[MAX_SERVER_FEATURES]; /* the extractor's vector (st->n_feat values) */
 } hit_row;
 
 static int cmp_score_desc(const void *a, const void *b)
@@ -484,15 +526,21 @@ static srv_job *impression_job(const srv_search_req *r, const srv_state *st, con
         }
         strings += d.id_len + 1;
     }
-    size_t bytes =
-        sizeof(srv_job) + n * sizeof(causal_item) + n * N_SERVER_FEATURES * sizeof(float) + strings;
+    size_t nf = st->n_feat;
+    strings += strlen(st->feature_set) + 1;
+    for (size_t f = 0; f < nf; f++) {
+        strings += strlen(rank_features_name(st->fx, f)) + 1;
+    }
+    size_t bytes = sizeof(srv_job) + n * sizeof(causal_item) + nf * sizeof(char *) +
+                   n * nf * sizeof(float) + strings;
     srv_job *j = calloc(1, bytes);
     if (!j) {
         return NULL;
     }
     causal_item *items = (causal_item *)(j + 1);
-    float *feat = (float *)(items + n);
-    char *p = (char *)(feat + n * N_SERVER_FEATURES);
+    const char **fnames = (const char **)(items + n);
+    float *feat = (float *)(fnames + nf);
+    char *p = (char *)(feat + n * nf);
     j->kind = SRV_JOB_IMPRESSION;
     causal_impression *imp = &j->imp;
     imp->id = id;
@@ -526,9 +574,16 @@ static srv_job *impression_job(const srv_search_req *r, const srv_state *st, con
         imp->has_seed = true;
         imp->seed = dr->seed;
     }
-    imp->feature_set = FEATURE_SET;
-    imp->feature_names = feature_names;
-    imp->n_features = N_SERVER_FEATURES;
+    strcpy(p, st->feature_set);
+    imp->feature_set = p;
+    p += strlen(p) + 1;
+    for (size_t f = 0; f < nf; f++) {
+        strcpy(p, rank_features_name(st->fx, f));
+        fnames[f] = p;
+        p += strlen(p) + 1;
+    }
+    imp->feature_names = fnames;
+    imp->n_features = (uint32_t)nf;
     imp->n_items = n;
     imp->items = items;
     for (size_t i = 0; i < n; i++) {
@@ -538,14 +593,14 @@ static srv_job *impression_job(const srv_search_req *r, const srv_state *st, con
         }
         memcpy(p, d.id, d.id_len);
         p[d.id_len] = '\0';
-        for (int f = 0; f < N_SERVER_FEATURES; f++) {
-            feat[i * N_SERVER_FEATURES + f] = (float)rows[i].feat[f];
+        for (size_t f = 0; f < nf; f++) {
+            feat[i * nf + f] = (float)rows[i].feat[f];
         }
         items[i] = (causal_item){.doc_id = p,
                                  .position = offset + (uint32_t)i + 1,
                                  .score = rows[i].score,
                                  .propensity = dr ? dr->propensity[i] : 1.0,
-                                 .features = &feat[i * N_SERVER_FEATURES]};
+                                 .features = &feat[i * nf]};
         p += d.id_len + 1;
     }
     return j;
@@ -624,33 +679,44 @@ static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search
     if (rc != CW_OK) {
         goto done;
     }
-    /* Without a model only the page is shown, so only its features are needed. */
-    size_t n_feat = st->model ? n_hits : CW_MIN(n_hits, (size_t)want);
-    idx_bm25_params bm25 = IDX_BM25_DEFAULT;
+    /* Features come from the code path that ranks: the logged vector is the one a
+     * model scored (METHODS.md section 8 point 1). Without a model only the page is
+     * shown, so only its rows [f_lo, f_hi) need features. */
+    size_t nf = st->n_feat;
+    size_t f_lo = st->model ? 0 : CW_MIN((size_t)r->offset, n_hits);
+    size_t f_hi = st->model ? n_hits : CW_MIN(n_hits, (size_t)want);
     for (size_t i = 0; i < n_hits; i++) {
         memset(&rows[i], 0, sizeof rows[i]);
         rows[i].doc = hits[i].doc;
         rows[i].bm25 = hits[i].score;
         rows[i].score = hits[i].score;
-        /* Features come from the code path that ranks: the logged vector is the one a
-         * model scored (METHODS.md section 8 point 1). */
-        if (i >= n_feat || (!st->model && i < r->offset)) {
-            continue;
-        }
-        rc = idx_score_fields(st->ix, q, hits[i].doc, &bm25, rows[i].feat, err);
-        if (rc != CW_OK) {
-            goto done;
-        }
     }
-    if (st->model && n_hits > 0) {
-        x = malloc(n_hits * N_SERVER_FEATURES * sizeof *x);
+    if (f_hi > f_lo) {
+        uint32_t *docids = cw_arena_alloc(rq->arena, (f_hi - f_lo) * sizeof *docids);
+        x = malloc((f_hi - f_lo) * nf * sizeof *x);
         scores = malloc(n_hits * sizeof *scores);
-        if (!x || !scores) {
+        if (!docids || !x || !scores) {
             rc = cw_err_set(err, CW_ENOMEM, "out of memory");
             goto done;
         }
+        for (size_t i = f_lo; i < f_hi; i++) {
+            docids[i - f_lo] = rows[i].doc;
+        }
+        rc = rank_features_extract(st->fx, an, q, docids, f_hi - f_lo, x, err);
+        if (rc != CW_OK) {
+            goto done;
+        }
+        for (size_t i = f_lo; i < f_hi; i++) {
+            memcpy(rows[i].feat, &x[(i - f_lo) * nf], nf * sizeof *x);
+        }
+    }
+    if (st->model && n_hits > 0) {
+        /* The model's columns, gathered in place (row i's read precedes its write). */
+        size_t nm = rank_model_n_features(st->model);
         for (size_t i = 0; i < n_hits; i++) {
-            memcpy(&x[i * N_SERVER_FEATURES], rows[i].feat, sizeof rows[i].feat);
+            for (size_t j = 0; j < nm; j++) {
+                x[i * nm + j] = rows[i].feat[st->model_col[j]];
+            }
         }
         rc = rank_model_score(st->model, x, n_hits, scores, err);
         if (rc != CW_OK) {
@@ -690,14 +756,19 @@ static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search
             ok = cw_buf_printf(frag, ",\"explain\":{\"bm25\":") == CW_OK &&
                  json_double(frag, shown[i].bm25) == CW_OK &&
                  cw_buf_printf(frag, ",\"features\":{") == CW_OK;
-            for (int f = 0; ok && f < N_SERVER_FEATURES; f++) {
-                ok = cw_buf_printf(frag, "%s\"%s\":", f ? "," : "", feature_names[f]) == CW_OK &&
+            for (size_t f = 0; ok && f < nf; f++) {
+                ok = cw_buf_printf(frag, "%s\"%s\":", f ? "," : "",
+                                   rank_features_name(st->fx, f)) == CW_OK &&
                      json_double(frag, shown[i].feat[f]) == CW_OK;
             }
             ok = ok && cw_buf_append(frag, "}", 1) == CW_OK;
             if (ok && st->model) {
-                double contrib[N_SERVER_FEATURES], bias = 0;
-                rc = rank_model_explain(st->model, shown[i].feat, contrib, &bias, err);
+                size_t nm = rank_model_n_features(st->model);
+                double xm[MAX_SERVER_FEATURES], contrib[MAX_SERVER_FEATURES], bias = 0;
+                for (size_t j = 0; j < nm; j++) {
+                    xm[j] = shown[i].feat[st->model_col[j]];
+                }
+                rc = rank_model_explain(st->model, xm, contrib, &bias, err);
                 if (rc != CW_OK) {
                     goto done;
                 }
@@ -706,10 +777,10 @@ static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search
                          CW_OK &&
                      json_double(frag, bias) == CW_OK &&
                      cw_buf_printf(frag, ",\"contributions\":{") == CW_OK;
-                for (int f = 0; ok && f < N_SERVER_FEATURES; f++) {
-                    ok =
-                        cw_buf_printf(frag, "%s\"%s\":", f ? "," : "", feature_names[f]) == CW_OK &&
-                        json_double(frag, contrib[f]) == CW_OK;
+                for (size_t j = 0; ok && j < nm; j++) {
+                    ok = cw_buf_printf(frag, "%s\"%s\":", j ? "," : "",
+                                       rank_model_feature_name(st->model, j)) == CW_OK &&
+                         json_double(frag, contrib[j]) == CW_OK;
                 }
                 ok = ok && cw_buf_append(frag, "}}", 2) == CW_OK;
             }

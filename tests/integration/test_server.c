@@ -428,7 +428,8 @@ Test(srv_http, events_are_validated_against_the_impression_and_retries_are_idemp
     cr_expect(eq(str, (char *)ci->items[0].doc_id, "d1"));
     cr_expect(eq(u32, ci->items[0].n_clicks, 1));
     cr_expect(eq(dbl, ci->items[0].propensity, 1.0));
-    cr_expect(eq(u32, ci->n_features, 3));
+    cr_expect(eq(u32, ci->n_features, RANK_TEXT_FEATURES)); /* ranker/'s cw-text-v1 */
+    cr_expect(eq(str, (char *)ci->feature_set, RANK_FEATURE_SET));
     cr_expect(ci->items[1].features != NULL);
     causal_log_reader_free(rd);
     causal_log_close(log);
