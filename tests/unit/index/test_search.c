@@ -166,6 +166,16 @@ Test(idx_search, wand_and_and_equal_the_oracle_on_thousands_of_random_queries)
         for (size_t i = 0; i < nh; i++) {
             cr_assert(ex[i].doc == hits[i].doc && ex[i].score == hits[i].score, "query %zu", qi);
         }
+        /* Per-field scores (for the ranker) agree with the retrieval score to the bit. */
+        for (size_t i = 0; i < CW_MIN(nh, (size_t)3); i++) {
+            double f[IDX_N_FIELDS];
+            cr_assert(eq(int, idx_score_fields(ix, q, hits[i].doc, &so.bm25, f, NULL), CW_OK));
+            cr_assert(f[IDX_FIELD_FLAT] == hits[i].score, "query %zu doc %u: %.17g vs %.17g", qi,
+                      hits[i].doc, f[IDX_FIELD_FLAT], hits[i].score);
+            /* Titles are empty, so the text field has the flat field's statistics. */
+            cr_assert(f[IDX_FIELD_TITLE] == 0.0);
+            cr_assert(f[IDX_FIELD_TEXT] == f[IDX_FIELD_FLAT]);
+        }
         n_nonempty += nh > 0;
         idx_query_free(q);
         cw_buf_fini(&qt);
