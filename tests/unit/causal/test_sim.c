@@ -311,3 +311,30 @@ Test(causal_sim, log_round_trip_keeps_policy_clicks_and_counts_deep_items)
     causal_sessions_free(s);
     cr_expect(eq(int, cw_rmtree(dir, &err), CW_OK));
 }
+
+Test(causal_sim, items_without_propensities_are_counted_on_load)
+{
+    char dir[] = "/tmp/cw_simp_XXXXXX", path[128];
+    cr_assert(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/log.db", dir);
+    causal_simcoll *c;
+    causal_sessions *s = make(10, 12, 1, &c);
+    causal_sim_opts o = causal_sim_opts_default();
+    o.policy.kind = CAUSAL_POLICY_PL; /* no Monte-Carlo marginals: propensities unknown */
+    o.n_sessions = 50;
+    run(c, &o);
+    cw_err err;
+    cr_assert(eq(int, causal_sessions_save_log(s, 0, s->n_sessions, path, 1, 50, NULL, &err),
+                 CW_OK),
+              "%s", err.msg);
+    causal_sessions *r = NULL;
+    causal_load_stats st;
+    cr_assert(eq(int, causal_sessions_load_log(path, 10, &r, &st, &err), CW_OK), "%s", err.msg);
+    cr_expect(eq(u64, st.n_no_prop, 500));
+    cr_expect(eq(u8, r->s_policy[0], CAUSAL_POLICY_PL));
+    cr_expect(epsilon_eq(dbl, r->s_logp[0], s->s_logp[0], 1e-9));
+    causal_sessions_free(r);
+    causal_simcoll_free(c);
+    causal_sessions_free(s);
+    cr_expect(eq(int, cw_rmtree(dir, &err), CW_OK));
+}
