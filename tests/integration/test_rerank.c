@@ -1,0 +1,367 @@
+/* tests/integration/test_rerank.c: a model loaded into the real `causeway serve` reranks
+ * results exactly as the model scores ranker/'s features offline (`causeway rank
+ * --letor-out`), explains them, logs the very vectors it scored and hot-reloads (issue 5). */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "causal/causal.h"
+#include "ranker/ranker.h"
+
+static char dir[64];
+static char ixdir[128], dbpath[128], portfile[128], modelpath[160], letorpath[128];
+static pid_t server_pid;
+static unsigned port;
+static rank_letor *offline; /* every candidate's features for QUERY, computed by causeway rank */
+
+#define QUERY "alice rabbit"
+#define QUERY_URL "alice+rabbit"
+
+static const char *bin(void)
+{
+    const char *b = getenv("CW_BIN");
+    cr_assert(b != NULL, "CW_BIN is not set (run through make check)");
+    return b;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int run_cmd(char *const argv[])
+{
+    pid_t p = fork();
+    cr_assert(p >= 0);
+    if (p == 0) {
+        if (!freopen("/dev/null", "w", stderr)) {
+            _exit(126);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(p, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+typedef struct resp {
+    long status;
+    char *body;
+    size_t len;
+} resp;
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+    resp *r = ud;
+    size_t k = sz * n;
+    char *b = realloc(r->body, r->len + k + 1);
+    if (!b) {
+        return 0;
+    }
+    memcpy(b + r->len, p, k);
+    r->len += k;
+    b[r->len] = '\0';
+    r->body = b;
+    return k;
+}
+
+static CURLcode http(const char *method, const char *path, resp *r)
+{
+    char url[1024];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
+    memset(r, 0, sizeof *r);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (strcmp(method, "POST") == 0) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+    }
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_easy_cleanup(c);
+    return rc;
+}
+
+static void start_server(void)
+{
+    unlink(portfile);
+    server_pid = fork();
+    cr_assert(server_pid >= 0);
+    if (server_pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a test killed on timeout takes its server along */
+        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) {
+            _exit(126);
+        }
+        char *argv[] = {(char *)bin(), "serve",     "--index",   ixdir,       "--db",
+                        dbpath,        "--port",    "0",         "--port-file", portfile,
+                        "--model",     modelpath,   "--cache-mb", "0",        NULL};
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    double deadline = now_s() + 20;
+    port = 0;
+    while (now_s() < deadline) {
+        FILE *f = fopen(portfile, "r");
+        if (f) {
+            if (fscanf(f, "%u", &port) != 1) {
+                port = 0;
+            }
+            fclose(f);
+        }
+        resp r;
+        if (port && http("GET", "/healthz", &r) == CURLE_OK && r.status == 200) {
+            free(r.body);
+            return;
+        }
+        if (port) {
+            free(r.body);
+        }
+        int st;
+        cr_assert(eq(int, waitpid(server_pid, &st, WNOHANG), 0), "the server exited at start");
+        struct timespec ts = {0, 20000000L};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert(false, "the server did not answer /healthz within 20 s");
+}
+
+static int stop_server(void)
+{
+    kill(server_pid, SIGTERM);
+    int st = 0;
+    waitpid(server_pid, &st, 0);
+    server_pid = 0;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* A linear model on two cw-text-v1 features given out of the extractor's order (so the
+ * server must map them by name), standardised by (x - mean) / scale. */
+static void write_model(const char *f1, double w1, const char *f2, double w2)
+{
+    char tmp[200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", modelpath);
+    FILE *f = fopen(tmp, "w");
+    cr_assert(f != NULL);
+    fprintf(f,
+            "{\"format\":\"%s\",\"version\":%d,\"kind\":\"linear\",\"features\":[\"%s\",\"%s\"],"
+            "\"normalization\":{\"mean\":[0.5,0.25],\"scale\":[2,0.5]},"
+            "\"params\":{\"weights\":[%.17g,%.17g],\"bias\":0.125}}\n",
+            RANK_MODEL_FORMAT, RANK_MODEL_VERSION, f1, f2, w1, w2);
+    fclose(f);
+    cr_assert(eq(int, rename(tmp, modelpath), 0)); /* atomic: a reload sees old or new */
+}
+
+static void setup(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    strcpy(dir, "/tmp/cw_rrk_XXXXXX");
+    cr_assert(mkdtemp(dir) != NULL);
+    snprintf(ixdir, sizeof ixdir, "%s/ix", dir);
+    snprintf(dbpath, sizeof dbpath, "%s/log.db", dir);
+    snprintf(portfile, sizeof portfile, "%s/port", dir);
+    snprintf(modelpath, sizeof modelpath, "%s/model.json", dir);
+    snprintf(letorpath, sizeof letorpath, "%s/q.letor", dir);
+    const char *src = getenv("CW_SRCDIR");
+    char corpus[512], queries[160], run[160];
+    snprintf(corpus, sizeof corpus, "%s/tests/data/server/corpus.jsonl", src ? src : ".");
+    char *ib[] = {(char *)bin(), "index", "build", "--corpus", corpus, "--out", ixdir, "--quiet",
+                  NULL};
+    cr_assert(eq(int, run_cmd(ib), 0), "indexing %s failed", corpus);
+    snprintf(queries, sizeof queries, "%s/q.tsv", dir);
+    snprintf(run, sizeof run, "%s/run", dir);
+    FILE *f = fopen(queries, "w");
+    cr_assert(f != NULL);
+    fprintf(f, "q1\t%s\n", QUERY);
+    fclose(f);
+    /* The offline side: the same 100-candidate window, features by `causeway rank`. */
+    char *rk[] = {(char *)bin(), "rank",        "--index", ixdir, "--queries", queries,
+                  "--letor-out", letorpath, "--out",   run,   NULL};
+    cr_assert(eq(int, run_cmd(rk), 0));
+    const char *paths[] = {letorpath};
+    cw_err err;
+    cr_assert(eq(int, rank_letor_read(paths, 1, &offline, &err), CW_OK), "%s", err.msg);
+    cr_assert(eq(sz, offline->n_features, RANK_TEXT_FEATURES));
+    cr_assert(offline->feature_names != NULL);
+}
+
+static void teardown(void)
+{
+    if (server_pid > 0) {
+        kill(server_pid, SIGKILL);
+        waitpid(server_pid, NULL, 0);
+    }
+    rank_letor_free(offline);
+    offline = NULL;
+    cw_err err;
+    if (cw_rmtree(dir, &err) != CW_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+    }
+}
+
+TestSuite(rerank, .init = setup, .fini = teardown, .timeout = 120);
+
+static size_t column(const char *name)
+{
+    for (size_t j = 0; j < offline->n_features; j++) {
+        if (strcmp(offline->feature_names[j], name) == 0) {
+            return j;
+        }
+    }
+    cr_assert(false, "no offline feature %s", name);
+    return 0;
+}
+
+static size_t offline_row(const char *doc_id)
+{
+    for (size_t i = 0; i < offline->n_rows; i++) {
+        if (strcmp(offline->doc_id[i], doc_id) == 0) {
+            return i;
+        }
+    }
+    cr_assert(false, "%s is not an offline candidate", doc_id);
+    return 0;
+}
+
+/* The model's score of offline row i, by hand: bias + sum w_j (x_j - mean_j) / scale_j. */
+static double hand_score(size_t i, const char *f1, double w1, const char *f2, double w2)
+{
+    const double *x = offline->x + i * offline->n_features;
+    return 0.125 + w1 * (x[column(f1)] - 0.5) / 2 + w2 * (x[column(f2)] - 0.25) / 0.5;
+}
+
+/* Searches QUERY (all 12 documents of the corpus fit in k) and checks the order, scores
+ * and explanations against the model applied by hand to the offline features. */
+static void check_search(const char *f1, double w1, const char *f2, double w2,
+                         bool expect_reordered)
+{
+    resp r;
+    cr_assert(eq(int, http("GET", "/search?q=" QUERY_URL "&k=20&explain=true", &r), CURLE_OK));
+    cr_assert(eq(long, r.status, 200), "%s", r.body);
+    json_error_t je;
+    json_t *root = json_loads(r.body, 0, &je);
+    cr_assert(root != NULL, "%s", r.body);
+    cr_expect(eq(str, (char *)json_string_value(json_object_get(root, "policy")), "model"));
+    json_t *res = json_object_get(root, "results");
+    cr_assert(eq(sz, json_array_size(res), offline->n_rows), "%s", r.body);
+    double prev = INFINITY;
+    bool reordered = false;
+    for (size_t k = 0; k < json_array_size(res); k++) {
+        json_t *it = json_array_get(res, k);
+        const char *id = json_string_value(json_object_get(it, "id"));
+        size_t i = offline_row(id);
+        reordered = reordered || i != k; /* offline rows are in BM25 order */
+        double want = hand_score(i, f1, w1, f2, w2);
+        double got = json_number_value(json_object_get(it, "score"));
+        cr_expect(le(dbl, fabs(got - want), 1e-5 * (1 + fabs(want))), "%s: %g vs %g", id, got,
+                  want);
+        cr_expect(le(dbl, got, prev), "position %zu is out of model order", k + 1);
+        prev = got;
+        /* explain: the full extracted vector, and contributions that add up to the score */
+        json_t *ex = json_object_get(it, "explain");
+        json_t *feats = json_object_get(ex, "features");
+        cr_assert(eq(sz, json_object_size(feats), RANK_TEXT_FEATURES));
+        for (size_t j = 0; j < offline->n_features; j++) {
+            double v = json_number_value(json_object_get(feats, offline->feature_names[j]));
+            double o = offline->x[i * offline->n_features + j];
+            cr_expect(le(dbl, fabs(v - o), 1e-5 * (1 + fabs(o))), "%s %s", id,
+                      offline->feature_names[j]);
+        }
+        json_t *m = json_object_get(ex, "model");
+        json_t *ct = json_object_get(m, "contributions");
+        cr_assert(eq(sz, json_object_size(ct), 2), "%s", r.body);
+        double sum = json_number_value(json_object_get(m, "bias")) +
+                     json_number_value(json_object_get(ct, f1)) +
+                     json_number_value(json_object_get(ct, f2));
+        cr_expect(le(dbl, fabs(sum - got), 1e-5 * (1 + fabs(got))));
+    }
+    cr_expect(eq(int, reordered, expect_reordered), "%s", r.body);
+    json_decref(root);
+    free(r.body);
+}
+
+Test(rerank, served_order_explain_log_and_hot_reload_follow_the_offline_features)
+{
+    /* Shorter texts and tighter spans first: not the BM25 order. */
+    write_model("proximity", 3.0, "log_len_text", -1.0);
+    start_server();
+    check_search("proximity", 3.0, "log_len_text", -1.0, true);
+
+    /* Hot reload: the opposite preferences take over on the next request. */
+    write_model("log_len_text", 2.0, "coverage", 0.5);
+    resp r;
+    cr_assert(eq(int, http("POST", "/admin/reload", &r), CURLE_OK));
+    cr_expect(eq(long, r.status, 200), "%s", r.body);
+    free(r.body);
+    check_search("log_len_text", 2.0, "coverage", 0.5, true);
+
+    /* A model asking for a feature the server cannot extract is refused; the loaded one
+     * keeps serving. */
+    write_model("log_len_text", 2.0, "pagerank", 1.0);
+    cr_assert(eq(int, http("POST", "/admin/reload", &r), CURLE_OK));
+    cr_expect(ge(long, r.status, 400), "%s", r.body);
+    cr_expect(r.body && strstr(r.body, "pagerank") != NULL, "%s", r.body);
+    free(r.body);
+    check_search("log_len_text", 2.0, "coverage", 0.5, true);
+    cr_assert(eq(int, stop_server(), 0));
+
+    /* The log holds, for every shown document, the vector computed offline. */
+    causal_log_opts o = causal_log_opts_default();
+    o.read_only = true;
+    causal_log *log = NULL;
+    cw_err err;
+    cr_assert(eq(int, causal_log_open(dbpath, &o, &log, &err), CW_OK), "%s", err.msg);
+    causal_log_reader *rd = NULL;
+    cr_assert(eq(int, causal_log_reader_new(log, NULL, &rd, &err), CW_OK));
+    const causal_impression *ci;
+    size_t n_imp = 0, n_checked = 0;
+    const char *versions[3] = {0};
+    char vbuf[3][64];
+    while (causal_log_reader_next(rd, &ci, &err) == 1) {
+        cr_assert(lt(sz, n_imp, 3));
+        cr_expect(eq(str, (char *)ci->feature_set, RANK_FEATURE_SET));
+        cr_assert(eq(u32, ci->n_features, RANK_TEXT_FEATURES));
+        for (size_t j = 0; j < RANK_TEXT_FEATURES; j++) {
+            cr_expect(eq(str, (char *)ci->feature_names[j], offline->feature_names[j]));
+        }
+        cr_assert(ci->model_version != NULL);
+        snprintf(vbuf[n_imp], sizeof vbuf[n_imp], "%s", ci->model_version);
+        versions[n_imp] = vbuf[n_imp];
+        for (size_t k = 0; k < ci->n_items; k++) {
+            size_t i = offline_row(ci->items[k].doc_id);
+            cr_assert(ci->items[k].features != NULL);
+            for (size_t j = 0; j < RANK_TEXT_FEATURES; j++) {
+                float want = (float)offline->x[i * offline->n_features + j];
+                float got = ci->items[k].features[j];
+                cr_expect(le(flt, fabsf(got - want), 1e-6f * (1 + fabsf(want))), "%s %s: %g vs %g",
+                          ci->items[k].doc_id, offline->feature_names[j], got, want);
+                n_checked++;
+            }
+        }
+        n_imp++;
+    }
+    cr_expect(eq(sz, n_imp, 3));
+    cr_expect(eq(sz, n_checked, 3 * offline->n_rows * RANK_TEXT_FEATURES));
+    /* the reload is visible in the log: a new model version, kept after the refused one */
+    cr_expect(ne(str, (char *)versions[0], (char *)versions[1]));
+    cr_expect(eq(str, (char *)versions[1], (char *)versions[2]));
+    causal_log_reader_free(rd);
+    causal_log_close(log);
+}
