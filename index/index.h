@@ -130,7 +130,8 @@ typedef struct idx_index_info {
     int64_t build_unix_ms;       /* when the build finished */
 } idx_index_info;
 void idx_index_info_get(const idx_index *ix, idx_index_info *out);
-/* Full check: the checksum of every section (open skips those over 256 MiB), every
+/* Full check: the checksum of every section (open skips docs.cw sections over 64 MiB,
+ * i.e. the document text of large corpora), every
  * posting block decoded, every document record. O(index size).
  * Errors: CW_ECORRUPT (file + byte offset). */
 int idx_index_verify(const idx_index *ix, cw_err *err) CW_MUST_CHECK;
