@@ -12,10 +12,10 @@
 #include "common/cw.h"
 
 /* ---- limits on external input ------------------------------------------ */
-#define IDX_MAX_QUERY_BYTES 4096u   /* query text, bytes of UTF-8 (CISI's longest: 2083) */
-#define IDX_MAX_K 1000u             /* results per search */
-#define IDX_MAX_QUERY_TERMS 512u    /* analyzed terms kept per query (CISI needs ~300) */
-#define IDX_MAX_ID_BYTES 256u       /* external document id */
+#define IDX_MAX_QUERY_BYTES 4096u     /* query text, bytes of UTF-8 (CISI's longest: 2083) */
+#define IDX_MAX_K 1000u               /* results per search */
+#define IDX_MAX_QUERY_TERMS 512u      /* analyzed terms kept per query (CISI needs ~300) */
+#define IDX_MAX_ID_BYTES 256u         /* external document id */
 #define IDX_MAX_DOC_BYTES (16u << 20) /* one corpus line */
 
 /* Fields scored separately for the ranker; "flat" BM25 scores title + "\n" + text
@@ -39,9 +39,9 @@ typedef struct idx_bm25_params {
 
 /* Analyzer settings, stored in the index and applied identically to queries. */
 typedef struct idx_analyzer_opts {
-    bool stem;           /* Snowball stemming */
-    char stemmer[32];    /* Snowball algorithm: "porter" (default, METHODS.md) or "english" */
-    bool stopwords;      /* drop the stopword list before stemming */
+    bool stem;        /* Snowball stemming */
+    char stemmer[32]; /* Snowball algorithm: "porter" (default, METHODS.md) or "english" */
+    bool stopwords;   /* drop the stopword list before stemming */
 } idx_analyzer_opts;
 
 typedef struct idx_analyzer idx_analyzer; /* not thread-safe: one per thread */
@@ -51,8 +51,8 @@ typedef struct idx_analyzer idx_analyzer; /* not thread-safe: one per thread */
 typedef struct idx_token {
     const char *term;
     size_t term_len;
-    uint32_t position;     /* ordinal among kept tokens, 0-based */
-    size_t byte_begin;     /* [begin, end) in the original text */
+    uint32_t position; /* ordinal among kept tokens, 0-based */
+    size_t byte_begin; /* [begin, end) in the original text */
     size_t byte_end;
 } idx_token;
 
@@ -84,13 +84,13 @@ typedef struct idx_build_opts {
 } idx_build_opts;
 
 typedef struct idx_build_stats {
-    uint64_t n_docs;        /* documents indexed */
-    uint64_t n_skipped;     /* malformed lines skipped under skip_bad */
-    uint64_t n_terms;       /* distinct terms */
-    uint64_t n_postings;    /* (term, doc) pairs in the flat field */
-    uint64_t n_tokens;      /* analysed tokens in the flat field */
-    uint64_t index_bytes;   /* bytes of the finished index directory */
-    uint64_t input_bytes;   /* bytes of corpus read */
+    uint64_t n_docs;      /* documents indexed */
+    uint64_t n_skipped;   /* malformed lines skipped under skip_bad */
+    uint64_t n_terms;     /* distinct terms */
+    uint64_t n_postings;  /* (term, doc) pairs in the flat field */
+    uint64_t n_tokens;    /* analysed tokens in the flat field */
+    uint64_t index_bytes; /* bytes of the finished index directory */
+    uint64_t input_bytes; /* bytes of corpus read */
     double seconds;
 } idx_build_stats;
 
@@ -123,11 +123,11 @@ int idx_index_analyzer(const idx_index *ix, idx_analyzer **out, cw_err *err) CW_
 /* Summary of an open index (for `causeway index info` and logs). */
 typedef struct idx_index_info {
     uint32_t n_docs;
-    uint32_t n_terms;            /* distinct terms */
-    uint64_t n_postings;         /* flat (term, document) pairs */
-    uint64_t bytes;              /* size of the index files */
-    idx_analyzer_opts analyzer;  /* the settings queries must be analysed with */
-    int64_t build_unix_ms;       /* when the build finished */
+    uint32_t n_terms;           /* distinct terms */
+    uint64_t n_postings;        /* flat (term, document) pairs */
+    uint64_t bytes;             /* size of the index files */
+    idx_analyzer_opts analyzer; /* the settings queries must be analysed with */
+    int64_t build_unix_ms;      /* when the build finished */
 } idx_index_info;
 void idx_index_info_get(const idx_index *ix, idx_index_info *out);
 /* Full check: the checksum of every section (open skips docs.cw sections over 64 MiB,
@@ -181,30 +181,31 @@ size_t idx_query_n_terms(const idx_query *q);
 const char *idx_query_term(const idx_query *q, size_t i, uint64_t *df);
 
 typedef struct idx_search_opts {
-    uint32_t k;            /* 1..IDX_MAX_K */
-    uint32_t offset;       /* results skipped (paging); offset + k <= IDX_MAX_K */
-    bool conjunctive;      /* AND instead of the default OR */
-    bool exhaustive;       /* score every matching document (the test oracle) */
+    uint32_t k;       /* 1..IDX_MAX_K */
+    uint32_t offset;  /* results skipped (paging); offset + k <= IDX_MAX_K */
+    bool conjunctive; /* AND instead of the default OR */
+    bool exhaustive;  /* score every matching document (the test oracle) */
     idx_bm25_params bm25;
 } idx_search_opts;
 idx_search_opts idx_search_opts_default(void);
 
 typedef struct idx_hit {
-    uint32_t doc;  /* internal docid */
-    double score;  /* flat-field BM25 */
+    uint32_t doc; /* internal docid */
+    double score; /* flat-field BM25 */
 } idx_hit;
 
 /* Top-k by flat BM25, best first, ties broken by ascending docid. Pruned (block-max
  * WAND) results are identical to exhaustive ones. hits must hold opts->k entries.
  * *n_hits may be < k. *total_matches gets the number of matching documents when
  * exhaustive, else a lower bound (may be NULL). Errors: CW_EINVAL (k range). */
-int idx_search(const idx_index *ix, const idx_query *q, const idx_search_opts *opts,
-               idx_hit *hits, size_t *n_hits, uint64_t *total_matches, cw_err *err) CW_MUST_CHECK;
+int idx_search(const idx_index *ix, const idx_query *q, const idx_search_opts *opts, idx_hit *hits,
+               size_t *n_hits, uint64_t *total_matches, cw_err *err) CW_MUST_CHECK;
 
 /* BM25 of query q for one document in each field (title, text, flat), for the ranker.
  * Errors: CW_ENOTFOUND (docid). */
 int idx_score_fields(const idx_index *ix, const idx_query *q, uint32_t docid,
-                     const idx_bm25_params *bm25, double out[IDX_N_FIELDS], cw_err *err) CW_MUST_CHECK;
+                     const idx_bm25_params *bm25, double out[IDX_N_FIELDS],
+                     cw_err *err) CW_MUST_CHECK;
 
 /* A snippet of the document's text around the densest window of query terms, at most
  * max_bytes of source text, HTML-escaped, query terms wrapped in <mark>...</mark>,
@@ -339,33 +340,34 @@ typedef enum idx_contrastive_mode {
 
 typedef struct idx_train_opts {
     idx_contrastive_mode mode;
-    uint32_t batch;       /* documents per step (2 views each), default 64 */
-    uint32_t epochs;      /* passes over the corpus, default 10 (0: fit the idf table only) */
-    double tau;           /* InfoNCE temperature, default 0.05 */
-    double momentum;      /* MoCo key-encoder momentum m, default 0.995 */
-    uint32_t queue;       /* MoCo queue length (multiple of batch), default 4096; keep it well
-                           * below the corpus size, else a document's own older keys sit in
-                           * the queue as false negatives (the CLI uses min(4096, n/4)) */
-    double lr;            /* learning rate of the embedding rows (row-wise Adagrad), 0.05 */
-    double lr_proj;       /* Adam learning rate of the projection, 1e-3 */
-    double crop_min;      /* Contriever crop length, fraction of the document: 0.05 */
-    double crop_max;      /* 0.5 */
-    double p_delete;      /* word deletion probability, 0.1 */
-    uint64_t seed;        /* augmentation and batching seed */
-    const char *ckpt_path;  /* checkpoint written every ckpt_every steps and at the end (NULL: none) */
-    uint32_t ckpt_every;    /* default 200 */
-    bool resume;            /* continue from ckpt_path if it exists */
-    bool lsa_init;          /* start from LSA: randomized SVD of the document-feature matrix */
+    uint32_t batch;  /* documents per step (2 views each), default 64 */
+    uint32_t epochs; /* passes over the corpus, default 10 (0: fit the idf table only) */
+    double tau;      /* InfoNCE temperature, default 0.05 */
+    double momentum; /* MoCo key-encoder momentum m, default 0.995 */
+    uint32_t queue;  /* MoCo queue length (multiple of batch), default 4096; keep it well
+                      * below the corpus size, else a document's own older keys sit in
+                      * the queue as false negatives (the CLI uses min(4096, n/4)) */
+    double lr;       /* learning rate of the embedding rows (row-wise Adagrad), 0.05 */
+    double lr_proj;  /* Adam learning rate of the projection, 1e-3 */
+    double crop_min; /* Contriever crop length, fraction of the document: 0.05 */
+    double crop_max; /* 0.5 */
+    double p_delete; /* word deletion probability, 0.1 */
+    uint64_t seed;   /* augmentation and batching seed */
+    const char
+        *ckpt_path;      /* checkpoint written every ckpt_every steps and at the end (NULL: none) */
+    uint32_t ckpt_every; /* default 200 */
+    bool resume;         /* continue from ckpt_path if it exists */
+    bool lsa_init;       /* start from LSA: randomized SVD of the document-feature matrix */
     uint32_t lsa_power_iters; /* power iterations of the randomized SVD, default 2 */
-    cw_progress progress;   /* stage "embed-train", done/total steps */
+    cw_progress progress;     /* stage "embed-train", done/total steps */
 } idx_train_opts;
 idx_train_opts idx_train_opts_default(void);
 
 typedef struct idx_train_stats {
-    uint64_t steps;        /* optimisation steps done in total (resumed ones included) */
-    double first_loss;     /* mean InfoNCE loss of the first 20 steps of this run */
-    double last_loss;      /* mean loss of the last 20 steps */
-    double docs_per_sec;   /* documents (pairs of views) per second in this run */
+    uint64_t steps;      /* optimisation steps done in total (resumed ones included) */
+    double first_loss;   /* mean InfoNCE loss of the first 20 steps of this run */
+    double last_loss;    /* mean loss of the last 20 steps */
+    double docs_per_sec; /* documents (pairs of views) per second in this run */
     double seconds;
 } idx_train_stats;
 
@@ -375,8 +377,8 @@ typedef struct idx_train_stats {
  * idf table first. Interruptible (cw_interrupted) after writing a checkpoint.
  * Errors: CW_EINVAL (options, n_docs < 2), CW_EINTR, CW_EIO, CW_ECORRUPT (checkpoint
  * of another configuration or damaged), CW_ENUMERIC (loss not finite), CW_ENOMEM. */
-int idx_encoder_train(idx_encoder *enc, const char *const *texts, const size_t *lens,
-                      size_t n_docs, const idx_train_opts *opts, idx_train_stats *stats,
+int idx_encoder_train(idx_encoder *enc, const char *const *texts, const size_t *lens, size_t n_docs,
+                      const idx_train_opts *opts, idx_train_stats *stats,
                       cw_err *err) CW_MUST_CHECK;
 
 /* InfoNCE of one query view against keys (exposed for the gradient test): logits
@@ -469,8 +471,8 @@ int idx_fuse(const idx_hit *bm25, size_t n_bm25, const idx_hit *dense, size_t n_
  * hits (bm25->offset honoured). s is the caller's per-thread searcher.
  * Errors: those of idx_search, idx_hnsw_search, idx_encoder_encode. */
 int idx_hybrid_search(const idx_index *ix, const idx_dense *dn, idx_hnsw_searcher *s,
-                      const idx_query *q, const char *text, size_t len,
-                      const idx_search_opts *bm25, const idx_hybrid_opts *opts, idx_hit *hits,
-                      size_t *n_hits, cw_err *err) CW_MUST_CHECK;
+                      const idx_query *q, const char *text, size_t len, const idx_search_opts *bm25,
+                      const idx_hybrid_opts *opts, idx_hit *hits, size_t *n_hits,
+                      cw_err *err) CW_MUST_CHECK;
 
 #endif /* CAUSEWAY_INDEX_INDEX_H */
