@@ -726,7 +726,6 @@ static int encode_list(const builder *B, const uint32_t *docs, const uint32_t *t
             ti->max_tfn = CW_MAX(ti->max_tfn, rec.max_tfn);
         }
     }
-    (void)start;
     return CW_OK;
 }
 
