@@ -760,7 +760,7 @@ typedef struct causal_ope_data {
 } causal_ope_data;
 
 typedef struct causal_ope_opts {
-    uint32_t n_boot;      /* bootstrap replicates over groups, 0 = none (default 1000) */
+    uint32_t n_boot;      /* bootstrap replicates over groups, 0 = none (default 10000) */
     uint64_t seed;        /* bootstrap RNG seed */
     double alpha;         /* 1 - confidence level, default 0.05 */
     double max_unsupported; /* warn above this unsupported share (default 0.01) */

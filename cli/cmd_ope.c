@@ -44,7 +44,7 @@ static void usage(FILE *f)
             "                    (default all; the first one ranks the comparison)\n"
             "  --theta LIST      examination probabilities per rank for pbm (default the\n"
             "                    METHODS.md table; pass a fitted propensity model's values)\n"
-            "  --bootstrap B     bootstrap replicates over queries (default 1000, 0 = none)\n"
+            "  --bootstrap B     bootstrap replicates over queries (default 10000, 0 = none)\n"
             "  --seed S          bootstrap and Monte-Carlo seed (default 1)\n"
             "  --mc-samples M    Monte-Carlo samples for marginals of PL lists over 20 items\n"
             "                    (default 10000)\n"
@@ -684,7 +684,7 @@ int cli_cmd_ope(int argc, char **argv)
     const char *db = NULL, *metric = "clicks@10", *est_list = OPE_DEFAULT_ESTIMATORS;
     const char *specs[OPE_MAX_POLICIES];
     size_t n_pol = 0;
-    uint64_t n_boot = 1000, seed = 1, mc = 10000;
+    uint64_t n_boot = 10000, seed = 1, mc = 10000;
     bool is_json = false;
     double theta_in[CAUSAL_OPE_MAX_SLOTS];
     uint32_t n_theta = 0;
