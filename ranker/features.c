@@ -21,6 +21,15 @@ struct rank_features {
     uint32_t fwd_docs;
     uint64_t *fwd_begin; /* fwd_docs + 1 offsets into fwd_hash */
     uint32_t *fwd_hash;
+    /* Per-field document frequencies of every term of the stored documents, keyed by the
+     * 64-bit term hash (0 = empty slot): with them and the tf counted in the forward store,
+     * per-field BM25 needs no posting-list access (index/'s idx_score_fields costs ~3 us
+     * per candidate on long queries, the scan ~0.2 us). */
+    uint64_t *df_key;
+    uint32_t *df_title, *df_text;
+    size_t df_cap, df_n; /* slots (power of two), keys */
+    bool has_df;         /* every document is in the forward store: the table is exact */
+    idx_field_stats fstats[IDX_N_FIELDS];
 };
 
 #define HASH_SEED 0x6361757365776179ull /* "causeway" */
@@ -32,11 +41,88 @@ static uint32_t term_hash(const char *t, size_t len)
     return h ? h : 1;
 }
 
+/* Key of the document-frequency table: the same hash at 64 bits (never 0 = empty). */
+static uint64_t term_key(const char *t, size_t len)
+{
+    uint64_t h = cw_hash64(t, len, HASH_SEED);
+    return h ? h : 1;
+}
+
+static size_t df_slot(const rank_features *fx, uint64_t key)
+{
+    size_t s = (size_t)(key ^ (key >> 29)) & (fx->df_cap - 1);
+    while (fx->df_key[s] != 0 && fx->df_key[s] != key) {
+        s = (s + 1) & (fx->df_cap - 1);
+    }
+    return s;
+}
+
+/* Adds one document to the df of key in field f (0 title, 1 text). */
+static int df_add(rank_features *fx, uint64_t key, int f)
+{
+    if (2 * (fx->df_n + 1) > fx->df_cap) { /* keep the load under 1/2 */
+        size_t cap = fx->df_cap ? 2 * fx->df_cap : 1024;
+        uint64_t *k = calloc(cap, sizeof *k);
+        uint32_t *t = calloc(cap, sizeof *t), *x = calloc(cap, sizeof *x);
+        if (!k || !t || !x) {
+            free(k);
+            free(t);
+            free(x);
+            return CW_ENOMEM;
+        }
+        rank_features old = *fx;
+        fx->df_key = k;
+        fx->df_title = t;
+        fx->df_text = x;
+        fx->df_cap = cap;
+        for (size_t i = 0; i < old.df_cap; i++) {
+            if (old.df_key[i]) {
+                size_t s = df_slot(fx, old.df_key[i]);
+                k[s] = old.df_key[i];
+                t[s] = old.df_title[i];
+                x[s] = old.df_text[i];
+            }
+        }
+        free(old.df_key);
+        free(old.df_title);
+        free(old.df_text);
+    }
+    size_t s = df_slot(fx, key);
+    if (fx->df_key[s] == 0) {
+        fx->df_key[s] = key;
+        fx->df_n++;
+    }
+    (f == 0 ? fx->df_title : fx->df_text)[s]++;
+    return CW_OK;
+}
+
 typedef struct fwd_ctx {
     uint32_t *hash;
     size_t n, cap;
     size_t max;
+    uint64_t *keys; /* the current field's 64-bit keys, for its distinct terms */
+    size_t n_keys, cap_keys;
 } fwd_ctx;
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Counts the field's distinct terms (c->keys) into the df table and empties c->keys. */
+static int flush_df(rank_features *fx, fwd_ctx *c, int f)
+{
+    qsort(c->keys, c->n_keys, sizeof *c->keys, cmp_u64);
+    int rc = CW_OK;
+    for (size_t i = 0; i < c->n_keys && rc == CW_OK; i++) {
+        if (i == 0 || c->keys[i] != c->keys[i - 1]) {
+            rc = df_add(fx, c->keys[i], f);
+        }
+    }
+    c->n_keys = 0;
+    return rc;
+}
 
 static int fwd_push(fwd_ctx *c, uint32_t h)
 {
@@ -58,7 +144,18 @@ static int fwd_push(fwd_ctx *c, uint32_t h)
 
 static int on_fwd_token(void *vctx, const idx_token *tok)
 {
-    return fwd_push(vctx, term_hash(tok->term, tok->term_len));
+    fwd_ctx *c = vctx;
+    if (c->n_keys == c->cap_keys) {
+        size_t cap = c->cap_keys ? 2 * c->cap_keys : 1024;
+        uint64_t *p = realloc(c->keys, cap * sizeof *p);
+        if (!p) {
+            return CW_ENOMEM;
+        }
+        c->keys = p;
+        c->cap_keys = cap;
+    }
+    c->keys[c->n_keys++] = term_key(tok->term, tok->term_len);
+    return fwd_push(c, term_hash(tok->term, tok->term_len));
 }
 
 /* Analyses documents in docid order into the forward store until max tokens; a gap hash
@@ -85,6 +182,7 @@ static int build_forward(rank_features *fx, size_t max_tokens, cw_err *err)
         rc = idx_doc_get(fx->ix, d, &doc, err);
         size_t budget = RANK_FEATURE_MAX_TEXT_BYTES;
         size_t tl = rc == CW_OK ? CW_MIN(doc.title_len, budget) : 0;
+        c.n_keys = 0;
         if (tl > 0) {
             rc = idx_analyze(a, doc.title, tl, on_fwd_token, &c, err);
             budget -= tl;
@@ -92,10 +190,12 @@ static int build_forward(rank_features *fx, size_t max_tokens, cw_err *err)
                 rc = fwd_push(&c, 0);
             }
         }
+        rc = rc == CW_OK ? flush_df(fx, &c, 0) : rc;
         size_t xl = rc == CW_OK ? CW_MIN(doc.text_len, budget) : 0;
         if (xl > 0) {
             rc = idx_analyze(a, doc.text, xl, on_fwd_token, &c, err);
         }
+        rc = rc == CW_OK ? flush_df(fx, &c, 1) : rc;
         if (rc == 1) { /* budget spent inside this document: it is not stored */
             c.n = start;
             rc = CW_OK;
@@ -104,6 +204,7 @@ static int build_forward(rank_features *fx, size_t max_tokens, cw_err *err)
         fx->fwd_begin[d + 1] = c.n;
     }
     idx_analyzer_free(a);
+    free(c.keys);
     if (rc == CW_ENOMEM) {
         rc = cw_err_set(err, CW_ENOMEM, "out of memory for the forward store");
     }
@@ -113,6 +214,8 @@ static int build_forward(rank_features *fx, size_t max_tokens, cw_err *err)
     }
     fx->fwd_docs = d;
     fx->fwd_hash = c.hash;
+    /* The df table counts only stored documents: it is exact when all of them are. */
+    fx->has_df = d == n_docs;
     return CW_OK;
 }
 
@@ -162,9 +265,10 @@ int rank_features_new(const idx_index *ix, const char *const *static_fields, siz
         rank_features_free(fx);
         return cw_err_set(err, CW_ENOMEM, "out of memory for the feature extractor");
     }
-    idx_field_stats st;
-    idx_index_field_stats(ix, IDX_FIELD_FLAT, &st);
-    fx->n_docs = (double)st.doc_count;
+    for (int f = 0; f < IDX_N_FIELDS; f++) {
+        idx_index_field_stats(ix, (idx_field)f, &fx->fstats[f]);
+    }
+    fx->n_docs = (double)fx->fstats[IDX_FIELD_FLAT].doc_count;
     if (forward_max_tokens > 0) {
         int rc = build_forward(fx, forward_max_tokens, err);
         if (rc != CW_OK) {
@@ -187,6 +291,9 @@ void rank_features_free(rank_features *fx)
     free(fx->names);
     free(fx->fwd_begin);
     free(fx->fwd_hash);
+    free(fx->df_key);
+    free(fx->df_title);
+    free(fx->df_text);
     free(fx);
 }
 
@@ -211,6 +318,9 @@ typedef struct qterm {
     size_t len;
     double idf;
     uint32_t hash;
+    uint64_t df_flat;      /* index/'s df (0: not in the vocabulary, scores nothing) */
+    double count;          /* occurrences in the query (BM25 weights repeated terms) */
+    double w[IDX_N_FIELDS]; /* count * idf of the field (forward-store BM25) */
 } qterm;
 
 typedef struct match_ctx {
@@ -223,6 +333,8 @@ typedef struct match_ctx {
     uint16_t *m_term;
     size_t n_m, cap_m;
     bool *seen; /* n_terms */
+    uint32_t (*tf)[2]; /* n_terms title/text term frequencies (forward-store path) */
+    uint32_t len[2];   /* title/text tokens seen (forward-store path) */
 } match_ctx;
 
 static int add_match(match_ctx *c, uint32_t pos, size_t term)
@@ -299,11 +411,21 @@ static void qtable_fill(uint8_t *table, const qterm *terms, size_t n)
     }
 }
 
+/* Also counts each term's title and text frequencies and the fields' token counts: the
+ * store holds title tokens, a 0 gap, text tokens; without a gap the title had no token. */
 static int scan_forward(const rank_features *fx, uint32_t doc, const uint8_t *table, match_ctx *c)
 {
     uint64_t b = fx->fwd_begin[doc], e = fx->fwd_begin[doc + 1];
+    memset(c->tf, 0, c->n_terms * sizeof *c->tf);
+    int field = 0;
+    uint64_t gap = e;
     for (uint64_t i = b; i < e; i++) {
         uint32_t h = fx->fwd_hash[i];
+        if (h == 0) {
+            field = 1;
+            gap = i;
+            continue;
+        }
         for (uint32_t s = h & (QTABLE - 1); table[s]; s = (s + 1) & (QTABLE - 1)) {
             size_t j = table[s] - 1u;
             if (c->terms[j].hash == h) {
@@ -311,11 +433,58 @@ static int scan_forward(const rank_features *fx, uint32_t doc, const uint8_t *ta
                 if (rc != CW_OK) {
                     return rc;
                 }
+                c->tf[j][field]++;
                 break;
             }
         }
     }
+    if (gap == e) { /* no gap: every token was text */
+        for (size_t j = 0; j < c->n_terms; j++) {
+            c->tf[j][1] = c->tf[j][0];
+            c->tf[j][0] = 0;
+        }
+        c->len[0] = 0;
+        c->len[1] = (uint32_t)(e - b);
+    } else {
+        c->len[0] = (uint32_t)(gap - b);
+        c->len[1] = (uint32_t)(e - gap - 1);
+    }
     return CW_OK;
+}
+
+/* Per-field BM25 from the forward store's counts, term by term and field by field in the
+ * order and arithmetic of index/'s idx_score_fields (METHODS.md section 2: Lucene idf,
+ * tf / (tf + k1 (1 - b + b dl / avgdl)) with avgdl and docCount of the field), so the two
+ * paths give the same doubles. */
+static void bm25_forward(const rank_features *fx, const match_ctx *c, const idx_doc *doc,
+                         double out[IDX_N_FIELDS])
+{
+    const double dl[IDX_N_FIELDS] = {doc->len[IDX_FIELD_TITLE], doc->len[IDX_FIELD_TEXT],
+                                     doc->len[IDX_FIELD_FLAT]};
+    double sc[IDX_N_FIELDS] = {0, 0, 0};
+    for (size_t j = 0; j < c->n_terms; j++) {
+        const qterm *t = &c->terms[j];
+        uint32_t tf[IDX_N_FIELDS] = {c->tf[j][0], c->tf[j][1], c->tf[j][0] + c->tf[j][1]};
+        if (t->df_flat == 0 || tf[IDX_FIELD_FLAT] == 0) {
+            continue;
+        }
+        for (int f = 0; f < IDX_N_FIELDS; f++) {
+            if (tf[f] == 0) {
+                continue;
+            }
+            double x = (double)tf[f];
+            sc[f] += t->w[f] * (x / (x + fx->bm25.k1 * (1.0 - fx->bm25.b +
+                                                         fx->bm25.b * dl[f] /
+                                                             fx->fstats[f].avg_len)));
+        }
+    }
+    memcpy(out, sc, sizeof sc);
+}
+
+/* Lucene's idf (METHODS.md section 2), as index/ computes it. */
+static double lucene_idf(uint64_t n_docs, uint64_t df)
+{
+    return log(1.0 + ((double)n_docs - (double)df + 0.5) / ((double)df + 0.5));
 }
 
 /* Smallest window of match positions holding every matched distinct term (two pointers
@@ -369,27 +538,36 @@ int rank_features_extract(const rank_features *fx, idx_analyzer *a, const idx_qu
         bool dup = false;
         for (size_t j = 0; j < n_t && !dup; j++) {
             dup = terms[j].len == len && memcmp(terms[j].term, t, len) == 0;
+            terms[j].count += dup;
         }
         if (dup) {
             continue;
         }
         /* Lucene idf, always > 0 (METHODS.md section 2). */
         double idf = log(1 + (fx->n_docs - (double)df + 0.5) / ((double)df + 0.5));
-        terms[n_t++] = (qterm){t, len, idf, term_hash(t, len)};
+        terms[n_t++] = (qterm){t, len, idf, term_hash(t, len), df, 1.0, {0, 0, 0}};
         idf_sum_q += idf;
+    }
+    for (size_t j = 0; fx->has_df && j < n_t; j++) {
+        size_t s = df_slot(fx, term_key(terms[j].term, terms[j].len));
+        uint64_t df_f[IDX_N_FIELDS] = {fx->df_key[s] ? fx->df_title[s] : 0,
+                                       fx->df_key[s] ? fx->df_text[s] : 0, terms[j].df_flat};
+        for (int f = 0; f < IDX_N_FIELDS; f++) {
+            terms[j].w[f] = terms[j].count * lucene_idf(fx->fstats[f].doc_count, df_f[f]);
+        }
     }
     uint8_t table[QTABLE];
     qtable_fill(table, terms, n_t);
     bool seen[IDX_MAX_QUERY_TERMS];
     uint32_t count[IDX_MAX_QUERY_TERMS];
-    match_ctx c = {.terms = terms, .n_terms = n_t, .seen = seen};
+    uint32_t tf[IDX_MAX_QUERY_TERMS][2];
+    match_ctx c = {.terms = terms, .n_terms = n_t, .seen = seen, .tf = tf};
     int rc = CW_OK;
     for (size_t r = 0; r < n && rc == CW_OK; r++) {
         double *f = out + r * fx->n;
         idx_doc doc;
         double bm25[IDX_N_FIELDS];
         rc = idx_doc_get(fx->ix, docids[r], &doc, err);
-        rc = rc ? rc : idx_score_fields(fx->ix, q, docids[r], &fx->bm25, bm25, err);
         if (rc != CW_OK) {
             break;
         }
@@ -398,7 +576,8 @@ int rank_features_extract(const rank_features *fx, idx_analyzer *a, const idx_qu
         c.pos_base = 0;
         c.last_pos = 0;
         c.saw_token = false;
-        if (docids[r] < fx->fwd_docs) {
+        bool fwd = docids[r] < fx->fwd_docs;
+        if (fwd) {
             rc = scan_forward(fx, docids[r], table, &c);
         } else {
             rc = analyze_doc(a, &doc, &c, n_t, err);
@@ -408,6 +587,18 @@ int rank_features_extract(const rank_features *fx, idx_analyzer *a, const idx_qu
         }
         if (rc != CW_OK) {
             break;
+        }
+        /* The stored tokens are the index's when the field lengths agree (a document cut
+         * at RANK_FEATURE_MAX_TEXT_BYTES does not): then BM25 needs no posting list. */
+        if (fwd && fx->has_df && c.len[0] == doc.len[IDX_FIELD_TITLE] &&
+            c.len[1] == doc.len[IDX_FIELD_TEXT] &&
+            c.len[0] + c.len[1] == doc.len[IDX_FIELD_FLAT]) {
+            bm25_forward(fx, &c, &doc, bm25);
+        } else {
+            rc = idx_score_fields(fx->ix, q, docids[r], &fx->bm25, bm25, err);
+            if (rc != CW_OK) {
+                break;
+            }
         }
         size_t matched = 0;
         double idf_sum = 0, idf_max = 0;

@@ -209,7 +209,12 @@ typedef struct rank_features rank_features;
  * forward_max_tokens > 0 analyses every document once, now, and keeps 32-bit hashes of
  * its tokens (4 bytes per token, documents in docid order until the budget is spent):
  * coverage and proximity then cost a scan of integers instead of re-analysing stored
- * text per request. Documents beyond the budget are analysed per call, with identical
+ * text per request. When every document fits, it also counts per-field document
+ * frequencies (16 bytes per distinct term, keyed by 64-bit hash) and the per-field BM25
+ * comes from the same scan instead of index/'s posting lists (idx_score_fields), equal
+ * to the last bit (a document whose stored token counts differ from the index's field
+ * lengths, e.g. cut at RANK_FEATURE_MAX_TEXT_BYTES, uses the posting lists).
+ * Documents beyond the budget are analysed per call, with identical
  * results (a 32-bit hash collision between a query term and another token of the same
  * document is the only difference, probability ~ tokens / 2^32).
  * Errors: CW_EINVAL (too many or bad names), CW_EPARSE (bad UTF-8 in a stored document),
