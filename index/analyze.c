@@ -49,7 +49,7 @@ typedef struct cache_slot {
 #define STOP_OFF UINT32_MAX
 #define MAX_CACHED_KEY 4096u /* longer non-ASCII runs are analysed without the cache */
 
-#define CACHE_MAX_ENTRIES (1u << 21) /* reset when full: bounds memory on huge vocabularies */
+#define CACHE_MAX_ENTRIES (1u << 20) /* reset when full: at most ~64 MiB of slots + keys */
 #define MAX_TOKEN_BYTES 256u         /* longer runs are cut (a term is never this long) */
 #define BATCH 64u                    /* tokens scanned ahead of their cache lookups */
 

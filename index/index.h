@@ -57,7 +57,7 @@ typedef struct idx_token {
 } idx_token;
 
 /* Called per kept token; return CW_OK to go on, anything else stops analysis
- * and is returned by idx_analyze. */
+ * and is returned by idx_analyze. It must not call into the same analyzer. */
 typedef int (*idx_token_fn)(void *ctx, const idx_token *tok);
 
 /* Creates an analyzer (stopword list built in; identical to data/stopwords_en.txt).
