@@ -778,7 +778,8 @@ typedef struct causal_ope_result {
     double boot_lo, boot_hi; /* bootstrap percentile interval; NaN when n_boot = 0 */
     double n_eff;        /* (sum w)^2 / sum w^2; slot-level: the smallest slot's */
     double w_max, w_mean; /* of the same weights; w_mean ~ 1 when propensities are right */
-    double unsupported;  /* mean unsupported share (NaN = unknown) */
+    double unsupported;  /* mean unsupported share (NaN = unknown); warned about for the
+                            estimators that weight by slot or ranking probabilities */
     size_t n;            /* impressions used */
     char warning[CAUSAL_OPE_WARN_BYTES]; /* "" or "; "-separated warnings */
 } causal_ope_result;

@@ -451,7 +451,11 @@ static int run(const causal_ope_data *d, causal_est est, const causal_ope_opts *
         warn(res, "pi in marginal form is exact for product logging policies only; biased for "
                   "rankings drawn without replacement");
     }
-    if (d->unsupported && res->unsupported > o->max_unsupported) {
+    /* The (document, slot) support that `unsupported` measures matters to the estimators
+     * weighting by slot or ranking probabilities; pbm needs only document-level support
+     * (rho_b > 0 for what the target shows) and dm none (its bias is the model's). */
+    bool needs_pair_support = est != CAUSAL_EST_PBM && est != CAUSAL_EST_DM;
+    if (needs_pair_support && d->unsupported && res->unsupported > o->max_unsupported) {
         warn(res,
              "support deficiency: the target puts %.1f%% of its metric mass where the logging "
              "policy never did; %s is biased there",
