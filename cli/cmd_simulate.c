@@ -29,7 +29,8 @@ static void usage(FILE *f)
         "log-probability) plus click events into the log schema `causeway serve` writes.\n\n"
         "collection (one of):\n"
         "  --synthetic Q,D       Q random queries of D candidates, labels uniform 0..ymax,\n"
-        "                        ranker score = label + N(0, noise^2) (default 1000,20)\n"
+        "                        ranker score = label + N(0, noise^2), features [label +\n"
+        "                        N(0, 0.25), N(0, 1)] (default 1000,20)\n"
         "      --ymax Y            highest label (default 4)      --noise S  (default 1)\n"
         "  --letor FILE[,FILE]   (b) LETOR/SVMlight rows with labels; the production ranker\n"
         "      --model M.json      a ranker model (causeway train), or\n"
@@ -564,8 +565,19 @@ int cli_cmd_simulate(int argc, char **argv)
                     skipped);
         }
     } else if (rc == CW_OK) {
-        rc = causal_simcoll_random(s, (uint32_t)a.synth_q, (uint32_t)a.synth_d, (int)a.ymax,
-                                   (uint32_t)a.rankers, a.noise, a.seed ^ 0x5eedc011ull, &c, &err);
+        /* Two features per pair so regression-EM has something to regress on: the label
+         * plus N(0, 0.5^2) noise (independent of the rankers' noise) and pure noise. */
+        rc = causal_sessions_set_n_features(s, 2, &err);
+        rc = rc ? rc
+                : causal_simcoll_random(s, (uint32_t)a.synth_q, (uint32_t)a.synth_d, (int)a.ymax,
+                                        (uint32_t)a.rankers, a.noise, a.seed ^ 0x5eedc011ull, &c,
+                                        &err);
+        cw_rng fr;
+        for (size_t p = 0; rc == CW_OK && p < s->n_pairs; p++) {
+            cw_rng_seed_stream(&fr, a.seed ^ 0xfea7ull, p);
+            s->pair_features[2 * p] = (float)(s->pair_label[p] + 0.5 * cw_rng_normal(&fr));
+            s->pair_features[2 * p + 1] = (float)cw_rng_normal(&fr);
+        }
     }
     if (rc == CW_OK && a.rankers > 1) {
         rc = causal_simcoll_perturb(c, a.ranker_noise, a.seed ^ 0xfeedull, &err);
