@@ -102,6 +102,10 @@ int srv_search_req_check(const srv_search_req *r, cw_err *err)
         return cw_err_set(err, CW_EINVAL, "offset + k must be at most %u (offset %u, k %u)",
                           SRV_MAX_K, r->offset, r->k);
     }
+    causal_rpol pol;
+    if (r->policy && causal_rpol_parse(r->policy, &pol, err) != CW_OK) {
+        return cw_err_prefix(err, "policy: ");
+    }
     return CW_OK;
 }
 
@@ -154,7 +158,7 @@ int srv_parse_search_body(const char *body, size_t len, cw_arena *arena, srv_sea
     json_object_foreach(root, key, val)
     {
         if (strcmp(key, "query") && strcmp(key, "k") && strcmp(key, "offset") &&
-            strcmp(key, "explain") && strcmp(key, "qid")) {
+            strcmp(key, "explain") && strcmp(key, "qid") && strcmp(key, "policy")) {
             rc = cw_err_set(err, CW_EINVAL, "unknown member \"%.64s\"", key);
             goto done;
         }
@@ -211,6 +215,21 @@ int srv_parse_search_body(const char *body, size_t len, cw_arena *arena, srv_sea
         }
         r.qid = cw_arena_strdup(arena, json_string_value(qid));
         if (!r.qid) {
+            rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+    json_t *pol = json_object_get(root, "policy");
+    if (pol) {
+        if (!json_is_string(pol) || json_string_length(pol) == 0 ||
+            json_string_length(pol) > CAUSAL_MAX_NAME_BYTES ||
+            memchr(json_string_value(pol), '\0', json_string_length(pol))) {
+            rc = cw_err_set(err, CW_EINVAL, "\"policy\" must be a string of 1..%u bytes",
+                            CAUSAL_MAX_NAME_BYTES);
+            goto done;
+        }
+        r.policy = cw_arena_strdup(arena, json_string_value(pol));
+        if (!r.policy) {
             rc = cw_err_set(err, CW_ENOMEM, "out of memory");
             goto done;
         }

@@ -429,12 +429,26 @@ typedef struct srv_draw {
     const double *propensity; /* [n] pi(row i at its position), in shown order */
 } srv_draw;
 
-/* Redraws the page's n rows from the configured policy over their scores (ranked order,
+/* The policy name logged with a stochastic impression: the names the causal/ session
+ * loader knows ("pl", "randtop-N"), else the spec. */
+static void logging_name(const causal_rpol *p, char *buf, size_t n)
+{
+    if (p->kind == CAUSAL_RPOL_PL) {
+        snprintf(buf, n, "pl");
+    } else if (p->kind == CAUSAL_RPOL_RANDTOPN) {
+        snprintf(buf, n, "randtop-%u", p->top_n);
+    } else {
+        causal_rpol_format(p, buf, n);
+    }
+}
+
+/* Redraws the page's n rows from policy pol over their scores (ranked order,
  * causal_rpol_draw), reorders rows and the rendered results (positions renumbered) to
  * match, and fills *out. prop holds n doubles and must outlive *out.
  * Errors: CW_ENOMEM, CW_EINVAL (non-finite scores), CW_EPARSE (frag not JSON: a bug). */
-static int draw_page(const srv_server *s, uint64_t seed, hit_row *rows, size_t n, uint32_t offset,
-                     cw_buf *frag, double *prop, srv_draw *out, cw_err *err)
+static int draw_page(const srv_server *s, const causal_rpol *pol, const char *name,
+                     uint64_t seed, hit_row *rows, size_t n, uint32_t offset, cw_buf *frag,
+                     double *prop, srv_draw *out, cw_err *err)
 {
     double *scores = malloc(n * sizeof *scores);
     uint32_t *order = malloc(n * sizeof *order);
@@ -454,8 +468,8 @@ static int draw_page(const srv_server *s, uint64_t seed, hit_row *rows, size_t n
     cw_rng_seed(&rng, seed);
     double log_prob = 0;
     uint32_t mc_used = 0;
-    rc = causal_rpol_draw(&s->logging, scores, (uint32_t)n, (uint32_t)n, s->cfg.mc_samples, &rng,
-                          order, prop, &log_prob, &mc_used, err);
+    rc = causal_rpol_draw(pol, scores, (uint32_t)n, (uint32_t)n, s->cfg.mc_samples, &rng, order,
+                          prop, &log_prob, &mc_used, err);
     if (rc != CW_OK) {
         goto done;
     }
@@ -490,9 +504,9 @@ static int draw_page(const srv_server *s, uint64_t seed, hit_row *rows, size_t n
         rc = cw_err_set(err, CW_ENOMEM, "out of memory");
         goto done;
     }
-    *out = (srv_draw){.policy = s->logging_name,
+    *out = (srv_draw){.policy = name,
                       .log_prob = log_prob,
-                      .temperature = s->logging.kind == CAUSAL_RPOL_PL ? s->logging.tau : NAN,
+                      .temperature = pol->kind == CAUSAL_RPOL_PL ? pol->tau : NAN,
                       .mc_samples = mc_used,
                       .seed = seed,
                       .propensity = prop};
@@ -829,10 +843,22 @@ static int run_search(srv_server *s, srv_req *rq, const srv_search_req *r, cw_bu
     }
     uint64_t imp_id = causal_log_next_id(s->log);
     srv_draw draw, *dr = NULL;
-    if (s->logging.kind != CAUSAL_RPOL_DET && n_show > 1) {
+    causal_rpol pol = s->logging;
+    char req_name[48];
+    const char *pol_name = s->logging_name;
+    if (r->policy) { /* validated by srv_search_req_check */
+        if (causal_rpol_parse(r->policy, &pol, err) != CW_OK) {
+            rc = CW_EINVAL;
+            goto done;
+        }
+        logging_name(&pol, req_name, sizeof req_name);
+        pol_name = req_name;
+    }
+    if (pol.kind != CAUSAL_RPOL_DET && n_show > 1) {
         /* Stochastic logging: every answer is drawn afresh, cached or not. */
         prop = malloc(n_show * sizeof *prop);
-        rc = prop ? draw_page(s, imp_id, shown, n_show, r->offset, &frag, prop, &draw, err)
+        rc = prop ? draw_page(s, &pol, pol_name, imp_id, shown, n_show, r->offset, &frag, prop,
+                              &draw, err)
                   : cw_err_set(err, CW_ENOMEM, "out of memory");
         if (rc != CW_OK) {
             goto done;
@@ -894,6 +920,11 @@ static MHD_RESULT_T route_search(srv_server *s, struct MHD_Connection *conn, srv
         if (rc == CW_OK) {
             rc = get_param(conn, rq, "qid", &qid, NULL, &err);
         }
+        const char *pol = NULL;
+        if (rc == CW_OK) {
+            rc = get_param(conn, rq, "policy", &pol, NULL, &err);
+        }
+        r.policy = pol;
         if (rc == CW_OK && k) {
             rc = srv_parse_uint("k", k, 1, SRV_MAX_K, &r.k, &err);
         }
@@ -1492,14 +1523,7 @@ int srv_new(const srv_config *cfg, srv_server **out, cw_err *err)
     bool ok = true;
     s->cfg = *cfg;
     s->logging = logging;
-    /* Names the causal/ session loader knows ("pl", "randtop-N"); the spec otherwise. */
-    if (logging.kind == CAUSAL_RPOL_PL) {
-        snprintf(s->logging_name, sizeof s->logging_name, "pl");
-    } else if (logging.kind == CAUSAL_RPOL_RANDTOPN) {
-        snprintf(s->logging_name, sizeof s->logging_name, "randtop-%u", logging.top_n);
-    } else {
-        causal_rpol_format(&logging, s->logging_name, sizeof s->logging_name);
-    }
+    logging_name(&logging, s->logging_name, sizeof s->logging_name);
     s->index_dir = dup_or_null(cfg->index_dir, &ok);
     s->db_path = dup_or_null(cfg->db_path, &ok);
     s->model_path = dup_or_null(cfg->model_path, &ok);

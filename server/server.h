@@ -98,6 +98,8 @@ typedef struct srv_search_req {
     uint32_t offset;
     bool explain;
     const char *qid; /* optional query id for joins, or NULL */
+    const char *policy; /* optional logging policy of this request ("pl:0.5", "det", ...,
+                           causal_rpol_parse), overriding the server's; NULL = server's */
 } srv_search_req;
 
 /* Checks the fields common to GET and POST. Errors: CW_EINVAL (empty query, k or offset

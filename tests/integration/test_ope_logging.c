@@ -274,3 +274,64 @@ Test(ope_logging, a_bad_logging_policy_is_refused_at_start)
                     "--port",      "0",     "--logging-policy", "pl:0", NULL};
     cr_expect(eq(int, run(argv, true), 1));
 }
+
+Test(ope_logging, a_request_can_choose_its_own_logging_policy)
+{
+    pid_t pid = start_server("det");
+    CURL *c = curl_easy_init();
+    cw_buf b = {0};
+    char qpath[192], line[512], path[512];
+    snprintf(qpath, sizeof qpath, "%s/syn/queries.tsv", dir);
+    FILE *qf = fopen(qpath, "r");
+    cr_assert(qf != NULL);
+    cr_assert(fgets(line, sizeof line, qf) != NULL);
+    fclose(qf);
+    char *tab = strchr(line, '\t');
+    cr_assert(tab != NULL);
+    snprintf(path, sizeof path, "/search?k=5&policy=randtop:3&q=");
+    for (size_t i = 1, o = strlen(path); tab[i] && tab[i] != '\n' && o + 1 < sizeof path;
+         i++, o++) {
+        path[o] = tab[i] == ' ' ? '+' : tab[i];
+        path[o + 1] = '\0';
+    }
+    for (int i = 0; i < 60; i++) {
+        cr_assert(eq(long, get(c, path, &b), 200), "%s", b.data ? b.data : "");
+    }
+    cr_expect(eq(long, get(c, "/search?q=x&policy=pl:0", &b), 400), "%s", b.data);
+    cr_expect(strstr(b.data, "policy: policy \\\"pl:0\\\": temperature must be a number > 0") !=
+                  NULL,
+              "%s", b.data);
+    curl_easy_cleanup(c);
+    cw_buf_fini(&b);
+    kill(pid, SIGTERM);
+    int st = 0;
+    waitpid(pid, &st, 0);
+
+    /* RandTop-3 over a page of 5: slots 1-3 have propensity 1/3, slots 4-5 probability 1,
+     * the list 1/3! = 1/6. */
+    causal_log_opts lo = causal_log_opts_default();
+    lo.read_only = true;
+    causal_log *log = NULL;
+    causal_log_reader *rd = NULL;
+    cw_err err;
+    cr_assert(eq(int, causal_log_open(dbpath, &lo, &log, &err), CW_OK), "%s", err.msg);
+    causal_log_filter f = causal_log_filter_all();
+    cr_assert(eq(int, causal_log_reader_new(log, &f, &rd, &err), CW_OK), "%s", err.msg);
+    const causal_impression *imp;
+    int n_imp = 0, rc;
+    while ((rc = causal_log_reader_next(rd, &imp, &err)) == 1) {
+        if (imp->n_items != 5) {
+            continue;
+        }
+        n_imp++;
+        cr_expect(eq(str, (char *)imp->policy, "randtop-3"));
+        cr_expect(epsilon_eq(dbl, imp->log_prob, -1.791759469228055, 1e-12)); /* -log 6 */
+        for (int j = 0; j < 5; j++) {
+            cr_expect(epsilon_eq(dbl, imp->items[j].propensity, j < 3 ? 1.0 / 3 : 1.0, 1e-12));
+        }
+    }
+    cr_assert(eq(int, rc, 0), "%s", err.msg);
+    cr_expect(eq(int, n_imp, 60));
+    causal_log_reader_free(rd);
+    causal_log_close(log);
+}
