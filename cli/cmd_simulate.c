@@ -215,7 +215,8 @@ static int parse_args(int argc, char **argv, sim_args *a)
             return cli_usage_error(cmd, "--server needs --queries and --qrels");
         }
         if (a->out || a->index || a->letor) {
-            return cli_usage_error(cmd, "--server logs through the server: no --out/--index/--letor");
+            return cli_usage_error(cmd,
+                                   "--server logs through the server: no --out/--index/--letor");
         }
         return CLI_EXIT_OK;
     }
@@ -352,8 +353,8 @@ static size_t curl_sink(char *p, size_t size, size_t n, void *ctx)
 }
 
 /* POSTs a JSON body to base + path; the reply goes to *reply. Errors: CW_EIO. */
-static int http_post(CURL *h, const char *base, const char *path, const char *body,
-                     cw_buf *reply, long *status, cw_err *err)
+static int http_post(CURL *h, const char *base, const char *path, const char *body, cw_buf *reply,
+                     long *status, cw_err *err)
 {
     char url[2048];
     snprintf(url, sizeof url, "%s%s", base, path);
@@ -396,7 +397,8 @@ static int run_server(const sim_args *a, const causal_user *u, cw_err *err)
         }
         if (n_q == cap) {
             cap = cap ? 2 * cap : 256;
-            char **q2 = realloc(qids, cap * sizeof *q2), **t2 = q2 ? realloc(texts, cap * sizeof *t2) : NULL;
+            char **q2 = realloc(qids, cap * sizeof *q2),
+                 **t2 = q2 ? realloc(texts, cap * sizeof *t2) : NULL;
             if (q2) {
                 qids = q2;
             }
@@ -429,8 +431,8 @@ static int run_server(const sim_args *a, const causal_user *u, cw_err *err)
     uint64_t clicks_total = 0, t0 = cw_now_ns();
     for (uint64_t i = 0; i < a->sessions && rc == CW_OK; i++) {
         size_t q = (size_t)cw_rng_below(&rng, n_q);
-        json_t *req = json_pack("{s:s, s:I, s:s}", "query", texts[q], "k", (json_int_t)a->k,
-                                "qid", qids[q]);
+        json_t *req =
+            json_pack("{s:s, s:I, s:s}", "query", texts[q], "k", (json_int_t)a->k, "qid", qids[q]);
         char *js = req ? json_dumps(req, JSON_COMPACT) : NULL;
         json_decref(req);
         long status = 0;
@@ -471,10 +473,10 @@ static int run_server(const sim_args *a, const causal_user *u, cw_err *err)
             char eid[64];
             snprintf(eid, sizeof eid, "sim-%llu-%llu-%zu", (unsigned long long)a->seed,
                      (unsigned long long)i, j);
-            json_array_append_new(evs, json_pack("{s:O, s:O, s:O, s:s, s:s}", "impression_id",
-                                                 imp, "doc_id", json_object_get(it, "id"),
-                                                 "position", json_object_get(it, "position"),
-                                                 "type", "click", "event_id", eid));
+            json_array_append_new(evs, json_pack("{s:O, s:O, s:O, s:s, s:s}", "impression_id", imp,
+                                                 "doc_id", json_object_get(it, "id"), "position",
+                                                 json_object_get(it, "position"), "type", "click",
+                                                 "event_id", eid));
             clicks_total++;
         }
         if (evs && json_array_size(evs) > 0) {
@@ -493,7 +495,8 @@ static int run_server(const sim_args *a, const causal_user *u, cw_err *err)
             cw_progress_report(&cli_progress, "simulate via server", i + 1, a->sessions);
         }
         if (cw_interrupted()) {
-            rc = cw_err_set(err, CW_EINTR, "interrupted after %llu sessions", (unsigned long long)i);
+            rc =
+                cw_err_set(err, CW_EINTR, "interrupted after %llu sessions", (unsigned long long)i);
         }
     }
     if (rc == CW_OK) {

@@ -324,9 +324,9 @@ Test(causal_sim, items_without_propensities_are_counted_on_load)
     o.n_sessions = 50;
     run(c, &o);
     cw_err err;
-    cr_assert(eq(int, causal_sessions_save_log(s, 0, s->n_sessions, path, 1, 50, NULL, &err),
-                 CW_OK),
-              "%s", err.msg);
+    cr_assert(
+        eq(int, causal_sessions_save_log(s, 0, s->n_sessions, path, 1, 50, NULL, &err), CW_OK),
+        "%s", err.msg);
     causal_sessions *r = NULL;
     causal_load_stats st;
     cr_assert(eq(int, causal_sessions_load_log(path, 10, &r, &st, &err), CW_OK), "%s", err.msg);
