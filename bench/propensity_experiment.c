@@ -102,7 +102,7 @@ typedef struct cell {
 
 static void run_grid(const args *a)
 {
-    cell cells[5] = {
+    cell cells[6] = {
         {"randomization (RandTop-10)", CAUSAL_POLICY_RANDTOP, 1, CAUSAL_PROP_RANDOMIZATION,
          CAUSAL_REL_LINEAR},
         {"randomization (swap 1<->k)", CAUSAL_POLICY_SWAP, 1, CAUSAL_PROP_RANDOMIZATION,
@@ -111,10 +111,15 @@ static void run_grid(const args *a)
          CAUSAL_REL_LINEAR},
         {"regression-EM, linear", CAUSAL_POLICY_DETERMINISTIC, 1, CAUSAL_PROP_REM,
          CAUSAL_REL_LINEAR},
+        {"regression-EM, per-pair (2 rankers)", CAUSAL_POLICY_DETERMINISTIC, 2, CAUSAL_PROP_REM,
+         CAUSAL_REL_PAIR},
         {"regression-EM, MLP", CAUSAL_POLICY_DETERMINISTIC, 1, CAUSAL_PROP_REM, CAUSAL_REL_MLP},
     };
-    size_t n_cells = a->mlp ? 5 : 4;
-    for (size_t ci = 0; ci < n_cells; ci++) {
+    for (size_t ci = 0; ci < 6; ci++) {
+        /* the per-pair and MLP relevance models are optional extra rows (--extra-rem 1) */
+        if (ci >= 4 && !a->mlp) {
+            continue;
+        }
         causal_sessions *s = NULL;
         causal_simcoll *c = load(a, cells[ci].rankers, &s);
         cw_err err = {0};
@@ -444,7 +449,7 @@ int main(int argc, char **argv)
             }
         } else if (strcmp(o, "--seed") == 0) {
             a.seed = strtoull(v, NULL, 10);
-        } else if (strcmp(o, "--mlp") == 0) {
+        } else if (strcmp(o, "--extra-rem") == 0 || strcmp(o, "--mlp") == 0) {
             a.mlp = strcmp(v, "1") == 0;
         } else if (strcmp(o, "--table") == 0) {
             a.table = (uint64_t)strtod(v, NULL);
