@@ -562,8 +562,9 @@ typedef struct causal_propensity {
     double ci_lo[CAUSAL_MAX_RANK];  /* bootstrap percentile interval of ratio (NAN if none) */
     double ci_hi[CAUSAL_MAX_RANK];
     double theta[CAUSAL_MAX_RANK];  /* absolute theta_k where identified (REM), else NAN */
-    double alpha[CAUSAL_MAX_RANK];  /* trust: alpha_k / alpha_1 ... see propensity.c */
-    double beta[CAUSAL_MAX_RANK];   /* trust: beta_k / alpha_1 */
+    double alpha[CAUSAL_MAX_RANK];  /* trust: alpha_k / alpha_1 (= ratio) */
+    double beta[CAUSAL_MAX_RANK];   /* trust: beta_k - (alpha_k/alpha_1) beta_1, the part of
+                                       beta identified under gamma -> a gamma + b (0 at k=1) */
     uint64_t clicks_at[CAUSAL_MAX_RANK]; /* clicks used per rank */
     uint64_t shown_at[CAUSAL_MAX_RANK];  /* impressions used per rank */
     uint64_t n_sessions;            /* sessions used */
