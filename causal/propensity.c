@@ -723,7 +723,7 @@ static int rem_run(const causal_sessions *s, const groups *g, const causal_prop_
             double th = theta[k], ga = gam[p];
             double pc = th * ga;
             double nc = g->imp[i] - g->clk[i];
-            /* E-step, METHODS.md section 4 (Wang et al. eq. 5). */
+            /* E-step, METHODS.md section 4 (Wang et al. WSDM 2018). */
             double e1r0 = th * (1 - ga) / (1 - pc);
             double e0r1 = (1 - th) * ga / (1 - pc);
             num[k] += g->clk[i] + nc * e1r0;
