@@ -342,6 +342,10 @@ static int retrieve(const embed_args *a, const idx_index *ix, idx_analyzer *an, 
                     idx_hnsw_searcher *s, const char *text, size_t len, idx_hit *hits, size_t *n,
                     double encode_ms[2], cw_err *err)
 {
+    if (len > IDX_MAX_QUERY_BYTES) {
+        return cw_err_set(err, CW_ELIMIT, "query of %zu bytes over the limit of %u", len,
+                          IDX_MAX_QUERY_BYTES);
+    }
     if (!a->hybrid) {
         float q[IDX_DENSE_MAX_DIM];
         int rc = CW_OK;
