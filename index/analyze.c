@@ -59,6 +59,7 @@ struct idx_analyzer {
     cache_slot *slots;
     size_t cap; /* power of two */
     size_t n;
+    size_t cache_max; /* entries before a reset (CACHE_MAX_ENTRIES; tests lower it) */
     char *pool;
     size_t pool_len, pool_cap;
     char tok[MAX_TOKEN_BYTES * 4]; /* lower-cased ASCII token / scratch */
@@ -109,6 +110,7 @@ int idx_analyzer_new(const idx_analyzer_opts *opts, idx_analyzer **out, cw_err *
         return cw_err_set(err, CW_ENOMEM, "analyzer: out of memory");
     }
     a->opts = o;
+    a->cache_max = CACHE_MAX_ENTRIES;
     if (o.stem) {
         a->stemmer = sb_stemmer_new(o.stemmer, "UTF_8");
         if (!a->stemmer) {
@@ -170,6 +172,11 @@ static inline bool slot_matches(const idx_analyzer *a, const cache_slot *s, uint
 {
     return s->hash == h && s->key_len == n && s->prefix == prefix &&
            (n <= 8 || memcmp(a->pool + s->key_off + 8, key + 8, n - 8) == 0);
+}
+
+void idx_analyzer_set_cache_limit(idx_analyzer *a, size_t max_entries)
+{
+    a->cache_max = max_entries > 0 ? max_entries : 1;
 }
 
 static void cache_reset(idx_analyzer *a)
@@ -261,7 +268,7 @@ static cache_slot *cache_get_h(idx_analyzer *a, const char *key, size_t n, uint6
         }
         j = (j + 1) & mask;
     }
-    if (a->n >= CACHE_MAX_ENTRIES) {
+    if (a->n >= a->cache_max) {
         cache_reset(a);
         return cache_get_h(a, key, n, h, prefix, norm, norm_len);
     }

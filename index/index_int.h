@@ -186,6 +186,8 @@ int idx_analyze_terms(idx_analyzer *a, const char *text, size_t len, idx_term_fn
 /* The embedded stopword list (NULL-terminated). */
 extern const char *const idx_stopwords_en[];
 bool idx_is_stopword(const char *s, size_t n);
+/* Lowers the number of cached surface forms before the cache is reset (tests). */
+void idx_analyzer_set_cache_limit(idx_analyzer *a, size_t max_entries);
 
 /* ---- the open index ------------------------------------------------------ */
 

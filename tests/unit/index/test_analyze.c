@@ -218,3 +218,36 @@ Test(idx_analyze, long_non_ascii_runs_are_cut_on_a_code_point_boundary)
     cr_expect(strlen(c.out) <= 256);
     cr_expect(cw_utf8_valid(c.out, strlen(c.out), NULL), "term cut inside a code point");
 }
+
+static int count_fn(void *ctx, const idx_token *t)
+{
+    cw_buf *b = ctx;
+    cr_assert(cw_buf_append(b, t->term, t->term_len) == CW_OK && cw_buf_append(b, " ", 1) == CW_OK);
+    return CW_OK;
+}
+
+Test(idx_analyze, cache_resets_when_full_and_keeps_answering_the_same)
+{
+    idx_analyzer *small = NULL, *big = NULL;
+    cr_assert(eq(int, idx_analyzer_new(NULL, &small, NULL), CW_OK));
+    cr_assert(eq(int, idx_analyzer_new(NULL, &big, NULL), CW_OK));
+    idx_analyzer_set_cache_limit(small, 50); /* resets many times below */
+    cw_buf text = {0};
+    for (int i = 0; i < 3000; i++) {
+        cr_assert(cw_buf_printf(&text, "Word%dings the flows %d caf\xc3\xa9s ", i % 700, i) ==
+                  CW_OK);
+    }
+    cw_buf a = {0}, b = {0};
+    for (int rep = 0; rep < 2; rep++) {
+        a.len = b.len = 0;
+        cr_assert(eq(int, idx_analyze(small, text.data, text.len, count_fn, &a, NULL), CW_OK));
+        cr_assert(eq(int, idx_analyze(big, text.data, text.len, count_fn, &b, NULL), CW_OK));
+        cr_assert(eq(sz, a.len, b.len));
+        cr_assert(memcmp(a.data, b.data, a.len) == 0);
+    }
+    cw_buf_fini(&a);
+    cw_buf_fini(&b);
+    cw_buf_fini(&text);
+    idx_analyzer_free(small);
+    idx_analyzer_free(big);
+}
