@@ -22,13 +22,13 @@ import urllib.parse
 THETA = [.68, .61, .48, .34, .28, .20, .11, .10, .08, .06]  # METHODS.md section 3
 
 
-def start_server(bin_, index, db, model, work, name):
+def start_server(bin_, index, db, model, work, name, extra=()):
     port_file = os.path.join(work, name + ".port")
     if os.path.exists(port_file):
         os.remove(port_file)
     proc = subprocess.Popen([bin_, "serve", "--index", index, "--db", db, "--model", model,
                              "--port", "0", "--port-file", port_file, "--sync", "normal",
-                             "--cache-mb", "0", "--threads", "2"],
+                             "--cache-mb", "0", "--threads", "2"] + list(extra),
                             stdout=subprocess.DEVNULL,
                             stderr=open(os.path.join(work, name + ".log"), "a"))
     deadline = time.time() + 30
@@ -46,8 +46,8 @@ class Server:
     """A causeway serve process; restarted on the same log if it dies (acknowledged events
     survive a crash of the process with --sync normal), and the restarts are counted."""
 
-    def __init__(self, bin_, index, db, model, work, name):
-        self.args = (bin_, index, db, model, work, name)
+    def __init__(self, bin_, index, db, model, work, name, extra=()):
+        self.args = (bin_, index, db, model, work, name, extra)
         self.proc, self.port = start_server(*self.args)
         self.restarts = 0
 
@@ -125,6 +125,15 @@ def main():
     ap.add_argument("--eta", type=float, default=1.0)
     ap.add_argument("--epsilon", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=5)
+    # Stochastic logging (issue 5 follow-up): the users' server draws each page of --page
+    # results from this policy (e.g. pl:2, Plackett-Luce over BM25 / 2) and users examine
+    # only its top 10 (theta_k = 0 below), so candidates beyond the deterministic top 10
+    # get shown and clicked with positive probability. Default: deterministic, k = 10.
+    ap.add_argument("--logging-policy", default=None)
+    ap.add_argument("--page", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=3000, help="full-batch Adam epochs")
+    ap.add_argument("--reuse-log", action="store_true",
+                    help="keep work/log.sqlite from an earlier run and simulate no sessions")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     rng = random.Random(a.seed)
@@ -153,28 +162,35 @@ def main():
                   "normalization": {"mean": [0, 0, 0], "scale": [1, 1, 1]},
                   "params": {"weights": [0, 0, 1], "bias": 0}}
     json.dump(bm25_model, open(model, "w"))
-    for f in ("log.sqlite", "eval.sqlite"):
+    for f in ("eval.sqlite",) if a.reuse_log else ("log.sqlite", "eval.sqlite"):
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(os.path.join(a.work, f + suffix)):
                 os.remove(os.path.join(a.work, f + suffix))
     log_db = os.path.join(a.work, "log.sqlite")
     for name in ("serve", "eval"):
         open(os.path.join(a.work, name + ".log"), "w").close()
-    srv = Server(a.causeway, index, log_db, model, a.work, "serve")
+    extra = []
+    if a.logging_policy:
+        # The trainer weights clicks by theta of the shown position and does not read the
+        # logged PL marginals, so 200 Monte-Carlo samples (not 10^4) keep the server fast.
+        cfg = os.path.join(a.work, "serve_config.json")
+        json.dump({"mc_samples": 200}, open(cfg, "w"))
+        extra = ["--logging-policy", a.logging_policy, "--config", cfg]
+    srv = Server(a.causeway, index, log_db, model, a.work, "serve", extra)
     ev = Server(a.causeway, index, os.path.join(a.work, "eval.sqlite"), model, a.work, "eval")
     try:
         users, judge = Client(srv), Client(ev)
         results = {"bm25": evaluate(a.causeway, judge, test_q, test_qrels, a.work, "bm25")}
         t0 = time.time()
         n_clicks = 0
-        for s in range(a.sessions):
+        for s in range(0 if a.reuse_log else a.sessions):
             qid, text = train_q[rng.randrange(len(train_q))]
-            res = users.search(qid, text, 10)
+            res = users.search(qid, text, a.page)
             events = []
             for r in res["results"]:
                 k = r["position"]
                 y = grades.get((qid, r["id"]), 0)
-                exam = THETA[min(k, 10) - 1] ** a.eta
+                exam = THETA[k - 1] ** a.eta if k <= 10 else 0.0
                 rel = a.epsilon + (1 - a.epsilon) * (2 ** y - 1) / (2 ** ymax - 1)
                 if rng.random() < exam * rel:
                     events.append({"impression_id": res["impression_id"], "doc_id": r["id"],
@@ -195,7 +211,7 @@ def main():
             out = os.path.join(a.work, name + ".json")
             # No labels in the loop, so no early stopping: full-batch Adam run to convergence
             # (the linear listwise losses are convex), the same for every objective.
-            cmd = [a.causeway, "train", "--db", log_db, "--out", out, "--epochs", "3000",
+            cmd = [a.causeway, "train", "--db", log_db, "--out", out, "--epochs", str(a.epochs),
                    "--lr", "0.03", "--batch", "1000", "--seed", str(a.seed), "--quiet"] + extra
             subprocess.run(cmd, check=True)
             os.replace(out, model + ".tmp")
@@ -203,6 +219,9 @@ def main():
             judge.call("POST", "/admin/reload")
             users.call("POST", "/admin/reload")
             results[name] = evaluate(a.causeway, judge, test_q, test_qrels, a.work, name)
+        if a.logging_policy:
+            print("Logging policy %s over pages of %d, users examine the top 10.\n" %
+                  (a.logging_policy, a.page))
         print("Experiment 2, Cranfield, %d sessions of PBM users (eta %g, epsilon %g) on the odd "
               "queries;\nnDCG@10 / MAP / P@10 on the %d even queries (linear gain, trec_eval "
               "conventions), served by causeway serve:\n" % (a.sessions, a.eta, a.epsilon, len(test_q)))
