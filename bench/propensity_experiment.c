@@ -17,6 +17,7 @@
 
 typedef struct args {
     const char *name, *index, *queries, *qrels, *letor;
+    const char *only; /* run only the estimator rows whose name contains this (NULL = all) */
     uint32_t synth_q, synth_d, depth, score_feature;
     double etas[8];
     size_t n_etas;
@@ -24,6 +25,7 @@ typedef struct args {
     size_t n_sessions;
     uint64_t seed, table, rem_timing, sim_speed, clickmodels;
     bool mlp;
+    bool logged_score; /* random collection: also give REM the ranker's own score as a feature */
 } args;
 
 static void die(const char *what, const cw_err *err)
@@ -75,6 +77,42 @@ static causal_simcoll *load(const args *a, uint32_t rankers, causal_sessions **s
             die(a->index, &err);
         }
         idx_index_close(ix);
+    } else if (a->logged_score) {
+        /* The random collection built here so that the production ranker's score
+         * (label + N(0, 1), as causal_simcoll_random) is known and logged as a third feature:
+         * REM's relevance model must see what the ranker saw, else rank carries relevance
+         * information the model lacks and theta absorbs it (confounding). */
+        uint32_t n = a->synth_d;
+        if (n > 64 || causal_sessions_set_n_features(s, 3, &err) != CW_OK ||
+            causal_simcoll_new(s, rankers, NULL, &c, &err) != CW_OK) {
+            die("random collection", &err);
+        }
+        char idbuf[64][24];
+        const char *ids[64];
+        int labels[64];
+        double sc[2][64];
+        float fx[64 * 3];
+        const double *rows[2] = {sc[0], sc[1]};
+        cw_rng rng;
+        cw_rng_seed(&rng, a->seed);
+        for (uint32_t q = 0; q < a->synth_q; q++) {
+            char qid[32];
+            snprintf(qid, sizeof qid, "q%u", q + 1);
+            for (uint32_t i = 0; i < n; i++) {
+                snprintf(idbuf[i], sizeof idbuf[i], "d%u", q * n + i + 1);
+                ids[i] = idbuf[i];
+                labels[i] = (int)cw_rng_below(&rng, 5);
+                for (uint32_t r = 0; r < rankers && r < 2; r++) {
+                    sc[r][i] = labels[i] + cw_rng_normal(&rng);
+                }
+                fx[3 * i] = (float)(labels[i] + 0.5 * cw_rng_normal(&rng));
+                fx[3 * i + 1] = (float)cw_rng_normal(&rng);
+                fx[3 * i + 2] = (float)sc[0][i];
+            }
+            if (causal_simcoll_add(c, qid, n, ids, labels, rows, fx, &err) != CW_OK) {
+                die("random collection", &err);
+            }
+        }
     } else {
         if (causal_sessions_set_n_features(s, 2, &err) != CW_OK ||
             causal_simcoll_random(s, a->synth_q, a->synth_d, 4, rankers, 1.0, a->seed, &c, &err) !=
@@ -102,7 +140,7 @@ typedef struct cell {
 
 static void run_grid(const args *a)
 {
-    cell cells[6] = {
+    cell cells[7] = {
         {"randomization (RandTop-10)", CAUSAL_POLICY_RANDTOP, 1, CAUSAL_PROP_RANDOMIZATION,
          CAUSAL_REL_LINEAR},
         {"randomization (swap 1<->k)", CAUSAL_POLICY_SWAP, 1, CAUSAL_PROP_RANDOMIZATION,
@@ -114,10 +152,14 @@ static void run_grid(const args *a)
         {"regression-EM, per-pair (2 rankers)", CAUSAL_POLICY_DETERMINISTIC, 2, CAUSAL_PROP_REM,
          CAUSAL_REL_PAIR},
         {"regression-EM, MLP", CAUSAL_POLICY_DETERMINISTIC, 1, CAUSAL_PROP_REM, CAUSAL_REL_MLP},
+        /* theta-only M-step with the simulator's true P(R=1|y): what REM would give with a
+         * perfect relevance model, i.e. the part of the error the relevance model does not cause */
+        {"regression-EM, true relevance (oracle)", CAUSAL_POLICY_DETERMINISTIC, 1, CAUSAL_PROP_REM,
+         CAUSAL_REL_LINEAR},
     };
-    for (size_t ci = 0; ci < 6; ci++) {
+    for (size_t ci = 0; ci < 7; ci++) {
         /* the per-pair and MLP relevance models are optional extra rows (--extra-rem 1) */
-        if (ci >= 4 && !a->mlp) {
+        if ((ci >= 4 && ci < 6 && !a->mlp) || (a->only && !strstr(cells[ci].method, a->only))) {
             continue;
         }
         causal_sessions *s = NULL;
@@ -145,12 +187,26 @@ static void run_grid(const args *a)
                 po.n_boot = 0;
                 po.rel_model = cells[ci].rel;
                 po.max_iter = cells[ci].m == CAUSAL_PROP_REM ? 1000 : 5000;
+                double *oracle = NULL;
+                if (ci == 6) {
+                    oracle = malloc((s->n_pairs ? s->n_pairs : 1) * sizeof *oracle);
+                    if (!oracle) {
+                        fprintf(stderr, "out of memory\n");
+                        exit(1);
+                    }
+                    for (size_t p = 0; p < s->n_pairs; p++) {
+                        int y = s->pair_label[p] < 0 ? 0 : s->pair_label[p];
+                        oracle[p] = causal_user_relevance(&o.user, y);
+                    }
+                    po.rel_fixed = oracle;
+                }
                 causal_propensity p;
                 double truth[10];
                 for (int k = 0; k < 10; k++) {
                     truth[k] = o.user.theta[k] / o.user.theta[0];
                 }
                 int rc = causal_propensity_fit(s, &po, &p, &err);
+                free(oracle);
                 if (rc != CW_OK) {
                     printf("%s\t%g\t%llu\t%s\trefused: %.60s\t\t\n", a->name, a->etas[ei],
                            (unsigned long long)a->sessions[ni], cells[ci].method, err.msg);
@@ -439,6 +495,10 @@ int main(int argc, char **argv)
             a.qrels = v;
         } else if (strcmp(o, "--letor") == 0) {
             a.letor = v;
+        } else if (strcmp(o, "--logged-score") == 0) {
+            a.logged_score = strcmp(v, "1") == 0;
+        } else if (strcmp(o, "--only") == 0) {
+            a.only = v;
         } else if (strcmp(o, "--etas") == 0) {
             a.n_etas = parse_list_d(v, a.etas, 8);
         } else if (strcmp(o, "--sessions") == 0) {

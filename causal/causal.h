@@ -552,6 +552,10 @@ typedef struct causal_prop_opts {
     double tol;          /* stop when the largest change of theta is below (default 1e-6) */
     uint32_t mlp_hidden; /* MLP width (default 16) */
     cw_progress progress;
+    /* REM only, diagnostic: if non-NULL, P(R=1) of every pair (s->n_pairs entries, in
+     * (0, 1)), held fixed while only theta is re-estimated. With the simulator's true
+     * relevance this bounds what the relevance model costs (the "oracle" row). */
+    const double *rel_fixed;
 } causal_prop_opts;
 causal_prop_opts causal_prop_opts_default(causal_prop_method m);
 

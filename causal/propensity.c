@@ -314,8 +314,8 @@ int causal_rand_counts_finish(const causal_rand_counts *c, const causal_prop_opt
         cw_rng rng;
         cw_rng_seed(&rng, o->seed);
         for (uint32_t bt = 0; bt < o->n_boot; bt++) {
-            double bc[CAUSAL_MAX_RANK] = {0}, bn[CAUSAL_MAX_RANK] = {0},
-                   bc1[CAUSAL_MAX_RANK] = {0}, bn1[CAUSAL_MAX_RANK] = {0};
+            double bc[CAUSAL_MAX_RANK] = {0}, bn[CAUSAL_MAX_RANK] = {0}, bc1[CAUSAL_MAX_RANK] = {0},
+                   bn1[CAUSAL_MAX_RANK] = {0};
             for (uint32_t t = 0; t < NB; t++) {
                 size_t b = (size_t)cw_rng_below(&rng, NB) * R;
                 for (uint32_t k = 0; k < R; k++) {
@@ -688,6 +688,11 @@ static int relmodel_mstep(relmodel *m, const causal_sessions *s, const double *w
     return CW_OK;
 }
 
+static double clamp_prob(double v)
+{
+    return v < 1e-6 ? 1e-6 : (v > 1 - 1e-6 ? 1 - 1e-6 : v);
+}
+
 /* Regression-EM (Wang et al. WSDM 2018, METHODS.md section 4) on grouped impressions.
  * theta[0..R) out. gamma (n_pairs) is the relevance of each pair. */
 static int rem_run(const causal_sessions *s, const groups *g, const causal_prop_opts *o,
@@ -698,7 +703,8 @@ static int rem_run(const causal_sessions *s, const groups *g, const causal_prop_
     double *gam = malloc(np_ * sizeof *gam), *w = calloc(np_, sizeof *w),
            *t = calloc(np_, sizeof *t), *hid = malloc((o->mlp_hidden + 1) * sizeof *hid);
     relmodel m;
-    int rc = relmodel_init(&m, s, o->rel_model, o->mlp_hidden, o->seed, err);
+    int rc = relmodel_init(&m, s, o->rel_fixed ? CAUSAL_REL_PAIR : o->rel_model, o->mlp_hidden,
+                           o->seed, err);
     if (rc != CW_OK || !gam || !w || !t || !hid) {
         if (rc == CW_OK) {
             rc = cw_err_set(err, CW_ENOMEM, "out of memory in regression-EM");
@@ -709,7 +715,7 @@ static int rem_run(const causal_sessions *s, const groups *g, const causal_prop_
         theta[k] = 0.9; /* ULTRA's initialisation */
     }
     for (size_t p = 0; p < np_; p++) {
-        gam[p] = 0.5;
+        gam[p] = o->rel_fixed ? clamp_prob(o->rel_fixed[p]) : 0.5;
     }
     *converged = false;
     uint32_t it;
@@ -746,7 +752,9 @@ static int rem_run(const causal_sessions *s, const groups *g, const causal_prop_
         for (size_t p = 0; p < np_; p++) {
             t[p] = w[p] > 0 ? t[p] / w[p] : 0;
         }
-        if (m.kind == CAUSAL_REL_PAIR) {
+        if (o->rel_fixed) {
+            /* theta-only M-step: relevance held at the supplied values */
+        } else if (m.kind == CAUSAL_REL_PAIR) {
             for (size_t p = 0; p < np_; p++) {
                 if (w[p] > 0) {
                     double v = t[p];
@@ -1222,7 +1230,8 @@ int causal_propensity_fit(const causal_sessions *s, const causal_prop_opts *o,
     if (o->method == CAUSAL_PROP_RANDOMIZATION) {
         return fit_randomization(s, o, out, err);
     }
-    if (o->method == CAUSAL_PROP_REM && o->rel_model != CAUSAL_REL_PAIR && s->n_features == 0) {
+    if (o->method == CAUSAL_PROP_REM && o->rel_model != CAUSAL_REL_PAIR && !o->rel_fixed &&
+        s->n_features == 0) {
         return cw_err_set(err, CW_EINVAL,
                           "regression-EM with a %s relevance model needs (query, doc) features; "
                           "these sessions have none (use the pair model on logs where pairs are "
@@ -1279,9 +1288,10 @@ int causal_propensity_fit(const causal_sessions *s, const causal_prop_opts *o,
                  "alpha_k/alpha_1 (ratio) and beta_k - (alpha_k/alpha_1) beta_1 (beta)");
     } else if (o->method == CAUSAL_PROP_REM) {
         snprintf(p.note, sizeof p.note, "regression-EM, %s relevance model%s, %u iterations",
-                 o->rel_model == CAUSAL_REL_LINEAR ? "linear logistic"
-                 : o->rel_model == CAUSAL_REL_MLP  ? "MLP"
-                                                   : "per-pair",
+                 o->rel_fixed                        ? "fixed (supplied)"
+                 : o->rel_model == CAUSAL_REL_LINEAR ? "linear logistic"
+                 : o->rel_model == CAUSAL_REL_MLP    ? "MLP"
+                                                     : "per-pair",
                  p.converged ? "" : " (not converged)", p.n_iter);
     }
     if (o->n_boot > 0) {

@@ -159,6 +159,51 @@ Test(causal_propensity, regression_em_recovers_theta_with_an_exact_relevance_mod
     causal_sessions_free(s);
 }
 
+Test(causal_propensity, regression_em_theta_step_exact_with_true_relevance)
+{
+    /* Graded labels (ymax 4): P(R=1|y) = eps + (1-eps)(2^y-1)/15 is not logistic-linear in any
+     * feature, but with the simulator's true relevance held fixed (rel_fixed) only theta is
+     * estimated, and the theta M-step alone must recover the truth from a deterministic log,
+     * absolute theta_1 included. A wrong fixed relevance (0.5 everywhere) must not. */
+    causal_sessions *s = NULL;
+    causal_simcoll *c = NULL;
+    cw_err err;
+    cr_assert(eq(int, causal_sessions_new(&s, &err), CW_OK));
+    cr_assert(eq(int, causal_simcoll_random(s, 500, 20, 4, 1, 1.0, 17, &c, &err), CW_OK));
+    causal_sim_opts so = causal_sim_opts_default();
+    so.user = causal_user_default(CAUSAL_USER_PBM, 4);
+    so.n_sessions = 200000;
+    cr_assert(eq(int, causal_simulate(c, &so, &err), CW_OK));
+    double *gam = malloc(s->n_pairs * sizeof *gam), *flat = malloc(s->n_pairs * sizeof *flat);
+    cr_assert(gam && flat);
+    for (size_t p = 0; p < s->n_pairs; p++) {
+        gam[p] = causal_user_relevance(&so.user, s->pair_label[p]);
+        flat[p] = 0.5;
+    }
+    causal_prop_opts o = causal_prop_opts_default(CAUSAL_PROP_REM);
+    o.n_boot = 0;
+    o.max_iter = 2000;
+    o.rel_fixed = gam;
+    causal_propensity p;
+    cr_assert(eq(int, causal_propensity_fit(s, &o, &p, &err), CW_OK), "%s", err.msg);
+    double truth[10];
+    for (int k = 0; k < 10; k++) {
+        truth[k] = so.user.theta[k] / so.user.theta[0];
+    }
+    double e = causal_prop_max_rel_error(p.ratio, truth, 10);
+    cr_expect(lt(dbl, e, 0.05), "max relative error %g with the true relevance", e);
+    cr_expect(lt(dbl, fabs(p.theta[0] - so.user.theta[0]) / so.user.theta[0], 0.02),
+              "theta_1 %g vs %g", p.theta[0], so.user.theta[0]);
+    o.rel_fixed = flat;
+    cr_assert(eq(int, causal_propensity_fit(s, &o, &p, &err), CW_OK), "%s", err.msg);
+    e = causal_prop_max_rel_error(p.ratio, truth, 10);
+    cr_expect(gt(dbl, e, 0.10), "a wrong fixed relevance should be visibly off (%g)", e);
+    free(gam);
+    free(flat);
+    causal_simcoll_free(c);
+    causal_sessions_free(s);
+}
+
 Test(causal_propensity, trust_bias_recovers_alpha_ratios)
 {
     causal_sessions *s = simulate(CAUSAL_POLICY_RANDTOP, 1, CAUSAL_USER_TRUST, 300000, 17);
@@ -227,8 +272,8 @@ Test(causal_propensity, randomization_unbiased_with_short_lists_issue4)
             sc[i] = -i;
         }
         const double *rows[1] = {sc};
-        cr_assert(eq(int, causal_simcoll_add(c, qid, (size_t)n, ids, labels, rows, NULL, &err),
-                     CW_OK));
+        cr_assert(
+            eq(int, causal_simcoll_add(c, qid, (size_t)n, ids, labels, rows, NULL, &err), CW_OK));
     }
     causal_sim_opts o = causal_sim_opts_default();
     o.policy.kind = CAUSAL_POLICY_RANDTOP;
