@@ -132,6 +132,8 @@ def main():
     ap.add_argument("--logging-policy", default=None)
     ap.add_argument("--page", type=int, default=10)
     ap.add_argument("--epochs", type=int, default=3000, help="full-batch Adam epochs")
+    ap.add_argument("--max-rank", type=int, default=None,
+                    help="train on the items logged at ranks 1..N only (causeway train --max-rank)")
     ap.add_argument("--reuse-log", action="store_true",
                     help="keep work/log.sqlite from an earlier run and simulate no sessions")
     a = ap.parse_args()
@@ -213,6 +215,8 @@ def main():
             # (the linear listwise losses are convex), the same for every objective.
             cmd = [a.causeway, "train", "--db", log_db, "--out", out, "--epochs", str(a.epochs),
                    "--lr", "0.03", "--batch", "1000", "--seed", str(a.seed), "--quiet"] + extra
+            if a.max_rank:
+                cmd += ["--max-rank", str(a.max_rank)]
             subprocess.run(cmd, check=True)
             os.replace(out, model + ".tmp")
             os.replace(model + ".tmp", model)

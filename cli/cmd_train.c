@@ -38,6 +38,9 @@ static void usage(FILE *f)
             "                    --logger model's ranking, by causal/'s simulator\n"
             "  --db FILE         the server's impression log: the logged feature vectors of the\n"
             "                    shown items and their clicks (what was served is what trains)\n"
+            "  --max-rank N      with --db: keep the items shown at ranks 1..N of each\n"
+            "                    impression (default 64), e.g. the 10 users examine of a\n"
+            "                    deeper page drawn by a stochastic logging policy\n"
             "Options:\n"
             "  --objective O     naive (clicks as labels), ips (default with clicks), dla, dr,\n"
             "                    supervised (default with labels)\n"
@@ -94,7 +97,8 @@ static int read_propensity(const char *path, rank_train_opts *o, cw_err *err)
 /* The logged feature vectors of every (query, document) pair of sess, read from the log
  * (causal_sessions_load_log does not carry them): the vector a pair was last served with.
  * Impressions logged with another feature count are skipped. */
-static int load_log_features(const char *db, causal_sessions *sess, size_t nf, cw_err *err)
+static int load_log_features(const char *db, causal_sessions *sess, size_t nf, uint32_t max_rank,
+                             cw_err *err)
 {
     causal_log_opts lo = causal_log_opts_default();
     lo.read_only = true;
@@ -121,7 +125,7 @@ static int load_log_features(const char *db, causal_sessions *sess, size_t nf, c
         for (size_t j = 0; rc == CW_OK && j < imp->n_items; j++) {
             const causal_item *it = &imp->items[j];
             uint32_t d, p;
-            if (!it->features || it->position > RANK_MAX_RANK) {
+            if (!it->features || it->position > max_rank) {
                 continue;
             }
             rc = causal_sessions_doc(sess, it->doc_id, &d, err);
@@ -198,6 +202,7 @@ int cli_cmd_train(int argc, char **argv)
     rank_train_opts o = rank_train_opts_default();
     o.progress = cli_progress;
     uint64_t simulate = 0, u = 0;
+    uint32_t max_rank = RANK_MAX_RANK; /* --max-rank */
     double eta = 1.0;
     bool quiet = false;
     cw_err err;
@@ -240,6 +245,11 @@ int cli_cmd_train(int argc, char **argv)
             } else {
                 return cli_usage_error(CMD, "--model must be linear or mlp, got '%s'", v);
             }
+        } else if (strcmp(a, "--max-rank") == 0) {
+            if (!cli_parse_u64(CMD, a, v, 1, RANK_MAX_RANK, &u)) {
+                return CLI_EXIT_USAGE;
+            }
+            max_rank = (uint32_t)u;
         } else if (strcmp(a, "--hidden") == 0) {
             if (!cli_parse_u64(CMD, a, v, 1, RANK_MAX_HIDDEN, &u)) {
                 return CLI_EXIT_USAGE;
@@ -417,8 +427,8 @@ int cli_cmd_train(int argc, char **argv)
     } else {
         causal_load_stats st;
         rc = log_feature_names(db, &names_owned, &n_names, &err);
-        rc = rc ? rc : causal_sessions_load_log(db, RANK_MAX_RANK, &sess, &st, &err);
-        rc = rc ? rc : load_log_features(db, sess, n_names, &err);
+        rc = rc ? rc : causal_sessions_load_log(db, max_rank, &sess, &st, &err);
+        rc = rc ? rc : load_log_features(db, sess, n_names, max_rank, &err);
         if (rc == CW_OK && sess->n_features != n_names) {
             rc = cw_err_set(&err, CW_EINVAL, "%s: %zu feature names but %zu-float vectors", db,
                             n_names, sess->n_features);
@@ -436,7 +446,7 @@ int cli_cmd_train(int argc, char **argv)
                     "(%llu items deeper than %u dropped)\n",
                     (unsigned long long)st.n_impressions, (unsigned long long)st.n_items,
                     (unsigned long long)st.n_clicks, db, (unsigned long long)st.n_deep,
-                    RANK_MAX_RANK);
+                    max_rank);
         }
         for (size_t i = 0; i < n_names; i++) {
             names[i] = names_owned[i];
