@@ -140,7 +140,7 @@ typedef struct cell {
 
 static void run_grid(const args *a)
 {
-    cell cells[7] = {
+    cell cells[8] = {
         {"randomization (RandTop-10)", CAUSAL_POLICY_RANDTOP, 1, CAUSAL_PROP_RANDOMIZATION,
          CAUSAL_REL_LINEAR},
         {"randomization (swap 1<->k)", CAUSAL_POLICY_SWAP, 1, CAUSAL_PROP_RANDOMIZATION,
@@ -154,10 +154,12 @@ static void run_grid(const args *a)
         {"regression-EM, MLP", CAUSAL_POLICY_DETERMINISTIC, 1, CAUSAL_PROP_REM, CAUSAL_REL_MLP},
         /* theta-only M-step with the simulator's true P(R=1|y): what REM would give with a
          * perfect relevance model, i.e. the part of the error the relevance model does not cause */
+        {"regression-EM, quadratic", CAUSAL_POLICY_DETERMINISTIC, 1, CAUSAL_PROP_REM,
+         CAUSAL_REL_QUAD},
         {"regression-EM, true relevance (oracle)", CAUSAL_POLICY_DETERMINISTIC, 1, CAUSAL_PROP_REM,
          CAUSAL_REL_LINEAR},
     };
-    for (size_t ci = 0; ci < 7; ci++) {
+    for (size_t ci = 0; ci < 8; ci++) {
         /* the per-pair and MLP relevance models are optional extra rows (--extra-rem 1) */
         if ((ci >= 4 && ci < 6 && !a->mlp) || (a->only && !strstr(cells[ci].method, a->only))) {
             continue;
@@ -188,7 +190,7 @@ static void run_grid(const args *a)
                 po.rel_model = cells[ci].rel;
                 po.max_iter = cells[ci].m == CAUSAL_PROP_REM ? 1000 : 5000;
                 double *oracle = NULL;
-                if (ci == 6) {
+                if (ci == 7) {
                     oracle = malloc((s->n_pairs ? s->n_pairs : 1) * sizeof *oracle);
                     if (!oracle) {
                         fprintf(stderr, "out of memory\n");

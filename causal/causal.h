@@ -531,13 +531,15 @@ typedef enum causal_rel_model {
     CAUSAL_REL_MLP = 1,    /* one hidden layer of tanh units on the pair features */
     CAUSAL_REL_PAIR = 2,   /* one parameter per (query, doc) pair (needs pairs shown at
                               several positions: stochastic or several rankers) */
+    CAUSAL_REL_QUAD = 3,   /* logistic regression on the features and their pairwise
+                              products (at most 32 features) */
 } causal_rel_model;
 
 /* "randomization", "rem", "harvest", "trust"; parse also accepts "regression-em",
  * "allpairs", "intervention-harvesting". CW_EINVAL otherwise. */
 const char *causal_prop_method_name(causal_prop_method m);
 int causal_prop_method_parse(const char *name, causal_prop_method *out, cw_err *err) CW_MUST_CHECK;
-/* "linear", "mlp", "pair". */
+/* "linear", "quad", "mlp", "pair". */
 int causal_rel_model_parse(const char *name, causal_rel_model *out, cw_err *err) CW_MUST_CHECK;
 
 typedef struct causal_prop_opts {

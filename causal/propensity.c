@@ -58,8 +58,11 @@ int causal_rel_model_parse(const char *name, causal_rel_model *out, cw_err *err)
         *out = CAUSAL_REL_MLP;
     } else if (strcmp(name, "pair") == 0) {
         *out = CAUSAL_REL_PAIR;
+    } else if (strcmp(name, "quad") == 0) {
+        *out = CAUSAL_REL_QUAD;
     } else {
-        return cw_err_set(err, CW_EINVAL, "unknown relevance model '%s' (linear, mlp, pair)", name);
+        return cw_err_set(err, CW_EINVAL, "unknown relevance model '%s' (linear, quad, mlp, pair)",
+                          name);
     }
     return CW_OK;
 }
@@ -470,6 +473,50 @@ static double feat(const causal_sessions *s, const relmodel *m, uint32_t p, size
     return m->X[(size_t)p * (m->d + 1) + f];
 }
 
+/* QUAD: the LINEAR model on the standardised features z_f and all their products z_f z_g
+ * (f <= g), so P(R|x) may bend (e.g. the convex gain (2^y - 1) of METHODS.md section 3
+ * seen through a noisy score). Fitted by the same IRLS; afterwards it is a LINEAR model. */
+static int relmodel_init_quad(relmodel *m, const causal_sessions *s, cw_err *err)
+{
+    size_t d = s->n_features, np_ = s->n_pairs;
+    size_t D = d + d * (d + 1) / 2;
+    m->d = D;
+    m->kind = CAUSAL_REL_LINEAR;
+    m->mu = calloc(d ? d : 1, sizeof *m->mu);
+    m->sd = calloc(d ? d : 1, sizeof *m->sd);
+    m->X = malloc(np_ * (D + 1) * sizeof *m->X);
+    m->Xw = malloc(np_ * (D + 1) * sizeof *m->Xw);
+    m->beta = calloc(D + 1, sizeof *m->beta);
+    if (!m->mu || !m->sd || !m->X || !m->Xw || !m->beta) {
+        return cw_err_set(err, CW_ENOMEM, "out of memory for the quadratic relevance model");
+    }
+    for (size_t f = 0; f < d; f++) {
+        double sum = 0, sq = 0;
+        for (size_t p = 0; p < np_; p++) {
+            double x = s->pair_features[p * d + f];
+            sum += x;
+            sq += x * x;
+        }
+        double mean = sum / (double)np_, var = sq / (double)np_ - mean * mean;
+        m->mu[f] = mean;
+        m->sd[f] = var > 1e-12 ? sqrt(var) : 1.0;
+    }
+    for (size_t p = 0; p < np_; p++) {
+        double *row = m->X + p * (D + 1);
+        for (size_t f = 0; f < d; f++) {
+            row[f] = ((double)s->pair_features[p * d + f] - m->mu[f]) / m->sd[f];
+        }
+        size_t j = d;
+        for (size_t f = 0; f < d; f++) {
+            for (size_t g2 = f; g2 < d; g2++) {
+                row[j++] = row[f] * row[g2];
+            }
+        }
+        row[D] = 1.0;
+    }
+    return CW_OK;
+}
+
 static int relmodel_init(relmodel *m, const causal_sessions *s, causal_rel_model kind, uint32_t H,
                          uint64_t seed, cw_err *err)
 {
@@ -479,6 +526,9 @@ static int relmodel_init(relmodel *m, const causal_sessions *s, causal_rel_model
         return CW_OK;
     }
     size_t d = s->n_features;
+    if (kind == CAUSAL_REL_QUAD) {
+        return relmodel_init_quad(m, s, err);
+    }
     m->d = d;
     m->mu = calloc(d ? d : 1, sizeof *m->mu);
     m->sd = calloc(d ? d : 1, sizeof *m->sd);
@@ -559,7 +609,7 @@ static double relmodel_logit(const relmodel *m, const causal_sessions *s, uint32
 
 /* One M-step for the relevance model: maximise sum_p w_p [t_p log g + (1-t_p) log(1-g)],
  * g = sigmoid(f(x_p)), over pairs with w_p > 0. LINEAR: two Newton (IRLS) steps with a
- * small ridge, the normal equations solved by LAPACKE_dposv. MLP: Adam steps. Soft
+ * weak ridge prior, the normal equations solved by LAPACKE_dposv. MLP: Adam steps. Soft
  * targets t_p = E[R | clicks] instead of Wang et al.'s sampled r ~ Bernoulli: the exact
  * expected complete-data log-likelihood, so each M-step is a proper GEM step. */
 static int relmodel_mstep(relmodel *m, const causal_sessions *s, const double *w, const double *t,
@@ -576,20 +626,24 @@ static int relmodel_mstep(relmodel *m, const causal_sessions *s, const double *w
             free(x);
             return cw_err_set(err, CW_ENOMEM, "out of memory in IRLS");
         }
-        const double ridge = 1e-3;
+        /* Ridge lambda = 1 on the (standardised) weights, none on the intercept: a N(0, 1)
+         * prior whose pull vanishes as impressions grow. It used to be 1e-3 per impression
+         * (scaled by the total weight), a shrinkage that never vanished and biased theta
+         * by several percent at any log size (issue 4). A 1e-10-per-impression jitter on
+         * every diagonal entry keeps the system positive definite. */
+        const double lambda = 1.0;
         for (int it = 0; it < 2; it++) {
-            /* A = X' H X + ridge I via one BLAS rank-k update over sqrt(h)-scaled rows;
-             * b = X' (w (t - g)) - ridge beta. */
+            /* A = X' H X + diag(lambda) via one BLAS rank-k update over sqrt(h)-scaled rows;
+             * b = X' (w (t - g)) - lambda beta. */
             double wsum = 0;
             for (size_t p = 0; p < np_; p++) {
                 wsum += w[p];
             }
-            for (size_t j = 0; j < D; j++) {
-                bvec[j] = -ridge * wsum * m->beta[j];
-            }
             memset(A, 0, D * D * sizeof *A);
             for (size_t j = 0; j < D; j++) {
-                A[j * D + j] = ridge * wsum;
+                double lj = j + 1 < D ? lambda : 0.0;
+                bvec[j] = -lj * m->beta[j];
+                A[j * D + j] = lj + 1e-10 * wsum;
             }
             for (size_t p = 0; p < np_; p++) {
                 const double *xp = m->X + p * D;
@@ -1238,6 +1292,13 @@ int causal_propensity_fit(const causal_sessions *s, const causal_prop_opts *o,
                           "shown at several ranks)",
                           o->rel_model == CAUSAL_REL_MLP ? "MLP" : "linear");
     }
+    if (o->method == CAUSAL_PROP_REM && o->rel_model == CAUSAL_REL_QUAD && !o->rel_fixed &&
+        s->n_features > 32) {
+        return cw_err_set(err, CW_EINVAL,
+                          "regression-EM quad relevance model: %zu features would give %zu "
+                          "products; use it with at most 32 features (or linear/mlp)",
+                          s->n_features, s->n_features * (s->n_features + 1) / 2);
+    }
     if (o->method == CAUSAL_PROP_REM && o->rel_model == CAUSAL_REL_MLP && o->mlp_hidden == 0) {
         return cw_err_set(err, CW_EINVAL, "MLP needs at least one hidden unit");
     }
@@ -1290,6 +1351,7 @@ int causal_propensity_fit(const causal_sessions *s, const causal_prop_opts *o,
         snprintf(p.note, sizeof p.note, "regression-EM, %s relevance model%s, %u iterations",
                  o->rel_fixed                        ? "fixed (supplied)"
                  : o->rel_model == CAUSAL_REL_LINEAR ? "linear logistic"
+                 : o->rel_model == CAUSAL_REL_QUAD   ? "quadratic logistic"
                  : o->rel_model == CAUSAL_REL_MLP    ? "MLP"
                                                      : "per-pair",
                  p.converged ? "" : " (not converged)", p.n_iter);
