@@ -108,6 +108,10 @@ bench_collection() {
             done
             i=$((i + 2))
         done
+        echo
+        echo "files, causeway: $(cd "$d.cw" && du -b -- * | awk '{ printf "%s %.1f MB; ", $2, $1 / 1e6 }')"
+        echo "files, Xapian compacted: $(cd "$d.xdb.compact" && du -b -- *.glass |
+            awk '{ printf "%s %.1f MB; ", $2, $1 / 1e6 }')"
     } | tee -a "$bench/results.md"
 }
 
