@@ -707,7 +707,9 @@ static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search
     }
     if (f_hi > f_lo) {
         uint32_t *docids = cw_arena_alloc(rq->arena, (f_hi - f_lo) * sizeof *docids);
-        x = malloc((f_hi - f_lo) * nf * sizeof *x);
+        /* rows of max(nf, model features): a model may name one feature twice */
+        size_t nm = st->model ? rank_model_n_features(st->model) : 0;
+        x = malloc((f_hi - f_lo) * CW_MAX(nf, nm) * sizeof *x);
         scores = malloc(n_hits * sizeof *scores);
         if (!docids || !x || !scores) {
             rc = cw_err_set(err, CW_ENOMEM, "out of memory");

@@ -320,6 +320,32 @@ Test(rerank, served_order_explain_log_and_hot_reload_follow_the_offline_features
     cr_expect(r.body && strstr(r.body, "pagerank") != NULL, "%s", r.body);
     free(r.body);
     check_search("log_len_text", 2.0, "coverage", 0.5, true);
+
+    /* A model may name a feature more than once and have more columns than the extractor
+     * (13 > 11): the server gathers them without overrunning its rows. */
+    FILE *f = fopen(modelpath, "w");
+    cr_assert(f != NULL);
+    fprintf(f, "{\"format\":\"%s\",\"version\":%d,\"kind\":\"linear\",\"features\":[",
+            RANK_MODEL_FORMAT, RANK_MODEL_VERSION);
+    for (int j = 0; j < 13; j++) {
+        fprintf(f, "%s\"%s\"", j ? "," : "", j < 11 ? offline->feature_names[j] : "proximity");
+    }
+    fprintf(f, "],\"normalization\":{\"mean\":[0,0,0,0,0,0,0,0,0,0,0,0,0],"
+               "\"scale\":[1,1,1,1,1,1,1,1,1,1,1,1,1]},\"params\":{\"weights\":"
+               "[0,0,0,0,0,0,0,0,0,0,1,1,1],\"bias\":0}}\n");
+    fclose(f);
+    cr_assert(eq(int, http("POST", "/admin/reload", &r), CURLE_OK));
+    cr_expect(eq(long, r.status, 200), "%s", r.body);
+    free(r.body);
+    cr_assert(eq(int, http("GET", "/search?q=" QUERY_URL "&k=20", &r), CURLE_OK));
+    cr_expect(eq(long, r.status, 200), "%s", r.body);
+    json_t *root = json_loads(r.body, 0, NULL);
+    json_t *first = json_array_get(json_object_get(root, "results"), 0);
+    size_t i0 = offline_row(json_string_value(json_object_get(first, "id")));
+    double want3 = 3 * offline->x[i0 * offline->n_features + column("proximity")];
+    cr_expect(le(dbl, fabs(json_number_value(json_object_get(first, "score")) - want3), 1e-6));
+    json_decref(root);
+    free(r.body);
     cr_assert(eq(int, stop_server(), 0));
 
     /* The log holds, for every shown document, the vector computed offline. */
@@ -332,10 +358,10 @@ Test(rerank, served_order_explain_log_and_hot_reload_follow_the_offline_features
     cr_assert(eq(int, causal_log_reader_new(log, NULL, &rd, &err), CW_OK));
     const causal_impression *ci;
     size_t n_imp = 0, n_checked = 0;
-    const char *versions[3] = {0};
-    char vbuf[3][64];
+    const char *versions[4] = {0};
+    char vbuf[4][64];
     while (causal_log_reader_next(rd, &ci, &err) == 1) {
-        cr_assert(lt(sz, n_imp, 3));
+        cr_assert(lt(sz, n_imp, 4));
         cr_expect(eq(str, (char *)ci->feature_set, RANK_FEATURE_SET));
         cr_assert(eq(u32, ci->n_features, RANK_TEXT_FEATURES));
         for (size_t j = 0; j < RANK_TEXT_FEATURES; j++) {
@@ -357,8 +383,8 @@ Test(rerank, served_order_explain_log_and_hot_reload_follow_the_offline_features
         }
         n_imp++;
     }
-    cr_expect(eq(sz, n_imp, 3));
-    cr_expect(eq(sz, n_checked, 3 * offline->n_rows * RANK_TEXT_FEATURES));
+    cr_expect(eq(sz, n_imp, 4));
+    cr_expect(eq(sz, n_checked, 4 * offline->n_rows * RANK_TEXT_FEATURES));
     /* the reload is visible in the log: a new model version, kept after the refused one */
     cr_expect(ne(str, (char *)versions[0], (char *)versions[1]));
     cr_expect(eq(str, (char *)versions[1], (char *)versions[2]));
