@@ -242,3 +242,28 @@ Test(idx_bm25, snippet_marks_terms_and_escapes_html)
     idx_index_close(ix);
     th_cleanup(dir);
 }
+
+/* A query with more distinct terms than the snippet's smallest term table (16 slots)
+ * and repeats: exactly the words of the text that are query terms are marked. */
+Test(idx_bm25, snippet_long_query_marks_only_query_terms)
+{
+    char *dir = th_tmpdir();
+    idx_index *ix = th_build_open(
+        dir, "{\"id\":\"s\",\"title\":\"t\",\"text\":\"alpha beta gamma delta epsilon\"}\n", "ix");
+    idx_analyzer *a = NULL;
+    cr_assert(eq(int, idx_index_analyzer(ix, &a, NULL), CW_OK));
+    const char *qt = "zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau "
+                     "upsilon phi chi psi omega gamma alpha gamma rivers oceans lakes";
+    idx_query *q = NULL;
+    cr_assert(eq(int, idx_query_parse(ix, a, qt, strlen(qt), &q, NULL), CW_OK));
+    cr_assert(idx_query_n_terms(q) > 16);
+    cw_buf out = {0};
+    cr_assert(eq(int, idx_snippet(ix, a, q, 0, 240, &out, NULL), CW_OK));
+    cr_assert(eq(int, cw_buf_append(&out, "", 1), CW_OK));
+    cr_expect(eq(str, out.data, "<mark>alpha</mark> beta <mark>gamma</mark> delta epsilon"));
+    cw_buf_fini(&out);
+    idx_query_free(q);
+    idx_analyzer_free(a);
+    idx_index_close(ix);
+    th_cleanup(dir);
+}
