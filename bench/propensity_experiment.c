@@ -26,6 +26,7 @@ typedef struct args {
     uint64_t seed, table, rem_timing, sim_speed, clickmodels;
     bool mlp;
     bool logged_score; /* random collection: also give REM the ranker's own score as a feature */
+    bool qnorm;        /* min-max normalise every feature within its query (LETOR QueryLevelNorm) */
 } args;
 
 static void die(const char *what, const cw_err *err)
@@ -125,6 +126,40 @@ static causal_simcoll *load(const args *a, uint32_t rankers, causal_sessions **s
             s->pair_features[2 * p] = (float)(s->pair_label[p] + 0.5 * cw_rng_normal(&rng));
             s->pair_features[2 * p + 1] = (float)cw_rng_normal(&rng);
         }
+    }
+    if (a->qnorm && s->n_features > 0) {
+        /* Rank depends on the other candidates of the query; a pooled P(R|x) cannot see that
+         * (a score of 10 is top for one query, bottom for another), so relevance given x
+         * differs by rank and theta absorbs it. Query-relative features remove that channel. */
+        size_t d = s->n_features;
+        double *lo = malloc(s->n_queries * d * sizeof *lo),
+               *hi = malloc(s->n_queries * d * sizeof *hi);
+        if (!lo || !hi) {
+            fprintf(stderr, "out of memory\n");
+            exit(1);
+        }
+        for (size_t i = 0; i < s->n_queries * d; i++) {
+            lo[i] = INFINITY;
+            hi[i] = -INFINITY;
+        }
+        for (size_t p = 0; p < s->n_pairs; p++) {
+            for (size_t f = 0; f < d; f++) {
+                double x = s->pair_features[p * d + f];
+                size_t k = (size_t)s->pair_query[p] * d + f;
+                lo[k] = x < lo[k] ? x : lo[k];
+                hi[k] = x > hi[k] ? x : hi[k];
+            }
+        }
+        for (size_t p = 0; p < s->n_pairs; p++) {
+            for (size_t f = 0; f < d; f++) {
+                size_t k = (size_t)s->pair_query[p] * d + f;
+                double r = hi[k] - lo[k];
+                s->pair_features[p * d + f] =
+                    (float)(r > 0 ? (s->pair_features[p * d + f] - lo[k]) / r : 0.0);
+            }
+        }
+        free(lo);
+        free(hi);
     }
     *sp = s;
     return c;
@@ -497,6 +532,8 @@ int main(int argc, char **argv)
             a.qrels = v;
         } else if (strcmp(o, "--letor") == 0) {
             a.letor = v;
+        } else if (strcmp(o, "--qnorm") == 0) {
+            a.qnorm = strcmp(v, "1") == 0;
         } else if (strcmp(o, "--logged-score") == 0) {
             a.logged_score = strcmp(v, "1") == 0;
         } else if (strcmp(o, "--only") == 0) {
