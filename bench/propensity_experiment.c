@@ -195,8 +195,8 @@ static void run_grid(const args *a)
          CAUSAL_REL_LINEAR},
     };
     for (size_t ci = 0; ci < 8; ci++) {
-        /* the per-pair and MLP relevance models are optional extra rows (--extra-rem 1) */
-        if ((ci >= 4 && ci < 6 && !a->mlp) || (a->only && !strstr(cells[ci].method, a->only))) {
+        /* per-pair, MLP and quadratic relevance models are optional extra rows (--extra-rem 1) */
+        if ((ci >= 4 && ci < 7 && !a->mlp) || (a->only && !strstr(cells[ci].method, a->only))) {
             continue;
         }
         causal_sessions *s = NULL;
