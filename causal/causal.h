@@ -550,7 +550,7 @@ typedef struct causal_prop_opts {
     double ci_level;     /* default 0.95 */
     uint64_t seed;       /* bootstrap and MLP initialisation */
     causal_rel_model rel_model; /* REM (default LINEAR) */
-    uint32_t max_iter;   /* EM / coordinate-ascent iterations (default 100) */
+    uint32_t max_iter;   /* EM / coordinate-ascent iterations (default 1000 REM, 5000 else) */
     double tol;          /* stop when the largest change of theta is below (default 1e-6) */
     uint32_t mlp_hidden; /* MLP width (default 16) */
     cw_progress progress;

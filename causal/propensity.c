@@ -78,7 +78,7 @@ causal_prop_opts causal_prop_opts_default(causal_prop_method m)
     o.ci_level = 0.95;
     o.seed = 1;
     o.rel_model = CAUSAL_REL_LINEAR;
-    o.max_iter = m == CAUSAL_PROP_REM ? 200 : 5000;
+    o.max_iter = m == CAUSAL_PROP_REM ? 1000 : 5000; /* REM crawls along the theta-gamma ridge */
     o.tol = 1e-6;
     o.mlp_hidden = 16;
     return o;

@@ -16,7 +16,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: causeway propensity fit --db LOG.db --method M [--out propensity.json]\n"
             "                               [--max-rank R] [--bootstrap B] [--seed S]\n"
-            "                               [--rel-model linear|mlp|pair] [--max-iter N]\n\n"
+            "                               [--rel-model linear|quad|mlp|pair] [--max-iter N]\n\n"
             "Estimates the examination probability theta_k of each rank, reported as\n"
             "theta_k/theta_1 with a bootstrap percentile interval and fit diagnostics.\n\n"
             "  --method M       randomization  RandTop-n (c_k/c_1) or swap logs (CTR of the\n"
@@ -30,7 +30,8 @@ static void usage(FILE *f)
             "                                  al. CIKM 2020) from randomized/multi-ranker logs\n"
             "  --max-rank R     ranks estimated (default 10); deeper items are ignored\n"
             "  --bootstrap B    replicates (default 200 for randomization, 20 otherwise)\n"
-            "  --rel-model      regression-EM relevance model (default linear)\n"
+            "  --rel-model      regression-EM relevance model (default linear; quad adds\n"
+            "                   pairwise feature products, at most 32 features)\n"
             "  --out FILE       JSON output (default stdout)\n"
             "A method that cannot identify propensities from the given log refuses with\n"
             "the reason (exit 1) instead of printing numbers.\n");
