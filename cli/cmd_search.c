@@ -1,5 +1,5 @@
 /* cli/cmd_search.c: `causeway search`: one query against an index from the command
- * line, printing id, BM25 score, title and a snippet per hit (or JSON). */
+ * line, printing id, BM25 (or --hybrid fused) score, title and a snippet per hit (or JSON). */
 #include "config.h"
 
 #include <jansson.h>
@@ -13,11 +13,17 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: causeway search --index DIR [--k 10] [--offset N] [--and] [--json]\n"
-               "                       [--k1 0.9] [--b 0.4] [--exhaustive] QUERY...\n\n"
+               "                       [--k1 0.9] [--b 0.4] [--exhaustive]\n"
+               "                       [--hybrid [--fusion rrf|weighted] [--w-dense 0.5]\n"
+               "                        [--depth 100] [--ef 128]] QUERY...\n\n"
                "Ranks documents by BM25 over title + text (OR of the query terms by default,\n"
                "--and for all of them) and prints rank, id, score, title and a snippet.\n"
                "--exhaustive scores every matching document instead of block-max WAND\n"
-               "(same results, slower; for checking).\n\n"
+               "(same results, slower; for checking).\n"
+               "--hybrid fuses the BM25 top-depth with the dense top-depth (needs dense.enc\n"
+               "and dense.hnsw from `causeway embed train/build`) by reciprocal rank fusion\n"
+               "(default) or a weighted sum of min-max scores; the score column is then the\n"
+               "fused score.\n\n"
                "Exit codes: 0 success (also for no hits), 1 failure, 2 usage error.\n");
 }
 
@@ -30,6 +36,8 @@ int cli_cmd_search(int argc, char **argv)
     const char *dir = NULL;
     idx_search_opts so = idx_search_opts_default();
     bool json = false;
+    bool hybrid = false;
+    idx_hybrid_opts hy = idx_hybrid_opts_default();
     cw_buf qtext = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -58,6 +66,35 @@ int cli_cmd_search(int argc, char **argv)
                 cw_buf_fini(&qtext);
                 return CLI_EXIT_USAGE;
             }
+        } else if (strcmp(a, "--hybrid") == 0) {
+            hybrid = true;
+        } else if (strcmp(a, "--fusion") == 0 && i + 1 < argc) {
+            const char *f = argv[++i];
+            if (strcmp(f, "rrf") == 0) {
+                hy.fusion = IDX_FUSION_RRF;
+            } else if (strcmp(f, "weighted") == 0) {
+                hy.fusion = IDX_FUSION_WEIGHTED;
+            } else {
+                cw_buf_fini(&qtext);
+                return cli_usage_error("search", "--fusion expects rrf|weighted, got '%s'", f);
+            }
+        } else if (strcmp(a, "--w-dense") == 0 && i + 1 < argc) {
+            if (!cli_parse_double("search", a, argv[++i], 0, 1, &hy.w_dense)) {
+                cw_buf_fini(&qtext);
+                return CLI_EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--depth") == 0 && i + 1 < argc) {
+            if (!cli_parse_u64("search", a, argv[++i], 1, IDX_MAX_K, &v)) {
+                cw_buf_fini(&qtext);
+                return CLI_EXIT_USAGE;
+            }
+            hy.depth = (uint32_t)v;
+        } else if (strcmp(a, "--ef") == 0 && i + 1 < argc) {
+            if (!cli_parse_u64("search", a, argv[++i], 1, IDX_DENSE_MAX_EF, &v)) {
+                cw_buf_fini(&qtext);
+                return CLI_EXIT_USAGE;
+            }
+            hy.ef = (uint32_t)v;
         } else if (strcmp(a, "--and") == 0) {
             so.conjunctive = true;
         } else if (strcmp(a, "--exhaustive") == 0) {
@@ -88,11 +125,22 @@ int cli_cmd_search(int argc, char **argv)
     idx_index *ix = NULL;
     idx_analyzer *an = NULL;
     idx_query *q = NULL;
+    idx_dense *dn = NULL;
+    idx_hnsw_searcher *hs = NULL;
     idx_hit *hits = NULL;
     cw_buf snip = {0};
     int code = CLI_EXIT_FAIL;
     if (idx_index_open(dir, &ix, &err) != CW_OK || idx_index_analyzer(ix, &an, &err) != CW_OK) {
         goto done;
+    }
+    if (hybrid) {
+        if (idx_dense_open(dir, &dn, &err) != CW_OK) {
+            goto done;
+        }
+        if (!(hs = idx_hnsw_searcher_new(idx_dense_hnsw(dn)))) {
+            cw_err_set(&err, CW_ENOMEM, "out of memory");
+            goto done;
+        }
     }
     if (idx_query_parse(ix, an, qtext.data ? qtext.data : "", qtext.len, &q, &err) != CW_OK) {
         if (err.code == CW_EINVAL) {
@@ -109,7 +157,10 @@ int cli_cmd_search(int argc, char **argv)
         goto done;
     }
     uint64_t t0 = cw_now_ns();
-    if (idx_search(ix, q, &so, hits, &n, &total, &err) != CW_OK) {
+    int src = hybrid ? idx_hybrid_search(ix, dn, hs, q, qtext.data ? qtext.data : "", qtext.len,
+                                         &so, &hy, hits, &n, &err)
+                     : idx_search(ix, q, &so, hits, &n, &total, &err);
+    if (src != CW_OK) {
         goto done;
     }
     double ms = (double)(cw_now_ns() - t0) / 1e6;
@@ -159,6 +210,8 @@ done:
     cw_buf_fini(&snip);
     cw_buf_fini(&qtext);
     idx_query_free(q);
+    idx_hnsw_searcher_free(hs);
+    idx_dense_close(dn);
     idx_analyzer_free(an);
     idx_index_close(ix);
     return code;
