@@ -18,7 +18,7 @@ static void usage(FILE *f)
             "                      [--threads N] [--model FILE] [--config FILE]\n"
             "                      [--sync full|normal] [--max-body BYTES] [--queue N]\n"
             "                      [--timeout S] [--cache-mb N] [--port-file FILE]\n"
-            "                      [--logging-policy SPEC]\n\n"
+            "                      [--logging-policy SPEC] [--retrieval auto|bm25|hybrid]\n\n"
             "Serves the index over HTTP (docs/api.md) and logs every served ranking and\n"
             "every reported event to the SQLite log FILE (docs/logs.md).\n\n"
             "  --index DIR       index built by 'causeway index' (memory-mapped)\n"
@@ -29,7 +29,7 @@ static void usage(FILE *f)
             "  --model FILE      ranker model reranking the BM25 candidates\n"
             "  --config FILE     JSON config (keys: index db model bind port threads\n"
             "                    max_body_bytes queue_capacity timeout_s cache_mb admin_token\n"
-            "                    sync logging_policy mc_samples);\n"
+            "                    sync logging_policy mc_samples retrieval);\n"
             "                    options given on the command line win\n"
             "  --sync MODE       full (default: acked events survive power loss) or normal\n"
             "                    (acked events survive a crash of the process only)\n"
@@ -43,10 +43,17 @@ static void usage(FILE *f)
             "                    evaluation: det (default, the ranked order), pl:TAU\n"
             "                    (Plackett-Luce over the page's scores), randtop:N or\n"
             "                    egreedy:EPS; logs per-item propensities, the list's\n"
-            "                    log-probability, tau and the seed (config key logging_policy)\n\n"
+            "                    log-probability, tau and the seed (config key logging_policy)\n"
+            "  --retrieval MODE  candidates: bm25, hybrid (BM25 + dense top-100 fused by\n"
+            "                    reciprocal rank fusion; needs dense.enc + dense.hnsw from\n"
+            "                    'causeway embed train/build') or auto (default: hybrid when\n"
+            "                    the index holds dense files); config key retrieval; a request\n"
+            "                    may ask \"retrieval\": \"bm25\"|\"hybrid\" (GET retrieval=);\n"
+            "                    logged as the impression's policy (bm25, hybrid, model,\n"
+            "                    model+hybrid)\n\n"
             "Prints \"listening on http://ADDR:PORT\" on stdout when ready. SIGHUP or\n"
-            "POST /admin/reload reloads index and model; SIGTERM/SIGINT drain the log\n"
-            "queue, close the database and exit 0.\n");
+            "POST /admin/reload reloads index, dense files and model; SIGTERM/SIGINT\n"
+            "drain the log queue, close the database and exit 0.\n");
 }
 
 int cli_cmd_serve(int argc, char **argv)
@@ -78,6 +85,8 @@ int cli_cmd_serve(int argc, char **argv)
             cli.model_path = v;
         } else if (strcmp(a, "--logging-policy") == 0) {
             cli.logging_policy = v;
+        } else if (strcmp(a, "--retrieval") == 0) {
+            cli.retrieval = v; /* checked by srv_new */
         } else if (strcmp(a, "--config") == 0) {
             config_path = v;
         } else if (strcmp(a, "--port-file") == 0) {
@@ -147,6 +156,9 @@ int cli_cmd_serve(int argc, char **argv)
     }
     if (cli.logging_policy) {
         cfg.logging_policy = cli.logging_policy;
+    }
+    if (cli.retrieval) {
+        cfg.retrieval = cli.retrieval;
     }
     if (cli.model_path) {
         cfg.model_path = cli.model_path;

@@ -106,6 +106,9 @@ int srv_search_req_check(const srv_search_req *r, cw_err *err)
     if (r->policy && causal_rpol_parse(r->policy, &pol, err) != CW_OK) {
         return cw_err_prefix(err, "policy: ");
     }
+    if (r->retrieval && strcmp(r->retrieval, "bm25") && strcmp(r->retrieval, "hybrid")) {
+        return cw_err_set(err, CW_EINVAL, "retrieval must be \"bm25\" or \"hybrid\"");
+    }
     return CW_OK;
 }
 
@@ -158,7 +161,8 @@ int srv_parse_search_body(const char *body, size_t len, cw_arena *arena, srv_sea
     json_object_foreach(root, key, val)
     {
         if (strcmp(key, "query") && strcmp(key, "k") && strcmp(key, "offset") &&
-            strcmp(key, "explain") && strcmp(key, "qid") && strcmp(key, "policy")) {
+            strcmp(key, "explain") && strcmp(key, "qid") && strcmp(key, "policy") &&
+            strcmp(key, "retrieval")) {
             rc = cw_err_set(err, CW_EINVAL, "unknown member \"%.64s\"", key);
             goto done;
         }
@@ -230,6 +234,18 @@ int srv_parse_search_body(const char *body, size_t len, cw_arena *arena, srv_sea
         }
         r.policy = cw_arena_strdup(arena, json_string_value(pol));
         if (!r.policy) {
+            rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+    json_t *ret = json_object_get(root, "retrieval");
+    if (ret) { /* the value is checked by srv_search_req_check */
+        if (!json_is_string(ret) || memchr(json_string_value(ret), '\0', json_string_length(ret))) {
+            rc = cw_err_set(err, CW_EINVAL, "\"retrieval\" must be \"bm25\" or \"hybrid\"");
+            goto done;
+        }
+        r.retrieval = cw_arena_strdup(arena, json_string_value(ret));
+        if (!r.retrieval) {
             rc = cw_err_set(err, CW_ENOMEM, "out of memory");
             goto done;
         }
@@ -489,6 +505,8 @@ int srv_config_load(const char *path, srv_config *cfg, srv_config_store **owned,
             sp = &c.admin_token;
         } else if (!strcmp(key, "logging_policy")) {
             sp = &c.logging_policy; /* validated by srv_new (causal_rpol_parse) */
+        } else if (!strcmp(key, "retrieval")) {
+            sp = &c.retrieval; /* validated by srv_new */
         } else if (!strcmp(key, "mc_samples")) {
             ip = &tmp, lo = 1, hi = CAUSAL_PL_MAX_MC_SAMPLES;
         } else if (!strcmp(key, "sync")) {

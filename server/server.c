@@ -45,6 +45,11 @@ typedef struct srv_state {
     char feature_set[48]; /* logged feature-set name (unique per list of names) */
     size_t model_col[MAX_SERVER_FEATURES]; /* model feature j = extractor column model_col[j] */
     srv_cache *cache;  /* results of this index + model; NULL = off */
+    /* the index's dense files (hybrid retrieval), NULL = BM25 only; idle HNSW
+     * searchers of them in spool, guarded by pool_mu */
+    idx_dense *dn;
+    idx_hnsw_searcher **spool;
+    size_t n_spool, cap_spool;
     char model_version[24];
     pthread_mutex_t pool_mu;
     idx_analyzer **pool; /* idle analyzers (one per concurrent request at most) */
@@ -60,6 +65,11 @@ static void state_free(srv_state *st)
         idx_analyzer_free(st->pool[i]);
     }
     free(st->pool);
+    for (size_t i = 0; i < st->n_spool; i++) {
+        idx_hnsw_searcher_free(st->spool[i]);
+    }
+    free(st->spool);
+    idx_dense_close(st->dn); /* after its searchers: they point into the mapped graph */
     pthread_mutex_destroy(&st->pool_mu);
     srv_cache_free(st->cache);
     rank_model_free(st->model);
@@ -75,8 +85,14 @@ static void state_release(srv_state *st)
     }
 }
 
+/* Candidate generation of a server (srv_config.retrieval). */
+enum { RETRIEVAL_AUTO, RETRIEVAL_BM25, RETRIEVAL_HYBRID };
+
+/* Loads index, dense files (per retrieval: AUTO opens them if present, HYBRID requires
+ * them, BM25 skips them) and model into one reference-counted state, so a reload swaps
+ * them together. */
 static int state_load(const char *index_dir, const char *model_path, size_t cache_bytes,
-                      srv_state **out, cw_err *err)
+                      int retrieval, srv_state **out, cw_err *err)
 {
     srv_state *st = calloc(1, sizeof *st);
     if (!st) {
@@ -88,6 +104,21 @@ static int state_load(const char *index_dir, const char *model_path, size_t cach
     int rc = idx_index_open(index_dir, &st->ix, err);
     if (rc != CW_OK) {
         goto fail;
+    }
+    if (retrieval != RETRIEVAL_BM25) {
+        rc = idx_dense_open(index_dir, &st->dn, err);
+        if (rc == CW_ENOTFOUND && retrieval == RETRIEVAL_AUTO) {
+            rc = CW_OK; /* no dense files: BM25 candidates */
+        } else if (rc == CW_OK && idx_hnsw_n(idx_dense_hnsw(st->dn)) != idx_index_n_docs(st->ix)) {
+            rc = cw_err_set(err, CW_ECORRUPT,
+                            "%s: dense.hnsw holds %u vectors for %u documents (rebuild it: "
+                            "causeway embed build)",
+                            index_dir, idx_hnsw_n(idx_dense_hnsw(st->dn)),
+                            (unsigned)idx_index_n_docs(st->ix));
+        }
+        if (rc != CW_OK) {
+            goto fail;
+        }
     }
     if (model_path) {
         char *text = NULL;
@@ -171,6 +202,38 @@ static int analyzer_take(srv_state *st, idx_analyzer **out, cw_err *err)
     return idx_index_analyzer(st->ix, out, err);
 }
 
+/* A per-thread HNSW searcher of st's dense index (pooled like the analyzers). */
+static int searcher_take(srv_state *st, idx_hnsw_searcher **out, cw_err *err)
+{
+    pthread_mutex_lock(&st->pool_mu);
+    if (st->n_spool > 0) {
+        *out = st->spool[--st->n_spool];
+        pthread_mutex_unlock(&st->pool_mu);
+        return CW_OK;
+    }
+    pthread_mutex_unlock(&st->pool_mu);
+    *out = idx_hnsw_searcher_new(idx_dense_hnsw(st->dn));
+    return *out ? CW_OK : cw_err_set(err, CW_ENOMEM, "out of memory");
+}
+
+static void searcher_give(srv_state *st, idx_hnsw_searcher *hs)
+{
+    pthread_mutex_lock(&st->pool_mu);
+    if (st->n_spool == st->cap_spool) {
+        size_t cap = st->cap_spool ? 2 * st->cap_spool : 8;
+        idx_hnsw_searcher **p = realloc(st->spool, cap * sizeof *p);
+        if (!p) {
+            pthread_mutex_unlock(&st->pool_mu);
+            idx_hnsw_searcher_free(hs);
+            return;
+        }
+        st->spool = p;
+        st->cap_spool = cap;
+    }
+    st->spool[st->n_spool++] = hs;
+    pthread_mutex_unlock(&st->pool_mu);
+}
+
 static void analyzer_give(srv_state *st, idx_analyzer *a)
 {
     pthread_mutex_lock(&st->pool_mu);
@@ -206,6 +269,7 @@ struct srv_server {
     atomic_bool stopping;
     causal_rpol logging;   /* parsed cfg.logging_policy; DET = no randomisation */
     char logging_name[48]; /* the policy name logged with stochastic impressions */
+    int retrieval;         /* RETRIEVAL_*, from cfg.retrieval */
 };
 
 static srv_state *state_acquire(srv_server *s)
@@ -240,7 +304,7 @@ int srv_reload(srv_server *s, cw_err *err)
 {
     pthread_mutex_lock(&s->reload_mu);
     srv_state *fresh = NULL;
-    int rc = state_load(s->index_dir, s->model_path, s->cfg.cache_bytes, &fresh, err);
+    int rc = state_load(s->index_dir, s->model_path, s->cfg.cache_bytes, s->retrieval, &fresh, err);
     if (rc != CW_OK) {
         atomic_fetch_add(&s->metrics.reloads_failed, 1);
         pthread_mutex_unlock(&s->reload_mu);
@@ -521,6 +585,20 @@ done:
     return rc;
 }
 
+/* Whether request r's candidates come from hybrid retrieval (BM25 + dense, RRF) on st. */
+static bool page_hybrid(const srv_state *st, const srv_search_req *r)
+{
+    return st->dn && !(r->retrieval && strcmp(r->retrieval, "bm25") == 0);
+}
+
+/* The ranker name logged and answered: the retrieval mode is part of the policy that
+ * showed the page (an off-policy estimate must not mix BM25 and hybrid candidates). */
+static const char *page_policy(const srv_state *st, const srv_search_req *r)
+{
+    bool hy = page_hybrid(st, r);
+    return st->model ? (hy ? "model+hybrid" : "model") : (hy ? "hybrid" : "bm25");
+}
+
 /* One impression job: a single allocation the writer frees. dr = NULL: the ranked
  * (deterministic) order, probability 1. */
 static srv_job *impression_job(const srv_search_req *r, const srv_state *st, const hit_row *rows,
@@ -532,7 +610,7 @@ static srv_job *impression_job(const srv_search_req *r, const srv_state *st, con
     const char *ixv = idx_index_version(ix);
     const char *mv = st->model ? st->model_version : NULL;
     size_t strings = r->query_len + 1 + (r->qid ? strlen(r->qid) + 1 : 0) + strlen(ixv) + 1 +
-                     (mv ? strlen(mv) + 1 : 0);
+                     (mv ? strlen(mv) + 1 : 0) + (dr ? strlen(dr->policy) + 1 : 0);
     idx_doc d;
     for (size_t i = 0; i < n; i++) {
         if (idx_doc_get(ix, rows[i].doc, &d, NULL) != CW_OK) {
@@ -568,7 +646,7 @@ static srv_job *impression_job(const srv_search_req *r, const srv_state *st, con
         imp->qid = p;
         p += strlen(r->qid) + 1;
     }
-    imp->policy = st->model ? "model" : "bm25";
+    imp->policy = page_policy(st, r);
     strcpy(p, ixv);
     imp->index_version = p;
     p += strlen(ixv) + 1;
@@ -581,7 +659,10 @@ static srv_job *impression_job(const srv_search_req *r, const srv_state *st, con
     imp->log_prob = 0.0;
     imp->temperature = NAN;
     if (dr) {
-        imp->policy = dr->policy; /* static storage of the server, outlives the job */
+        /* copied: a per-request policy name lives on the request's stack */
+        strcpy(p, dr->policy);
+        imp->policy = p;
+        p += strlen(p) + 1;
         imp->log_prob = dr->log_prob;
         imp->temperature = dr->temperature;
         imp->mc_samples = dr->mc_samples;
@@ -631,7 +712,12 @@ static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search
                      hit_row **rows_out, size_t *n_out, cw_buf *frag, cw_err *err)
 {
     /* Key: every input of the page (the state's cache already pins index and model). */
-    uint32_t nums[3] = {r->k, r->offset, r->explain};
+    if (r->retrieval && strcmp(r->retrieval, "hybrid") == 0 && !st->dn) {
+        return cw_err_set(err, CW_EINVAL,
+                          "retrieval \"hybrid\" needs dense files in the index (causeway embed "
+                          "train/build) and a server not started with --retrieval bm25");
+    }
+    uint32_t nums[4] = {r->k, r->offset, r->explain, page_hybrid(st, r)};
     size_t klen = sizeof nums + r->query_len;
     char *key = cw_arena_alloc(rq->arena, klen);
     if (!key) {
@@ -665,6 +751,7 @@ static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search
     idx_analyzer *an = NULL;
     idx_query *q = NULL;
     idx_hit *hits = NULL;
+    idx_hnsw_searcher *hs = NULL;
     hit_row *rows = NULL;
     double *x = NULL, *scores = NULL;
     cw_buf snip = {0};
@@ -689,7 +776,19 @@ static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search
         goto done;
     }
     size_t n_hits = 0;
-    rc = idx_search(st->ix, q, &so, hits, &n_hits, NULL, err);
+    if (page_hybrid(st, r)) {
+        /* BM25 top-100 and dense top-100 fused by RRF (idx_hybrid_opts_default); rows'
+         * "bm25" is then the fused retrieval score. */
+        idx_hybrid_opts ho = idx_hybrid_opts_default();
+        rc = searcher_take(st, &hs, err);
+        if (rc == CW_OK) {
+            ho.depth = CW_MAX(ho.depth, window);
+            rc = idx_hybrid_search(st->ix, st->dn, hs, q, r->query, r->query_len, &so, &ho, hits,
+                                   &n_hits, err);
+        }
+    } else {
+        rc = idx_search(st->ix, q, &so, hits, &n_hits, NULL, err);
+    }
     if (rc != CW_OK) {
         goto done;
     }
@@ -825,6 +924,9 @@ done:
     free(x);
     free(scores);
     idx_query_free(q);
+    if (hs) {
+        searcher_give(st, hs);
+    }
     if (an) {
         analyzer_give(st, an);
     }
@@ -880,13 +982,14 @@ static int run_search(srv_server *s, srv_req *rq, const srv_search_req *r, cw_bu
         goto done;
     }
     double took_ms = (double)(cw_now_ns() - rq->t0_ns) / 1e6;
-    bool ok = cw_buf_printf(
-                  out, "{\"impression_id\":%llu,\"query\":", (unsigned long long)imp_id) == CW_OK &&
-              srv_json_string(out, r->query, r->query_len) == CW_OK &&
-              cw_buf_append(out, ",\"results\":[", 12) == CW_OK &&
-              cw_buf_append(out, frag.data ? frag.data : "", frag.len) == CW_OK &&
-              cw_buf_printf(out, "],\"policy\":\"%s\",\"took_ms\":%.3f}\n",
-                            st->model ? "model" : "bm25", took_ms) == CW_OK;
+    bool ok =
+        cw_buf_printf(out, "{\"impression_id\":%llu,\"query\":", (unsigned long long)imp_id) ==
+            CW_OK &&
+        srv_json_string(out, r->query, r->query_len) == CW_OK &&
+        cw_buf_append(out, ",\"results\":[", 12) == CW_OK &&
+        cw_buf_append(out, frag.data ? frag.data : "", frag.len) == CW_OK &&
+        cw_buf_printf(out, "],\"policy\":\"%s\",\"retrieval\":\"%s\",\"took_ms\":%.3f}\n",
+                      page_policy(st, r), page_hybrid(st, r) ? "hybrid" : "bm25", took_ms) == CW_OK;
     if (!ok) {
         rc = cw_err_set(err, CW_ENOMEM, "out of memory");
     }
@@ -927,6 +1030,11 @@ static MHD_RESULT_T route_search(srv_server *s, struct MHD_Connection *conn, srv
             rc = get_param(conn, rq, "policy", &pol, NULL, &err);
         }
         r.policy = pol;
+        const char *ret = NULL;
+        if (rc == CW_OK) {
+            rc = get_param(conn, rq, "retrieval", &ret, NULL, &err);
+        }
+        r.retrieval = ret;
         if (rc == CW_OK && k) {
             rc = srv_parse_uint("k", k, 1, SRV_MAX_K, &r.k, &err);
         }
@@ -1518,6 +1626,17 @@ int srv_new(const srv_config *cfg, srv_server **out, cw_err *err)
     if (cfg->logging_policy && causal_rpol_parse(cfg->logging_policy, &logging, err) != CW_OK) {
         return cw_err_prefix(err, "logging policy: ");
     }
+    int retrieval = RETRIEVAL_AUTO;
+    if (cfg->retrieval && strcmp(cfg->retrieval, "auto") != 0) {
+        if (strcmp(cfg->retrieval, "bm25") == 0) {
+            retrieval = RETRIEVAL_BM25;
+        } else if (strcmp(cfg->retrieval, "hybrid") == 0) {
+            retrieval = RETRIEVAL_HYBRID;
+        } else {
+            return cw_err_set(err, CW_EINVAL, "retrieval must be bm25, hybrid or auto, got \"%s\"",
+                              cfg->retrieval);
+        }
+    }
     srv_server *s = calloc(1, sizeof *s);
     if (!s) {
         return cw_err_set(err, CW_ENOMEM, "out of memory");
@@ -1525,6 +1644,8 @@ int srv_new(const srv_config *cfg, srv_server **out, cw_err *err)
     bool ok = true;
     s->cfg = *cfg;
     s->logging = logging;
+    s->retrieval = retrieval;
+    s->cfg.retrieval = NULL; /* parsed above; the string is the caller's */
     logging_name(&logging, s->logging_name, sizeof s->logging_name);
     s->index_dir = dup_or_null(cfg->index_dir, &ok);
     s->db_path = dup_or_null(cfg->db_path, &ok);
@@ -1538,7 +1659,7 @@ int srv_new(const srv_config *cfg, srv_server **out, cw_err *err)
         rc = cw_err_set(err, CW_ENOMEM, "out of memory");
         goto fail;
     }
-    rc = state_load(s->index_dir, s->model_path, s->cfg.cache_bytes, &s->state, err);
+    rc = state_load(s->index_dir, s->model_path, s->cfg.cache_bytes, s->retrieval, &s->state, err);
     if (rc != CW_OK) {
         goto fail;
     }

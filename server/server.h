@@ -47,13 +47,16 @@ typedef struct srv_config {
                                    causal_rpol_parse. Stochastic pages log per-item
                                    propensities, the list log-probability, tau and the seed */
     unsigned mc_samples;        /* Monte-Carlo samples for PL pages over 20 items, default 10000 */
+    const char *retrieval;      /* candidate generation (issue 6): "bm25", "hybrid" (BM25 + dense
+                                   fused by RRF; needs dense.enc + dense.hnsw in the index) or
+                                   NULL/"auto" (default: hybrid when the index holds dense files) */
 } srv_config;
 
 srv_config srv_config_default(void);
 
 /* Reads a JSON config file ({"index","db","model","bind","port","threads",
  * "max_body_bytes","queue_capacity","timeout_s","cache_mb","admin_token","sync":"full"|"normal",
- * "logging_policy","mc_samples"})
+ * "logging_policy","mc_samples","retrieval"})
  * over cfg; string fields then point into *owned, released with srv_config_store_free
  * (srv_new copies what it keeps). Unknown keys are errors.
  * Errors: CW_ENOTFOUND, CW_EIO, CW_EPARSE (path:line:col or path: key), CW_EINVAL. */
@@ -100,6 +103,9 @@ typedef struct srv_search_req {
     const char *qid; /* optional query id for joins, or NULL */
     const char *policy; /* optional logging policy of this request ("pl:0.5", "det", ...,
                            causal_rpol_parse), overriding the server's; NULL = server's */
+    /* optional "bm25" or "hybrid" for this request; NULL = server's (hybrid on a server
+     * without dense files is an error) */
+    const char *retrieval;
 } srv_search_req;
 
 /* Checks the fields common to GET and POST. Errors: CW_EINVAL (empty query, k or offset
@@ -111,8 +117,8 @@ int srv_search_req_check(const srv_search_req *r, cw_err *err) CW_MUST_CHECK;
 int srv_parse_uint(const char *name, const char *s, uint32_t lo, uint32_t hi, uint32_t *out,
                    cw_err *err) CW_MUST_CHECK;
 
-/* Parses a POST /search body {"query","k","offset","explain","qid"}. Strings of *out
- * point into *arena. Errors: CW_EPARSE (bad JSON: line:col; wrong member types),
+/* Parses a POST /search body {"query","k","offset","explain","qid","policy","retrieval"}.
+ * Strings of *out point into *arena. Errors: CW_EPARSE (bad JSON: line:col; wrong member types),
  * CW_EINVAL/CW_ELIMIT as srv_search_req_check. */
 int srv_parse_search_body(const char *body, size_t len, cw_arena *arena, srv_search_req *out,
                           cw_err *err) CW_MUST_CHECK;

@@ -1,0 +1,436 @@
+/* tests/integration/test_hybrid_serve.c: `causeway serve` on an index with dense files
+ * (built by `causeway embed train/build` on a small synthetic corpus) retrieves hybrid
+ * candidates (BM25 + dense, RRF): the served list equals `causeway embed search --hybrid`
+ * and `causeway search --hybrid`, contains documents BM25 cannot return, is logged with
+ * policy "hybrid"; a request may ask "retrieval": "bm25"; hot reload reopens the dense
+ * files together with the index (issue 6 item 4). */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char dir[64];
+static char ixdir[128], dbpath[128], portfile[128], outpath[128];
+static pid_t server_pid;
+static unsigned port;
+static char query[256]; /* the first query of the synthetic collection */
+
+static const char *bin(void)
+{
+    const char *b = getenv("CW_BIN");
+    cr_assert(b != NULL, "CW_BIN is not set (run through make check)");
+    return b;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Runs argv with stdout to out_path (NULL: /dev/null), stderr discarded; the exit code. */
+static int run_cmd(char *const argv[], const char *out_path)
+{
+    pid_t p = fork();
+    cr_assert(p >= 0);
+    if (p == 0) {
+        if (!freopen("/dev/null", "w", stderr) ||
+            !freopen(out_path ? out_path : "/dev/null", "w", stdout)) {
+            _exit(126);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(p, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+typedef struct resp {
+    long status;
+    char *body;
+    size_t len;
+} resp;
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+    resp *r = ud;
+    size_t k = sz * n;
+    char *b = realloc(r->body, r->len + k + 1);
+    if (!b) {
+        return 0;
+    }
+    memcpy(b + r->len, p, k);
+    r->len += k;
+    b[r->len] = '\0';
+    r->body = b;
+    return k;
+}
+
+static CURLcode http(const char *method, const char *path, const char *body, resp *r)
+{
+    char url[1024];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
+    memset(r, 0, sizeof *r);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (strcmp(method, "POST") == 0) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+    }
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_easy_cleanup(c);
+    return rc;
+}
+
+/* Starts the server with --retrieval mode (NULL: the default); returns false if it
+ * exited at start (its exit code in *code). */
+static bool start_server(const char *mode, int *code)
+{
+    unlink(portfile);
+    server_pid = fork();
+    cr_assert(server_pid >= 0);
+    if (server_pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a test killed on timeout takes its server along */
+        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) {
+            _exit(126);
+        }
+        char *argv[] = {(char *)bin(),
+                        "serve",
+                        "--index",
+                        ixdir,
+                        "--db",
+                        dbpath,
+                        "--port",
+                        "0",
+                        "--port-file",
+                        portfile,
+                        "--cache-mb",
+                        "0",
+                        mode ? "--retrieval" : NULL,
+                        (char *)mode,
+                        NULL};
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    double deadline = now_s() + 20;
+    port = 0;
+    while (now_s() < deadline) {
+        FILE *f = fopen(portfile, "r");
+        if (f) {
+            if (fscanf(f, "%u", &port) != 1) {
+                port = 0;
+            }
+            fclose(f);
+        }
+        resp r;
+        if (port && http("GET", "/healthz", NULL, &r) == CURLE_OK && r.status == 200) {
+            free(r.body);
+            return true;
+        }
+        if (port) {
+            free(r.body);
+        }
+        int st;
+        if (waitpid(server_pid, &st, WNOHANG) == server_pid) {
+            *code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            server_pid = 0;
+            return false;
+        }
+        struct timespec ts = {0, 20000000L};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert(false, "the server did not answer /healthz within 20 s");
+    return false;
+}
+
+static int stop_server(void)
+{
+    kill(server_pid, SIGTERM);
+    int st = 0;
+    waitpid(server_pid, &st, 0);
+    server_pid = 0;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void setup(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    strcpy(dir, "/tmp/cw_hyb_XXXXXX");
+    cr_assert(mkdtemp(dir) != NULL);
+    snprintf(ixdir, sizeof ixdir, "%s/ix", dir);
+    snprintf(dbpath, sizeof dbpath, "%s/log.db", dir);
+    snprintf(portfile, sizeof portfile, "%s/port", dir);
+    snprintf(outpath, sizeof outpath, "%s/out.txt", dir);
+    char synth[128], corpus[160], queries[160];
+    snprintf(synth, sizeof synth, "%s/synth", dir);
+    snprintf(corpus, sizeof corpus, "%s/corpus.jsonl", synth);
+    snprintf(queries, sizeof queries, "%s/queries.tsv", synth);
+    char *sy[] = {(char *)bin(), "synth", "--out",  synth, "--docs",  "300",
+                  "--queries",   "5",     "--seed", "2",   "--quiet", NULL};
+    cr_assert(eq(int, run_cmd(sy, NULL), 0), "causeway synth failed");
+    char *ib[] = {(char *)bin(), "index", "build",   "--corpus", corpus,
+                  "--out",       ixdir,   "--quiet", NULL};
+    cr_assert(eq(int, run_cmd(ib, NULL), 0), "indexing %s failed", corpus);
+    /* A tiny model (32 dimensions, 2 epochs): seconds, not quality, is the point here. */
+    char *tr[] = {(char *)bin(), "embed", "train",    "--index", ixdir,     "--dim", "32",
+                  "--buckets",   "4096",  "--epochs", "2",       "--batch", "32",    NULL};
+    cr_assert(eq(int, run_cmd(tr, NULL), 0), "causeway embed train failed");
+    char *bd[] = {(char *)bin(), "embed", "build", "--index", ixdir, NULL};
+    cr_assert(eq(int, run_cmd(bd, NULL), 0), "causeway embed build failed");
+    FILE *f = fopen(queries, "r");
+    cr_assert(f != NULL);
+    char line[512];
+    cr_assert(fgets(line, sizeof line, f) != NULL);
+    fclose(f);
+    line[strcspn(line, "\r\n")] = '\0';
+    const char *tab = strchr(line, '\t');
+    cr_assert(tab != NULL, "queries.tsv line without a tab: %s", line);
+    snprintf(query, sizeof query, "%s", tab + 1);
+}
+
+static void teardown(void)
+{
+    if (server_pid > 0) {
+        stop_server();
+    }
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "could not remove %s\n", dir);
+    }
+    curl_global_cleanup();
+}
+
+#define MAX_IDS 1000
+
+typedef struct id_list {
+    char ids[MAX_IDS][32];
+    size_t n;
+    char policy[32], retrieval[32];
+} id_list;
+
+/* GET /search for the query with k and an optional retrieval parameter. */
+static void served(uint32_t k, const char *retrieval, id_list *out)
+{
+    char path[600], q[300];
+    size_t j = 0;
+    for (const char *p = query; *p && j + 1 < sizeof q; p++) {
+        q[j++] = *p == ' ' ? '+' : *p;
+    }
+    q[j] = '\0';
+    snprintf(path, sizeof path, "/search?q=%s&k=%u%s%s", q, k, retrieval ? "&retrieval=" : "",
+             retrieval ? retrieval : "");
+    resp r;
+    cr_assert(eq(int, http("GET", path, NULL, &r), CURLE_OK));
+    cr_assert(eq(long, r.status, 200), "%s", r.body);
+    json_error_t je;
+    json_t *root = json_loads(r.body, 0, &je);
+    cr_assert(root != NULL, "%s", r.body);
+    json_t *res = json_object_get(root, "results");
+    out->n = 0;
+    for (size_t i = 0; i < json_array_size(res) && i < MAX_IDS; i++) {
+        const char *id = json_string_value(json_object_get(json_array_get(res, i), "id"));
+        cr_assert(id != NULL);
+        snprintf(out->ids[out->n++], sizeof out->ids[0], "%s", id);
+    }
+    const char *pol = json_string_value(json_object_get(root, "policy"));
+    const char *ret = json_string_value(json_object_get(root, "retrieval"));
+    snprintf(out->policy, sizeof out->policy, "%s", pol ? pol : "");
+    snprintf(out->retrieval, sizeof out->retrieval, "%s", ret ? ret : "");
+    json_decref(root);
+    free(r.body);
+}
+
+/* The ids of a CLI run's text output: lines "rank\tid\t...", snippet lines start with a tab. */
+static void cli_ids(char *const argv[], id_list *out)
+{
+    cr_assert(eq(int, run_cmd(argv, outpath), 0), "%s %s failed", argv[1], argv[2]);
+    FILE *f = fopen(outpath, "r");
+    cr_assert(f != NULL);
+    char line[4096];
+    out->n = 0;
+    while (fgets(line, sizeof line, f) && out->n < MAX_IDS) {
+        if (line[0] == '\t') {
+            continue;
+        }
+        char *t1 = strchr(line, '\t');
+        cr_assert(t1 != NULL, "unexpected line: %s", line);
+        char *t2 = strchr(t1 + 1, '\t');
+        cr_assert(t2 != NULL, "unexpected line: %s", line);
+        snprintf(out->ids[out->n++], sizeof out->ids[0], "%.*s", (int)(t2 - t1 - 1), t1 + 1);
+    }
+    fclose(f);
+}
+
+static void assert_same(const id_list *a, const id_list *b, const char *what)
+{
+    cr_assert(eq(sz, a->n, b->n), "%s: %zu vs %zu results", what, a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        cr_assert(eq(str, (char *)a->ids[i], (char *)b->ids[i]), "%s: rank %zu", what, i + 1);
+    }
+}
+
+static bool contains(const id_list *l, const char *id)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->ids[i], id) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Impressions logged under policy name, read after the server stopped (log drained). */
+static int logged(const char *name)
+{
+    sqlite3 *db = NULL;
+    cr_assert(eq(int, sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK));
+    sqlite3_stmt *st = NULL;
+    cr_assert(eq(int,
+                 sqlite3_prepare_v2(db,
+                                    "SELECT count(*) FROM impressions i JOIN policies p ON "
+                                    "p.id = i.policy_id WHERE p.name = ?",
+                                    -1, &st, NULL),
+                 SQLITE_OK),
+              "%s", sqlite3_errmsg(db));
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    cr_assert(eq(int, sqlite3_step(st), SQLITE_ROW));
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+TestSuite(hybrid_serve, .init = setup, .fini = teardown, .timeout = 120);
+
+Test(hybrid_serve, served_hybrid_equals_cli_and_finds_what_bm25_cannot)
+{
+    int code = 0;
+    cr_assert(start_server(NULL, &code), "the server exited with %d", code);
+    /* Default (auto) on an index with dense files: hybrid, equal to both CLI paths. */
+    static id_list web, emb, cli, bm25_all, web_bm25;
+    served(20, NULL, &web);
+    cr_assert(eq(str, web.retrieval, "hybrid"));
+    cr_assert(eq(str, web.policy, "hybrid"));
+    char *es[] = {(char *)bin(), "embed", "search", "--index", ixdir,
+                  "--hybrid",    "--k",   "20",     query,     NULL};
+    cli_ids(es, &emb);
+    assert_same(&web, &emb, "serve vs embed search --hybrid");
+    char *cs[] = {(char *)bin(), "search", "--index", ixdir, "--hybrid", "--k", "20", query, NULL};
+    cli_ids(cs, &cli);
+    assert_same(&web, &cli, "serve vs search --hybrid");
+    cr_assert(eq(sz, web.n, 20));
+
+    /* Per request bm25 equals plain `causeway search`. */
+    served(20, "bm25", &web_bm25);
+    cr_assert(eq(str, web_bm25.retrieval, "bm25"));
+    char *bs[] = {(char *)bin(), "search", "--index", ixdir, "--k", "20", query, NULL};
+    cli_ids(bs, &cli);
+    assert_same(&web_bm25, &cli, "serve bm25 vs search");
+
+    /* Every document BM25 can return (any query term) vs the hybrid top 300: the dense
+     * run adds documents sharing no term with the query. */
+    char *ba[] = {(char *)bin(), "search", "--index", ixdir, "--k", "1000", query, NULL};
+    cli_ids(ba, &bm25_all);
+    cr_assert(lt(sz, bm25_all.n, 300), "the query should not match every document");
+    static id_list wide;
+    served(200, NULL, &wide);
+    size_t only_dense = 0;
+    for (size_t i = 0; i < wide.n; i++) {
+        only_dense += !contains(&bm25_all, wide.ids[i]);
+    }
+    cr_assert(gt(sz, only_dense, 0), "hybrid returned nothing beyond BM25's %zu matches",
+              bm25_all.n);
+
+    /* POST with "retrieval". */
+    resp r;
+    char body[400];
+    snprintf(body, sizeof body, "{\"query\":\"%s\",\"k\":5,\"retrieval\":\"bm25\"}", query);
+    cr_assert(eq(int, http("POST", "/search", body, &r), CURLE_OK));
+    cr_assert(eq(long, r.status, 200), "%s", r.body);
+    cr_assert(strstr(r.body, "\"retrieval\":\"bm25\"") != NULL, "%s", r.body);
+    free(r.body);
+    snprintf(body, sizeof body, "{\"query\":\"%s\",\"retrieval\":\"dense\"}", query);
+    cr_assert(eq(int, http("POST", "/search", body, &r), CURLE_OK));
+    cr_assert(eq(long, r.status, 400), "%s", r.body);
+    free(r.body);
+    cr_assert(eq(int, stop_server(), 0));
+    cr_assert(eq(int, logged("hybrid"), 2));
+    cr_assert(eq(int, logged("bm25"), 2));
+}
+
+Test(hybrid_serve, reload_reopens_dense_files_with_the_index)
+{
+    int code = 0;
+    cr_assert(start_server(NULL, &code), "the server exited with %d", code);
+    static id_list a;
+    served(10, NULL, &a);
+    cr_assert(eq(str, a.retrieval, "hybrid"));
+    /* Without dense files a reload serves BM25 (auto); with them again, hybrid. */
+    char enc[160], moved[160];
+    snprintf(enc, sizeof enc, "%s/dense.hnsw", ixdir);
+    snprintf(moved, sizeof moved, "%s/dense.hnsw.away", dir);
+    cr_assert(eq(int, rename(enc, moved), 0));
+    resp r;
+    cr_assert(eq(int, http("POST", "/admin/reload", NULL, &r), CURLE_OK));
+    cr_assert(eq(long, r.status, 200), "%s", r.body);
+    free(r.body);
+    served(10, NULL, &a);
+    cr_assert(eq(str, a.retrieval, "bm25"));
+    snprintf(moved, sizeof moved, "/search?q=x&retrieval=hybrid");
+    cr_assert(eq(int, http("GET", moved, NULL, &r), CURLE_OK));
+    cr_assert(eq(long, r.status, 400), "hybrid without dense files: %s", r.body);
+    free(r.body);
+    snprintf(moved, sizeof moved, "%s/dense.hnsw.away", dir);
+    cr_assert(eq(int, rename(moved, enc), 0));
+    cr_assert(eq(int, http("POST", "/admin/reload", NULL, &r), CURLE_OK));
+    cr_assert(eq(long, r.status, 200), "%s", r.body);
+    free(r.body);
+    served(10, NULL, &a);
+    cr_assert(eq(str, a.retrieval, "hybrid"));
+    cr_assert(eq(int, stop_server(), 0));
+}
+
+Test(hybrid_serve, retrieval_flag)
+{
+    int code = 0;
+    /* --retrieval bm25 ignores the dense files. */
+    cr_assert(start_server("bm25", &code), "the server exited with %d", code);
+    static id_list a;
+    served(10, NULL, &a);
+    cr_assert(eq(str, a.retrieval, "bm25"));
+    cr_assert(eq(str, a.policy, "bm25"));
+    cr_assert(eq(int, stop_server(), 0));
+    /* --retrieval hybrid on an index without dense files refuses to start. */
+    char enc[160], moved[160];
+    snprintf(enc, sizeof enc, "%s/dense.enc", ixdir);
+    snprintf(moved, sizeof moved, "%s/dense.enc.away", dir);
+    cr_assert(eq(int, rename(enc, moved), 0));
+    cr_assert(not(start_server("hybrid", &code)), "served hybrid without dense files");
+    cr_assert(eq(int, code, 1));
+    cr_assert(start_server(NULL, &code), "auto without dense files exited with %d", code);
+    served(10, NULL, &a);
+    cr_assert(eq(str, a.retrieval, "bm25"));
+    cr_assert(eq(int, stop_server(), 0));
+    /* A bad mode is refused. */
+    cr_assert(not(start_server("dense", &code)), "accepted --retrieval dense");
+    cr_assert(ne(int, code, 0));
+}
