@@ -30,6 +30,7 @@ struct rank_features {
     size_t df_cap, df_n; /* slots (power of two), keys */
     bool has_df;         /* every document is in the forward store: the table is exact */
     idx_field_stats fstats[IDX_N_FIELDS];
+    const idx_dense *dn; /* dense_cos is the last feature when set */
 };
 
 #define HASH_SEED 0x6361757365776179ull /* "causeway" */
@@ -297,6 +298,25 @@ void rank_features_free(rank_features *fx)
     free(fx);
 }
 
+int rank_features_add_dense(rank_features *fx, const idx_dense *dn, cw_err *err)
+{
+    if (fx->dn || !dn) {
+        return cw_err_set(err, CW_EINVAL, "dense_cos: %s",
+                          dn ? "already in the feature set" : "no dense index");
+    }
+    char **names = realloc(fx->names, (fx->n + 1) * sizeof *names);
+    if (!names) {
+        return cw_err_set(err, CW_ENOMEM, "out of memory for the feature extractor");
+    }
+    fx->names = names;
+    if (!(names[fx->n] = strdup("dense_cos"))) {
+        return cw_err_set(err, CW_ENOMEM, "out of memory for the feature extractor");
+    }
+    fx->n++;
+    fx->dn = dn;
+    return CW_OK;
+}
+
 size_t rank_features_n(const rank_features *fx)
 {
     return fx->n;
@@ -527,6 +547,17 @@ static double static_value(const json_t *obj, const char *name)
 int rank_features_extract(const rank_features *fx, idx_analyzer *a, const idx_query *q,
                           const uint32_t *docids, size_t n, double *out, cw_err *err)
 {
+    return rank_features_extract_qv(fx, a, q, NULL, docids, n, out, err);
+}
+
+int rank_features_extract_qv(const rank_features *fx, idx_analyzer *a, const idx_query *q,
+                             const float *qvec, const uint32_t *docids, size_t n, double *out,
+                             cw_err *err)
+{
+    if (fx->dn && !qvec) {
+        return cw_err_set(err, CW_EINVAL,
+                          "feature dense_cos needs the query vector (rank_features_extract_qv)");
+    }
     size_t n_q = idx_query_n_terms(q);
     qterm terms[IDX_MAX_QUERY_TERMS];
     size_t n_t = 0;
@@ -627,6 +658,9 @@ int rank_features_extract(const rank_features *fx, idx_analyzer *a, const idx_qu
                     obj ? static_value(obj, fx->names[RANK_TEXT_FEATURES + s] + 7) : 0.0;
             }
             json_decref(obj);
+        }
+        if (fx->dn) {
+            rc = idx_dense_cosine(fx->dn, qvec, docids[r], &f[fx->n - 1], err);
         }
     }
     free(c.m_pos);

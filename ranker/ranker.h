@@ -237,6 +237,23 @@ int rank_features_extract(const rank_features *fx, idx_analyzer *a, const idx_qu
                           const uint32_t *docids, size_t n, double *out,
                           cw_err *err) CW_MUST_CHECK;
 
+/* Dense similarity (issue 6): the feature "dense_cos" = cosine of the query's and the
+ * document's vectors of the index's dense encoder (idx_dense_cosine), appended after the
+ * static features. Layouts: text features + dense_cos is feature set
+ * RANK_FEATURE_SET_DENSE; with static features too, the server names the set by the hash
+ * of its names like any other layout. */
+#define RANK_FEATURE_SET_DENSE "cw-text-dense-v1"
+/* Adds dense_cos to fx (once, before any extraction; fx keeps a reference to dn: close
+ * it after rank_features_free). Errors: CW_EINVAL (already added), CW_ENOMEM. */
+int rank_features_add_dense(rank_features *fx, const idx_dense *dn, cw_err *err) CW_MUST_CHECK;
+/* rank_features_extract with the query's unit vector qvec (idx_encoder_encode of the
+ * query text with idx_dense_encoder(dn)); qvec may be NULL only when fx has no dense_cos
+ * (rank_features_extract passes NULL). Errors: those of rank_features_extract; CW_EINVAL
+ * (dense_cos without qvec). */
+int rank_features_extract_qv(const rank_features *fx, idx_analyzer *a, const idx_query *q,
+                             const float *qvec, const uint32_t *docids, size_t n, double *out,
+                             cw_err *err) CW_MUST_CHECK;
+
 /* ==== models and training (ranker/model.c, ranker/train.c) ================ */
 
 /* Serving API (server/ uses only these five calls):

@@ -69,11 +69,11 @@ static void state_free(srv_state *st)
         idx_hnsw_searcher_free(st->spool[i]);
     }
     free(st->spool);
-    idx_dense_close(st->dn); /* after its searchers: they point into the mapped graph */
     pthread_mutex_destroy(&st->pool_mu);
     srv_cache_free(st->cache);
     rank_model_free(st->model);
     rank_features_free(st->fx);
+    idx_dense_close(st->dn); /* after its searchers and the extractor that use it */
     idx_index_close(st->ix);
     free(st);
 }
@@ -156,6 +156,12 @@ static int state_load(const char *index_dir, const char *model_path, size_t cach
     if (rc != CW_OK) {
         goto fail;
     }
+    if (st->dn) { /* dense_cos: cosine of query and document vectors (issue 6) */
+        rc = rank_features_add_dense(st->fx, st->dn, err);
+        if (rc != CW_OK) {
+            goto fail;
+        }
+    }
     st->n_feat = rank_features_n(st->fx);
     uint64_t names_hash = 0;
     for (size_t i = 0; i < st->n_feat; i++) {
@@ -163,7 +169,8 @@ static int state_load(const char *index_dir, const char *model_path, size_t cach
         names_hash = cw_hash64(name, strlen(name) + 1, names_hash);
     }
     if (n_static == 0) {
-        snprintf(st->feature_set, sizeof st->feature_set, "%s", RANK_FEATURE_SET);
+        snprintf(st->feature_set, sizeof st->feature_set, "%s",
+                 st->dn ? RANK_FEATURE_SET_DENSE : RANK_FEATURE_SET);
     } else { /* the log keeps one list of names per feature-set name */
         snprintf(st->feature_set, sizeof st->feature_set, "%s+%016llx", RANK_FEATURE_SET,
                  (unsigned long long)names_hash);
@@ -817,7 +824,15 @@ static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search
         for (size_t i = f_lo; i < f_hi; i++) {
             docids[i - f_lo] = rows[i].doc;
         }
-        rc = rank_features_extract(st->fx, an, q, docids, f_hi - f_lo, x, err);
+        float qv[IDX_DENSE_MAX_DIM];
+        if (st->dn) {
+            rc = idx_encoder_encode(idx_dense_encoder(st->dn), r->query, r->query_len, qv, err);
+            if (rc != CW_OK) {
+                goto done;
+            }
+        }
+        rc = rank_features_extract_qv(st->fx, an, q, st->dn ? qv : NULL, docids, f_hi - f_lo, x,
+                                      err);
         if (rc != CW_OK) {
             goto done;
         }

@@ -10,6 +10,7 @@
 #include <criterion/new/assert.h>
 #include <curl/curl.h>
 #include <jansson.h>
+#include <math.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -19,6 +20,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "index/index.h"
 
 static char dir[64];
 static char ixdir[128], dbpath[128], portfile[128], outpath[128];
@@ -375,6 +378,75 @@ Test(hybrid_serve, served_hybrid_equals_cli_and_finds_what_bm25_cannot)
     cr_assert(eq(int, stop_server(), 0));
     cr_assert(eq(int, logged("hybrid"), 2));
     cr_assert(eq(int, logged("bm25"), 2));
+}
+
+/* Number of rows of feature_sets named name. */
+static int feature_set_rows(const char *name)
+{
+    sqlite3 *db = NULL;
+    cr_assert(eq(int, sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK));
+    sqlite3_stmt *st = NULL;
+    cr_assert(eq(int,
+                 sqlite3_prepare_v2(db, "SELECT count(*) FROM feature_sets WHERE name = ?", -1, &st,
+                                    NULL),
+                 SQLITE_OK),
+              "%s", sqlite3_errmsg(db));
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    cr_assert(eq(int, sqlite3_step(st), SQLITE_ROW));
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+Test(hybrid_serve, dense_cos_feature_equals_the_library_cosine)
+{
+    int code = 0;
+    cr_assert(start_server(NULL, &code), "the server exited with %d", code);
+    char path[600], q[300];
+    size_t j = 0;
+    for (const char *p = query; *p && j + 1 < sizeof q; p++) {
+        q[j++] = *p == ' ' ? '+' : *p;
+    }
+    q[j] = '\0';
+    snprintf(path, sizeof path, "/search?q=%s&k=10&explain=true", q);
+    resp r;
+    cr_assert(eq(int, http("GET", path, NULL, &r), CURLE_OK));
+    cr_assert(eq(long, r.status, 200), "%s", r.body);
+    cr_assert(eq(int, stop_server(), 0));
+    cr_assert(eq(int, feature_set_rows("cw-text-dense-v1"), 1));
+    /* The oracle: the query encoded by the index's encoder, cosine by idx_dense_cosine. */
+    cw_err err;
+    idx_index *ix = NULL;
+    idx_dense *dn = NULL;
+    cr_assert(eq(int, idx_index_open(ixdir, &ix, &err), CW_OK), "%s", err.msg);
+    cr_assert(eq(int, idx_dense_open(ixdir, &dn, &err), CW_OK), "%s", err.msg);
+    float qv[IDX_DENSE_MAX_DIM];
+    cr_assert(
+        eq(int, idx_encoder_encode(idx_dense_encoder(dn), query, strlen(query), qv, &err), CW_OK));
+    json_error_t je;
+    json_t *root = json_loads(r.body, 0, &je);
+    cr_assert(root != NULL, "%s", r.body);
+    json_t *res = json_object_get(root, "results");
+    cr_assert(eq(sz, json_array_size(res), 10));
+    for (size_t i = 0; i < json_array_size(res); i++) {
+        json_t *hit = json_array_get(res, i);
+        const char *id = json_string_value(json_object_get(hit, "id"));
+        json_t *fv = json_object_get(json_object_get(json_object_get(hit, "explain"), "features"),
+                                     "dense_cos");
+        bool is_num = json_is_number(fv);
+        cr_assert(is_num, "no dense_cos for %s", id);
+        uint32_t docid = 0;
+        cr_assert(eq(int, idx_doc_lookup(ix, id, strlen(id), &docid, &err), CW_OK));
+        double want = 0;
+        cr_assert(eq(int, idx_dense_cosine(dn, qv, docid, &want, &err), CW_OK));
+        cr_expect(lt(dbl, fabs(json_number_value(fv) - want), 1e-5), "%s: served %g, library %g",
+                  id, json_number_value(fv), want);
+    }
+    json_decref(root);
+    free(r.body);
+    idx_dense_close(dn);
+    idx_index_close(ix);
 }
 
 Test(hybrid_serve, reload_reopens_dense_files_with_the_index)
