@@ -103,9 +103,9 @@ static CURLcode http(const char *method, const char *path, const char *body, res
     return rc;
 }
 
-/* Starts the server with --retrieval mode (NULL: the default); returns false if it
- * exited at start (its exit code in *code). */
-static bool start_server(const char *mode, int *code)
+/* Starts the server with option flag = mode (NULL: none); returns false if it exited at
+ * start (its exit code in *code). */
+static bool start_server(const char *flag, const char *mode, int *code)
 {
     unlink(portfile);
     server_pid = fork();
@@ -115,21 +115,9 @@ static bool start_server(const char *mode, int *code)
         if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) {
             _exit(126);
         }
-        char *argv[] = {(char *)bin(),
-                        "serve",
-                        "--index",
-                        ixdir,
-                        "--db",
-                        dbpath,
-                        "--port",
-                        "0",
-                        "--port-file",
-                        portfile,
-                        "--cache-mb",
-                        "0",
-                        mode ? "--retrieval" : NULL,
-                        (char *)mode,
-                        NULL};
+        char *argv[] = {(char *)bin(), "serve",  "--index",    ixdir,         "--db",
+                        dbpath,        "--port", "0",          "--port-file", portfile,
+                        "--cache-mb",  "0",      (char *)flag, (char *)mode,  NULL};
         execv(argv[0], argv);
         _exit(127);
     }
@@ -327,7 +315,7 @@ TestSuite(hybrid_serve, .init = setup, .fini = teardown, .timeout = 120);
 Test(hybrid_serve, served_hybrid_equals_cli_and_finds_what_bm25_cannot)
 {
     int code = 0;
-    cr_assert(start_server(NULL, &code), "the server exited with %d", code);
+    cr_assert(start_server(NULL, NULL, &code), "the server exited with %d", code);
     /* Default (auto) on an index with dense files: hybrid, equal to both CLI paths. */
     static id_list web, emb, cli, bm25_all, web_bm25;
     served(20, NULL, &web);
@@ -402,7 +390,7 @@ static int feature_set_rows(const char *name)
 Test(hybrid_serve, dense_cos_feature_equals_the_library_cosine)
 {
     int code = 0;
-    cr_assert(start_server(NULL, &code), "the server exited with %d", code);
+    cr_assert(start_server(NULL, NULL, &code), "the server exited with %d", code);
     char path[600], q[300];
     size_t j = 0;
     for (const char *p = query; *p && j + 1 < sizeof q; p++) {
@@ -452,7 +440,7 @@ Test(hybrid_serve, dense_cos_feature_equals_the_library_cosine)
 Test(hybrid_serve, reload_reopens_dense_files_with_the_index)
 {
     int code = 0;
-    cr_assert(start_server(NULL, &code), "the server exited with %d", code);
+    cr_assert(start_server(NULL, NULL, &code), "the server exited with %d", code);
     static id_list a;
     served(10, NULL, &a);
     cr_assert(eq(str, a.retrieval, "hybrid"));
@@ -485,7 +473,7 @@ Test(hybrid_serve, retrieval_flag)
 {
     int code = 0;
     /* --retrieval bm25 ignores the dense files. */
-    cr_assert(start_server("bm25", &code), "the server exited with %d", code);
+    cr_assert(start_server("--retrieval", "bm25", &code), "the server exited with %d", code);
     static id_list a;
     served(10, NULL, &a);
     cr_assert(eq(str, a.retrieval, "bm25"));
@@ -496,13 +484,36 @@ Test(hybrid_serve, retrieval_flag)
     snprintf(enc, sizeof enc, "%s/dense.enc", ixdir);
     snprintf(moved, sizeof moved, "%s/dense.enc.away", dir);
     cr_assert(eq(int, rename(enc, moved), 0));
-    cr_assert(not(start_server("hybrid", &code)), "served hybrid without dense files");
+    cr_assert(not(start_server("--retrieval", "hybrid", &code)),
+              "served hybrid without dense files");
     cr_assert(eq(int, code, 1));
-    cr_assert(start_server(NULL, &code), "auto without dense files exited with %d", code);
+    cr_assert(start_server(NULL, NULL, &code), "auto without dense files exited with %d", code);
     served(10, NULL, &a);
     cr_assert(eq(str, a.retrieval, "bm25"));
     cr_assert(eq(int, stop_server(), 0));
     /* A bad mode is refused. */
-    cr_assert(not(start_server("dense", &code)), "accepted --retrieval dense");
+    cr_assert(not(start_server("--retrieval", "dense", &code)), "accepted --retrieval dense");
     cr_assert(ne(int, code, 0));
+}
+
+Test(hybrid_serve, retrieval_config_key)
+{
+    char cfg[160];
+    snprintf(cfg, sizeof cfg, "%s/serve.json", dir);
+    FILE *f = fopen(cfg, "w");
+    cr_assert(f != NULL);
+    fprintf(f, "{\"retrieval\": \"bm25\"}\n");
+    fclose(f);
+    int code = 0;
+    cr_assert(start_server("--config", cfg, &code), "the server exited with %d", code);
+    static id_list a;
+    served(10, NULL, &a);
+    cr_assert(eq(str, a.retrieval, "bm25"));
+    cr_assert(eq(int, stop_server(), 0));
+    f = fopen(cfg, "w");
+    cr_assert(f != NULL);
+    fprintf(f, "{\"retrieval\": \"ann\"}\n");
+    fclose(f);
+    cr_assert(not(start_server("--config", cfg, &code)), "accepted retrieval \"ann\"");
+    cr_assert(eq(int, code, 1));
 }
