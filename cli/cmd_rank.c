@@ -23,7 +23,10 @@ static void usage(FILE *f)
                "(default 100) documents by BM25, which the model reranks on the features the\n"
                "server uses (feature set " RANK_FEATURE_SET "; static:NAME features of the model\n"
                "read stored fields). Without --model the BM25 order is written. Prints the median\n"
-               "time per query of feature extraction + scoring and of scoring alone.\n\n"
+               "time per query of feature extraction + scoring and of scoring alone.\n"
+               "A model whose last feature is dense_cos (trained on a log of a server with\n"
+               "dense files, feature set " RANK_FEATURE_SET_DENSE ") opens DIR's dense files\n"
+               "and, like the server, reranks hybrid candidates (BM25 + dense, RRF).\n\n"
                "  --model FILE  a model written by causeway train\n"
                "  --letor FILE  query-document rows with the model's features, in order\n"
                "  --index DIR   an index built by causeway index\n"
@@ -179,12 +182,16 @@ static int by_hit_score(const void *a, const void *b)
     return x->doc < y->doc ? -1 : x->doc > y->doc;
 }
 
-/* Model features must be the extractor's: cw-text-v1 names, then static:NAME. */
-static int extractor_for(const idx_index *ix, const rank_model *m, rank_features **out, cw_err *err)
+/* Model features must be the extractor's: cw-text-v1 names, then static:NAME, then
+ * optionally dense_cos (then *dn is DIR's dense side, opened here). */
+static int extractor_for(const idx_index *ix, const char *dir, const rank_model *m,
+                         rank_features **out, idx_dense **dn, cw_err *err)
 {
     const char *stat[RANK_MAX_STATIC_FEATURES];
     size_t n_static = 0, nf = m ? rank_model_n_features(m) : RANK_TEXT_FEATURES;
-    for (size_t i = RANK_TEXT_FEATURES; m && i < nf; i++) {
+    bool dense = m && nf > RANK_TEXT_FEATURES &&
+                 strcmp(rank_model_feature_name(m, nf - 1), "dense_cos") == 0;
+    for (size_t i = RANK_TEXT_FEATURES; m && i < nf - dense; i++) {
         const char *name = rank_model_feature_name(m, i);
         if (strncmp(name, "static:", 7) != 0 || n_static == RANK_MAX_STATIC_FEATURES) {
             return cw_err_set(err, CW_EINVAL, "model feature %zu \"%s\" is not static:NAME", i,
@@ -196,6 +203,15 @@ static int extractor_for(const idx_index *ix, const rank_model *m, rank_features
     int rc = rank_features_new(ix, stat, n_static, NULL, (size_t)64 << 20, out, err);
     if (rc != CW_OK) {
         return rc;
+    }
+    if (dense) {
+        rc = idx_dense_open(dir, dn, err);
+        rc = rc ? rc : rank_features_add_dense(*out, *dn, err);
+        if (rc != CW_OK) {
+            rank_features_free(*out);
+            *out = NULL;
+            return rc;
+        }
     }
     for (size_t i = 0; m && i < nf; i++) {
         if (i >= rank_features_n(*out) ||
@@ -219,6 +235,9 @@ static int rank_index(const char *dir, const char *queries, const rank_model *m,
     idx_index *ix = NULL;
     idx_analyzer *an = NULL;
     rank_features *fx = NULL;
+    idx_dense *dn = NULL;
+    idx_hnsw_searcher *hsr = NULL;
+    float qv[IDX_DENSE_MAX_DIM];
     cw_lines *lr = NULL;
     idx_hit *hits = malloc(depth * sizeof *hits);
     hit_score *hs = malloc(depth * sizeof *hs);
@@ -233,7 +252,10 @@ static int rank_index(const char *dir, const char *queries, const rank_model *m,
     }
     rc = idx_index_open(dir, &ix, err);
     rc = rc ? rc : idx_index_analyzer(ix, &an, err);
-    rc = rc ? rc : extractor_for(ix, m, &fx, err);
+    rc = rc ? rc : extractor_for(ix, dir, m, &fx, &dn, err);
+    if (rc == CW_OK && dn && !(hsr = idx_hnsw_searcher_new(idx_dense_hnsw(dn)))) {
+        rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+    }
     rc = rc ? rc : cw_lines_open(queries, &lr, err);
     if (rc != CW_OK) {
         goto done;
@@ -274,14 +296,23 @@ static int rank_index(const char *dir, const char *queries, const rank_model *m,
         idx_search_opts so = idx_search_opts_default();
         so.k = depth;
         size_t n = 0;
-        rc = idx_search(ix, q, &so, hits, &n, NULL, err);
+        if (dn) { /* the server's candidates and query vector when it serves dense files */
+            const char *text = tab + 1;
+            size_t tlen = len - (size_t)(tab - line) - 1;
+            idx_hybrid_opts ho = idx_hybrid_opts_default();
+            ho.depth = CW_MAX(ho.depth, depth);
+            rc = idx_encoder_encode(idx_dense_encoder(dn), text, tlen, qv, err);
+            rc = rc ? rc : idx_hybrid_search(ix, dn, hsr, q, text, tlen, &so, &ho, hits, &n, err);
+        } else {
+            rc = idx_search(ix, q, &so, hits, &n, NULL, err);
+        }
         for (size_t i = 0; i < n; i++) {
             docs[i] = hits[i].doc;
             hs[i] = (hit_score){hits[i].doc, hits[i].score};
         }
         if (rc == CW_OK && m && n > 0) {
             uint64_t t0 = cw_now_ns();
-            rc = rank_features_extract(fx, an, q, docs, n, x, err);
+            rc = rank_features_extract_qv(fx, an, q, dn ? qv : NULL, docs, n, x, err);
             uint64_t t1 = cw_now_ns();
             rc = rc ? rc : rank_model_score(m, x, n, scores, err);
             uint64_t t2 = cw_now_ns();
@@ -348,6 +379,8 @@ static int rank_index(const char *dir, const char *queries, const rank_model *m,
 done:
     cw_lines_close(lr);
     rank_features_free(fx);
+    idx_hnsw_searcher_free(hsr);
+    idx_dense_close(dn);
     idx_analyzer_free(an);
     idx_index_close(ix);
     free(hits);

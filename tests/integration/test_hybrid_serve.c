@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "index/index.h"
+#include "ranker/ranker.h"
 
 static char dir[64];
 static char ixdir[128], dbpath[128], portfile[128], outpath[128];
@@ -516,4 +517,53 @@ Test(hybrid_serve, retrieval_config_key)
     fclose(f);
     cr_assert(not(start_server("--config", cfg, &code)), "accepted retrieval \"ann\"");
     cr_assert(eq(int, code, 1));
+}
+
+/* A linear model on bm25_flat and dense_cos (the full extractor list, as `causeway rank`
+ * requires) served over hybrid candidates ranks exactly as `causeway rank --index` offline:
+ * same candidates, same features, same scores. */
+Test(hybrid_serve, model_with_dense_cos_serves_as_causeway_rank_offline)
+{
+    char model[160], qfile[160], run[160];
+    snprintf(model, sizeof model, "%s/model.json", dir);
+    snprintf(qfile, sizeof qfile, "%s/q.tsv", dir);
+    snprintf(run, sizeof run, "%s/run.txt", dir);
+    FILE *f = fopen(model, "w");
+    cr_assert(f != NULL);
+    fprintf(f, "{\"format\":\"%s\",\"version\":%d,\"kind\":\"linear\",\"features\":[",
+            RANK_MODEL_FORMAT, RANK_MODEL_VERSION);
+    const char *names[] = {"bm25_title",      "bm25_text",       "bm25_flat",      "coverage",
+                           "idf_sum_matched", "idf_max_matched", "idf_mean_query", "query_terms",
+                           "log_len_title",   "log_len_text",    "proximity",      "dense_cos"};
+    for (int i = 0; i < 12; i++) {
+        fprintf(f, "%s\"%s\"", i ? "," : "", names[i]);
+    }
+    fprintf(f, "],\"normalization\":{\"mean\":[0,0,0,0,0,0,0,0,0,0,0,0],"
+               "\"scale\":[1,1,1,1,1,1,1,1,1,1,1,1]},"
+               "\"params\":{\"weights\":[0,0,1,0,0,0,0,0,0,0,0,8],\"bias\":0}}\n");
+    fclose(f);
+    f = fopen(qfile, "w");
+    cr_assert(f != NULL);
+    fprintf(f, "q1\t%s\n", query);
+    fclose(f);
+    char *rk[] = {(char *)bin(), "rank", "--index", ixdir, "--queries", qfile,
+                  "--model",     model,  "--out",   run,   NULL};
+    cr_assert(eq(int, run_cmd(rk, NULL), 0), "causeway rank failed");
+    int code = 0;
+    cr_assert(start_server("--model", model, &code), "the server exited with %d", code);
+    static id_list web;
+    served(20, NULL, &web);
+    cr_assert(eq(str, web.policy, "model+hybrid"));
+    cr_assert(eq(int, stop_server(), 0));
+    f = fopen(run, "r");
+    cr_assert(f != NULL);
+    char line[512], qid[64], docid[64];
+    size_t i = 0;
+    while (i < web.n && fgets(line, sizeof line, f)) {
+        cr_assert(eq(int, sscanf(line, "%63s Q0 %63s", qid, docid), 2), "%s", line);
+        cr_assert(eq(str, docid, web.ids[i]), "rank %zu", i + 1);
+        i++;
+    }
+    fclose(f);
+    cr_assert(eq(sz, i, 20));
 }
