@@ -164,6 +164,9 @@ static int stop_server(void)
 
 static void setup(void)
 {
+    /* One BLAS thread for embed train: on a loaded 2-core machine OpenBLAS worker threads
+     * of several test processes spin against each other. */
+    setenv("OPENBLAS_NUM_THREADS", "1", 0);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     strcpy(dir, "/tmp/cw_hyb_XXXXXX");
     cr_assert(mkdtemp(dir) != NULL);
