@@ -213,6 +213,19 @@ int idx_score_fields(const idx_index *ix, const idx_query *q, uint32_t docid,
 int idx_snippet(const idx_index *ix, idx_analyzer *a, const idx_query *q, uint32_t docid,
                 size_t max_bytes, cw_buf *out, cw_err *err) CW_MUST_CHECK;
 
+/* idx_snippet from tokens analysed elsewhere (the server's feature extraction analyses
+ * each shown document once and feeds them here): make one per query, per document call
+ * idx_snip_tokens_reset, pass idx_snip_tokens_add as the idx_token_fn of an idx_analyze
+ * of the document's WHOLE text with the same analyzer, then idx_snippet_tokens, whose
+ * output is then byte-identical to idx_snippet's. Errors: CW_ENOMEM, CW_ENOTFOUND. */
+typedef struct idx_snip_tokens idx_snip_tokens;
+int idx_snip_tokens_new(const idx_query *q, idx_snip_tokens **out, cw_err *err) CW_MUST_CHECK;
+void idx_snip_tokens_free(idx_snip_tokens *t);
+void idx_snip_tokens_reset(idx_snip_tokens *t);
+int idx_snip_tokens_add(void *ctx, const idx_token *tok);
+int idx_snippet_tokens(const idx_index *ix, const idx_snip_tokens *t, uint32_t docid,
+                       size_t max_bytes, cw_buf *out, cw_err *err) CW_MUST_CHECK;
+
 /* ---- synthetic corpus (index/synth.c) ------------------------------------ */
 
 /* A deterministic, seeded test collection with topical structure: corpus.jsonl,

@@ -97,41 +97,37 @@ static int put_escaped(cw_buf *out, const char *s, size_t n)
     return cw_buf_append(out, s + run, n - run);
 }
 
-int idx_snippet(const idx_index *ix, idx_analyzer *a, const idx_query *q, uint32_t docid,
-                size_t max_bytes, cw_buf *out, cw_err *err)
+/* Fills s's query-term table from q (s->terms must be NULL on entry). */
+static int snip_terms(snip_ctx *s, const idx_query *q)
 {
-    idx_doc d;
-    int rc = idx_doc_get(ix, docid, &d, err);
-    if (rc != CW_OK) {
-        return rc;
-    }
     size_t n_terms = idx_query_n_terms(q);
     size_t n_slots = 16;
     while (n_slots < 2 * n_terms) {
         n_slots *= 2;
     }
-    snip_ctx s = {calloc(n_slots, sizeof(term_slot)), n_slots - 1, NULL, 0, 0};
-    if (!s.terms) {
-        return cw_err_set(err, CW_ENOMEM, "snippet: out of memory");
+    s->terms = calloc(n_slots, sizeof(term_slot));
+    if (!s->terms) {
+        return CW_ENOMEM;
     }
+    s->mask = n_slots - 1;
     for (size_t i = 0; i < n_terms; i++) {
         const char *t = idx_query_term(q, i, NULL);
         size_t n = strlen(t);
         uint64_t h = term_hash(t, n);
-        term_slot *slot = term_find(s.terms, s.mask, t, n, h);
+        term_slot *slot = term_find(s->terms, s->mask, t, n, h);
         if (!slot->term) {
             *slot = (term_slot){t, n, h};
         }
     }
-    rc = idx_analyze(a, d.text, d.text_len, snip_tok, &s, err);
-    free(s.terms);
-    if (rc != CW_OK) {
-        free(s.v);
-        if (rc == CW_ENOMEM) {
-            return cw_err_set(err, CW_ENOMEM, "snippet: out of memory");
-        }
-        return rc;
-    }
+    return CW_OK;
+}
+
+/* The densest window of s's spans over d's text, escaped and marked, appended to out. */
+static int snip_render(const snip_ctx *sc, const idx_doc *dp, size_t max_bytes, cw_buf *out)
+{
+    const snip_ctx s = *sc;
+    const idx_doc d = *dp;
+    int rc = CW_OK;
     /* Densest window: two pointers over the matching tokens. */
     size_t best_i = 0, best_count = 0;
     size_t j = 0, count = 0;
@@ -206,8 +202,85 @@ int idx_snippet(const idx_index *ix, idx_analyzer *a, const idx_query *q, uint32
     if (rc == CW_OK && we < d.text_len && cw_buf_append(out, " \xe2\x80\xa6", 4)) {
         rc = CW_ENOMEM;
     }
+    return rc;
+}
+
+int idx_snippet(const idx_index *ix, idx_analyzer *a, const idx_query *q, uint32_t docid,
+                size_t max_bytes, cw_buf *out, cw_err *err)
+{
+    idx_doc d;
+    int rc = idx_doc_get(ix, docid, &d, err);
+    if (rc != CW_OK) {
+        return rc;
+    }
+    snip_ctx s = {0};
+    if (snip_terms(&s, q) != CW_OK) {
+        return cw_err_set(err, CW_ENOMEM, "snippet: out of memory");
+    }
+    rc = idx_analyze(a, d.text, d.text_len, snip_tok, &s, err);
+    free(s.terms);
+    if (rc != CW_OK) {
+        free(s.v);
+        if (rc == CW_ENOMEM) {
+            return cw_err_set(err, CW_ENOMEM, "snippet: out of memory");
+        }
+        return rc;
+    }
+    rc = snip_render(&s, &d, max_bytes, out);
     free(s.v);
     if (rc != CW_OK) {
+        return cw_err_set(err, CW_ENOMEM, "snippet: out of memory");
+    }
+    return CW_OK;
+}
+
+/* ---- pre-analysed text (one analysis per shown document and request) ---- */
+
+struct idx_snip_tokens {
+    snip_ctx s;
+};
+
+int idx_snip_tokens_new(const idx_query *q, idx_snip_tokens **out, cw_err *err)
+{
+    *out = NULL;
+    idx_snip_tokens *t = calloc(1, sizeof *t);
+    if (!t || snip_terms(&t->s, q) != CW_OK) {
+        free(t);
+        return cw_err_set(err, CW_ENOMEM, "snippet: out of memory");
+    }
+    *out = t;
+    return CW_OK;
+}
+
+void idx_snip_tokens_free(idx_snip_tokens *t)
+{
+    if (t) {
+        free(t->s.terms);
+        free(t->s.v);
+        free(t);
+    }
+}
+
+void idx_snip_tokens_reset(idx_snip_tokens *t)
+{
+    t->s.n = 0;
+}
+
+int idx_snip_tokens_add(void *ctx, const idx_token *tok)
+{
+    idx_snip_tokens *t = ctx;
+    return snip_tok(&t->s, tok);
+}
+
+int idx_snippet_tokens(const idx_index *ix, const idx_snip_tokens *t, uint32_t docid,
+                       size_t max_bytes, cw_buf *out, cw_err *err)
+{
+    idx_doc d;
+    int rc = idx_doc_get(ix, docid, &d, err);
+    if (rc != CW_OK) {
+        return rc;
+    }
+    if (snip_render(&t->s, &d, max_bytes, out) != CW_OK) {
         return cw_err_set(err, CW_ENOMEM, "snippet: out of memory");
     }
     return CW_OK;

@@ -355,6 +355,7 @@ typedef struct match_ctx {
     bool *seen; /* n_terms */
     uint32_t (*tf)[2]; /* n_terms title/text term frequencies (forward-store path) */
     uint32_t len[2];   /* title/text tokens seen (forward-store path) */
+    const rank_token_tap *tap; /* per-call text tokens also go there (may be NULL) */
 } match_ctx;
 
 static int add_match(match_ctx *c, uint32_t pos, size_t term)
@@ -394,8 +395,17 @@ static int on_token(void *vctx, const idx_token *tok)
     return CW_OK;
 }
 
-/* Per-call path: analyse the stored title and text (capped) into matches. */
-static int analyze_doc(idx_analyzer *a, const idx_doc *doc, match_ctx *c, size_t n_t, cw_err *err)
+static int on_text_token_tap(void *vctx, const idx_token *tok)
+{
+    match_ctx *c = vctx;
+    int rc = on_token(c, tok);
+    return rc == CW_OK ? c->tap->text_token(c->tap->ctx, tok) : rc;
+}
+
+/* Per-call path: analyse the stored title and text (capped) into matches; the text's
+ * tokens also go to c->tap when the whole text is analysed. */
+static int analyze_doc(idx_analyzer *a, const idx_doc *doc, match_ctx *c, size_t n_t, size_t row,
+                       cw_err *err)
 {
     int rc = CW_OK;
     size_t budget = RANK_FEATURE_MAX_TEXT_BYTES;
@@ -409,8 +419,15 @@ static int analyze_doc(idx_analyzer *a, const idx_doc *doc, match_ctx *c, size_t
         }
     }
     size_t xl = CW_MIN(doc->text_len, budget);
+    bool tap = c->tap && xl == doc->text_len && n_t > 0;
+    if (tap) {
+        c->tap->text_begin(c->tap->ctx, row);
+    }
     if (rc == CW_OK && n_t > 0 && xl > 0) {
-        rc = idx_analyze(a, doc->text, xl, on_token, c, err);
+        rc = idx_analyze(a, doc->text, xl, tap ? on_text_token_tap : on_token, c, err);
+    }
+    if (rc == CW_OK && tap) {
+        c->tap->text_done(c->tap->ctx, row);
     }
     return rc;
 }
@@ -554,6 +571,13 @@ int rank_features_extract_qv(const rank_features *fx, idx_analyzer *a, const idx
                              const float *qvec, const uint32_t *docids, size_t n, double *out,
                              cw_err *err)
 {
+    return rank_features_extract_tap(fx, a, q, qvec, docids, n, out, NULL, err);
+}
+
+int rank_features_extract_tap(const rank_features *fx, idx_analyzer *a, const idx_query *q,
+                              const float *qvec, const uint32_t *docids, size_t n, double *out,
+                              const rank_token_tap *tap, cw_err *err)
+{
     if (fx->dn && !qvec) {
         return cw_err_set(err, CW_EINVAL,
                           "feature dense_cos needs the query vector (rank_features_extract_qv)");
@@ -592,7 +616,7 @@ int rank_features_extract_qv(const rank_features *fx, idx_analyzer *a, const idx
     bool seen[IDX_MAX_QUERY_TERMS];
     uint32_t count[IDX_MAX_QUERY_TERMS];
     uint32_t tf[IDX_MAX_QUERY_TERMS][2];
-    match_ctx c = {.terms = terms, .n_terms = n_t, .seen = seen, .tf = tf};
+    match_ctx c = {.terms = terms, .n_terms = n_t, .seen = seen, .tf = tf, .tap = tap};
     int rc = CW_OK;
     for (size_t r = 0; r < n && rc == CW_OK; r++) {
         double *f = out + r * fx->n;
@@ -611,7 +635,7 @@ int rank_features_extract_qv(const rank_features *fx, idx_analyzer *a, const idx
         if (fwd) {
             rc = scan_forward(fx, docids[r], table, &c);
         } else {
-            rc = analyze_doc(a, &doc, &c, n_t, err);
+            rc = analyze_doc(a, &doc, &c, n_t, r, err);
         }
         if (rc == CW_ENOMEM) {
             rc = cw_err_set(err, CW_ENOMEM, "out of memory extracting features");

@@ -253,6 +253,21 @@ int rank_features_add_dense(rank_features *fx, const idx_dense *dn, cw_err *err)
 int rank_features_extract_qv(const rank_features *fx, idx_analyzer *a, const idx_query *q,
                              const float *qvec, const uint32_t *docids, size_t n, double *out,
                              cw_err *err) CW_MUST_CHECK;
+/* rank_features_extract_qv that also hands the server the tokens it analyses, so a shown
+ * document's text is analysed once per request (features and snippet): for each row r
+ * whose text is analysed per call (not from the forward store) and WHOLE (not cut at
+ * RANK_FEATURE_MAX_TEXT_BYTES), text_begin(ctx, r) precedes the text's tokens, each passed
+ * to text_token(ctx, tok), and text_done(ctx, r) follows them. Title tokens are not
+ * passed. A callback's non-CW_OK return stops extraction with that code. */
+typedef struct rank_token_tap {
+    void (*text_begin)(void *ctx, size_t row);
+    int (*text_token)(void *ctx, const idx_token *tok);
+    void (*text_done)(void *ctx, size_t row);
+    void *ctx;
+} rank_token_tap;
+int rank_features_extract_tap(const rank_features *fx, idx_analyzer *a, const idx_query *q,
+                              const float *qvec, const uint32_t *docids, size_t n, double *out,
+                              const rank_token_tap *tap, cw_err *err) CW_MUST_CHECK;
 
 /* ==== models and training (ranker/model.c, ranker/train.c) ================ */
 

@@ -715,6 +715,33 @@ static int json_double(cw_buf *b, double v)
 
 /* retrieve -> rank: the ranked page as rows plus its rendered "results" members. On a
  * miss both come from the index (and model) and are stored in the state's cache. */
+/* Text tokens of the page's rows that feature extraction analysed whole, kept for their
+ * snippets (rank_token_tap): each shown text is analysed once per request. */
+typedef struct page_tokens {
+    idx_snip_tokens **tok; /* per row of the extraction */
+    bool *done;            /* the row's whole text went to tok[row] */
+    size_t cur;
+} page_tokens;
+
+static void page_text_begin(void *ctx, size_t row)
+{
+    page_tokens *p = ctx;
+    p->cur = row;
+    idx_snip_tokens_reset(p->tok[row]);
+}
+
+static int page_text_token(void *ctx, const idx_token *tok)
+{
+    page_tokens *p = ctx;
+    return idx_snip_tokens_add(p->tok[p->cur], tok);
+}
+
+static void page_text_done(void *ctx, size_t row)
+{
+    page_tokens *p = ctx;
+    p->done[row] = true;
+}
+
 static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search_req *r,
                      hit_row **rows_out, size_t *n_out, cw_buf *frag, cw_err *err)
 {
@@ -762,6 +789,8 @@ static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search
     hit_row *rows = NULL;
     double *x = NULL, *scores = NULL;
     cw_buf snip = {0};
+    page_tokens pt = {0};
+    size_t n_pt = 0;
     int rc = analyzer_take(st, &an, err);
     if (rc != CW_OK) {
         goto done;
@@ -831,8 +860,27 @@ static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search
                 goto done;
             }
         }
-        rc = rank_features_extract_qv(st->fx, an, q, st->dn ? qv : NULL, docids, f_hi - f_lo, x,
-                                      err);
+        /* Without a model the extracted rows are the shown page, in order: their text
+         * tokens are kept for the snippets. */
+        rank_token_tap tap = {page_text_begin, page_text_token, page_text_done, &pt};
+        if (!st->model) {
+            pt.tok = calloc(f_hi - f_lo, sizeof *pt.tok);
+            pt.done = cw_arena_alloc(rq->arena, (f_hi - f_lo) * sizeof *pt.done);
+            if (!pt.tok || !pt.done) {
+                rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+                goto done;
+            }
+            n_pt = f_hi - f_lo;
+            for (size_t i = 0; i < n_pt && rc == CW_OK; i++) {
+                pt.done[i] = false;
+                rc = idx_snip_tokens_new(q, &pt.tok[i], err);
+            }
+            if (rc != CW_OK) {
+                goto done;
+            }
+        }
+        rc = rank_features_extract_tap(st->fx, an, q, st->dn ? qv : NULL, docids, f_hi - f_lo, x,
+                                       st->model ? NULL : &tap, err);
         if (rc != CW_OK) {
             goto done;
         }
@@ -869,7 +917,13 @@ static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search
             goto done;
         }
         snip.len = 0;
-        rc = idx_snippet(st->ix, an, q, shown[i].doc, SRV_SNIPPET_BYTES, &snip, err);
+        /* shown[i] is extraction row first + i - f_lo = i when pt is filled (no model) */
+        if (i < n_pt && pt.done[i]) {
+            rc = idx_snippet_tokens(st->ix, pt.tok[i], shown[i].doc, SRV_SNIPPET_BYTES, &snip,
+                                    err);
+        } else {
+            rc = idx_snippet(st->ix, an, q, shown[i].doc, SRV_SNIPPET_BYTES, &snip, err);
+        }
         if (rc != CW_OK) {
             goto done;
         }
@@ -935,6 +989,10 @@ static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search
     *rows_out = shown;
     *n_out = n_show;
 done:
+    for (size_t i = 0; i < n_pt; i++) {
+        idx_snip_tokens_free(pt.tok[i]);
+    }
+    free(pt.tok);
     cw_buf_fini(&snip);
     free(x);
     free(scores);

@@ -267,3 +267,69 @@ Test(idx_bm25, snippet_long_query_marks_only_query_terms)
     idx_index_close(ix);
     th_cleanup(dir);
 }
+
+/* Callback counting tokens into an idx_snip_tokens (checks the hand-off sees them all). */
+typedef struct tap_count {
+    idx_snip_tokens *t;
+    size_t n;
+} tap_count;
+
+static int tap_count_add(void *ctx, const idx_token *tok)
+{
+    tap_count *c = ctx;
+    c->n++;
+    return idx_snip_tokens_add(c->t, tok);
+}
+
+/* idx_snippet_tokens over the text's tokens analysed by the caller is byte-identical to
+ * idx_snippet, for every document, several windows and queries (including a miss). */
+Test(idx_bm25, snippet_from_tokens_is_identical)
+{
+    char *dir = th_tmpdir();
+    idx_index *ix = th_build_open(
+        dir,
+        "{\"id\":\"a\",\"title\":\"t\",\"text\":\"Intro words here. <b>Rivers</b> & flows: the "
+        "river flows fast. Unrelated tail text that goes on and on and on.\"}\n"
+        "{\"id\":\"b\",\"title\":\"u\",\"text\":\"\"}\n"
+        "{\"id\":\"c\",\"title\":\"v\",\"text\":\"Flow\xef\xac\x81 ﬁre rivers, lakes; the "
+        "ocean's river delta flows into the sea, rivers again and again\"}\n",
+        "ix");
+    idx_analyzer *a = NULL;
+    cr_assert(eq(int, idx_index_analyzer(ix, &a, NULL), CW_OK));
+    const char *queries[] = {"river flow", "fire lakes sea", "nothing matches"};
+    size_t widths[] = {8, 30, 60, 240};
+    for (size_t qi = 0; qi < 3; qi++) {
+        idx_query *q = NULL;
+        cr_assert(eq(int, idx_query_parse(ix, a, queries[qi], strlen(queries[qi]), &q, NULL),
+                     CW_OK));
+        idx_snip_tokens *t = NULL;
+        cr_assert(eq(int, idx_snip_tokens_new(q, &t, NULL), CW_OK));
+        for (uint32_t d = 0; d < 3; d++) {
+            idx_doc doc;
+            cr_assert(eq(int, idx_doc_get(ix, d, &doc, NULL), CW_OK));
+            idx_snip_tokens_reset(t);
+            tap_count c = {t, 0};
+            cr_assert(eq(int, idx_analyze(a, doc.text, doc.text_len, tap_count_add, &c, NULL),
+                         CW_OK));
+            cr_expect(d == 1 ? c.n == 0 : c.n > 5);
+            for (size_t w = 0; w < 4; w++) {
+                cw_buf want = {0}, got = {0};
+                cr_assert(eq(int, idx_snippet(ix, a, q, d, widths[w], &want, NULL), CW_OK));
+                cr_assert(eq(int, idx_snippet_tokens(ix, t, d, widths[w], &got, NULL), CW_OK));
+                cr_expect(eq(sz, got.len, want.len), "q %zu doc %u width %zu", qi, d, widths[w]);
+                cr_expect(got.len == want.len &&
+                              (want.len == 0 || memcmp(got.data, want.data, want.len) == 0),
+                          "q %zu doc %u width %zu", qi, d, widths[w]);
+                cw_buf_fini(&want);
+                cw_buf_fini(&got);
+            }
+        }
+        cw_err err;
+        cr_expect(eq(int, idx_snippet_tokens(ix, t, 9, 60, &(cw_buf){0}, &err), CW_ENOTFOUND));
+        idx_snip_tokens_free(t);
+        idx_query_free(q);
+    }
+    idx_analyzer_free(a);
+    idx_index_close(ix);
+    th_cleanup(dir);
+}
