@@ -41,6 +41,11 @@ static void usage(FILE *f)
             "  --max-rank N      with --db: keep the items shown at ranks 1..N of each\n"
             "                    impression (default 64), e.g. the 10 users examine of a\n"
             "                    deeper page drawn by a stochastic logging policy\n"
+            "  --policy-aware P  with --db and ips: weight a click by 1/rho(d), rho(d) =\n"
+            "                    sum_{k<=max-rank} pi_b(d@k|q) theta_k/theta_1 of the logging\n"
+            "                    policy P (\"pl:TAU\", ...) over the logged scores of each\n"
+            "                    query's candidates, instead of theta of the shown rank\n"
+            "  --mc M            Monte-Carlo draws per query for --policy-aware (20000)\n"
             "Options:\n"
             "  --objective O     naive (clicks as labels), ips (default with clicks), dla, dr,\n"
             "                    supervised (default with labels)\n"
@@ -140,6 +145,138 @@ static int load_log_features(const char *db, causal_sessions *sess, size_t nf, u
     return rc;
 }
 
+/* Policy-aware exposure of every pair of sess (Oosterhuis & de Rijke, SIGIR 2020;
+ * METHODS.md section 5): rho(d) = sum_{k <= max_rank} pi_b(d@k | q) theta_k / theta_1,
+ * theta_k = 0 deeper (users examine max_rank results). pi_b is the logging policy pol
+ * applied to the candidates of q, known from the log: every document ever logged for q
+ * with its logged score (all positions, not only <= max_rank; a candidate never drawn in
+ * any session is missing, which biases rho up by its tiny mass). Marginals by Monte-Carlo
+ * with m draws (causal_rpol_marginals_mc; exact PL is limited to 20 items). rho[p] = NAN
+ * for a pair whose query has no scored candidates. */
+static int policy_rho(const char *db, causal_sessions *sess, const causal_rpol *pol,
+                      uint32_t max_rank, const rank_train_opts *o, uint32_t m, double *rho,
+                      cw_err *err)
+{
+    size_t nq = sess->n_queries;
+    uint32_t **cd = calloc(nq ? nq : 1, sizeof *cd);
+    double **cs = calloc(nq ? nq : 1, sizeof *cs);
+    uint32_t *cn = calloc(nq ? nq : 1, sizeof *cn), *ccap = calloc(nq ? nq : 1, sizeof *ccap);
+    causal_log_opts lo = causal_log_opts_default();
+    lo.read_only = true;
+    causal_log *log = NULL;
+    causal_log_reader *r = NULL;
+    int rc = (!cd || !cs || !cn || !ccap) ? cw_err_set(err, CW_ENOMEM, "out of memory") : CW_OK;
+    rc = rc ? rc : causal_log_open(db, &lo, &log, err);
+    causal_log_filter f = causal_log_filter_all();
+    rc = rc ? rc : causal_log_reader_new(log, &f, &r, err);
+    const causal_impression *imp = NULL;
+    while (rc == CW_OK) {
+        int more = causal_log_reader_next(r, &imp, err);
+        if (more <= 0) {
+            rc = more;
+            break;
+        }
+        uint32_t q;
+        rc = causal_sessions_query(sess, imp->qid ? imp->qid : imp->query, &q, err);
+        if (rc != CW_OK || q >= nq) {
+            continue; /* a query without usable sessions */
+        }
+        for (size_t j = 0; rc == CW_OK && j < imp->n_items; j++) {
+            const causal_item *it = &imp->items[j];
+            uint32_t d;
+            if (!isfinite(it->score)) {
+                continue;
+            }
+            rc = causal_sessions_doc(sess, it->doc_id, &d, err);
+            uint32_t i = 0;
+            while (rc == CW_OK && i < cn[q] && cd[q][i] != d) {
+                i++;
+            }
+            if (rc != CW_OK || i < cn[q]) {
+                continue;
+            }
+            if (cn[q] == CAUSAL_PL_MAX_ITEMS) {
+                rc = cw_err_set(err, CW_ELIMIT, "%s: query %s has over %u candidates", db,
+                                sess->query_names[q], CAUSAL_PL_MAX_ITEMS);
+                break;
+            }
+            if (cn[q] == ccap[q]) {
+                uint32_t cap = ccap[q] ? 2 * ccap[q] : 128;
+                uint32_t *nd = realloc(cd[q], cap * sizeof *nd);
+                cd[q] = nd ? nd : cd[q];
+                double *ns = realloc(cs[q], cap * sizeof *ns);
+                cs[q] = ns ? ns : cs[q];
+                if (!nd || !ns) {
+                    rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+                    break;
+                }
+                ccap[q] = cap;
+            }
+            cd[q][cn[q]] = d;
+            cs[q][cn[q]++] = it->score;
+        }
+    }
+    causal_log_reader_free(r);
+    causal_log_close(log);
+    for (size_t p = 0; p < sess->n_pairs; p++) {
+        rho[p] = NAN;
+    }
+    double th1 = o->n_theta ? o->theta[0] : 1.0;
+    cw_rng rng;
+    cw_rng_seed(&rng, o->seed ^ 0x9e3779b97f4a7c15ull);
+    double *marg = NULL, *qrho = NULL;
+    for (size_t q = 0; rc == CW_OK && q < nq; q++) {
+        uint32_t n = cn[q], k = n < max_rank ? n : max_rank;
+        if (n == 0) {
+            continue;
+        }
+        free(marg);
+        free(qrho);
+        marg = malloc((size_t)n * k * sizeof *marg);
+        qrho = malloc(n * sizeof *qrho);
+        if (!marg || !qrho) {
+            rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+            break;
+        }
+        rc = causal_rpol_marginals_mc(pol, cs[q], n, k, m, &rng, marg, NULL, err);
+        for (uint32_t i = 0; rc == CW_OK && i < n; i++) {
+            double e = 0;
+            for (uint32_t j = 0; j < k; j++) {
+                double th = o->n_theta ? o->theta[CW_MIN((size_t)j + 1, o->n_theta) - 1] : 1.0;
+                e += marg[(size_t)i * k + j] * th / th1;
+            }
+            qrho[i] = e;
+        }
+        for (size_t p = 0; rc == CW_OK && p < sess->n_pairs; p++) {
+            if (sess->pair_query[p] != q) {
+                continue;
+            }
+            for (uint32_t i = 0; i < n; i++) {
+                if (cd[q][i] == sess->pair_doc[p]) {
+                    /* a shown pair always has rho > 0; a Monte-Carlo zero means fewer
+                     * than 1/m: floor it at half a draw */
+                    rho[p] = CW_MAX(qrho[i], 0.5 / m);
+                    break;
+                }
+            }
+        }
+        if (rc != CW_OK) {
+            cw_err_prefix(err, "query %s: ", sess->query_names[q]);
+        }
+    }
+    free(marg);
+    free(qrho);
+    for (size_t q = 0; q < nq; q++) {
+        free(cd ? cd[q] : NULL);
+        free(cs ? cs[q] : NULL);
+    }
+    free(cd);
+    free(cs);
+    free(cn);
+    free(ccap);
+    return rc;
+}
+
 /* Feature names of the log's first impression (causal_sessions keeps only vectors). */
 static int log_feature_names(const char *db, char ***names, size_t *n, cw_err *err)
 {
@@ -203,6 +340,10 @@ int cli_cmd_train(int argc, char **argv)
     o.progress = cli_progress;
     uint64_t simulate = 0, u = 0;
     uint32_t max_rank = RANK_MAX_RANK; /* --max-rank */
+    const char *policy_aware = NULL;   /* --policy-aware */
+    causal_rpol pol;
+    uint32_t mc = 20000;
+    double *rho = NULL;
     double eta = 1.0;
     bool quiet = false;
     cw_err err;
@@ -250,6 +391,16 @@ int cli_cmd_train(int argc, char **argv)
                 return CLI_EXIT_USAGE;
             }
             max_rank = (uint32_t)u;
+        } else if (strcmp(a, "--policy-aware") == 0) {
+            if (causal_rpol_parse(v, &pol, &err) != CW_OK) {
+                return cli_usage_error(CMD, "--policy-aware: %s", err.msg);
+            }
+            policy_aware = v;
+        } else if (strcmp(a, "--mc") == 0) {
+            if (!cli_parse_u64(CMD, a, v, 100, 10000000, &u)) {
+                return CLI_EXIT_USAGE;
+            }
+            mc = (uint32_t)u;
         } else if (strcmp(a, "--hidden") == 0) {
             if (!cli_parse_u64(CMD, a, v, 1, RANK_MAX_HIDDEN, &u)) {
                 return CLI_EXIT_USAGE;
@@ -330,6 +481,9 @@ int cli_cmd_train(int argc, char **argv)
     if (needs_theta && !prop) {
         return cli_usage_error(CMD, "objective %s needs --propensity",
                                rank_objective_name(o.objective));
+    }
+    if (policy_aware && (!db || o.objective != RANK_OBJ_IPS)) {
+        return cli_usage_error(CMD, "--policy-aware needs --db and objective ips");
     }
     if (prop && strcmp(prop, "true") == 0 && !simulate) {
         return cli_usage_error(CMD, "--propensity true is only known with --simulate");
@@ -445,8 +599,7 @@ int cli_cmd_train(int argc, char **argv)
                     "causeway train: %llu impressions, %llu items, %llu clicks from %s "
                     "(%llu items deeper than %u dropped)\n",
                     (unsigned long long)st.n_impressions, (unsigned long long)st.n_items,
-                    (unsigned long long)st.n_clicks, db, (unsigned long long)st.n_deep,
-                    max_rank);
+                    (unsigned long long)st.n_clicks, db, (unsigned long long)st.n_deep, max_rank);
         }
         for (size_t i = 0; i < n_names; i++) {
             names[i] = names_owned[i];
@@ -508,6 +661,25 @@ int cli_cmd_train(int argc, char **argv)
                 o.kind == RANK_MODEL_LINEAR ? "linear" : "mlp", rank_clicks_n_lists(clicks),
                 rank_clicks_n_sessions(clicks));
     }
+    if (policy_aware) {
+        rho = malloc((sess->n_pairs ? sess->n_pairs : 1) * sizeof *rho);
+        rc = rho ? policy_rho(db, sess, &pol, max_rank, &o, mc, rho, &err)
+                 : cw_err_set(&err, CW_ENOMEM, "out of memory");
+        rc = rc ? rc : rank_clicks_set_rho(clicks, rho, &err);
+        if (rc != CW_OK) {
+            cw_err_prefix(&err, "--policy-aware %s: ", policy_aware);
+            goto fail;
+        }
+        if (!quiet) {
+            double lo = INFINITY, hi = 0;
+            for (size_t p = 0; p < sess->n_pairs; p++) {
+                lo = isnan(rho[p]) ? lo : CW_MIN(lo, rho[p]);
+                hi = isnan(rho[p]) ? hi : CW_MAX(hi, rho[p]);
+            }
+            fprintf(stderr, "causeway train: policy-aware rho (%s, %u draws) in [%.4g, %.4g]\n",
+                    policy_aware, mc, lo, hi);
+        }
+    }
     rank_train_report rep;
     rc = rank_train(clicks, valid, names, &o, &m, &rep, &err);
     rc = rc ? rc : rank_model_save(m, out, &err);
@@ -541,6 +713,7 @@ done:
     cli_letor_sim_fini(&sim);
     causal_sessions_free(sess);
     rank_clicks_free(clicks);
+    free(rho);
     rank_model_free(m);
     rank_model_free(log_model);
     rank_letor_free(data);

@@ -48,6 +48,18 @@ void rank_clicks_free(rank_clicks *c)
     free(c);
 }
 
+int rank_clicks_set_rho(rank_clicks *c, const double *rho, cw_err *err)
+{
+    for (size_t r = 0; rho && r < c->n_rows; r++) {
+        if (!isnan(rho[r]) && !(rho[r] > 0 && rho[r] <= 1e6)) {
+            return cw_err_set(err, CW_EINVAL, "row %zu: exposure rho = %g must be in (0, 1e6]", r,
+                              rho[r]);
+        }
+    }
+    c->row_rho = rho;
+    return CW_OK;
+}
+
 size_t rank_clicks_n_lists(const rank_clicks *c)
 {
     return c->n_lists;

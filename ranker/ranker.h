@@ -383,6 +383,13 @@ void rank_clicks_free(rank_clicks *c);
 int rank_clicks_add(rank_clicks *c, uint32_t query, const size_t *rows, const uint32_t *ranks,
                     const double *clicks, size_t n, double n_sessions, bool merge,
                     cw_err *err) CW_MUST_CHECK;
+/* Policy-aware exposure (Oosterhuis & de Rijke SIGIR 2020, METHODS.md section 5):
+ * rho[r] = sum_k pi_b(row r at rank k | q) theta_k / theta_1 for each of the n_rows rows,
+ * the same theta ratios as rank_train_opts.theta; NAN = unknown (that row's clicks keep
+ * theta of the rank they were shown at). IPS then weights a click on row r by
+ * 1/max(rho[r], clip) (listwise) instead of theta_1/theta_k. rho is borrowed and must
+ * outlive c. Errors: CW_EINVAL (an entry <= 0, > 1e6 or infinite, naming the row). */
+int rank_clicks_set_rho(rank_clicks *c, const double *rho, cw_err *err) CW_MUST_CHECK;
 size_t rank_clicks_n_lists(const rank_clicks *c);
 double rank_clicks_n_sessions(const rank_clicks *c);
 /* Slots over all lists, each counted once per session it stands for (session-doc pairs). */

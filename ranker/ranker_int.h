@@ -70,6 +70,7 @@ struct rank_clicks {
     double *slot_clicks; /* summed over the list's sessions */
     size_t *table;       /* open addressing: list index + 1, 0 = empty */
     size_t table_cap;    /* power of two */
+    const double *row_rho; /* borrowed, n_rows: policy-aware exposure or NAN; may be NULL */
 };
 
 /* The three losses of one list over scores s with slot weights a (train.c): return the

@@ -218,7 +218,12 @@ static double list_step(trainer *t, size_t l, double *grad)
     const rank_clicks *c = t->c;
     const rank_train_opts *o = t->o;
     size_t b = c->list_begin[l], n_all = c->list_begin[l + 1] - b, nf = c->n_features;
-    bool all_slots = o->objective == RANK_OBJ_SUPERVISED || o->objective == RANK_OBJ_DR;
+    /* Policy-aware IPS scores every candidate of the query: its unbiased risk sums
+     * c(d)/rho(d) over all candidates (Oosterhuis & de Rijke SIGIR 2020, eq. 10), so the
+     * softmax runs over them all; within the shown list only, rarely shown documents
+     * would also rarely be negatives and their 1/rho clicks would dominate. */
+    bool aware = o->objective == RANK_OBJ_IPS && c->row_rho;
+    bool all_slots = o->objective == RANK_OBJ_SUPERVISED || o->objective == RANK_OBJ_DR || aware;
     size_t n = 0;
     for (size_t j = 0; j < n_all; j++) {
         if (!all_slots && c->slot_rank[b + j] == 0) {
@@ -242,7 +247,17 @@ static double list_step(trainer *t, size_t l, double *grad)
             /* Ai et al. (SIGIR 2018) eq. 9: IPW_k = g_1 / g_k with g = softmax(phi). */
             t->a[j] = clicks ? clicks * CW_MIN(exp(t->phi[1] - t->phi[k]), cap) : 0;
             break;
-        default: t->a[j] = clicks * t->w_rank[k]; break;
+        default: {
+            const double *rho = c->row_rho;
+            double r = rho && o->objective == RANK_OBJ_IPS ? rho[c->slot_row[b + j]] : NAN;
+            /* policy-aware IPS (METHODS.md section 5): 1/rho(d), rho in theta_1 units, so
+             * listwise theta_1/rho; clipped like theta */
+            double w = isnan(r) ? t->w_rank[k]
+                                : (o->loss == RANK_LOSS_LISTWISE ? theta_at(o, 1) : 1.0) /
+                                      CW_MAX(r * (o->n_theta ? o->theta[0] : 1.0), o->clip);
+            t->a[j] = clicks ? clicks * w : 0;
+            break;
+        }
         }
     }
     double loss;
