@@ -343,6 +343,13 @@ typedef struct qterm {
     double w[IDX_N_FIELDS]; /* count * idf of the field (forward-store BM25) */
 } qterm;
 
+/* Query term table slots (slot = term index + 1): a power of two >= 2 * IDX_MAX_QUERY_TERMS,
+ * at most half full, so probes stay short and always end at an empty slot (256 one-byte
+ * slots hung or wrapped on queries of 256+ distinct terms). */
+#define QTABLE 1024u
+_Static_assert(QTABLE >= 2 * IDX_MAX_QUERY_TERMS && IDX_MAX_QUERY_TERMS < 65535,
+               "qtable too small for IDX_MAX_QUERY_TERMS");
+
 typedef struct match_ctx {
     const qterm *terms;
     size_t n_terms;
@@ -356,6 +363,7 @@ typedef struct match_ctx {
     uint32_t (*tf)[2]; /* n_terms title/text term frequencies (forward-store path) */
     uint32_t len[2];   /* title/text tokens seen (forward-store path) */
     const rank_token_tap *tap; /* per-call text tokens also go there (may be NULL) */
+    const uint16_t *table;     /* qtable_fill of terms */
 } match_ctx;
 
 static int add_match(match_ctx *c, uint32_t pos, size_t term)
@@ -386,8 +394,12 @@ static int on_token(void *vctx, const idx_token *tok)
     match_ctx *c = vctx;
     c->last_pos = c->pos_base + tok->position;
     c->saw_token = true;
-    for (size_t j = 0; j < c->n_terms; j++) {
-        if (c->terms[j].len == tok->term_len &&
+    /* One hash probe instead of a compare per query term: this runs per token of every
+     * analysed document (the uncached /search path without a forward store). */
+    uint32_t h = term_hash(tok->term, tok->term_len);
+    for (uint32_t s = h & (QTABLE - 1); c->table[s]; s = (s + 1) & (QTABLE - 1)) {
+        size_t j = c->table[s] - 1u;
+        if (c->terms[j].hash == h && c->terms[j].len == tok->term_len &&
             memcmp(c->terms[j].term, tok->term, tok->term_len) == 0) {
             return add_match(c, c->pos_base + tok->position, j);
         }
@@ -434,23 +446,22 @@ static int analyze_doc(idx_analyzer *a, const idx_doc *doc, match_ctx *c, size_t
 
 /* Forward-store path: the same matches from stored token hashes, looked up in a small
  * open-addressing table of the query's term hashes (slot = term index + 1). */
-#define QTABLE 256u /* > 2 * IDX_MAX_QUERY_TERMS, power of two */
 
-static void qtable_fill(uint8_t *table, const qterm *terms, size_t n)
+static void qtable_fill(uint16_t *table, const qterm *terms, size_t n)
 {
-    memset(table, 0, QTABLE);
+    memset(table, 0, QTABLE * sizeof *table);
     for (size_t j = 0; j < n; j++) {
         uint32_t h = terms[j].hash & (QTABLE - 1);
         while (table[h]) {
             h = (h + 1) & (QTABLE - 1);
         }
-        table[h] = (uint8_t)(j + 1);
+        table[h] = (uint16_t)(j + 1);
     }
 }
 
 /* Also counts each term's title and text frequencies and the fields' token counts: the
  * store holds title tokens, a 0 gap, text tokens; without a gap the title had no token. */
-static int scan_forward(const rank_features *fx, uint32_t doc, const uint8_t *table, match_ctx *c)
+static int scan_forward(const rank_features *fx, uint32_t doc, const uint16_t *table, match_ctx *c)
 {
     uint64_t b = fx->fwd_begin[doc], e = fx->fwd_begin[doc + 1];
     memset(c->tf, 0, c->n_terms * sizeof *c->tf);
@@ -611,12 +622,13 @@ int rank_features_extract_tap(const rank_features *fx, idx_analyzer *a, const id
             terms[j].w[f] = terms[j].count * lucene_idf(fx->fstats[f].doc_count, df_f[f]);
         }
     }
-    uint8_t table[QTABLE];
+    uint16_t table[QTABLE];
     qtable_fill(table, terms, n_t);
     bool seen[IDX_MAX_QUERY_TERMS];
     uint32_t count[IDX_MAX_QUERY_TERMS];
     uint32_t tf[IDX_MAX_QUERY_TERMS][2];
-    match_ctx c = {.terms = terms, .n_terms = n_t, .seen = seen, .tf = tf, .tap = tap};
+    match_ctx c = {.terms = terms, .n_terms = n_t, .seen = seen, .tf = tf, .tap = tap,
+                   .table = table};
     int rc = CW_OK;
     for (size_t r = 0; r < n && rc == CW_OK; r++) {
         double *f = out + r * fx->n;

@@ -224,3 +224,25 @@ Test(rank_features, forward_store_bm25_equals_the_posting_lists_on_cranfield, .t
     idx_index_close(ix);
     cr_assert(eq(int, cw_rmtree(dir, NULL), CW_OK));
 }
+
+/* A query of more distinct terms than one byte indexes (300 + river, bank): coverage
+ * and counts are exact on both paths (the query term table had 256 one-byte slots and
+ * never finished filling). */
+Test(rank_features, queries_of_hundreds_of_distinct_terms, .timeout = 20)
+{
+    fixture f;
+    setup(&f);
+    const char *cons = "bcdfghjklmnpqrtvwxz";
+    char query[4096];
+    size_t len = 0;
+    for (int i = 0; i < 300; i++) {
+        len += (size_t)snprintf(query + len, sizeof query - len, "q%c%c ", cons[i / 19],
+                                cons[i % 19]);
+    }
+    snprintf(query + len, sizeof query - len, "river bank");
+    double v[RANK_TEXT_FEATURES + 1];
+    extract(&f, query, "a", v);
+    cr_expect(eq(dbl, v[7], 302.0));
+    cr_expect(epsilon_eq(dbl, v[3], 2.0 / 302.0, 1e-12));
+    teardown(&f);
+}
