@@ -134,6 +134,9 @@ def main():
     ap.add_argument("--epochs", type=int, default=3000, help="full-batch Adam epochs")
     ap.add_argument("--max-rank", type=int, default=None,
                     help="train on the items logged at ranks 1..N only (causeway train --max-rank)")
+    ap.add_argument("--policy-aware", default=None,
+                    help="also train policy-aware IPS (causeway train --policy-aware SPEC, the "
+                         "logging policy, e.g. pl:2) and skip the post-hoc clipped row")
     ap.add_argument("--reuse-log", action="store_true",
                     help="keep work/log.sqlite from an earlier run and simulate no sessions")
     a = ap.parse_args()
@@ -209,6 +212,13 @@ def main():
                 ("ips-rem-clip", ["--objective", "ips", "--propensity", "rem", "--clip", "0.2"]),
                 ("ips-true", ["--objective", "ips", "--propensity", truth]),
                 ("naive", ["--objective", "naive"]))
+        if a.policy_aware:
+            pa = ["--policy-aware", a.policy_aware]
+            runs = (("ips-rem-pa", ["--objective", "ips", "--propensity", "rem"] + pa),
+                    ("ips-true-pa", ["--objective", "ips", "--propensity", truth] + pa),
+                    ("ips-rem", ["--objective", "ips", "--propensity", "rem"]),
+                    ("ips-true", ["--objective", "ips", "--propensity", truth]),
+                    ("naive", ["--objective", "naive"]))
         for name, extra in runs:
             out = os.path.join(a.work, name + ".json")
             # No labels in the loop, so no early stopping: full-batch Adam run to convergence
@@ -234,8 +244,10 @@ def main():
                  "ips-rem": "IPS, regression-EM propensities fitted on the log",
                  "ips-rem-clip": "IPS, the same propensities clipped at tau = 0.2",
                  "ips-true": "IPS, the simulator's true propensities (reference)",
+                 "ips-rem-pa": "policy-aware IPS (1/rho), regression-EM propensities",
+                 "ips-true-pa": "policy-aware IPS (1/rho), the simulator's true propensities",
                  "naive": "naive, same log (contrast)"}
-        for name in ("bm25", "ips-rem", "ips-rem-clip", "ips-true", "naive"):
+        for name in ["bm25"] + [r[0] for r in runs]:
             v = results[name]
             print("| %s | %.4f | %.4f | %.4f |" % (label[name], v.get("ndcg_cut_10", math.nan),
                                                   v.get("map", math.nan), v.get("P_10", math.nan)))

@@ -343,7 +343,8 @@ int cli_cmd_train(int argc, char **argv)
     const char *policy_aware = NULL;   /* --policy-aware */
     causal_rpol pol;
     uint32_t mc = 20000;
-    double *rho = NULL;
+    double *rho = NULL, *pair_rho = NULL;
+    size_t *row_of_pair = NULL, *cand_begin = NULL, *cand_end = NULL; /* --db */
     double eta = 1.0;
     bool quiet = false;
     cw_err err;
@@ -612,16 +613,36 @@ int cli_cmd_train(int argc, char **argv)
             rc = cw_err_set(&err, CW_ENOMEM, "out of memory");
             goto fail;
         }
-        /* The logged vectors, as served: one row per (query, document) pair. */
+        /* The logged vectors, as served: one row per (query, document) pair. Policy-aware
+         * IPS scores every candidate of the query (ranker.h rank_clicks_set_rho), so its
+         * rows are grouped by query and each list gets the query's other logged pairs as
+         * unshown candidates (those shown at ranks <= --max-rank in some session). */
+        size_t nq = sess->n_queries;
+        cand_begin = calloc(nq + 1, sizeof *cand_begin);
+        cand_end = calloc(nq + 1, sizeof *cand_end);
+        if (!cand_begin || !cand_end) {
+            free(pair_row);
+            rc = cw_err_set(&err, CW_ENOMEM, "out of memory");
+            goto fail;
+        }
         for (size_t p = 0; p < np; p++) {
-            pair_row[p] = p;
+            cand_begin[sess->pair_query[p] + 1]++;
+        }
+        for (size_t q = 0; q < nq; q++) {
+            cand_begin[q + 1] += cand_begin[q];
+            cand_end[q] = cand_begin[q];
+        }
+        for (size_t p = 0; p < np; p++) {
+            size_t r = policy_aware ? cand_end[sess->pair_query[p]]++ : p;
+            pair_row[p] = r;
             for (size_t i = 0; i < nf; i++) {
-                x[p * nf + i] = sess->pair_features[p * nf + i];
+                x[r * nf + i] = sess->pair_features[p * nf + i];
             }
         }
-        rc = cli_sessions_to_clicks(sess, 0, sess->n_sessions, x, np, nf, pair_row, NULL, NULL,
-                                    true, &clicks, &err);
-        free(pair_row);
+        rc = cli_sessions_to_clicks(sess, 0, sess->n_sessions, x, np, nf, pair_row,
+                                    policy_aware ? cand_begin : NULL,
+                                    policy_aware ? cand_end : NULL, true, &clicks, &err);
+        row_of_pair = pair_row;
         if (rc != CW_OK) {
             goto fail;
         }
@@ -662,9 +683,14 @@ int cli_cmd_train(int argc, char **argv)
                 rank_clicks_n_sessions(clicks));
     }
     if (policy_aware) {
-        rho = malloc((sess->n_pairs ? sess->n_pairs : 1) * sizeof *rho);
-        rc = rho ? policy_rho(db, sess, &pol, max_rank, &o, mc, rho, &err)
-                 : cw_err_set(&err, CW_ENOMEM, "out of memory");
+        size_t np = sess->n_pairs ? sess->n_pairs : 1;
+        rho = malloc(np * sizeof *rho);
+        pair_rho = malloc(np * sizeof *pair_rho);
+        rc = rho && pair_rho ? policy_rho(db, sess, &pol, max_rank, &o, mc, pair_rho, &err)
+                             : cw_err_set(&err, CW_ENOMEM, "out of memory");
+        for (size_t p = 0; rc == CW_OK && p < sess->n_pairs; p++) {
+            rho[row_of_pair[p]] = pair_rho[p];
+        }
         rc = rc ? rc : rank_clicks_set_rho(clicks, rho, &err);
         if (rc != CW_OK) {
             cw_err_prefix(&err, "--policy-aware %s: ", policy_aware);
@@ -676,8 +702,22 @@ int cli_cmd_train(int argc, char **argv)
                 lo = isnan(rho[p]) ? lo : CW_MIN(lo, rho[p]);
                 hi = isnan(rho[p]) ? hi : CW_MAX(hi, rho[p]);
             }
-            fprintf(stderr, "causeway train: policy-aware rho (%s, %u draws) in [%.4g, %.4g]\n",
-                    policy_aware, mc, lo, hi);
+            /* effective sample size (sum w)^2 / sum w^2 of the clicks' weights, 1/rho
+             * against theta_1/theta_k of the shown rank (METHODS.md section 6) */
+            double sa = 0, sa2 = 0, so = 0, so2 = 0, th1 = o.n_theta ? o.theta[0] : 1.0;
+            for (size_t j = 0; j < sess->n_items; j++) {
+                double r = rho[row_of_pair[sess->i_pair[j]]];
+                if (sess->i_click[j] && !isnan(r)) {
+                    uint32_t k = sess->i_pos[j];
+                    double th = o.n_theta ? o.theta[CW_MIN((size_t)k, o.n_theta) - 1] : 1.0;
+                    sa += 1 / r, sa2 += 1 / (r * r), so += th1 / th, so2 += th1 * th1 / (th * th);
+                }
+            }
+            fprintf(stderr,
+                    "causeway train: policy-aware rho (%s, %u draws) in [%.4g, %.4g]; clicks' "
+                    "effective sample size %.0f with 1/rho, %.0f with theta_1/theta_k\n",
+                    policy_aware, mc, lo, hi, sa2 > 0 ? sa * sa / sa2 : 0,
+                    so2 > 0 ? so * so / so2 : 0);
         }
     }
     rank_train_report rep;
@@ -714,6 +754,10 @@ done:
     causal_sessions_free(sess);
     rank_clicks_free(clicks);
     free(rho);
+    free(pair_rho);
+    free(row_of_pair);
+    free(cand_begin);
+    free(cand_end);
     rank_model_free(m);
     rank_model_free(log_model);
     rank_letor_free(data);
