@@ -19,12 +19,12 @@
  * every interaction event joined by impression id. Schema and durability: docs/logs.md.
  * A causal_log is NOT thread-safe (one thread at a time), except causal_log_next_id. */
 
-#define CAUSAL_LOG_SCHEMA_VERSION 1      /* PRAGMA user_version written by this binary */
-#define CAUSAL_MAX_ITEMS 1000u           /* shown items per impression (= IDX_MAX_K) */
-#define CAUSAL_MAX_FEATURES 4096u        /* floats per feature vector */
-#define CAUSAL_MAX_NAME_BYTES 256u       /* policy, model/index version, feature set, doc id */
-#define CAUSAL_MAX_CLIENT_ID_BYTES 128u  /* client event id */
-#define CAUSAL_MAX_REASON_BYTES 160u     /* text of one rejected event */
+#define CAUSAL_LOG_SCHEMA_VERSION 1     /* PRAGMA user_version written by this binary */
+#define CAUSAL_MAX_ITEMS 1000u          /* shown items per impression (= IDX_MAX_K) */
+#define CAUSAL_MAX_FEATURES 4096u       /* floats per feature vector */
+#define CAUSAL_MAX_NAME_BYTES 256u      /* policy, model/index version, feature set, doc id */
+#define CAUSAL_MAX_CLIENT_ID_BYTES 128u /* client event id */
+#define CAUSAL_MAX_REASON_BYTES 160u    /* text of one rejected event */
 
 /* Durability of a COMMIT (the trade-off is documented in docs/logs.md). */
 typedef enum causal_sync {
@@ -33,8 +33,8 @@ typedef enum causal_sync {
 } causal_sync;
 
 typedef struct causal_log_opts {
-    causal_sync sync;    /* default CAUSAL_SYNC_FULL */
-    bool read_only;      /* open an existing log for reading; never migrates */
+    causal_sync sync;         /* default CAUSAL_SYNC_FULL */
+    bool read_only;           /* open an existing log for reading; never migrates */
     uint32_t busy_timeout_ms; /* wait for another process's lock; default 5000 */
 } causal_log_opts;
 
@@ -43,35 +43,35 @@ causal_log_opts causal_log_opts_default(void);
 /* One shown document. On write every pointer is borrowed for the call; on read they
  * belong to the reader and are valid until its next call. */
 typedef struct causal_item {
-    const char *doc_id;     /* external document id, NUL-terminated UTF-8 */
-    uint32_t position;      /* 1-based rank at which it was shown */
-    double score;           /* the ranker's score (NaN = none -> NULL) */
-    double propensity;      /* P(this doc at this position | logging policy); NaN = unknown */
-    const float *features;  /* n_features floats of the impression's feature set, or NULL */
-    uint32_t n_clicks;      /* read side only: click events logged on this item (ignored on write) */
+    const char *doc_id;    /* external document id, NUL-terminated UTF-8 */
+    uint32_t position;     /* 1-based rank at which it was shown */
+    double score;          /* the ranker's score (NaN = none -> NULL) */
+    double propensity;     /* P(this doc at this position | logging policy); NaN = unknown */
+    const float *features; /* n_features floats of the impression's feature set, or NULL */
+    uint32_t n_clicks;     /* read side only: click events logged on this item (ignored on write) */
 } causal_item;
 
 /* One served ranking. */
 typedef struct causal_impression {
-    uint64_t id;                  /* from causal_log_next_id (or an imported id) */
-    int64_t ts_ms;                /* wall clock, ms since the Unix epoch */
-    const char *query;            /* query text as received (UTF-8) */
-    const char *qid;              /* query id for joins with qrels/simulations, or NULL */
-    const char *policy;           /* logging policy name, e.g. "bm25", "pl" (required) */
-    const char *model_version;    /* ranker model version, or NULL */
-    const char *index_version;    /* idx_index_version of the serving index, or NULL */
-    double log_prob;              /* log pi_b(ranking | query); NaN = not computable -> NULL */
-    uint32_t mc_samples;          /* Monte-Carlo samples behind the propensities, 0 = none */
-    double temperature;           /* Plackett-Luce temperature; NaN = none */
-    bool has_seed;                /* seed is meaningful */
-    uint64_t seed;                /* RNG seed of a stochastic policy */
-    const char *feature_set;      /* feature-set name, NULL = items carry no features */
+    uint64_t id;                      /* from causal_log_next_id (or an imported id) */
+    int64_t ts_ms;                    /* wall clock, ms since the Unix epoch */
+    const char *query;                /* query text as received (UTF-8) */
+    const char *qid;                  /* query id for joins with qrels/simulations, or NULL */
+    const char *policy;               /* logging policy name, e.g. "bm25", "pl" (required) */
+    const char *model_version;        /* ranker model version, or NULL */
+    const char *index_version;        /* idx_index_version of the serving index, or NULL */
+    double log_prob;                  /* log pi_b(ranking | query); NaN = not computable -> NULL */
+    uint32_t mc_samples;              /* Monte-Carlo samples behind the propensities, 0 = none */
+    double temperature;               /* Plackett-Luce temperature; NaN = none */
+    bool has_seed;                    /* seed is meaningful */
+    uint64_t seed;                    /* RNG seed of a stochastic policy */
+    const char *feature_set;          /* feature-set name, NULL = items carry no features */
     const char *const *feature_names; /* n_features names: needed on write the first time a
                                          set is seen (checked equal when given again); on
                                          read always set */
-    uint32_t n_features;          /* floats per item vector, <= CAUSAL_MAX_FEATURES */
-    size_t n_items;               /* <= CAUSAL_MAX_ITEMS */
-    const causal_item *items;     /* n_items, positions distinct */
+    uint32_t n_features;              /* floats per item vector, <= CAUSAL_MAX_FEATURES */
+    size_t n_items;                   /* <= CAUSAL_MAX_ITEMS */
+    const causal_item *items;         /* n_items, positions distinct */
 } causal_impression;
 
 typedef enum causal_event_type {
@@ -90,18 +90,18 @@ int causal_event_type_parse(const char *name, causal_event_type *out, cw_err *er
 /* One interaction. Strings borrowed for the call (write) or owned by the reader (read). */
 typedef struct causal_event {
     uint64_t impression_id;
-    const char *doc_id;     /* must be a document that impression showed */
-    uint32_t position;      /* 1-based; must equal the shown position of doc_id */
+    const char *doc_id; /* must be a document that impression showed */
+    uint32_t position;  /* 1-based; must equal the shown position of doc_id */
     causal_event_type type;
-    int64_t ts_ms;          /* client time, ms since the Unix epoch */
-    int64_t value_ms;       /* dwell time for CAUSAL_EVENT_DWELL, else -1 (NULL) */
-    const char *client_id;  /* client event id making retries idempotent, or NULL */
+    int64_t ts_ms;         /* client time, ms since the Unix epoch */
+    int64_t value_ms;      /* dwell time for CAUSAL_EVENT_DWELL, else -1 (NULL) */
+    const char *client_id; /* client event id making retries idempotent, or NULL */
 } causal_event;
 
 /* Why one event of a batch was refused. */
 typedef struct causal_event_reject {
-    size_t index;                        /* position in the batch, 0-based */
-    int code;                            /* CW_ENOTFOUND (impression/doc) or CW_EINVAL */
+    size_t index;                         /* position in the batch, 0-based */
+    int code;                             /* CW_ENOTFOUND (impression/doc) or CW_EINVAL */
     char reason[CAUSAL_MAX_REASON_BYTES]; /* e.g. "impression 42 did not show doc \"d7\"" */
 } causal_event_reject;
 
@@ -154,8 +154,8 @@ int causal_log_append_impressions(causal_log *log, const causal_impression *imps
  * Events whose client_id is already stored are idempotent retries: not written again,
  * counted in *n_duplicates (may be NULL). Errors: CW_EINVAL (rejects), CW_EIO. */
 int causal_log_append_events(causal_log *log, const causal_event *ev, size_t n,
-                             causal_event_reject *rejects, size_t *n_rejects,
-                             size_t *n_duplicates, cw_err *err) CW_MUST_CHECK;
+                             causal_event_reject *rejects, size_t *n_rejects, size_t *n_duplicates,
+                             cw_err *err) CW_MUST_CHECK;
 
 /* Counts of stored rows (for tests, metrics and `logs` commands). */
 typedef struct causal_log_counts {
@@ -179,8 +179,8 @@ causal_log_filter causal_log_filter_all(void);
  * log must stay open and see no writes through this handle while the reader is open.
  * Free with causal_log_reader_free. Errors: CW_EIO, CW_ENOMEM. */
 typedef struct causal_log_reader causal_log_reader;
-int causal_log_reader_new(causal_log *log, const causal_log_filter *filter,
-                          causal_log_reader **out, cw_err *err) CW_MUST_CHECK;
+int causal_log_reader_new(causal_log *log, const causal_log_filter *filter, causal_log_reader **out,
+                          cw_err *err) CW_MUST_CHECK;
 /* 1 = *imp set (valid until the next call), 0 = end, < 0 = error (CW_EIO, CW_ECORRUPT
  * for a malformed feature blob naming the impression). */
 int causal_log_reader_next(causal_log_reader *r, const causal_impression **imp, cw_err *err);
@@ -200,7 +200,8 @@ void causal_event_reader_free(causal_event_reader *r);
  * logging policy, the shown items with positions, clicks and logging propensities.
  * Not thread-safe while being appended to; read-only use may be shared. */
 
-#define CAUSAL_MAX_RANK 64u      /* deepest position the fits model; deeper items are dropped
+#define CAUSAL_MAX_RANK                                                                            \
+    64u                          /* deepest position the fits model; deeper items are dropped      \
                                     on load with a warning count */
 #define CAUSAL_MAX_RANKERS 1024u /* distinct logging rankers (model versions) */
 #define CAUSAL_MAX_LABEL 15      /* graded relevance labels 0..15 */
@@ -246,10 +247,10 @@ typedef struct causal_sessions {
     /* shown items, in position order within a session */
     size_t n_items;
     uint32_t *i_pair;
-    uint16_t *i_pos;  /* 1-based position, strictly increasing within a session */
-    uint8_t *i_click; /* 0/1 */
-    float *i_prop;    /* P(this doc at this position | logging policy); NAN = unknown */
-    float *i_score;   /* the logging ranker's score; NAN = unknown */
+    uint16_t *i_pos;         /* 1-based position, strictly increasing within a session */
+    uint8_t *i_click;        /* 0/1 */
+    float *i_prop;           /* P(this doc at this position | logging policy); NAN = unknown */
+    float *i_score;          /* the logging ranker's score; NAN = unknown */
     causal_sessions_int *in; /* capacities and hash tables (private) */
 } causal_sessions;
 
@@ -284,8 +285,8 @@ int causal_sessions_ranker(causal_sessions *s, const char *name, uint32_t *out,
                            cw_err *err) CW_MUST_CHECK;
 /* The pair id of (query, doc), added with `label` (-1 unknown) if new; a known label
  * replaces an unknown one. Errors: CW_EINVAL (ids out of range), CW_ENOMEM. */
-int causal_sessions_pair(causal_sessions *s, uint32_t query, uint32_t doc, int label,
-                         uint32_t *out, cw_err *err) CW_MUST_CHECK;
+int causal_sessions_pair(causal_sessions *s, uint32_t query, uint32_t doc, int label, uint32_t *out,
+                         cw_err *err) CW_MUST_CHECK;
 /* Declares n floats of features per pair (before or after pairs exist; new rows are 0).
  * Errors: CW_EINVAL (changing a non-zero n), CW_ELIMIT (> CAUSAL_MAX_FEATURES), CW_ENOMEM. */
 int causal_sessions_set_n_features(causal_sessions *s, size_t n, cw_err *err) CW_MUST_CHECK;
@@ -450,13 +451,13 @@ typedef enum causal_user_kind {
 
 typedef struct causal_user {
     causal_user_kind kind;
-    uint32_t n_theta;                 /* examination table length; ranks beyond use the last */
-    double theta[CAUSAL_MAX_RANK];    /* P(E=1|k) for k = 1..n_theta (already raised to eta) */
-    double epsilon;                   /* click noise: P(R=1|y) = eps + (1-eps)(2^y-1)/(2^ymax-1) */
-    int ymax;                         /* highest label of the collection */
+    uint32_t n_theta;              /* examination table length; ranks beyond use the last */
+    double theta[CAUSAL_MAX_RANK]; /* P(E=1|k) for k = 1..n_theta (already raised to eta) */
+    double epsilon;                /* click noise: P(R=1|y) = eps + (1-eps)(2^y-1)/(2^ymax-1) */
+    int ymax;                      /* highest label of the collection */
     double p_click[CAUSAL_MAX_LABEL + 1]; /* cascade/DBN click (attractiveness) per label */
     double p_stop[CAUSAL_MAX_LABEL + 1];  /* cascade/DBN stop (satisfaction) after a click */
-    double dbn_gamma;                 /* DBN: continue after a non-satisfying result */
+    double dbn_gamma;                     /* DBN: continue after a non-satisfying result */
 } causal_user;
 
 /* The METHODS.md eye-tracking theta table raised to eta (ranks > 10 use theta_10). */
@@ -544,11 +545,11 @@ int causal_rel_model_parse(const char *name, causal_rel_model *out, cw_err *err)
 
 typedef struct causal_prop_opts {
     causal_prop_method method;
-    uint32_t max_rank;   /* ranks estimated, 2..CAUSAL_MAX_RANK (default 10) */
-    uint32_t n_boot;     /* bootstrap replicates (default 200; 0 = no intervals) */
-    uint32_t n_buckets;  /* sessions are bootstrapped in this many buckets (default 1000) */
-    double ci_level;     /* default 0.95 */
-    uint64_t seed;       /* bootstrap and MLP initialisation */
+    uint32_t max_rank;          /* ranks estimated, 2..CAUSAL_MAX_RANK (default 10) */
+    uint32_t n_boot;            /* bootstrap replicates (default 200; 0 = no intervals) */
+    uint32_t n_buckets;         /* sessions are bootstrapped in this many buckets (default 1000) */
+    double ci_level;            /* default 0.95 */
+    uint64_t seed;              /* bootstrap and MLP initialisation */
     causal_rel_model rel_model; /* REM (default LINEAR) */
     uint32_t max_iter;   /* EM / coordinate-ascent iterations (default 1000 REM, 5000 else) */
     double tol;          /* stop when the largest change of theta is below (default 1e-6) */
@@ -564,23 +565,23 @@ causal_prop_opts causal_prop_opts_default(causal_prop_method m);
 typedef struct causal_propensity {
     causal_prop_method method;
     uint32_t n_ranks;
-    double ratio[CAUSAL_MAX_RANK];  /* theta_k / theta_1 (trust: alpha_k / alpha_1) */
-    double ci_lo[CAUSAL_MAX_RANK];  /* bootstrap percentile interval of ratio (NAN if none) */
+    double ratio[CAUSAL_MAX_RANK]; /* theta_k / theta_1 (trust: alpha_k / alpha_1) */
+    double ci_lo[CAUSAL_MAX_RANK]; /* bootstrap percentile interval of ratio (NAN if none) */
     double ci_hi[CAUSAL_MAX_RANK];
-    double theta[CAUSAL_MAX_RANK];  /* absolute theta_k where identified (REM), else NAN */
-    double alpha[CAUSAL_MAX_RANK];  /* trust: alpha_k / alpha_1 (= ratio) */
-    double beta[CAUSAL_MAX_RANK];   /* trust: beta_k - (alpha_k/alpha_1) beta_1, the part of
-                                       beta identified under gamma -> a gamma + b (0 at k=1) */
+    double theta[CAUSAL_MAX_RANK];       /* absolute theta_k where identified (REM), else NAN */
+    double alpha[CAUSAL_MAX_RANK];       /* trust: alpha_k / alpha_1 (= ratio) */
+    double beta[CAUSAL_MAX_RANK];        /* trust: beta_k - (alpha_k/alpha_1) beta_1, the part of
+                                            beta identified under gamma -> a gamma + b (0 at k=1) */
     uint64_t clicks_at[CAUSAL_MAX_RANK]; /* clicks used per rank */
     uint64_t shown_at[CAUSAL_MAX_RANK];  /* impressions used per rank */
-    uint64_t n_sessions;            /* sessions used */
-    uint64_t n_items;               /* items used */
-    uint32_t n_iter;                /* iterations run (0 for closed forms) */
+    uint64_t n_sessions;                 /* sessions used */
+    uint64_t n_items;                    /* items used */
+    uint32_t n_iter;                     /* iterations run (0 for closed forms) */
     bool converged;
-    double loglik;                  /* final objective (method-specific), NAN if none */
-    double seconds;                 /* fit time without bootstrap */
+    double loglik;  /* final objective (method-specific), NAN if none */
+    double seconds; /* fit time without bootstrap */
     uint32_t n_boot;
-    char note[512];                 /* diagnostics in words (which sessions were used, ...) */
+    char note[512]; /* diagnostics in words (which sessions were used, ...) */
 } causal_propensity;
 
 /* Fits propensities from s. A method that cannot identify them from these logs refuses
@@ -630,9 +631,9 @@ typedef enum causal_rpol_kind {
 
 typedef struct causal_rpol {
     causal_rpol_kind kind;
-    double tau;      /* PL temperature, finite and > 0 (PL only) */
-    uint32_t top_n;  /* RandTop-n: number of top results shuffled, >= 1 (RANDTOPN only) */
-    double epsilon;  /* exploration probability in [0, 1] (EPSGREEDY only) */
+    double tau;     /* PL temperature, finite and > 0 (PL only) */
+    uint32_t top_n; /* RandTop-n: number of top results shuffled, >= 1 (RANDTOPN only) */
+    double epsilon; /* exploration probability in [0, 1] (EPSGREEDY only) */
 } causal_rpol;
 
 /* Parses "det", "pl:TAU" (e.g. "pl:0.5"), "randtop:N", "egreedy:EPS" into *out.
@@ -644,13 +645,13 @@ void causal_rpol_format(const causal_rpol *pol, char *buf, size_t buf_bytes);
  * Errors: CW_EINVAL (bad parameter or non-finite score, naming the candidate),
  * CW_ELIMIT (n over the limit). */
 int causal_rpol_check(const causal_rpol *pol, const double *scores, uint32_t n, uint32_t k,
-                        cw_err *err) CW_MUST_CHECK;
+                      cw_err *err) CW_MUST_CHECK;
 
 /* Draws one top-k ranking into ranking[0..k). PL uses Gumbel top-k (Kool, van Hoof &
  * Welling, ICML 2019): the k largest s_d/tau + G_d. O(n log n).
  * Errors: those of causal_rpol_check, CW_ENOMEM. */
 int causal_rpol_sample(const causal_rpol *pol, const double *scores, uint32_t n, uint32_t k,
-                         cw_rng *rng, uint32_t *ranking, cw_err *err) CW_MUST_CHECK;
+                       cw_rng *rng, uint32_t *ranking, cw_err *err) CW_MUST_CHECK;
 
 /* Exact log-probabilities of the prefixes of a top-k ranking:
  * log_prefix[j] = log pi(ranking[0..j] in slots 1..j+1), j < k; log_prefix[k-1] is the
@@ -658,31 +659,31 @@ int causal_rpol_sample(const causal_rpol *pol, const double *scores, uint32_t n,
  * not an error). PL in log space with log-sum-exp; O(n k).
  * Errors: causal_rpol_check's, CW_EINVAL (index >= n or repeated, naming the slot). */
 int causal_rpol_log_prob(const causal_rpol *pol, const double *scores, uint32_t n,
-                           const uint32_t *ranking, uint32_t k, double *log_prefix,
-                           cw_err *err) CW_MUST_CHECK;
+                         const uint32_t *ranking, uint32_t k, double *log_prefix,
+                         cw_err *err) CW_MUST_CHECK;
 
 /* Distribution of the candidate in slot j+1 given the prefix ranking[0..j) (j < k):
  * probs[d] = pi(d | prefix), 0 for candidates already in the prefix. If the prefix itself
  * has probability 0 the conditional is undefined: returns CW_EINVAL.
  * Errors: causal_rpol_check's, CW_EINVAL. */
 int causal_rpol_next_probs(const causal_rpol *pol, const double *scores, uint32_t n,
-                             const uint32_t *prefix, uint32_t j, double *probs,
-                             cw_err *err) CW_MUST_CHECK;
+                           const uint32_t *prefix, uint32_t j, double *probs,
+                           cw_err *err) CW_MUST_CHECK;
 
 /* Exact marginals marg[d * k + j] = pi(d at slot j+1), d < n, j < k. Closed form for
  * DET, RANDTOPN, EPSGREEDY; PL by dynamic programming over the sets of already placed
  * candidates, O(2^n n), only for n <= CAUSAL_PL_EXACT_MAX_ITEMS (else CW_ELIMIT: use
  * causal_rpol_marginals_mc). Errors: causal_rpol_check's, CW_ELIMIT, CW_ENOMEM. */
-int causal_rpol_marginals(const causal_rpol *pol, const double *scores, uint32_t n,
-                            uint32_t k, double *marg, cw_err *err) CW_MUST_CHECK;
+int causal_rpol_marginals(const causal_rpol *pol, const double *scores, uint32_t n, uint32_t k,
+                          double *marg, cw_err *err) CW_MUST_CHECK;
 
 /* Monte-Carlo marginals of any policy from m samples (METHODS.md section 6):
  * marg[d*k+j] = share of samples with d at slot j+1; se (may be NULL) gets the standard
  * error sqrt(p(1-p)/m). 1 <= m <= CAUSAL_PL_MAX_MC_SAMPLES. O(m n log n).
  * Errors: causal_rpol_check's, CW_EINVAL (m out of range), CW_ENOMEM. */
-int causal_rpol_marginals_mc(const causal_rpol *pol, const double *scores, uint32_t n,
-                           uint32_t k, uint32_t m, cw_rng *rng, double *marg, double *se,
-                           cw_err *err) CW_MUST_CHECK;
+int causal_rpol_marginals_mc(const causal_rpol *pol, const double *scores, uint32_t n, uint32_t k,
+                             uint32_t m, cw_rng *rng, double *marg, double *se,
+                             cw_err *err) CW_MUST_CHECK;
 
 /* Stochastic logging for the server (issue 7 item 1): draws the shown top-k list of n
  * ranked candidates and everything an impression must log about it.
@@ -745,31 +746,31 @@ int causal_est_parse(const char *name, causal_est *out, cw_err *err) CW_MUST_CHE
 /* Logged impressions and the target policy's view of them; i < n, j < k, row-major
  * [i * k + j]. All borrowed for the duration of a call. */
 typedef struct causal_ope_data {
-    size_t n;                 /* impressions */
-    uint32_t k;               /* slots per impression, 1..CAUSAL_OPE_MAX_SLOTS */
-    const uint32_t *group;    /* [n] bootstrap unit (query) < n_groups; NULL = impression */
+    size_t n;              /* impressions */
+    uint32_t k;            /* slots per impression, 1..CAUSAL_OPE_MAX_SLOTS */
+    const uint32_t *group; /* [n] bootstrap unit (query) < n_groups; NULL = impression */
     uint32_t n_groups;
-    const double *lambda;     /* [k] metric rank weights (required) */
-    const uint8_t *click;     /* [n*k] clicks 0/1 (required) */
-    const double *lpb_prefix; /* [n*k] log pi_b(a_i(1..j+1)); NaN = not logged */
-    const double *lpe_prefix; /* [n*k] log pi_e(a_i(1..j+1)); -inf allowed */
-    const double *pb_marg;    /* [n*k] pi_b(a_i(j) at j); NaN = not logged */
-    const double *pe_marg;    /* [n*k] pi_e(a_i(j) at j) */
-    const double *rho_b;      /* [n*k] sum_m pi_b(a_i(j) at m) theta_m */
-    const double *omega_e;    /* [n*k] sum_m pi_e(a_i(j) at m) lambda_m theta_m */
-    const double *q_hat;      /* [n*k] lambda_j * predicted P(click) of a_i(j) at j */
-    const double *dm_e;       /* [n] sum_{d,j} pi_e(d at j) lambda_j qhat(d, j) */
-    const double *cdr_q;      /* [n*k] Qhat_j(x_i, a_i(1..j)) */
-    const double *cdr_v;      /* [n*k] sum_a pi_e(a | a_i(1..j-1)) Qhat_j(x_i, a_i(1..j-1), a) */
+    const double *lambda;      /* [k] metric rank weights (required) */
+    const uint8_t *click;      /* [n*k] clicks 0/1 (required) */
+    const double *lpb_prefix;  /* [n*k] log pi_b(a_i(1..j+1)); NaN = not logged */
+    const double *lpe_prefix;  /* [n*k] log pi_e(a_i(1..j+1)); -inf allowed */
+    const double *pb_marg;     /* [n*k] pi_b(a_i(j) at j); NaN = not logged */
+    const double *pe_marg;     /* [n*k] pi_e(a_i(j) at j) */
+    const double *rho_b;       /* [n*k] sum_m pi_b(a_i(j) at m) theta_m */
+    const double *omega_e;     /* [n*k] sum_m pi_e(a_i(j) at m) lambda_m theta_m */
+    const double *q_hat;       /* [n*k] lambda_j * predicted P(click) of a_i(j) at j */
+    const double *dm_e;        /* [n] sum_{d,j} pi_e(d at j) lambda_j qhat(d, j) */
+    const double *cdr_q;       /* [n*k] Qhat_j(x_i, a_i(1..j)) */
+    const double *cdr_v;       /* [n*k] sum_a pi_e(a | a_i(1..j-1)) Qhat_j(x_i, a_i(1..j-1), a) */
     const double *unsupported; /* [n] target metric mass on (doc, slot) pairs where
                                   pi_b < support floor, as a share of the target's total
                                   lambda mass; NULL = unknown */
 } causal_ope_data;
 
 typedef struct causal_ope_opts {
-    uint32_t n_boot;      /* bootstrap replicates over groups, 0 = none (default 10000) */
-    uint64_t seed;        /* bootstrap RNG seed */
-    double alpha;         /* 1 - confidence level, default 0.05 */
+    uint32_t n_boot;        /* bootstrap replicates over groups, 0 = none (default 10000) */
+    uint64_t seed;          /* bootstrap RNG seed */
+    double alpha;           /* 1 - confidence level, default 0.05 */
     double max_unsupported; /* warn above this unsupported share (default 0.01) */
 } causal_ope_opts;
 
@@ -779,15 +780,15 @@ causal_ope_opts causal_ope_opts_default(void);
 
 typedef struct causal_ope_result {
     causal_est est;
-    double value;        /* point estimate */
-    double se;           /* analytic standard error (delta method for snips) */
-    double ci_lo, ci_hi; /* analytic Gaussian interval, value -/+ z se */
+    double value;            /* point estimate */
+    double se;               /* analytic standard error (delta method for snips) */
+    double ci_lo, ci_hi;     /* analytic Gaussian interval, value -/+ z se */
     double boot_lo, boot_hi; /* bootstrap percentile interval; NaN when n_boot = 0 */
-    double n_eff;        /* (sum w)^2 / sum w^2; slot-level: the smallest slot's */
-    double w_max, w_mean; /* of the same weights; w_mean ~ 1 when propensities are right */
-    double unsupported;  /* mean unsupported share (NaN = unknown); warned about for the
-                            estimators that weight by slot or ranking probabilities */
-    size_t n;            /* impressions used */
+    double n_eff;            /* (sum w)^2 / sum w^2; slot-level: the smallest slot's */
+    double w_max, w_mean;    /* of the same weights; w_mean ~ 1 when propensities are right */
+    double unsupported;      /* mean unsupported share (NaN = unknown); warned about for the
+                                estimators that weight by slot or ranking probabilities */
+    size_t n;                /* impressions used */
     char warning[CAUSAL_OPE_WARN_BYTES]; /* "" or "; "-separated warnings */
 } causal_ope_result;
 
@@ -812,17 +813,17 @@ int causal_ope_compare(const causal_ope_data *data, size_t n_pol, causal_est est
  * ranking shows shown[0..k). */
 typedef struct causal_ope_row {
     uint32_t n_cand;
-    const uint32_t *shown;   /* [k] logged ranking */
+    const uint32_t *shown;    /* [k] logged ranking */
     const double *lpb_prefix; /* [k] logged prefix log-probs, or NULL (not logged) */
-    const double *pb_shown;  /* [k] logged pi_b(shown[j] at j), or NULL */
-    const double *pb_marg;   /* [n_cand*k] full logging marginals, or NULL (no pbm/support) */
+    const double *pb_shown;   /* [k] logged pi_b(shown[j] at j), or NULL */
+    const double *pb_marg;    /* [n_cand*k] full logging marginals, or NULL (no pbm/support) */
     const causal_rpol *target;
     const double *target_scores; /* [n_cand] */
-    const double *pe_marg;   /* [n_cand*k] target marginals, or NULL: computed (exact;
-                                PL with n_cand > CAUSAL_PL_EXACT_MAX_ITEMS fails) */
-    const double *theta;     /* [k] examination probabilities, or NULL (no pbm) */
-    const double *q_click;   /* [n_cand*k] model P(click | d at j), or NULL (no dm/dr/cdr) */
-    double support_floor;    /* pi_b below this counts as no support (e.g. 1e-6) */
+    const double *pe_marg;       /* [n_cand*k] target marginals, or NULL: computed (exact;
+                                    PL with n_cand > CAUSAL_PL_EXACT_MAX_ITEMS fails) */
+    const double *theta;         /* [k] examination probabilities, or NULL (no pbm) */
+    const double *q_click;       /* [n_cand*k] model P(click | d at j), or NULL (no dm/dr/cdr) */
+    double support_floor;        /* pi_b below this counts as no support (e.g. 1e-6) */
 } causal_ope_row;
 
 /* Fills row i of every non-NULL output array of *d (cast away: the caller owns them and
@@ -831,8 +832,8 @@ typedef struct causal_ope_row {
  * target marginals when pe_marg is NULL.
  * Errors: causal_rpol_*'s (bad ranking, scores), CW_ENOMEM. */
 typedef struct causal_ope_arrays {
-    double *lpb_prefix, *lpe_prefix, *pb_marg, *pe_marg, *rho_b, *omega_e, *q_hat, *dm_e,
-        *cdr_q, *cdr_v, *unsupported;
+    double *lpb_prefix, *lpe_prefix, *pb_marg, *pe_marg, *rho_b, *omega_e, *q_hat, *dm_e, *cdr_q,
+        *cdr_v, *unsupported;
 } causal_ope_arrays;
 int causal_ope_fill_row(const causal_ope_row *row, uint32_t k, const double *lambda, size_t i,
                         causal_ope_arrays *out, cw_err *err) CW_MUST_CHECK;

@@ -77,8 +77,7 @@ bool cli_parse_double(const char *cmd, const char *opt, const char *s, double lo
     errno = 0;
     double v = s ? strtod(s, &end) : NAN;
     if (!s || !*s || errno || *end != '\0' || !(v >= lo && v <= hi)) {
-        cli_usage_error(cmd, "%s expects a number in [%g, %g], got '%s'", opt, lo, hi,
-                        s ? s : "");
+        cli_usage_error(cmd, "%s expects a number in [%g, %g], got '%s'", opt, lo, hi, s ? s : "");
         return false;
     }
     *out = v;

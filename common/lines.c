@@ -19,8 +19,8 @@ struct cw_lines {
     bool is_stdin;
     bool eof;
     char *path;
-    char *buf;   /* holds [start, end) of unread bytes, plus room for a NUL */
-    size_t cap;  /* allocated bytes of buf */
+    char *buf;  /* holds [start, end) of unread bytes, plus room for a NUL */
+    size_t cap; /* allocated bytes of buf */
     size_t start;
     size_t end;
     long line_no;

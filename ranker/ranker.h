@@ -32,12 +32,12 @@
  *   relevant document (IDCG = 0) follows opts.idcg0: DROP (default) leaves it out of every
  *   mean, ZERO scores every metric 0, ONE scores nDCG 1 and the other metrics 0. */
 
-#define RANK_EVAL_DEPTH 1000u              /* trec_eval's default depth */
-#define RANK_MAX_EVAL_DEPTH 1000000u       /* --depth limit */
-#define RANK_MAX_METRICS 32u               /* metrics per evaluation */
-#define RANK_MAX_CUTOFF 100000u            /* k in ndcg@k, p@k, recall@k, mrr@k */
-#define RANK_MAX_EVAL_ID_BYTES 256u        /* qid or docno in a run or qrels line */
-#define RANK_MAX_EVAL_LINES 200000000ull   /* lines of one run or qrels file */
+#define RANK_EVAL_DEPTH 1000u            /* trec_eval's default depth */
+#define RANK_MAX_EVAL_DEPTH 1000000u     /* --depth limit */
+#define RANK_MAX_METRICS 32u             /* metrics per evaluation */
+#define RANK_MAX_CUTOFF 100000u          /* k in ndcg@k, p@k, recall@k, mrr@k */
+#define RANK_MAX_EVAL_ID_BYTES 256u      /* qid or docno in a run or qrels line */
+#define RANK_MAX_EVAL_LINES 200000000ull /* lines of one run or qrels file */
 
 typedef enum rank_gain {
     RANK_GAIN_LINEAR = 0, /* g(y) = y */
@@ -118,16 +118,16 @@ rank_eval_opts rank_eval_opts_default(void);
 typedef struct rank_eval_result {
     size_t n_metrics;
     rank_metric metrics[RANK_MAX_METRICS];
-    size_t n_queries;    /* queries averaged */
-    const char **qid;    /* n_queries ids (borrowed from the qrels: valid until
-                          * rank_qrels_free), numeric ids first in numeric order */
-    double *values;      /* n_queries * n_metrics, row per query */
+    size_t n_queries; /* queries averaged */
+    const char **qid; /* n_queries ids (borrowed from the qrels: valid until
+                       * rank_qrels_free), numeric ids first in numeric order */
+    double *values;   /* n_queries * n_metrics, row per query */
     double mean[RANK_MAX_METRICS];
-    size_t n_dropped;    /* qrels queries without a relevant document left out (DROP) */
-    size_t n_missing;    /* averaged queries absent from the run (scored 0) */
-    uint64_t n_ret;      /* retrieved documents within depth, over averaged queries */
-    uint64_t n_rel;      /* relevant judgments of averaged queries */
-    uint64_t n_rel_ret;  /* relevant documents retrieved within depth */
+    size_t n_dropped;   /* qrels queries without a relevant document left out (DROP) */
+    size_t n_missing;   /* averaged queries absent from the run (scored 0) */
+    uint64_t n_ret;     /* retrieved documents within depth, over averaged queries */
+    uint64_t n_rel;     /* relevant judgments of averaged queries */
+    uint64_t n_rel_ret; /* relevant documents retrieved within depth */
 } rank_eval_result;
 
 /* Evaluates run against qrels on metrics[0..n_metrics) (conventions above).
@@ -141,22 +141,22 @@ void rank_eval_result_free(rank_eval_result *r);
 /* ==== LETOR data (ranker/letor.c) ========================================= */
 
 /* Limits on LETOR input (SVMlight format: `label qid:Q 1:v ... #comment`). */
-#define RANK_MAX_FEATURES 1024u      /* highest feature index accepted */
-#define RANK_MAX_QUERY_DOCS 100000u  /* rows of one query */
+#define RANK_MAX_FEATURES 1024u       /* highest feature index accepted */
+#define RANK_MAX_QUERY_DOCS 100000u   /* rows of one query */
 #define RANK_MAX_LETOR_ROWS 50000000u /* rows of one data set */
 
 /* A LETOR data set in memory: rows grouped by query, in file order. Queries must be
  * contiguous in the input (as in every LETOR/MSLR file). Not thread-safe to modify;
  * read-only use from several threads is safe. */
 typedef struct rank_letor {
-    size_t n_rows;       /* query-document pairs */
-    size_t n_features;   /* columns of x: the highest feature index seen (1-based in the file) */
-    size_t n_queries;    /* groups */
-    double *x;           /* n_rows * n_features, row-major; absent features are 0 */
-    double *y;           /* n_rows labels (graded relevance, or clicks) */
-    size_t *q_begin;     /* n_queries + 1: rows of query q are [q_begin[q], q_begin[q+1]) */
-    char **qid;          /* n_queries query ids as written after "qid:" */
-    char **doc_id;       /* n_rows: the "docid = X" of the comment, or NULL when absent */
+    size_t n_rows;        /* query-document pairs */
+    size_t n_features;    /* columns of x: the highest feature index seen (1-based in the file) */
+    size_t n_queries;     /* groups */
+    double *x;            /* n_rows * n_features, row-major; absent features are 0 */
+    double *y;            /* n_rows labels (graded relevance, or clicks) */
+    size_t *q_begin;      /* n_queries + 1: rows of query q are [q_begin[q], q_begin[q+1]) */
+    char **qid;           /* n_queries query ids as written after "qid:" */
+    char **doc_id;        /* n_rows: the "docid = X" of the comment, or NULL when absent */
     char **feature_names; /* n_features names from a "# causeway-features: a b ..." line
                              (written by `causeway rank --letor-out`), or NULL */
 } rank_letor;
@@ -196,7 +196,7 @@ int rank_letor_subset(const rank_letor *d, const size_t *queries, size_t n, rank
  *                     or not a number)
  * Coverage and proximity analyse at most RANK_FEATURE_MAX_TEXT_BYTES of title + text. */
 #define RANK_FEATURE_SET "cw-text-v1"
-#define RANK_TEXT_FEATURES 11u                   /* features before the static ones */
+#define RANK_TEXT_FEATURES 11u /* features before the static ones */
 #define RANK_MAX_STATIC_FEATURES 32u
 #define RANK_FEATURE_MAX_TEXT_BYTES (64u << 10)
 
@@ -220,8 +220,8 @@ typedef struct rank_features rank_features;
  * Errors: CW_EINVAL (too many or bad names), CW_EPARSE (bad UTF-8 in a stored document),
  * CW_ENOMEM. O(corpus) with a forward store. Free with rank_features_free. */
 int rank_features_new(const idx_index *ix, const char *const *static_fields, size_t n_static,
-                      const idx_bm25_params *bm25, size_t forward_max_tokens,
-                      rank_features **out, cw_err *err) CW_MUST_CHECK;
+                      const idx_bm25_params *bm25, size_t forward_max_tokens, rank_features **out,
+                      cw_err *err) CW_MUST_CHECK;
 void rank_features_free(rank_features *fx);
 size_t rank_features_n(const rank_features *fx);
 /* Name of feature i (borrowed, valid while fx lives). */
@@ -234,8 +234,7 @@ const char *const *rank_features_names(const rank_features *fx);
  * Errors: CW_ENOTFOUND (docid), CW_ECORRUPT, CW_EPARSE (invalid UTF-8 in a stored
  * document), CW_ENOMEM. O(n * (query terms + analysed text)). */
 int rank_features_extract(const rank_features *fx, idx_analyzer *a, const idx_query *q,
-                          const uint32_t *docids, size_t n, double *out,
-                          cw_err *err) CW_MUST_CHECK;
+                          const uint32_t *docids, size_t n, double *out, cw_err *err) CW_MUST_CHECK;
 
 /* Dense similarity (issue 6): the feature "dense_cos" = cosine of the query's and the
  * document's vectors of the index's dense encoder (idx_dense_cosine), appended after the
@@ -281,11 +280,11 @@ int rank_features_extract_tap(const rank_features *fx, idx_analyzer *a, const id
  * in the order of rank_model_feature_name(). */
 
 #define RANK_MODEL_FORMAT "causeway-model"
-#define RANK_MODEL_VERSION 1          /* "version" of the JSON format written */
+#define RANK_MODEL_VERSION 1              /* "version" of the JSON format written */
 #define RANK_MAX_MODEL_BYTES (256u << 20) /* model file */
-#define RANK_MAX_HIDDEN 4096u         /* MLP hidden units */
-#define RANK_MAX_FEATURE_NAME 64u     /* bytes of one feature name */
-#define RANK_MAX_TREE_NODES 10000000u /* nodes of an imported tree ensemble */
+#define RANK_MAX_HIDDEN 4096u             /* MLP hidden units */
+#define RANK_MAX_FEATURE_NAME 64u         /* bytes of one feature name */
+#define RANK_MAX_TREE_NODES 10000000u     /* nodes of an imported tree ensemble */
 
 typedef enum rank_model_kind {
     RANK_MODEL_LINEAR = 0, /* s = b + w . z */
@@ -358,8 +357,8 @@ int rank_model_save(const rank_model *m, const char *path, cw_err *err) CW_MUST_
 
 /* ---- training data: click lists (ranker/clicks.c) ------------------------ */
 
-#define RANK_MAX_RANK 64u          /* deepest display rank used by training */
-#define RANK_MAX_LIST 100000u      /* slots of one list */
+#define RANK_MAX_RANK 64u     /* deepest display rank used by training */
+#define RANK_MAX_LIST 100000u /* slots of one list */
 
 /* Training data for every objective: lists of slots (a feature row of x, the 1-based rank
  * it was shown at or 0 = a candidate that was not shown, and the clicks it got), each list
@@ -425,38 +424,38 @@ int rank_loss_parse(const char *s, rank_loss *out, cw_err *err) CW_MUST_CHECK;
 
 typedef struct rank_train_opts {
     rank_objective objective;
-    rank_loss loss;           /* DLA and DR are listwise only */
+    rank_loss loss; /* DLA and DR are listwise only */
     rank_model_kind kind;
-    size_t n_hidden;          /* MLP width (default 32) */
-    size_t n_theta;           /* propensities given (IPS, DR); 0 = all 1 */
+    size_t n_hidden;             /* MLP width (default 32) */
+    size_t n_theta;              /* propensities given (IPS, DR); 0 = all 1 */
     double theta[RANK_MAX_RANK]; /* theta_k examination propensity of rank k = 1..n_theta;
                                     deeper ranks use theta[n_theta-1]; only ratios matter
                                     except for the pointwise loss */
-    double clip;              /* tau: weights use max(theta_k, tau) (DLA: weight <= 1/tau);
-                                 0 = no clipping */
-    double lr;                /* Adam step (default 0.003) */
-    double dla_lr;            /* Adam step of DLA's position logits (default 0.03): 10 shared
-                                 parameters that start uniform (= naive weights) must
-                                 converge before early stopping picks an epoch */
-    double l2;                /* L2 penalty on weights per session (default 1e-4) */
-    uint32_t max_epochs;      /* default 200 */
-    uint32_t patience;        /* epochs without validation gain before stopping (40) */
-    uint32_t batch_lists;     /* lists per Adam step (default 16) */
-    uint32_t valid_k;         /* early stopping on validation nDCG@valid_k (default 10) */
-    uint64_t seed;            /* list order, MLP initialisation */
-    cw_progress progress;     /* stage "train": epoch / max_epochs */
+    double clip;                 /* tau: weights use max(theta_k, tau) (DLA: weight <= 1/tau);
+                                    0 = no clipping */
+    double lr;                   /* Adam step (default 0.003) */
+    double dla_lr;               /* Adam step of DLA's position logits (default 0.03): 10 shared
+                                    parameters that start uniform (= naive weights) must
+                                    converge before early stopping picks an epoch */
+    double l2;                   /* L2 penalty on weights per session (default 1e-4) */
+    uint32_t max_epochs;         /* default 200 */
+    uint32_t patience;           /* epochs without validation gain before stopping (40) */
+    uint32_t batch_lists;        /* lists per Adam step (default 16) */
+    uint32_t valid_k;            /* early stopping on validation nDCG@valid_k (default 10) */
+    uint64_t seed;               /* list order, MLP initialisation */
+    cw_progress progress;        /* stage "train": epoch / max_epochs */
 } rank_train_opts;
 
 rank_train_opts rank_train_opts_default(void);
 
 typedef struct rank_train_report {
-    uint32_t epochs;          /* epochs run */
-    uint32_t best_epoch;      /* epoch of the returned parameters (1-based; 0 = initial) */
-    double best_valid;        /* validation nDCG@valid_k (exp gain, queries without a
-                                 relevant document dropped), NAN without validation data */
-    double final_loss;        /* training loss per session of the last epoch */
-    double seconds;           /* wall time of the optimisation */
-    double pairs;             /* session-document pairs whose gradient was computed */
+    uint32_t epochs;                 /* epochs run */
+    uint32_t best_epoch;             /* epoch of the returned parameters (1-based; 0 = initial) */
+    double best_valid;               /* validation nDCG@valid_k (exp gain, queries without a
+                                        relevant document dropped), NAN without validation data */
+    double final_loss;               /* training loss per session of the last epoch */
+    double seconds;                  /* wall time of the optimisation */
+    double pairs;                    /* session-document pairs whose gradient was computed */
     double dla_theta[RANK_MAX_RANK]; /* DLA: learnt theta_k / theta_1, else NAN */
 } rank_train_report;
 

@@ -66,10 +66,10 @@ struct rank_clicks {
     uint64_t *list_hash;  /* hash of (query, rows, ranks) for merging */
     size_t n_slots, cap_slots;
     size_t *slot_row;
-    uint32_t *slot_rank; /* 1-based, 0 = not shown */
-    double *slot_clicks; /* summed over the list's sessions */
-    size_t *table;       /* open addressing: list index + 1, 0 = empty */
-    size_t table_cap;    /* power of two */
+    uint32_t *slot_rank;   /* 1-based, 0 = not shown */
+    double *slot_clicks;   /* summed over the list's sessions */
+    size_t *table;         /* open addressing: list index + 1, 0 = empty */
+    size_t table_cap;      /* power of two */
     const double *row_rho; /* borrowed, n_rows: policy-aware exposure or NAN; may be NULL */
 };
 

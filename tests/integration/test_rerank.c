@@ -111,9 +111,9 @@ static void start_server(void)
         if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) {
             _exit(126);
         }
-        char *argv[] = {(char *)bin(), "serve",     "--index",   ixdir,       "--db",
-                        dbpath,        "--port",    "0",         "--port-file", portfile,
-                        "--model",     modelpath,   "--cache-mb", "0",        NULL};
+        char *argv[] = {(char *)bin(), "serve",   "--index",    ixdir,         "--db",
+                        dbpath,        "--port",  "0",          "--port-file", portfile,
+                        "--model",     modelpath, "--cache-mb", "0",           NULL};
         execv(argv[0], argv);
         _exit(127);
     }
@@ -182,8 +182,8 @@ static void setup(void)
     const char *src = getenv("CW_SRCDIR");
     char corpus[512], queries[160], run[160];
     snprintf(corpus, sizeof corpus, "%s/tests/data/server/corpus.jsonl", src ? src : ".");
-    char *ib[] = {(char *)bin(), "index", "build", "--corpus", corpus, "--out", ixdir, "--quiet",
-                  NULL};
+    char *ib[] = {(char *)bin(), "index", "build",   "--corpus", corpus,
+                  "--out",       ixdir,   "--quiet", NULL};
     cr_assert(eq(int, run_cmd(ib), 0), "indexing %s failed", corpus);
     snprintf(queries, sizeof queries, "%s/q.tsv", dir);
     snprintf(run, sizeof run, "%s/run", dir);
@@ -192,7 +192,7 @@ static void setup(void)
     fprintf(f, "q1\t%s\n", QUERY);
     fclose(f);
     /* The offline side: the same 100-candidate window, features by `causeway rank`. */
-    char *rk[] = {(char *)bin(), "rank",        "--index", ixdir, "--queries", queries,
+    char *rk[] = {(char *)bin(), "rank",    "--index", ixdir, "--queries", queries,
                   "--letor-out", letorpath, "--out",   run,   NULL};
     cr_assert(eq(int, run_cmd(rk), 0));
     const char *paths[] = {letorpath};

@@ -384,7 +384,7 @@ Test(causal_logstore, an_impression_logged_after_a_rejected_event_accepts_its_ev
     /* ... and accepted once the impression is logged (no stale validation cache). */
     causal_impression imp = make_imp(id, "bm25", 1, items, feat, 2, 0);
     cr_assert(eq(int, causal_log_append_impressions(log, &imp, 1, &err), CW_OK), "%s", err.msg);
-    cr_expect(eq(int, causal_log_append_events(log, &ev, 1, rj, &n_rj, NULL, &err), CW_OK),
-              "%s", err.msg);
+    cr_expect(eq(int, causal_log_append_events(log, &ev, 1, rj, &n_rj, NULL, &err), CW_OK), "%s",
+              err.msg);
     causal_log_close(log);
 }

@@ -23,12 +23,12 @@ ParameterizedTestParameters(cw_utf8, cases)
         {"caf\xc3\xa9", 5, true, 0},
         {"\xe6\x97\xa5\xe6\x9c\xac", 6, true, 0},
         {"\xf0\x9f\x98\x80", 4, true, 0},
-        {"ab\xc3", 3, false, 2},             /* truncated 2-byte sequence */
-        {"\xc0\xaf", 2, false, 0},           /* overlong '/' */
-        {"x\xed\xa0\x80", 4, false, 1},      /* UTF-16 surrogate */
-        {"\xf4\x90\x80\x80", 4, false, 0},   /* above U+10FFFF */
-        {"abcdefgh\xff", 9, false, 8},       /* invalid byte after the ASCII fast path */
-        {"\xe2\x82", 2, false, 0},           /* truncated 3-byte sequence */
+        {"ab\xc3", 3, false, 2},           /* truncated 2-byte sequence */
+        {"\xc0\xaf", 2, false, 0},         /* overlong '/' */
+        {"x\xed\xa0\x80", 4, false, 1},    /* UTF-16 surrogate */
+        {"\xf4\x90\x80\x80", 4, false, 0}, /* above U+10FFFF */
+        {"abcdefgh\xff", 9, false, 8},     /* invalid byte after the ASCII fast path */
+        {"\xe2\x82", 2, false, 0},         /* truncated 3-byte sequence */
     };
     return cr_make_param_array(utf8_case, cases, sizeof cases / sizeof cases[0]);
 }

@@ -300,8 +300,8 @@ Test(idx_bm25, snippet_from_tokens_is_identical)
     size_t widths[] = {8, 30, 60, 240};
     for (size_t qi = 0; qi < 3; qi++) {
         idx_query *q = NULL;
-        cr_assert(eq(int, idx_query_parse(ix, a, queries[qi], strlen(queries[qi]), &q, NULL),
-                     CW_OK));
+        cr_assert(
+            eq(int, idx_query_parse(ix, a, queries[qi], strlen(queries[qi]), &q, NULL), CW_OK));
         idx_snip_tokens *t = NULL;
         cr_assert(eq(int, idx_snip_tokens_new(q, &t, NULL), CW_OK));
         for (uint32_t d = 0; d < 3; d++) {
@@ -309,8 +309,8 @@ Test(idx_bm25, snippet_from_tokens_is_identical)
             cr_assert(eq(int, idx_doc_get(ix, d, &doc, NULL), CW_OK));
             idx_snip_tokens_reset(t);
             tap_count c = {t, 0};
-            cr_assert(eq(int, idx_analyze(a, doc.text, doc.text_len, tap_count_add, &c, NULL),
-                         CW_OK));
+            cr_assert(
+                eq(int, idx_analyze(a, doc.text, doc.text_len, tap_count_add, &c, NULL), CW_OK));
             cr_expect(d == 1 ? c.n == 0 : c.n > 5);
             for (size_t w = 0; w < 4; w++) {
                 cw_buf want = {0}, got = {0};

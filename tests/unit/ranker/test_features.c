@@ -203,8 +203,8 @@ Test(rank_features, forward_store_bm25_equals_the_posting_lists_on_cranfield, .t
             for (int k = 0; k < IDX_N_FIELDS; k++) {
                 cr_expect(eq(dbl, a[i * NF + k], bm25[k]));
                 /* the same arithmetic in the same order: equal to the last bit */
-                cr_expect(eq(dbl, b[i * NF + k], bm25[k]), "query %zu doc %u field %d", n_q,
-                          ids[i], k);
+                cr_expect(eq(dbl, b[i * NF + k], bm25[k]), "query %zu doc %u field %d", n_q, ids[i],
+                          k);
             }
             for (size_t k = IDX_N_FIELDS; k < NF; k++) {
                 cr_expect(eq(dbl, b[i * NF + k], a[i * NF + k]), "feature %zu", k);
@@ -236,8 +236,8 @@ Test(rank_features, queries_of_hundreds_of_distinct_terms, .timeout = 20)
     char query[4096];
     size_t len = 0;
     for (int i = 0; i < 300; i++) {
-        len += (size_t)snprintf(query + len, sizeof query - len, "q%c%c ", cons[i / 19],
-                                cons[i % 19]);
+        len +=
+            (size_t)snprintf(query + len, sizeof query - len, "q%c%c ", cons[i / 19], cons[i % 19]);
     }
     snprintf(query + len, sizeof query - len, "river bank");
     double v[RANK_TEXT_FEATURES + 1];
