@@ -359,9 +359,9 @@ typedef struct match_ctx {
     uint32_t *m_pos; /* matches: token position and term index, in position order */
     uint16_t *m_term;
     size_t n_m, cap_m;
-    bool *seen; /* n_terms */
-    uint32_t (*tf)[2]; /* n_terms title/text term frequencies (forward-store path) */
-    uint32_t len[2];   /* title/text tokens seen (forward-store path) */
+    bool *seen;                /* n_terms */
+    uint32_t (*tf)[2];         /* n_terms title/text term frequencies (forward-store path) */
+    uint32_t len[2];           /* title/text tokens seen (forward-store path) */
     const rank_token_tap *tap; /* per-call text tokens also go there (may be NULL) */
     const uint16_t *table;     /* qtable_fill of terms */
 } match_ctx;
@@ -627,8 +627,8 @@ int rank_features_extract_tap(const rank_features *fx, idx_analyzer *a, const id
     bool seen[IDX_MAX_QUERY_TERMS];
     uint32_t count[IDX_MAX_QUERY_TERMS];
     uint32_t tf[IDX_MAX_QUERY_TERMS][2];
-    match_ctx c = {.terms = terms, .n_terms = n_t, .seen = seen, .tf = tf, .tap = tap,
-                   .table = table};
+    match_ctx c = {
+        .terms = terms, .n_terms = n_t, .seen = seen, .tf = tf, .tap = tap, .table = table};
     int rc = CW_OK;
     for (size_t r = 0; r < n && rc == CW_OK; r++) {
         double *f = out + r * fx->n;

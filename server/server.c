@@ -917,10 +917,9 @@ static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search
             goto done;
         }
         snip.len = 0;
-        /* shown[i] is extraction row first + i - f_lo = i when pt is filled (no model) */
+        /* without a model first == f_lo: shown[i] is extraction row i, whose tokens pt kept */
         if (i < n_pt && pt.done[i]) {
-            rc = idx_snippet_tokens(st->ix, pt.tok[i], shown[i].doc, SRV_SNIPPET_BYTES, &snip,
-                                    err);
+            rc = idx_snippet_tokens(st->ix, pt.tok[i], shown[i].doc, SRV_SNIPPET_BYTES, &snip, err);
         } else {
             rc = idx_snippet(st->ix, an, q, shown[i].doc, SRV_SNIPPET_BYTES, &snip, err);
         }
