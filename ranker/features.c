@@ -338,8 +338,8 @@ typedef struct qterm {
     size_t len;
     double idf;
     uint32_t hash;
-    uint64_t df_flat;      /* index/'s df (0: not in the vocabulary, scores nothing) */
-    double count;          /* occurrences in the query (BM25 weights repeated terms) */
+    uint64_t df_flat;       /* index/'s df (0: not in the vocabulary, scores nothing) */
+    double count;           /* occurrences in the query (BM25 weights repeated terms) */
     double w[IDX_N_FIELDS]; /* count * idf of the field (forward-store BM25) */
 } qterm;
 
@@ -521,9 +521,9 @@ static void bm25_forward(const rank_features *fx, const match_ctx *c, const idx_
                 continue;
             }
             double x = (double)tf[f];
-            sc[f] += t->w[f] * (x / (x + fx->bm25.k1 * (1.0 - fx->bm25.b +
-                                                         fx->bm25.b * dl[f] /
-                                                             fx->fstats[f].avg_len)));
+            sc[f] +=
+                t->w[f] * (x / (x + fx->bm25.k1 * (1.0 - fx->bm25.b +
+                                                   fx->bm25.b * dl[f] / fx->fstats[f].avg_len)));
         }
     }
     memcpy(out, sc, sizeof sc);
@@ -658,8 +658,7 @@ int rank_features_extract_tap(const rank_features *fx, idx_analyzer *a, const id
         /* The stored tokens are the index's when the field lengths agree (a document cut
          * at RANK_FEATURE_MAX_TEXT_BYTES does not): then BM25 needs no posting list. */
         if (fwd && fx->has_df && c.len[0] == doc.len[IDX_FIELD_TITLE] &&
-            c.len[1] == doc.len[IDX_FIELD_TEXT] &&
-            c.len[0] + c.len[1] == doc.len[IDX_FIELD_FLAT]) {
+            c.len[1] == doc.len[IDX_FIELD_TEXT] && c.len[0] + c.len[1] == doc.len[IDX_FIELD_FLAT]) {
             bm25_forward(fx, &c, &doc, bm25);
         } else {
             rc = idx_score_fields(fx->ix, q, docids[r], &fx->bm25, bm25, err);

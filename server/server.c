@@ -39,12 +39,12 @@ typedef enum MHD_Result MHD_RESULT_T;
 typedef struct srv_state {
     atomic_int refs;
     idx_index *ix;
-    rank_model *model; /* NULL = BM25 order */
-    rank_features *fx; /* the extractor: cw-text-v1 + the model's static fields */
-    size_t n_feat;     /* rank_features_n(fx) */
+    rank_model *model;    /* NULL = BM25 order */
+    rank_features *fx;    /* the extractor: cw-text-v1 + the model's static fields */
+    size_t n_feat;        /* rank_features_n(fx) */
     char feature_set[48]; /* logged feature-set name (unique per list of names) */
     size_t model_col[MAX_SERVER_FEATURES]; /* model feature j = extractor column model_col[j] */
-    srv_cache *cache;  /* results of this index + model; NULL = off */
+    srv_cache *cache;                      /* results of this index + model; NULL = off */
     /* the index's dense files (hybrid retrieval), NULL = BM25 only; idle HNSW
      * searchers of them in spool, guarded by pool_mu */
     idx_dense *dn;
@@ -477,7 +477,7 @@ static int get_param(struct MHD_Connection *conn, srv_req *rq, const char *name,
 typedef struct hit_row {
     uint32_t doc;
     double bm25;
-    double score; /* the final ranking score (model or BM25) */
+    double score;                     /* the final ranking score (model or BM25) */
     double feat[MAX_SERVER_FEATURES]; /* the extractor's vector (st->n_feat values) */
 } hit_row;
 
@@ -517,9 +517,9 @@ static void logging_name(const causal_rpol *p, char *buf, size_t n)
  * causal_rpol_draw), reorders rows and the rendered results (positions renumbered) to
  * match, and fills *out. prop holds n doubles and must outlive *out.
  * Errors: CW_ENOMEM, CW_EINVAL (non-finite scores), CW_EPARSE (frag not JSON: a bug). */
-static int draw_page(const srv_server *s, const causal_rpol *pol, const char *name,
-                     uint64_t seed, hit_row *rows, size_t n, uint32_t offset, cw_buf *frag,
-                     double *prop, srv_draw *out, cw_err *err)
+static int draw_page(const srv_server *s, const causal_rpol *pol, const char *name, uint64_t seed,
+                     hit_row *rows, size_t n, uint32_t offset, cw_buf *frag, double *prop,
+                     srv_draw *out, cw_err *err)
 {
     double *scores = malloc(n * sizeof *scores);
     uint32_t *order = malloc(n * sizeof *order);

@@ -100,7 +100,7 @@ typedef struct srv_search_req {
     uint32_t k;
     uint32_t offset;
     bool explain;
-    const char *qid; /* optional query id for joins, or NULL */
+    const char *qid;    /* optional query id for joins, or NULL */
     const char *policy; /* optional logging policy of this request ("pl:0.5", "det", ...,
                            causal_rpol_parse), overriding the server's; NULL = server's */
     /* optional "bm25" or "hybrid" for this request; NULL = server's (hybrid on a server
