@@ -16,11 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "index/index.h"
 #include "ranker/ranker.h"
 
@@ -30,136 +28,27 @@ static pid_t server_pid;
 static unsigned port;
 static char query[256]; /* the first query of the synthetic collection */
 
-static const char *bin(void)
+/* GET path, or POST body (NULL: empty). */
+static CURLcode http(const char *method, const char *path, const char *body, th_resp *r)
 {
-    const char *b = getenv("CW_BIN");
-    cr_assert(b != NULL, "CW_BIN is not set (run through make check)");
-    return b;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Runs argv with stdout to out_path (NULL: /dev/null), stderr discarded; the exit code. */
-static int run_cmd(char *const argv[], const char *out_path)
-{
-    pid_t p = fork();
-    cr_assert(p >= 0);
-    if (p == 0) {
-        if (!freopen("/dev/null", "w", stderr) ||
-            !freopen(out_path ? out_path : "/dev/null", "w", stdout)) {
-            _exit(126);
-        }
-        execv(argv[0], argv);
-        _exit(127);
+    if (strcmp(method, "POST") == 0 && !body) {
+        body = "";
     }
-    int st = 0;
-    waitpid(p, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-typedef struct resp {
-    long status;
-    char *body;
-    size_t len;
-} resp;
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    resp *r = ud;
-    size_t k = sz * n;
-    char *b = realloc(r->body, r->len + k + 1);
-    if (!b) {
-        return 0;
-    }
-    memcpy(b + r->len, p, k);
-    r->len += k;
-    b[r->len] = '\0';
-    r->body = b;
-    return k;
-}
-
-static CURLcode http(const char *method, const char *path, const char *body, resp *r)
-{
-    char url[1024];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
-    memset(r, 0, sizeof *r);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    if (strcmp(method, "POST") == 0) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
-    }
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_easy_cleanup(c);
-    return rc;
+    return th_http(NULL, port, method, path, body, body ? strlen(body) : 0, NULL, r);
 }
 
 /* Starts the server with option flag = mode (NULL: none); returns false if it exited at
  * start (its exit code in *code). */
 static bool start_server(const char *flag, const char *mode, int *code)
 {
-    unlink(portfile);
-    server_pid = fork();
-    cr_assert(server_pid >= 0);
-    if (server_pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a test killed on timeout takes its server along */
-        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) {
-            _exit(126);
-        }
-        char *argv[] = {(char *)bin(), "serve",  "--index",    ixdir,         "--db",
-                        dbpath,        "--port", "0",          "--port-file", portfile,
-                        "--cache-mb",  "0",      (char *)flag, (char *)mode,  NULL};
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    double deadline = now_s() + 20;
-    port = 0;
-    while (now_s() < deadline) {
-        FILE *f = fopen(portfile, "r");
-        if (f) {
-            if (fscanf(f, "%u", &port) != 1) {
-                port = 0;
-            }
-            fclose(f);
-        }
-        resp r;
-        if (port && http("GET", "/healthz", NULL, &r) == CURLE_OK && r.status == 200) {
-            free(r.body);
-            return true;
-        }
-        if (port) {
-            free(r.body);
-        }
-        int st;
-        if (waitpid(server_pid, &st, WNOHANG) == server_pid) {
-            *code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-            server_pid = 0;
-            return false;
-        }
-        struct timespec ts = {0, 20000000L};
-        nanosleep(&ts, NULL);
-    }
-    cr_assert(false, "the server did not answer /healthz within 20 s");
-    return false;
+    const char *extra[] = {"--cache-mb", "0", flag, mode, NULL};
+    server_pid = th_serve_start(ixdir, dbpath, portfile, extra, true, &port, code);
+    return server_pid > 0;
 }
 
 static int stop_server(void)
 {
-    kill(server_pid, SIGTERM);
-    int st = 0;
-    waitpid(server_pid, &st, 0);
-    server_pid = 0;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return th_serve_stop(&server_pid, SIGTERM);
 }
 
 static void setup(void)
@@ -168,8 +57,7 @@ static void setup(void)
      * of several test processes spin against each other. */
     setenv("OPENBLAS_NUM_THREADS", "1", 0);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    strcpy(dir, "/tmp/cw_hyb_XXXXXX");
-    cr_assert(mkdtemp(dir) != NULL);
+    th_tmpdir(dir, sizeof dir, "hyb");
     snprintf(ixdir, sizeof ixdir, "%s/ix", dir);
     snprintf(dbpath, sizeof dbpath, "%s/log.db", dir);
     snprintf(portfile, sizeof portfile, "%s/port", dir);
@@ -178,18 +66,18 @@ static void setup(void)
     snprintf(synth, sizeof synth, "%s/synth", dir);
     snprintf(corpus, sizeof corpus, "%s/corpus.jsonl", synth);
     snprintf(queries, sizeof queries, "%s/queries.tsv", synth);
-    char *sy[] = {(char *)bin(), "synth", "--out",  synth, "--docs",  "300",
-                  "--queries",   "5",     "--seed", "2",   "--quiet", NULL};
-    cr_assert(eq(int, run_cmd(sy, NULL), 0), "causeway synth failed");
-    char *ib[] = {(char *)bin(), "index", "build",   "--corpus", corpus,
-                  "--out",       ixdir,   "--quiet", NULL};
-    cr_assert(eq(int, run_cmd(ib, NULL), 0), "indexing %s failed", corpus);
+    char *sy[] = {(char *)th_bin(), "synth", "--out",  synth, "--docs",  "300",
+                  "--queries",      "5",     "--seed", "2",   "--quiet", NULL};
+    cr_assert(eq(int, th_run(sy, "/dev/null", "/dev/null"), 0), "causeway synth failed");
+    char *ib[] = {(char *)th_bin(), "index", "build",   "--corpus", corpus,
+                  "--out",          ixdir,   "--quiet", NULL};
+    cr_assert(eq(int, th_run(ib, "/dev/null", "/dev/null"), 0), "indexing %s failed", corpus);
     /* A tiny model (32 dimensions, 2 epochs): seconds, not quality, is the point here. */
-    char *tr[] = {(char *)bin(), "embed", "train",    "--index", ixdir,     "--dim", "32",
-                  "--buckets",   "4096",  "--epochs", "2",       "--batch", "32",    NULL};
-    cr_assert(eq(int, run_cmd(tr, NULL), 0), "causeway embed train failed");
-    char *bd[] = {(char *)bin(), "embed", "build", "--index", ixdir, NULL};
-    cr_assert(eq(int, run_cmd(bd, NULL), 0), "causeway embed build failed");
+    char *tr[] = {(char *)th_bin(), "embed", "train",    "--index", ixdir,     "--dim", "32",
+                  "--buckets",      "4096",  "--epochs", "2",       "--batch", "32",    NULL};
+    cr_assert(eq(int, th_run(tr, "/dev/null", "/dev/null"), 0), "causeway embed train failed");
+    char *bd[] = {(char *)th_bin(), "embed", "build", "--index", ixdir, NULL};
+    cr_assert(eq(int, th_run(bd, "/dev/null", "/dev/null"), 0), "causeway embed build failed");
     FILE *f = fopen(queries, "r");
     cr_assert(f != NULL);
     char line[512];
@@ -206,11 +94,7 @@ static void teardown(void)
     if (server_pid > 0) {
         stop_server();
     }
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "could not remove %s\n", dir);
-    }
+    th_rmtree(dir);
     curl_global_cleanup();
 }
 
@@ -233,7 +117,7 @@ static void served(uint32_t k, const char *retrieval, id_list *out)
     q[j] = '\0';
     snprintf(path, sizeof path, "/search?q=%s&k=%u%s%s", q, k, retrieval ? "&retrieval=" : "",
              retrieval ? retrieval : "");
-    resp r;
+    th_resp r;
     cr_assert(eq(int, http("GET", path, NULL, &r), CURLE_OK));
     cr_assert(eq(long, r.status, 200), "%s", r.body);
     json_error_t je;
@@ -257,7 +141,7 @@ static void served(uint32_t k, const char *retrieval, id_list *out)
 /* The ids of a CLI run's text output: lines "rank\tid\t...", snippet lines start with a tab. */
 static void cli_ids(char *const argv[], id_list *out)
 {
-    cr_assert(eq(int, run_cmd(argv, outpath), 0), "%s %s failed", argv[1], argv[2]);
+    cr_assert(eq(int, th_run(argv, outpath, "/dev/null"), 0), "%s %s failed", argv[1], argv[2]);
     FILE *f = fopen(outpath, "r");
     cr_assert(f != NULL);
     char line[4096];
@@ -325,11 +209,12 @@ Test(hybrid_serve, served_hybrid_equals_cli_and_finds_what_bm25_cannot)
     served(20, NULL, &web);
     cr_assert(eq(str, web.retrieval, "hybrid"));
     cr_assert(eq(str, web.policy, "hybrid"));
-    char *es[] = {(char *)bin(), "embed", "search", "--index", ixdir,
-                  "--hybrid",    "--k",   "20",     query,     NULL};
+    char *es[] = {(char *)th_bin(), "embed", "search", "--index", ixdir,
+                  "--hybrid",       "--k",   "20",     query,     NULL};
     cli_ids(es, &emb);
     assert_same(&web, &emb, "serve vs embed search --hybrid");
-    char *cs[] = {(char *)bin(), "search", "--index", ixdir, "--hybrid", "--k", "20", query, NULL};
+    char *cs[] = {
+        (char *)th_bin(), "search", "--index", ixdir, "--hybrid", "--k", "20", query, NULL};
     cli_ids(cs, &cli);
     assert_same(&web, &cli, "serve vs search --hybrid");
     cr_assert(eq(sz, web.n, 20));
@@ -337,13 +222,13 @@ Test(hybrid_serve, served_hybrid_equals_cli_and_finds_what_bm25_cannot)
     /* Per request bm25 equals plain `causeway search`. */
     served(20, "bm25", &web_bm25);
     cr_assert(eq(str, web_bm25.retrieval, "bm25"));
-    char *bs[] = {(char *)bin(), "search", "--index", ixdir, "--k", "20", query, NULL};
+    char *bs[] = {(char *)th_bin(), "search", "--index", ixdir, "--k", "20", query, NULL};
     cli_ids(bs, &cli);
     assert_same(&web_bm25, &cli, "serve bm25 vs search");
 
     /* Every document BM25 can return (any query term) vs the hybrid top 300: the dense
      * run adds documents sharing no term with the query. */
-    char *ba[] = {(char *)bin(), "search", "--index", ixdir, "--k", "1000", query, NULL};
+    char *ba[] = {(char *)th_bin(), "search", "--index", ixdir, "--k", "1000", query, NULL};
     cli_ids(ba, &bm25_all);
     cr_assert(lt(sz, bm25_all.n, 300), "the query should not match every document");
     static id_list wide;
@@ -356,7 +241,7 @@ Test(hybrid_serve, served_hybrid_equals_cli_and_finds_what_bm25_cannot)
               bm25_all.n);
 
     /* POST with "retrieval". */
-    resp r;
+    th_resp r;
     char body[400];
     snprintf(body, sizeof body, "{\"query\":\"%s\",\"k\":5,\"retrieval\":\"bm25\"}", query);
     cr_assert(eq(int, http("POST", "/search", body, &r), CURLE_OK));
@@ -402,7 +287,7 @@ Test(hybrid_serve, dense_cos_feature_equals_the_library_cosine)
     }
     q[j] = '\0';
     snprintf(path, sizeof path, "/search?q=%s&k=10&explain=true", q);
-    resp r;
+    th_resp r;
     cr_assert(eq(int, http("GET", path, NULL, &r), CURLE_OK));
     cr_assert(eq(long, r.status, 200), "%s", r.body);
     cr_assert(eq(int, stop_server(), 0));
@@ -453,7 +338,7 @@ Test(hybrid_serve, reload_reopens_dense_files_with_the_index)
     snprintf(enc, sizeof enc, "%s/dense.hnsw", ixdir);
     snprintf(moved, sizeof moved, "%s/dense.hnsw.away", dir);
     cr_assert(eq(int, rename(enc, moved), 0));
-    resp r;
+    th_resp r;
     cr_assert(eq(int, http("POST", "/admin/reload", NULL, &r), CURLE_OK));
     cr_assert(eq(long, r.status, 200), "%s", r.body);
     free(r.body);
@@ -549,9 +434,9 @@ Test(hybrid_serve, model_with_dense_cos_serves_as_causeway_rank_offline)
     cr_assert(f != NULL);
     fprintf(f, "q1\t%s\n", query);
     fclose(f);
-    char *rk[] = {(char *)bin(), "rank", "--index", ixdir, "--queries", qfile,
-                  "--model",     model,  "--out",   run,   NULL};
-    cr_assert(eq(int, run_cmd(rk, NULL), 0), "causeway rank failed");
+    char *rk[] = {(char *)th_bin(), "rank", "--index", ixdir, "--queries", qfile,
+                  "--model",        model,  "--out",   run,   NULL};
+    cr_assert(eq(int, th_run(rk, "/dev/null", "/dev/null"), 0), "causeway rank failed");
     int code = 0;
     cr_assert(start_server("--model", model, &code), "the server exited with %d", code);
     static id_list web;

@@ -13,141 +13,41 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "causal/causal.h"
+#include "harness.h"
 
 static char dir[64], ixdir[128], dbpath[128], portfile[128];
 static unsigned port;
 
-static const char *bin(void)
+/* GET path with handle c; returns the HTTP status (-1 on a transport error), body in *r. */
+static long get(CURL *c, const char *path, th_resp *r)
 {
-    const char *b = getenv("CW_BIN");
-    cr_assert(b != NULL, "CW_BIN is not set (run through make check)");
-    return b;
-}
-
-static int run(char *const argv[], bool is_quiet)
-{
-    pid_t p = fork();
-    cr_assert(p >= 0);
-    if (p == 0) {
-        if (is_quiet &&
-            (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))) {
-            _exit(126);
-        }
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    int st = 0;
-    waitpid(p, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    return cw_buf_append(ud, p, sz * n) == CW_OK ? sz * n : 0;
-}
-
-/* GET path; returns the HTTP status, body in *b (reset first). */
-static long get(CURL *c, const char *path, cw_buf *b)
-{
-    char url[1024];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
-    b->len = 0;
-    curl_easy_reset(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    if (curl_easy_perform(c) != CURLE_OK) {
-        return -1;
-    }
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    return status;
+    free(r->body);
+    return th_http(c, port, "GET", path, NULL, 0, NULL, r) == CURLE_OK ? r->status : -1;
 }
 
 static pid_t start_server(const char *policy)
 {
-    unlink(portfile);
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (!freopen("/dev/null", "w", stdout)) {
-            _exit(126);
-        }
-        char *argv[] = {(char *)bin(),
-                        "serve",
-                        "--index",
-                        ixdir,
-                        "--db",
-                        dbpath,
-                        "--port",
-                        "0",
-                        "--port-file",
-                        portfile,
-                        "--logging-policy",
-                        (char *)policy,
-                        "--sync",
-                        "normal",
-                        NULL};
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    CURL *c = curl_easy_init();
-    cw_buf b = {0};
-    port = 0;
-    for (int tries = 0; tries < 1000; tries++) { /* 20 s deadline, 20 ms polls */
-        FILE *f = fopen(portfile, "r");
-        if (f) {
-            if (fscanf(f, "%u", &port) != 1) {
-                port = 0;
-            }
-            fclose(f);
-        }
-        if (port && get(c, "/healthz", &b) == 200) {
-            break;
-        }
-        int st;
-        cr_assert(eq(int, waitpid(pid, &st, WNOHANG), 0), "the server exited at start");
-        struct timespec ts = {0, 20000000L};
-        nanosleep(&ts, NULL);
-    }
-    curl_easy_cleanup(c);
-    cw_buf_fini(&b);
-    cr_assert(port != 0, "the server did not come up within 20 s");
-    return pid;
+    const char *extra[] = {"--logging-policy", policy, "--sync", "normal", NULL};
+    return th_serve_start(ixdir, dbpath, portfile, extra, false, &port, NULL);
 }
 
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/cw_ope_logging_XXXXXX");
-    cr_assert(mkdtemp(dir) != NULL);
+    th_tmpdir(dir, sizeof dir, "ope_logging");
     snprintf(ixdir, sizeof ixdir, "%s/idx", dir);
     snprintf(dbpath, sizeof dbpath, "%s/log.db", dir);
     snprintf(portfile, sizeof portfile, "%s/port", dir);
-    char syn[128], corpus[160];
+    char syn[128];
     snprintf(syn, sizeof syn, "%s/syn", dir);
-    snprintf(corpus, sizeof corpus, "%s/corpus.jsonl", syn);
-    char *a1[] = {(char *)bin(), "synth",     "--out", syn,       "--docs",
-                  "400",         "--queries", "5",     "--quiet", NULL};
-    cr_assert(eq(int, run(a1, true), 0));
-    char *a2[] = {(char *)bin(), "index", "build", "--corpus", corpus, "--out", ixdir, NULL};
-    cr_assert(eq(int, run(a2, true), 0));
+    th_synth_index(syn, "400", "5", ixdir);
 }
 
 static void teardown(void)
 {
-    cw_err err;
-    if (cw_rmtree(dir, &err) != CW_OK) {
-        cr_log_warn("%s", err.msg);
-    }
+    th_rmtree(dir);
 }
 
 TestSuite(ope_logging, .init = setup, .fini = teardown, .timeout = 120);
@@ -156,7 +56,7 @@ Test(ope_logging, pl_pages_log_exact_propensities_and_list_probabilities)
 {
     pid_t pid = start_server("pl:0.5");
     CURL *c = curl_easy_init();
-    cw_buf b = {0};
+    th_resp b = {0};
     /* The first synthetic query (made-up words: letters and spaces only). */
     char qpath[192], line[512], q[256] = "", path[512];
     snprintf(qpath, sizeof qpath, "%s/syn/queries.tsv", dir);
@@ -176,8 +76,8 @@ Test(ope_logging, pl_pages_log_exact_propensities_and_list_probabilities)
     int n_distinct_first = 0;
     char seen_first[16][64] = {{0}};
     for (int i = 0; i < n_req; i++) {
-        cr_assert(eq(long, get(c, path, &b), 200), "%s", b.data ? b.data : "");
-        json_t *root = json_loads(b.data, 0, NULL);
+        cr_assert(eq(long, get(c, path, &b), 200), "%s", b.body ? b.body : "");
+        json_t *root = json_loads(b.body, 0, NULL);
         json_t *res = json_object_get(root, "results");
         cr_assert(json_array_size(res) >= 3, "query %s returned %zu results", q,
                   json_array_size(res));
@@ -198,12 +98,8 @@ Test(ope_logging, pl_pages_log_exact_propensities_and_list_probabilities)
     }
     cr_expect(gt(int, n_distinct_first, 1), "PL at tau 0.5 should vary the top result");
     curl_easy_cleanup(c);
-    cw_buf_fini(&b);
-    kill(pid, SIGTERM);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    bool is_clean_exit = WIFEXITED(st) && WEXITSTATUS(st) == 0;
-    cr_assert(is_clean_exit, "the server did not exit 0 on SIGTERM");
+    free(b.body);
+    cr_assert(eq(int, th_serve_stop(&pid, SIGTERM), 0), "the server did not exit 0 on SIGTERM");
 
     /* Every logged page: propensities = exact PL marginals of its scores at tau 0.5, the
      * list log-probability exact, the seed present; and the logged top document's
@@ -270,16 +166,16 @@ Test(ope_logging, pl_pages_log_exact_propensities_and_list_probabilities)
 
 Test(ope_logging, a_bad_logging_policy_is_refused_at_start)
 {
-    char *argv[] = {(char *)bin(), "serve", "--index",          ixdir,  "--db", dbpath,
-                    "--port",      "0",     "--logging-policy", "pl:0", NULL};
-    cr_expect(eq(int, run(argv, true), 1));
+    char *argv[] = {(char *)th_bin(), "serve", "--index",          ixdir,  "--db", dbpath,
+                    "--port",         "0",     "--logging-policy", "pl:0", NULL};
+    cr_expect(eq(int, th_run(argv, "/dev/null", "/dev/null"), 1));
 }
 
 Test(ope_logging, a_request_can_choose_its_own_logging_policy)
 {
     pid_t pid = start_server("det");
     CURL *c = curl_easy_init();
-    cw_buf b = {0};
+    th_resp b = {0};
     char qpath[192], line[512], path[512];
     snprintf(qpath, sizeof qpath, "%s/syn/queries.tsv", dir);
     FILE *qf = fopen(qpath, "r");
@@ -295,17 +191,15 @@ Test(ope_logging, a_request_can_choose_its_own_logging_policy)
         path[o + 1] = '\0';
     }
     for (int i = 0; i < 60; i++) {
-        cr_assert(eq(long, get(c, path, &b), 200), "%s", b.data ? b.data : "");
+        cr_assert(eq(long, get(c, path, &b), 200), "%s", b.body ? b.body : "");
     }
-    cr_expect(eq(long, get(c, "/search?q=x&policy=pl:0", &b), 400), "%s", b.data);
-    cr_expect(strstr(b.data, "policy: policy \\\"pl:0\\\": temperature must be a number > 0") !=
+    cr_expect(eq(long, get(c, "/search?q=x&policy=pl:0", &b), 400), "%s", b.body);
+    cr_expect(strstr(b.body, "policy: policy \\\"pl:0\\\": temperature must be a number > 0") !=
                   NULL,
-              "%s", b.data);
+              "%s", b.body);
     curl_easy_cleanup(c);
-    cw_buf_fini(&b);
-    kill(pid, SIGTERM);
-    int st = 0;
-    waitpid(pid, &st, 0);
+    free(b.body);
+    th_serve_stop(&pid, SIGTERM);
 
     /* RandTop-3 over a page of 5: slots 1-3 have propensity 1/3, slots 4-5 probability 1,
      * the list 1/3! = 1/6. */

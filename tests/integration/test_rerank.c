@@ -12,12 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "causal/causal.h"
+#include "harness.h"
 #include "ranker/ranker.h"
 
 static char dir[64];
@@ -29,127 +28,22 @@ static rank_letor *offline; /* every candidate's features for QUERY, computed by
 #define QUERY "alice rabbit"
 #define QUERY_URL "alice+rabbit"
 
-static const char *bin(void)
+/* GET path, or POST it with an empty body. */
+static CURLcode http(const char *method, const char *path, th_resp *r)
 {
-    const char *b = getenv("CW_BIN");
-    cr_assert(b != NULL, "CW_BIN is not set (run through make check)");
-    return b;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int run_cmd(char *const argv[])
-{
-    pid_t p = fork();
-    cr_assert(p >= 0);
-    if (p == 0) {
-        if (!freopen("/dev/null", "w", stderr)) {
-            _exit(126);
-        }
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    int st = 0;
-    waitpid(p, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-typedef struct resp {
-    long status;
-    char *body;
-    size_t len;
-} resp;
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    resp *r = ud;
-    size_t k = sz * n;
-    char *b = realloc(r->body, r->len + k + 1);
-    if (!b) {
-        return 0;
-    }
-    memcpy(b + r->len, p, k);
-    r->len += k;
-    b[r->len] = '\0';
-    r->body = b;
-    return k;
-}
-
-static CURLcode http(const char *method, const char *path, resp *r)
-{
-    char url[1024];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
-    memset(r, 0, sizeof *r);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    if (strcmp(method, "POST") == 0) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-    }
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_easy_cleanup(c);
-    return rc;
+    const char *body = strcmp(method, "POST") == 0 ? "" : NULL;
+    return th_http(NULL, port, method, path, body, 0, NULL, r);
 }
 
 static void start_server(void)
 {
-    unlink(portfile);
-    server_pid = fork();
-    cr_assert(server_pid >= 0);
-    if (server_pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a test killed on timeout takes its server along */
-        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) {
-            _exit(126);
-        }
-        char *argv[] = {(char *)bin(), "serve",   "--index",    ixdir,         "--db",
-                        dbpath,        "--port",  "0",          "--port-file", portfile,
-                        "--model",     modelpath, "--cache-mb", "0",           NULL};
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    double deadline = now_s() + 20;
-    port = 0;
-    while (now_s() < deadline) {
-        FILE *f = fopen(portfile, "r");
-        if (f) {
-            if (fscanf(f, "%u", &port) != 1) {
-                port = 0;
-            }
-            fclose(f);
-        }
-        resp r;
-        if (port && http("GET", "/healthz", &r) == CURLE_OK && r.status == 200) {
-            free(r.body);
-            return;
-        }
-        if (port) {
-            free(r.body);
-        }
-        int st;
-        cr_assert(eq(int, waitpid(server_pid, &st, WNOHANG), 0), "the server exited at start");
-        struct timespec ts = {0, 20000000L};
-        nanosleep(&ts, NULL);
-    }
-    cr_assert(false, "the server did not answer /healthz within 20 s");
+    const char *extra[] = {"--model", modelpath, "--cache-mb", "0", NULL};
+    server_pid = th_serve_start(ixdir, dbpath, portfile, extra, true, &port, NULL);
 }
 
 static int stop_server(void)
 {
-    kill(server_pid, SIGTERM);
-    int st = 0;
-    waitpid(server_pid, &st, 0);
-    server_pid = 0;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return th_serve_stop(&server_pid, SIGTERM);
 }
 
 /* A linear model on two cw-text-v1 features given out of the extractor's order (so the
@@ -172,8 +66,7 @@ static void write_model(const char *f1, double w1, const char *f2, double w2)
 static void setup(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    strcpy(dir, "/tmp/cw_rrk_XXXXXX");
-    cr_assert(mkdtemp(dir) != NULL);
+    th_tmpdir(dir, sizeof dir, "rrk");
     snprintf(ixdir, sizeof ixdir, "%s/ix", dir);
     snprintf(dbpath, sizeof dbpath, "%s/log.db", dir);
     snprintf(portfile, sizeof portfile, "%s/port", dir);
@@ -182,9 +75,9 @@ static void setup(void)
     const char *src = getenv("CW_SRCDIR");
     char corpus[512], queries[160], run[160];
     snprintf(corpus, sizeof corpus, "%s/tests/data/server/corpus.jsonl", src ? src : ".");
-    char *ib[] = {(char *)bin(), "index", "build",   "--corpus", corpus,
-                  "--out",       ixdir,   "--quiet", NULL};
-    cr_assert(eq(int, run_cmd(ib), 0), "indexing %s failed", corpus);
+    char *ib[] = {(char *)th_bin(), "index", "build",   "--corpus", corpus,
+                  "--out",          ixdir,   "--quiet", NULL};
+    cr_assert(eq(int, th_run(ib, NULL, "/dev/null"), 0), "indexing %s failed", corpus);
     snprintf(queries, sizeof queries, "%s/q.tsv", dir);
     snprintf(run, sizeof run, "%s/run", dir);
     FILE *f = fopen(queries, "w");
@@ -192,9 +85,9 @@ static void setup(void)
     fprintf(f, "q1\t%s\n", QUERY);
     fclose(f);
     /* The offline side: the same 100-candidate window, features by `causeway rank`. */
-    char *rk[] = {(char *)bin(), "rank",    "--index", ixdir, "--queries", queries,
-                  "--letor-out", letorpath, "--out",   run,   NULL};
-    cr_assert(eq(int, run_cmd(rk), 0));
+    char *rk[] = {(char *)th_bin(), "rank",    "--index", ixdir, "--queries", queries,
+                  "--letor-out",    letorpath, "--out",   run,   NULL};
+    cr_assert(eq(int, th_run(rk, NULL, "/dev/null"), 0));
     const char *paths[] = {letorpath};
     cw_err err;
     cr_assert(eq(int, rank_letor_read(paths, 1, &offline, &err), CW_OK), "%s", err.msg);
@@ -210,10 +103,7 @@ static void teardown(void)
     }
     rank_letor_free(offline);
     offline = NULL;
-    cw_err err;
-    if (cw_rmtree(dir, &err) != CW_OK) {
-        fprintf(stderr, "%s\n", err.msg);
-    }
+    th_rmtree(dir);
 }
 
 TestSuite(rerank, .init = setup, .fini = teardown, .timeout = 120);
@@ -252,7 +142,7 @@ static double hand_score(size_t i, const char *f1, double w1, const char *f2, do
 static void check_search(const char *f1, double w1, const char *f2, double w2,
                          bool expect_reordered)
 {
-    resp r;
+    th_resp r;
     cr_assert(eq(int, http("GET", "/search?q=" QUERY_URL "&k=20&explain=true", &r), CURLE_OK));
     cr_assert(eq(long, r.status, 200), "%s", r.body);
     json_error_t je;
@@ -306,7 +196,7 @@ Test(rerank, served_order_explain_log_and_hot_reload_follow_the_offline_features
 
     /* Hot reload: the opposite preferences take over on the next request. */
     write_model("log_len_text", 2.0, "coverage", 0.5);
-    resp r;
+    th_resp r;
     cr_assert(eq(int, http("POST", "/admin/reload", &r), CURLE_OK));
     cr_expect(eq(long, r.status, 200), "%s", r.body);
     free(r.body);

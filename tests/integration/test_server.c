@@ -14,208 +14,49 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "causal/causal.h"
+#include "harness.h"
 
 static char dir[64];
 static char ixdir[128], dbpath[128], portfile[128], cfgpath[128];
 static pid_t server_pid;
 static unsigned port;
 
-static const char *bin(void)
+static th_resp get(const char *path)
 {
-    const char *b = getenv("CW_BIN");
-    cr_assert(b != NULL, "CW_BIN is not set (run through make check)");
-    return b;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int run_cmd(char *const argv[])
-{
-    pid_t p = fork();
-    cr_assert(p >= 0);
-    if (p == 0) {
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    int st = 0;
-    waitpid(p, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* ---- HTTP client ------------------------------------------------------------ */
-
-typedef struct resp {
-    long status;
-    char *body;
-    size_t len;
-    char headers[2048];
-    size_t hlen;
-} resp;
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    resp *r = ud;
-    size_t k = sz * n;
-    char *b = realloc(r->body, r->len + k + 1);
-    if (!b) {
-        return 0;
-    }
-    memcpy(b + r->len, p, k);
-    r->len += k;
-    b[r->len] = '\0';
-    r->body = b;
-    return k;
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *ud)
-{
-    resp *r = ud;
-    size_t k = sz * n;
-    size_t room = sizeof r->headers - 1 - r->hlen;
-    size_t c = k < room ? k : room;
-    memcpy(r->headers + r->hlen, p, c);
-    r->hlen += c;
-    r->headers[r->hlen] = '\0';
-    return k;
-}
-
-/* One request; returns CURLE_OK or the transport error. Caller frees r->body. */
-static CURLcode http(CURL *c, const char *method, const char *path, const char *body,
-                     size_t body_len, const char *auth, resp *r)
-{
-    char url[4096];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
-    memset(r, 0, sizeof *r);
-    bool own = c == NULL;
-    if (own) {
-        c = curl_easy_init();
-    }
-    curl_easy_reset(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    struct curl_slist *h = NULL;
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
-        h = curl_slist_append(h, "Content-Type: application/json");
-        h = curl_slist_append(h, "Expect:");
-    }
-    if (auth) {
-        h = curl_slist_append(h, auth);
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_slist_free_all(h);
-    if (own) {
-        curl_easy_cleanup(c);
-    }
-    return rc;
-}
-
-static resp get(const char *path)
-{
-    resp r;
-    CURLcode rc = http(NULL, "GET", path, NULL, 0, NULL, &r);
+    th_resp r;
+    CURLcode rc = th_http(NULL, port, "GET", path, NULL, 0, NULL, &r);
     cr_assert(eq(int, rc, CURLE_OK), "GET %s: %s", path, curl_easy_strerror(rc));
     return r;
 }
 
-static resp post(const char *path, const char *body)
+static th_resp post(const char *path, const char *body)
 {
-    resp r;
-    CURLcode rc = http(NULL, "POST", path, body, strlen(body), NULL, &r);
+    th_resp r;
+    CURLcode rc = th_http(NULL, port, "POST", path, body, strlen(body), NULL, &r);
     cr_assert(eq(int, rc, CURLE_OK), "POST %s: %s", path, curl_easy_strerror(rc));
     return r;
 }
 
-/* ---- server process ---------------------------------------------------------- */
-
 static void start_server(const char *extra1, const char *extra2)
 {
-    unlink(portfile);
-    server_pid = fork();
-    cr_assert(server_pid >= 0);
-    if (server_pid == 0) {
-        /* A test killed on timeout must not leave its server running. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (!freopen("/dev/null", "w", stdout)) {
-            _exit(126);
-        }
-        char *argv[] = {(char *)bin(),  "serve",        "--index",   ixdir,
-                        "--db",         dbpath,         "--port",    "0",
-                        "--port-file",  portfile,       "--threads", "4",
-                        (char *)extra1, (char *)extra2, NULL};
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    double deadline = now_s() + 20;
-    port = 0;
-    while (now_s() < deadline) {
-        FILE *f = fopen(portfile, "r");
-        if (f) {
-            if (fscanf(f, "%u", &port) != 1) {
-                port = 0;
-            }
-            fclose(f);
-        }
-        if (port) {
-            resp r;
-            if (http(NULL, "GET", "/healthz", NULL, 0, NULL, &r) == CURLE_OK && r.status == 200) {
-                free(r.body);
-                return;
-            }
-            free(r.body);
-        }
-        int st;
-        cr_assert(eq(int, waitpid(server_pid, &st, WNOHANG), 0), "the server exited at start");
-        sleep_ms(20);
-    }
-    cr_assert(false, "the server did not answer /healthz within 20 s");
+    const char *extra[] = {"--threads", "4", extra1, extra2, NULL};
+    server_pid = th_serve_start(ixdir, dbpath, portfile, extra, false, &port, NULL);
 }
 
-/* SIGTERM and wait; returns the exit status. */
+/* Sends sig and waits; returns the exit status. */
 static int stop_server(int sig)
 {
-    if (server_pid <= 0) {
-        return -1;
-    }
-    kill(server_pid, sig);
-    int st = 0;
-    waitpid(server_pid, &st, 0);
-    server_pid = 0;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return th_serve_stop(&server_pid, sig);
 }
 
 static void setup(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    strcpy(dir, "/tmp/cw_srv_XXXXXX");
-    cr_assert(mkdtemp(dir) != NULL);
+    th_tmpdir(dir, sizeof dir, "srv");
     snprintf(ixdir, sizeof ixdir, "%s/ix", dir);
     snprintf(dbpath, sizeof dbpath, "%s/log.db", dir);
     snprintf(portfile, sizeof portfile, "%s/port", dir);
@@ -223,9 +64,9 @@ static void setup(void)
     const char *src = getenv("CW_SRCDIR");
     char corpus[512];
     snprintf(corpus, sizeof corpus, "%s/tests/data/server/corpus.jsonl", src ? src : ".");
-    char *argv[] = {(char *)bin(), "index", "build",   "--corpus", corpus,
-                    "--out",       ixdir,   "--quiet", NULL};
-    cr_assert(eq(int, run_cmd(argv), 0), "indexing %s failed", corpus);
+    char *argv[] = {(char *)th_bin(), "index", "build",   "--corpus", corpus,
+                    "--out",          ixdir,   "--quiet", NULL};
+    cr_assert(eq(int, th_run(argv, NULL, NULL), 0), "indexing %s failed", corpus);
 }
 
 static void teardown(void)
@@ -233,10 +74,7 @@ static void teardown(void)
     if (server_pid > 0) {
         stop_server(SIGKILL);
     }
-    cw_err err;
-    if (cw_rmtree(dir, &err) != CW_OK) {
-        fprintf(stderr, "%s\n", err.msg);
-    }
+    th_rmtree(dir);
 }
 
 TestSuite(srv_http, .init = setup, .fini = teardown, .timeout = 120);
@@ -253,7 +91,7 @@ static unsigned long long impression_of(const char *body)
 Test(srv_http, search_get_and_post_rank_with_highlighted_snippets)
 {
     start_server(NULL, NULL);
-    resp r = get("/search?q=white+rabbit&k=3");
+    th_resp r = get("/search?q=white+rabbit&k=3");
     cr_assert(eq(long, r.status, 200), "%s", r.body);
     /* d1 has both terms in title and text: BM25 ranks it first. */
     cr_expect(strstr(r.body, "\"results\":[{\"id\":\"d1\"") != NULL, "%s", r.body);
@@ -333,9 +171,9 @@ Test(srv_http, every_bad_input_gets_its_documented_4xx_json_error)
     };
     for (size_t i = 0; i < CW_ARRAY_LEN(cases); i++) {
         const bad_case *c = &cases[i];
-        resp r;
-        CURLcode rc =
-            http(NULL, c->method, c->path, c->body, c->body ? strlen(c->body) : 0, NULL, &r);
+        th_resp r;
+        CURLcode rc = th_http(NULL, port, c->method, c->path, c->body,
+                              c->body ? strlen(c->body) : 0, NULL, &r);
         cr_assert(eq(int, rc, CURLE_OK), "case %zu: %s", i, curl_easy_strerror(rc));
         cr_expect(eq(long, r.status, c->status), "case %zu %s %.60s: %s", i, c->method, c->path,
                   r.body ? r.body : "");
@@ -350,7 +188,7 @@ Test(srv_http, every_bad_input_gets_its_documented_4xx_json_error)
     }
     free(big);
     /* Still alive after all of that. */
-    resp r = get("/healthz");
+    th_resp r = get("/healthz");
     cr_expect(eq(long, r.status, 200));
     free(r.body);
     cr_expect(eq(int, stop_server(SIGTERM), 0));
@@ -359,7 +197,7 @@ Test(srv_http, every_bad_input_gets_its_documented_4xx_json_error)
 Test(srv_http, events_are_validated_against_the_impression_and_retries_are_idempotent)
 {
     start_server(NULL, NULL);
-    resp r = get("/search?q=rabbit&k=2");
+    th_resp r = get("/search?q=rabbit&k=2");
     cr_assert(eq(long, r.status, 200));
     unsigned long long imp = impression_of(r.body);
     /* BM25 order for "rabbit" on the fixture: d1, d5. */
@@ -438,7 +276,7 @@ Test(srv_http, events_are_validated_against_the_impression_and_retries_are_idemp
 Test(srv_http, docs_readyz_metrics_and_admin_reload_on_loopback)
 {
     start_server(NULL, NULL);
-    resp r = get("/docs/d7");
+    th_resp r = get("/docs/d7");
     cr_expect(eq(long, r.status, 200));
     cr_expect(strstr(r.body, "\"title\":\"Pig and pepper\"") != NULL, "%s", r.body);
     cr_expect(strstr(r.body, "\"fields\":{\"chapter\":\"6\"}") != NULL, "%s", r.body);
@@ -496,17 +334,19 @@ Test(srv_http, admin_routes_need_the_bearer_token_when_configured)
     fputs("{\"admin_token\": \"s3cret\", \"timeout_s\": 5}\n", f);
     fclose(f);
     start_server("--config", cfgpath);
-    resp r;
-    cr_assert(eq(int, http(NULL, "POST", "/admin/reload", "", 0, NULL, &r), CURLE_OK));
+    th_resp r;
+    cr_assert(eq(int, th_http(NULL, port, "POST", "/admin/reload", "", 0, NULL, &r), CURLE_OK));
     cr_expect(eq(long, r.status, 401), "%s", r.body);
     free(r.body);
-    cr_assert(eq(int, http(NULL, "POST", "/admin/reload", "", 0, "Authorization: Bearer wrong", &r),
-                 CURLE_OK));
+    cr_assert(eq(
+        int, th_http(NULL, port, "POST", "/admin/reload", "", 0, "Authorization: Bearer wrong", &r),
+        CURLE_OK));
     cr_expect(eq(long, r.status, 401));
     free(r.body);
-    cr_assert(eq(int,
-                 http(NULL, "POST", "/admin/reload", "", 0, "Authorization: Bearer s3cret", &r),
-                 CURLE_OK));
+    cr_assert(
+        eq(int,
+           th_http(NULL, port, "POST", "/admin/reload", "", 0, "Authorization: Bearer s3cret", &r),
+           CURLE_OK));
     cr_expect(eq(long, r.status, 200), "%s", r.body);
     free(r.body);
     cr_expect(eq(int, stop_server(SIGTERM), 0));
@@ -528,8 +368,8 @@ static void *search_loop(void *p)
     const char *qs[] = {"/search?q=rabbit", "/search?q=alice+tea&k=5", "/search?q=queen",
                         "/search?q=caf%C3%A9"};
     for (int i = 0; (a->n == 0 || i < a->n) && !(a->stop && atomic_load(a->stop)); i++) {
-        resp r;
-        CURLcode rc = http(c, "GET", qs[i % 4], NULL, 0, NULL, &r);
+        th_resp r;
+        CURLcode rc = th_http(c, port, "GET", qs[i % 4], NULL, 0, NULL, &r);
         if (rc != CURLE_OK || r.status != 200 || !r.body || !strstr(r.body, "\"results\":[")) {
             if (atomic_fetch_add(a->failures, 1) < 3) {
                 fprintf(stderr, "failed request: %s, HTTP %ld: %.200s\n", curl_easy_strerror(rc),
@@ -603,12 +443,12 @@ Test(srv_http, reload_under_load_fails_no_request)
         if (i % 2) {
             cr_expect(eq(int, kill(server_pid, SIGHUP), 0));
         } else {
-            resp r = post("/admin/reload", "");
+            th_resp r = post("/admin/reload", "");
             cr_expect(eq(long, r.status, 200), "%s", r.body);
             free(r.body);
         }
         reloads++;
-        sleep_ms(30);
+        th_sleep_ms(30);
     }
     atomic_store(&stop, true);
     for (int t = 0; t < T; t++) {
@@ -617,7 +457,7 @@ Test(srv_http, reload_under_load_fails_no_request)
     cr_expect(eq(int, atomic_load(&failures), 0));
     /* SIGHUPs are coalesced by the kernel when they arrive faster than the loop; the
      * admin route's 15 are counted exactly. */
-    resp r = get("/metrics");
+    th_resp r = get("/metrics");
     const char *p = strstr(r.body, "\ncauseway_reloads_total ");
     cr_assert(p != NULL);
     long n = strtol(p + 24, NULL, 10);
@@ -652,9 +492,9 @@ static void *event_stream(void *p)
                                  i ? "," : "", a->imp, b, i);
         }
         o += (size_t)sprintf(body + o, "]");
-        resp r;
+        th_resp r;
         a->sent = b + 1;
-        CURLcode rc = http(c, "POST", "/events", body, o, NULL, &r);
+        CURLcode rc = th_http(c, port, "POST", "/events", body, o, NULL, &r);
         bool ok = rc == CURLE_OK && r.status == 200;
         free(r.body);
         if (!ok) {
@@ -670,15 +510,15 @@ static void *event_stream(void *p)
 Test(srv_http, kill_9_mid_stream_loses_and_duplicates_no_acknowledged_event)
 {
     start_server("--sync", "normal");
-    resp r = get("/search?q=rabbit&k=2");
+    th_resp r = get("/search?q=rabbit&k=2");
     unsigned long long imp = impression_of(r.body);
     free(r.body);
     stream_arg a = {.imp = imp};
     pthread_t th;
     pthread_create(&th, NULL, event_stream, &a);
-    double deadline = now_s() + 60;
-    while (atomic_load(&a.acked) < 10 && now_s() < deadline) {
-        sleep_ms(5);
+    double deadline = th_now_s() + 60;
+    while (atomic_load(&a.acked) < 10 && th_now_s() < deadline) {
+        th_sleep_ms(5);
     }
     cr_assert(ge(int, atomic_load(&a.acked), 10), "events were not acknowledged");
     cr_assert(eq(int, stop_server(SIGKILL), 128 + SIGKILL));
@@ -748,13 +588,13 @@ Test(srv_http, idle_and_slow_clients_time_out)
     struct timeval tv = {10, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     char buf[256];
-    double t0 = now_s();
+    double t0 = th_now_s();
     ssize_t n = read(fd, buf, sizeof buf);
-    double waited = now_s() - t0;
+    double waited = th_now_s() - t0;
     cr_expect(le(long, (long)n, 0L), "the server answered a half request");
     cr_expect(lt(dbl, waited, 9.0), "the connection was not closed by the timeout");
     close(fd);
-    resp r = get("/healthz");
+    th_resp r = get("/healthz");
     cr_expect(eq(long, r.status, 200));
     free(r.body);
     cr_expect(eq(int, stop_server(SIGTERM), 0));
