@@ -56,6 +56,14 @@ static void usage(FILE *f)
             "drain the log queue, close the database and exit 0.\n");
 }
 
+static volatile sig_atomic_t g_sighup;
+
+static void on_sighup(int sig)
+{
+    (void)sig;
+    g_sighup = 1;
+}
+
 int cli_cmd_serve(int argc, char **argv)
 {
     const char *cmd = "serve";
@@ -183,6 +191,15 @@ int cli_cmd_serve(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    /* Threads started before main() (OpenBLAS creates its pool when the library loads)
+     * do not block these signals, so the kernel may deliver one there: a handler must
+     * exist for each (SIGHUP's default would kill the server) and record it where the
+     * loop below looks. SIGINT/SIGTERM already set cw_interrupted(). */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sighup;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGHUP, &sa, NULL);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -203,11 +220,20 @@ int cli_cmd_serve(int argc, char **argv)
     printf("listening on http://%s:%u\n", cfg.bind, (unsigned)srv_port(s));
     fflush(stdout);
     for (;;) {
-        int sig = 0;
-        if (sigwait(&set, &sig) != 0) {
-            continue;
+        /* Poll: a signal taken by another thread's handler never reaches sigtimedwait. */
+        const struct timespec tick = {0, 100 * 1000 * 1000};
+        int sig = sigtimedwait(&set, NULL, &tick);
+        if (sig < 0) {
+            if (cw_interrupted()) {
+                break;
+            }
+            if (!g_sighup) {
+                continue;
+            }
+            sig = SIGHUP;
         }
         if (sig == SIGHUP) {
+            g_sighup = 0;
             if (srv_reload(s, &err) != CW_OK) {
                 fprintf(stderr, "causeway serve: %s\n", err.msg);
             } else {
