@@ -25,6 +25,11 @@ static char *write_temp(const char *content)
     return path;
 }
 
+/* Results borrow query ids from their qrels, so the qrels stay alive (and reachable, so
+ * LeakSanitizer does not count them) until the test's process exits. */
+static rank_qrels *kept_qrels[64];
+static size_t n_kept_qrels;
+
 /* Evaluates run text against qrels text on spec; returns the result (caller frees). */
 static rank_eval_result *eval_text(const char *qrels_text, const char *run_text, const char *spec,
                                    const rank_eval_opts *o)
@@ -42,7 +47,8 @@ static rank_eval_result *eval_text(const char *qrels_text, const char *run_text,
     cr_assert(eq(int, rank_run_read(rp, &r, &err), CW_OK), "%s", err.msg);
     cr_assert(eq(int, rank_evaluate(q, r, m, n, o, &res, &err), CW_OK), "%s", err.msg);
     rank_run_free(r);
-    /* res->qid borrows from the qrels: keep them (leaked in this short-lived process). */
+    cr_assert(lt(sz, n_kept_qrels, CW_ARRAY_LEN(kept_qrels)));
+    kept_qrels[n_kept_qrels++] = q;
     unlink(qp);
     unlink(rp);
     free(qp);
