@@ -17,7 +17,7 @@ clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=
     -I"$top" -I"$build" -o "$out/fuzz_request" \
     "$top/tests/fuzz/fuzz_request.c" "$top/server/parse.c" "$top/causal/logstore.c" \
     "$top/common/err.c" "$top/common/arena.c" "$top/common/text.c" "$top/common/sys.c" \
-    "$top/common/hash.c" \
+    "$top/common/hash.c" "$top/common/rng.c" "$top/causal/pl.c" \
     $(pkg-config --cflags --libs jansson sqlite3) -lm -pthread
 # Seeds: one valid request of each kind.
 printf '\x00white+rabbit%%C3%%A9' > "$out/corpus/seed_pct"
