@@ -89,19 +89,31 @@ bool cw_rng_bernoulli(cw_rng *rng, double p)
     return cw_rng_uniform(rng) < p;
 }
 
+/* Swaps two elements through a small buffer, in chunks, so any element size works. */
+static void swap_bytes(unsigned char *a, unsigned char *b, size_t n)
+{
+    unsigned char tmp[256];
+    while (n > 0) {
+        size_t c = n < sizeof tmp ? n : sizeof tmp;
+        memcpy(tmp, a, c);
+        memcpy(a, b, c);
+        memcpy(b, tmp, c);
+        a += c;
+        b += c;
+        n -= c;
+    }
+}
+
 void cw_rng_shuffle(cw_rng *rng, void *base, size_t n, size_t elem_bytes)
 {
     unsigned char *b = base;
-    unsigned char tmp[256];
-    if (n < 2 || elem_bytes > sizeof tmp) {
+    if (n < 2) {
         return;
     }
     for (size_t i = n - 1; i > 0; i--) {
         size_t j = (size_t)cw_rng_below(rng, i + 1);
         if (j != i) {
-            memcpy(tmp, b + i * elem_bytes, elem_bytes);
-            memcpy(b + i * elem_bytes, b + j * elem_bytes, elem_bytes);
-            memcpy(b + j * elem_bytes, tmp, elem_bytes);
+            swap_bytes(b + i * elem_bytes, b + j * elem_bytes, elem_bytes);
         }
     }
 }

@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <math.h>
+#include <string.h>
 
 #include "common/cw.h"
 
@@ -92,4 +93,32 @@ Test(cw_rng, shuffle_is_a_permutation_and_streams_differ)
     cw_rng_seed_stream(&s1, 5, 1);
     cw_rng_seed_stream(&s2, 5, 2);
     cr_expect(ne(u64, cw_rng_u64(&s1), cw_rng_u64(&s2)));
+}
+
+Test(cw_rng, shuffle_moves_elements_larger_than_its_swap_buffer)
+{
+    /* 300-byte elements used to be left unshuffled (a silent no-op above 256 bytes). */
+    typedef struct big {
+        int id;
+        char pad[296];
+    } big;
+    big a[20];
+    for (int i = 0; i < 20; i++) {
+        memset(&a[i], 0, sizeof a[i]);
+        a[i].id = i;
+        a[i].pad[295] = (char)i;
+    }
+    cw_rng r;
+    cw_rng_seed(&r, 9);
+    cw_rng_shuffle(&r, a, 20, sizeof a[0]);
+    int seen[20] = {0}, moved = 0;
+    for (int i = 0; i < 20; i++) {
+        cr_assert(eq(int, a[i].pad[295], a[i].id), "element %d torn", i);
+        seen[a[i].id]++;
+        moved += a[i].id != i;
+    }
+    for (int i = 0; i < 20; i++) {
+        cr_assert(eq(int, seen[i], 1));
+    }
+    cr_expect(gt(int, moved, 10));
 }
