@@ -32,6 +32,7 @@ typedef struct config {
     double prod_share;
     double clip;
     double lr;
+    double avg_epochs; /* Polyak averaging of every trainer's parameters (default 5) */
     uint32_t batch;
     uint32_t patience;
     uint32_t epochs;
@@ -39,6 +40,8 @@ typedef struct config {
     uint64_t seed;
     const char *tsv;
     FILE *tsv_f;
+    FILE *curve_f;       /* --curve: per-epoch validation and test nDCG@10, diagnostics only */
+    const char *methods; /* --methods: comma-separated subset to train (NULL = all) */
 } config;
 
 /* One result row kept for the summary. */
@@ -108,12 +111,52 @@ static rank_letor *read_parts(const char *dir, const int *parts, size_t n)
 
 static const config *g_cfg;
 
-static rank_model *train(const rank_clicks *c, const rank_letor *valid, const char *const *names,
-                         rank_train_opts *o, char *note, size_t note_len)
+/* Learning-curve observer: the test fold is scored at every epoch for the --curve file
+ * only; model selection never sees it. */
+typedef struct curve_ctx {
+    const rank_letor *test;
+    int fold;
+    double eta, sessions;
+    const char *method;
+} curve_ctx;
+
+static void curve_epoch(void *ctx, uint32_t epoch, const rank_model *m, double valid)
 {
+    const curve_ctx *cc = ctx;
+    double *s = malloc(cc->test->n_rows * sizeof *s);
+    if (!s || rank_model_score(m, cc->test->x, cc->test->n_rows, s, NULL) != CW_OK) {
+        die("scoring the test fold for --curve", NULL);
+    }
+    fprintf(g_cfg->curve_f, "%d\t%g\t%.0f\t%s\t%u\t%.5f\t%.5f\n", cc->fold, cc->eta, cc->sessions,
+            cc->method, epoch, valid, rank_letor_ndcg(cc->test, s, 10, NULL));
+    free(s);
+}
+
+static bool method_wanted(const char *name)
+{
+    if (!g_cfg->methods) {
+        return true;
+    }
+    size_t n = strlen(name);
+    for (const char *p = g_cfg->methods; (p = strstr(p, name)) != NULL; p += n) {
+        if ((p == g_cfg->methods || p[-1] == ',') && (p[n] == ',' || p[n] == '\0')) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static rank_model *train(const rank_clicks *c, const rank_letor *valid, const char *const *names,
+                         rank_train_opts *o, char *note, size_t note_len, curve_ctx *cc)
+{
+    if (g_cfg->curve_f && cc) {
+        o->on_epoch = curve_epoch;
+        o->on_epoch_ctx = cc;
+    }
     if (g_cfg->lr > 0) {
         o->lr = g_cfg->lr;
     }
+    o->avg_epochs = g_cfg->avg_epochs;
     if (g_cfg->batch > 0) {
         o->batch_lists = g_cfg->batch;
     }
@@ -196,10 +239,17 @@ static void usage(void)
          "                       [--eta 1,2] [--prod-share 0.05] [--clip 0] [--seed N]\n"
          "                       [--lr X] [--batch LISTS] [--patience N] [--epochs N]\n"
          "                       [--tsv FILE] [--throughput SESSIONS]\n"
+         "                       [--methods naive,ips-true,...] [--curve FILE]\n"
+         "                       [--avg-epochs 5]\n"
          "MQ2008 ULTR protocol (METHODS.md section 3); nDCG with 2^y-1 gain, queries without\n"
          "relevant documents dropped. Summary on stdout, per-run rows in --tsv.\n"
          "--throughput: time linear listwise IPS epochs over SESSIONS per-session lists\n"
-         "(fold 1, eta 1) against the same sessions merged, and exit.");
+         "(fold 1, eta 1) against the same sessions merged, and exit.\n"
+         "--curve: per-epoch validation and test nDCG@10 of every click-trained run\n"
+         "(diagnostics; selection uses validation only). --methods: train only these.\n"
+         "--avg-epochs: every trainer (production, skyline, click methods) validates and\n"
+         "returns a moving average of its parameters over ~E epochs (0 = last iterate,\n"
+         "the protocol before issue 5's rerun).");
 }
 
 static void summary(const config *cfg)
@@ -273,6 +323,7 @@ int main(int argc, char **argv)
     parse_list("1e4,1e5,1e6", cfg.sessions, &cfg.n_sessions);
     parse_list("1,2", cfg.etas, &cfg.n_etas);
     cfg.prod_share = 0.05;
+    cfg.avg_epochs = 5;
     cfg.seed = 2026;
     g_cfg = &cfg;
     static const struct option longopts[] = {{"data", required_argument, 0, 'd'},
@@ -288,6 +339,9 @@ int main(int argc, char **argv)
                                              {"patience", required_argument, 0, 'P'},
                                              {"epochs", required_argument, 0, 'E'},
                                              {"throughput", required_argument, 0, 'T'},
+                                             {"curve", required_argument, 0, 'C'},
+                                             {"avg-epochs", required_argument, 0, 'A'},
+                                             {"methods", required_argument, 0, 'M'},
                                              {"help", no_argument, 0, 'h'},
                                              {0, 0, 0, 0}};
     int opt;
@@ -318,6 +372,16 @@ int main(int argc, char **argv)
         case 'T': cfg.throughput = strtod(optarg, NULL); break;
         case 'S': cfg.seed = strtoull(optarg, NULL, 10); break;
         case 't': cfg.tsv = optarg; break;
+        case 'C':
+            cfg.curve_f = fopen(optarg, "w");
+            if (!cfg.curve_f) {
+                perror(optarg);
+                return 1;
+            }
+            fprintf(cfg.curve_f, "fold\teta\tsessions\tmethod\tepoch\tvalid\ttest@10\n");
+            break;
+        case 'M': cfg.methods = optarg; break;
+        case 'A': cfg.avg_epochs = strtod(optarg, NULL); break;
         case 'h': usage(); return 0;
         default: usage(); return 2;
         }
@@ -363,13 +427,13 @@ int main(int argc, char **argv)
         rank_train_opts o = rank_train_opts_default();
         o.objective = RANK_OBJ_SUPERVISED;
         o.seed = cfg.seed + (uint64_t)K;
-        rank_model *prod = train(c, va, names, &o, note, sizeof note);
+        rank_model *prod = train(c, va, names, &o, note, sizeof note, NULL);
         rank_clicks_free(c);
         record(&cfg, K, 0, 0, "production", te, prod, note);
         if (rank_clicks_from_labels(tr, &c, &err) != CW_OK) {
             die("skyline data", &err);
         }
-        rank_model *sky = train(c, va, names, &o, note, sizeof note);
+        rank_model *sky = train(c, va, names, &o, note, sizeof note, NULL);
         record(&cfg, K, 0, 0, "skyline", te, sky, note);
         rank_model_free(sky);
         rank_clicks_free(c);
@@ -468,6 +532,9 @@ int main(int argc, char **argv)
                     {"dr-rem", RANK_OBJ_DR, rem_ok ? p_rem.ratio : NULL},
                 };
                 for (size_t ri = 0; ri < CW_ARRAY_LEN(runs); ri++) {
+                    if (!method_wanted(runs[ri].name)) {
+                        continue;
+                    }
                     if ((runs[ri].obj == RANK_OBJ_IPS || runs[ri].obj == RANK_OBJ_DR) &&
                         !runs[ri].theta) {
                         fprintf(cfg.tsv_f, "%d\t%g\t%.0f\t%s\tNA\tNA\tNA\tNA\t%s\n", K, eta, n_sess,
@@ -485,11 +552,17 @@ int main(int argc, char **argv)
                          * for every estimate alike; IPS listwise needs ratios only. */
                         memcpy(to.theta, runs[ri].theta, 10 * sizeof(double));
                     }
-                    rank_model *m = train(clicks, va, names, &to, note, sizeof note);
+                    curve_ctx cc = {te, K, eta, n_sess, runs[ri].name};
+                    rank_model *m = train(clicks, va, names, &to, note, sizeof note, &cc);
                     char full[1400];
                     if (runs[ri].theta && runs[ri].theta != truth) {
-                        snprintf(full, sizeof full, "%s prop_max_rel_err=%.3f", note,
-                                 causal_prop_max_rel_error(runs[ri].theta, truth, 10));
+                        int len =
+                            snprintf(full, sizeof full, "%s prop_max_rel_err=%.3f ratio=", note,
+                                     causal_prop_max_rel_error(runs[ri].theta, truth, 10));
+                        for (int k = 0; k < 10 && len > 0 && (size_t)len < sizeof full; k++) {
+                            len += snprintf(full + len, sizeof full - (size_t)len, "%s%.3f",
+                                            k ? "," : "", runs[ri].theta[k]);
+                        }
                     } else {
                         snprintf(full, sizeof full, "%s", note);
                     }
@@ -521,6 +594,9 @@ int main(int argc, char **argv)
         summary(&cfg);
     }
     fclose(cfg.tsv_f);
+    if (cfg.curve_f) {
+        fclose(cfg.curve_f);
+    }
     free(results);
     return 0;
 }

@@ -27,7 +27,7 @@ static void usage(FILE *f)
             "                      [--hidden N] [--propensity FIT.json|true] [--clip TAU]\n"
             "                      [--valid FILE] [--simulate SESSIONS --logger MODEL.json]\n"
             "                      [--eta ETA] [--lr X] [--l2 X] [--epochs N] [--patience N]\n"
-            "                      [--batch LISTS] [--seed N] [--quiet]\n\n"
+            "                      [--batch LISTS] [--seed N] [--avg-epochs E] [--quiet]\n\n"
             "Trains a ranker and writes it as versioned JSON (features, normalization, weights,\n"
             "training settings). Deterministic for a seed; progress on stderr.\n\n"
             "Data, one of:\n"
@@ -59,7 +59,10 @@ static void usage(FILE *f)
             "  --model M         linear (default) or mlp (--hidden units, default 32)\n"
             "  --eta ETA         position-bias severity of --simulate (default 1)\n"
             "  --lr --l2 --epochs --patience --batch --seed   optimiser (Adam) settings\n"
-            "  --dla-lr X        Adam step of DLA's position logits (default 0.03)\n");
+            "  --dla-lr X        Adam step of DLA's position logits (default 0.03)\n"
+            "  --avg-epochs E    validate and return a moving average of the parameters over\n"
+            "                    the last ~E epochs of steps (Polyak averaging; default 0 =\n"
+            "                    the last iterate)\n");
 }
 
 /* Reads theta_k/theta_1 from a propensity fit or a plain array. */
@@ -425,6 +428,10 @@ int cli_cmd_train(int argc, char **argv)
             }
         } else if (strcmp(a, "--dla-lr") == 0) {
             if (!cli_parse_double(CMD, a, v, 1e-9, 10, &o.dla_lr)) {
+                return CLI_EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--avg-epochs") == 0) {
+            if (!cli_parse_double(CMD, a, v, 0, 1e6, &o.avg_epochs)) {
                 return CLI_EXIT_USAGE;
             }
         } else if (strcmp(a, "--l2") == 0) {

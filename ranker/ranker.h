@@ -442,8 +442,18 @@ typedef struct rank_train_opts {
     uint32_t patience;           /* epochs without validation gain before stopping (40) */
     uint32_t batch_lists;        /* lists per Adam step (default 16) */
     uint32_t valid_k;            /* early stopping on validation nDCG@valid_k (default 10) */
+    double avg_epochs;           /* iterate averaging (Polyak & Juditsky 1992): > 0 = validate,
+                                    select and return an exponential moving average of the
+                                    parameters over the Adam steps, time constant avg_epochs
+                                    epochs (bias-corrected); 0 = the raw iterates (default) */
     uint64_t seed;               /* list order, MLP initialisation */
     cw_progress progress;        /* stage "train": epoch / max_epochs */
+    /* Optional observer called after every epoch with the current parameters (refreshed,
+       scorable with rank_model_score) and that epoch's validation nDCG@valid_k (NAN without
+       validation data). For diagnostics (learning curves); it must not keep m or alter
+       training. NULL = none. */
+    void (*on_epoch)(void *ctx, uint32_t epoch, const rank_model *m, double valid);
+    void *on_epoch_ctx;
 } rank_train_opts;
 
 rank_train_opts rank_train_opts_default(void);

@@ -360,6 +360,7 @@ static int dr_targets(const rank_clicks *c, const rank_letor *valid, const char 
     rank_train_opts po = *o;
     po.objective = RANK_OBJ_IPS;
     po.loss = RANK_LOSS_POINTWISE;
+    po.on_epoch = NULL; /* the observer follows the model returned, not this regression */
     rank_model *reg = NULL;
     int rc = train_impl(c, valid, names, &po, NULL, &reg, NULL, err);
     if (rc != CW_OK) {
@@ -430,10 +431,11 @@ static int train_impl(const rank_clicks *c, const rank_letor *valid, const char 
                           valid->n_features, c->n_features);
     }
     if (!(o->lr > 0) || !(o->dla_lr > 0) || !(o->l2 >= 0) || o->batch_lists == 0 ||
-        o->n_theta > RANK_MAX_RANK || !(o->clip >= 0 && o->clip < 1)) {
+        o->n_theta > RANK_MAX_RANK || !(o->clip >= 0 && o->clip < 1) ||
+        !(o->avg_epochs >= 0 && o->avg_epochs <= 1e6)) {
         return cw_err_set(err, CW_EINVAL,
                           "bad training options (lr > 0, dla_lr > 0, l2 >= 0, batch >= 1, "
-                          "clip in [0,1))");
+                          "clip in [0,1), avg_epochs in [0,1e6])");
     }
     for (size_t k = 0; k < o->n_theta; k++) {
         if (!(o->theta[k] > 0 && o->theta[k] <= 1e6)) {
@@ -468,6 +470,9 @@ static int train_impl(const rank_clicks *c, const rank_letor *valid, const char 
     }
     double *grad = calloc(np, sizeof *grad), *m1 = calloc(np, sizeof *m1),
            *m2 = calloc(np, sizeof *m2), *best = malloc(np * sizeof *best);
+    bool avg_on = o->avg_epochs > 0;
+    double *avg = avg_on ? calloc(np, sizeof *avg) : NULL;
+    double *raw = avg_on ? malloc(np * sizeof *raw) : NULL;
     size_t *order = malloc(c->n_lists * sizeof *order);
     double *vs = valid ? malloc((valid->n_rows ? valid->n_rows : 1) * sizeof *vs) : NULL;
     t.zl = malloc(t.max_n * nf * sizeof *t.zl);
@@ -477,7 +482,7 @@ static int train_impl(const rank_clicks *c, const rank_letor *valid, const char 
     t.hidden = malloc(t.max_n * nh * sizeof *t.hidden);
     t.dh = malloc(t.max_n * nh * sizeof *t.dh);
     if (!grad || !m1 || !m2 || !best || !order || (valid && !vs) || !t.zl || !t.s || !t.ds ||
-        !t.a || !t.hidden || !t.dh) {
+        !t.a || !t.hidden || !t.dh || (avg_on && (!avg || !raw))) {
         rc = cw_err_set(err, CW_ENOMEM, "out of memory for training");
         goto fail;
     }
@@ -500,6 +505,15 @@ static int train_impl(const rank_clicks *c, const rank_letor *valid, const char 
     uint64_t t0 = cw_now_ns(), step = 0;
     /* Adam (Kingma & Ba, ICLR 2015, Algorithm 1), default betas and epsilon. */
     const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    /* Iterate averaging (Polyak & Juditsky, SIAM J. Control Optim. 1992) in its exponential
+     * form: avg <- beta avg + (1 - beta) theta after every step, read bias-corrected as
+     * avg / (1 - beta^step) (zero start, as Adam's moments), time constant avg_epochs epochs
+     * of steps. Minibatch steps with large inverse-propensity weights make the iterates
+     * jitter from epoch to epoch by more than the differences early stopping must tell
+     * apart; the average keeps the trend and drops most of the jitter. */
+    double steps_per_epoch = ceil((double)c->n_lists / (double)o->batch_lists);
+    double avg_beta = avg_on ? CW_MAX(0.0, 1 - 1 / (o->avg_epochs * steps_per_epoch)) : 0;
+    double avg_pow = 1; /* beta^step */
     uint32_t since_best = 0;
     for (uint32_t epoch = 1; epoch <= o->max_epochs; epoch++) {
         if (cw_interrupted()) {
@@ -536,6 +550,12 @@ static int train_impl(const rank_clicks *c, const rank_letor *valid, const char 
                     t.phi[k] -= o->dla_lr * (t.mphi[k] / bc1) / (sqrt(t.vphi[k] / bc2) + eps);
                 }
             }
+            if (avg_on) {
+                for (size_t p = 0; p < np; p++) {
+                    avg[p] = avg_beta * avg[p] + (1 - avg_beta) * t.m->theta[p];
+                }
+                avg_pow *= avg_beta;
+            }
         }
         r.epochs = epoch;
         r.final_loss = epoch_loss / epoch_n;
@@ -547,8 +567,22 @@ static int train_impl(const rank_clicks *c, const rank_letor *valid, const char 
                             r.final_loss, o->lr);
             goto fail;
         }
+        if (avg_on) {
+            /* validate, observe and keep the average; training resumes from raw */
+            memcpy(raw, t.m->theta, np * sizeof *raw);
+            for (size_t p = 0; p < np; p++) {
+                t.m->theta[p] = avg[p] / (1 - avg_pow);
+            }
+        }
+        double v = NAN;
         if (valid) {
-            double v = valid_score(t.m, valid, vs, o->valid_k);
+            v = valid_score(t.m, valid, vs, o->valid_k);
+        }
+        if (o->on_epoch) {
+            rank_model_refresh(t.m);
+            o->on_epoch(o->on_epoch_ctx, epoch, t.m, v);
+        }
+        if (valid) {
             if (v > r.best_valid) {
                 r.best_valid = v;
                 r.best_epoch = epoch;
@@ -556,8 +590,11 @@ static int train_impl(const rank_clicks *c, const rank_letor *valid, const char 
                 memcpy(phi_best, t.phi, sizeof phi_best);
                 since_best = 0;
             } else if (++since_best >= o->patience) {
-                break;
+                break; /* best is restored below */
             }
+        }
+        if (avg_on && epoch < o->max_epochs) {
+            memcpy(t.m->theta, raw, np * sizeof *raw); /* after the last epoch keep the average */
         }
         cw_progress_report(&o->progress, "train", epoch, o->max_epochs);
     }
@@ -578,11 +615,11 @@ static int train_impl(const rank_clicks *c, const rank_letor *valid, const char 
         cw_buf b = {0};
         int wrc = cw_buf_printf(&b,
                                 "{\"objective\":\"%s\",\"loss\":\"%s\",\"clip\":%.17g,"
-                                "\"lr\":%.17g,\"l2\":%.17g,\"seed\":%llu,\"epochs\":%u,"
-                                "\"best_epoch\":%u,\"n_theta\":%zu,\"theta\":[",
+                                "\"lr\":%.17g,\"l2\":%.17g,\"avg_epochs\":%.17g,\"seed\":%llu,"
+                                "\"epochs\":%u,\"best_epoch\":%u,\"n_theta\":%zu,\"theta\":[",
                                 rank_objective_name(o->objective), rank_loss_name(o->loss), o->clip,
-                                o->lr, o->l2, (unsigned long long)o->seed, r.epochs, r.best_epoch,
-                                o->n_theta);
+                                o->lr, o->l2, o->avg_epochs, (unsigned long long)o->seed, r.epochs,
+                                r.best_epoch, o->n_theta);
         for (size_t k = 0; wrc == CW_OK && k < o->n_theta; k++) {
             wrc = cw_buf_printf(&b, "%s%.17g", k ? "," : "", o->theta[k]);
         }
@@ -608,6 +645,8 @@ fail:
     free(m1);
     free(m2);
     free(best);
+    free(avg);
+    free(raw);
     free(order);
     free(vs);
     free(t.z);
