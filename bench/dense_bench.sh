@@ -3,7 +3,10 @@
 #   bench/dense_bench.sh ann [N]      HNSW vs exact vs hnswlib on N x 128 clustered vectors
 #   bench/dense_bench.sh ann-search   search figures again on the graphs saved by `ann`
 #   bench/dense_bench.sh quality      BM25 / dense / hybrid nDCG@10, R@100 on Cranfield, CISI
-#   bench/dense_bench.sh encode       query-encoding latency and training docs/s
+#   bench/dense_bench.sh encode       query-encoding latency, word cache off vs on, Cranfield
+#                                     and CISI (REPEAT=3 alternating runs each)
+#   bench/dense_bench.sh train1m      embed train + build on a 1,000,000-document synth
+#                                     corpus (DIR=/work/dense1m, EPOCHS=1): wall, CPU, RSS
 # Run from a build directory (./causeway, bench/dense_ann built); BUILD=... overrides.
 set -eu
 BUILD=${BUILD:-.}
@@ -131,9 +134,73 @@ quality() {
     done
 }
 
+# encode: per collection, an LSA encoder (embed train --lsa --epochs 0: the speed of
+# encoding does not depend on the weights), then `embed run` in dense mode alternately
+# without (--no-word-cache, the baseline) and with the word cache, REPEAT times each; each
+# run prints the median / p90 over the queries of the first-call and best-of-20 encoding
+# times. Reported: the median over the runs of each figure.
+encode() {
+    echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), causeway $(git -C "$SRC" rev-parse --short HEAD); $(uptime)"
+    echo "| collection | queries, mean words | word cache | first call median / p90 ms | best of 20 median / p90 ms |"
+    echo "|---|---|---|---|---|"
+    for c in ${ENCODE_COLLECTIONS:-cranfield cisi}; do
+        q=$DATA/$c
+        x=$OUT/encode/$c
+        mkdir -p "$OUT/encode"
+        [ -f "$x/index.cw" ] ||
+            "$BUILD/causeway" index build --quiet --corpus "$q/corpus.jsonl" --out "$x"
+        "$BUILD/causeway" embed train --index "$x" --quiet --lsa --epochs 0 2> "$x/train.log"
+        "$BUILD/causeway" embed build --index "$x" --quiet 2> "$x/build.log"
+        words=$(awk -F'\t' '{ n++; w += split($2, a, /[^A-Za-z0-9]+/) } END { printf "%d, %.0f", n, w / n }' "$q/queries.tsv")
+        : > "$x/off.txt"
+        : > "$x/on.txt"
+        for r in $(seq "${REPEAT:-3}"); do
+            OPENBLAS_NUM_THREADS=1 "$BUILD/causeway" embed run --index "$x" --queries "$q/queries.tsv" \
+                --no-word-cache 2>> "$x/off.txt" > /dev/null
+            OPENBLAS_NUM_THREADS=1 "$BUILD/causeway" embed run --index "$x" --queries "$q/queries.tsv" \
+                2>> "$x/on.txt" > /dev/null
+        done
+        for m in off on; do
+            sed -n 's/.*median \([0-9.]*\) ms (p90 \([0-9.]*\)) first call, \([0-9.]*\) ms (p90 \([0-9.]*\)).*word cache \([0-9]*\) words/\1 \2 \3 \4 \5/p' "$x/$m.txt" |
+                sort -n | awk -v c="$c" -v w="$words" -v m="$m" '{ a[NR] = $1; b[NR] = $2; e[NR] = $3; f[NR] = $4; n = $5 }
+                    function med(v, k,   t, i, j) { for (i = 1; i <= k; i++) t[i] = v[i]
+                        for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (t[j] < t[i]) { s = t[i]; t[i] = t[j]; t[j] = s }
+                        return t[int((k + 1) / 2)] }
+                    END { printf "| %s | %s | %s (%d words) | %.4f / %.4f | %.4f / %.4f |\n", c, w, m, n,
+                          med(a, NR), med(b, NR), med(e, NR), med(f, NR) }'
+        done
+    done
+}
+
+# train1m: the "1M documents in under an hour" figure. Generates DIR (synth, 1e6 docs of
+# ~200 tokens, seed 1) and its index once, then `embed train` with the default options
+# except --epochs (one epoch: 15,625 steps of 64 documents; the default 10 would take
+# ten times as long) under /usr/bin/time -v, then `embed build` (HNSW, M 32, efC 100).
+train1m() {
+    d=${DIR:-/work/dense1m}
+    if [ ! -s "$d/index/docs.cw" ]; then
+        "$BUILD/causeway" synth --out "$d" --docs 1000000 --queries 1000 --seed 1 --quiet
+        "$BUILD/causeway" index build --quiet --corpus "$d/corpus.jsonl" --out "$d/index"
+    fi
+    echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), causeway $(git -C "$SRC" rev-parse --short HEAD); $(uptime)"
+    /usr/bin/time -v "$BUILD/causeway" embed train --index "$d/index" --epochs "${EPOCHS:-1}" \
+        2> "$d/train.log"
+    echo "# $(uptime)"
+    tr '\r' '\n' < "$d/train.log" | grep -E '^embed train:|Elapsed|User time|System time|Maximum resident'
+    # Loss trajectory: mean loss of each tenth of the run.
+    tr '\r' '\n' < "$d/train.log" | sed -n 's/^embed-train loss \([0-9.]*\), \([0-9]*\) docs\/s: \([0-9]*\)\/\([0-9]*\).*/\1 \2 \3 \4/p' |
+        awk '{ b = int(10 * ($3 - 1) / $4); s[b] += $1; n[b]++; r[b] = $2 }
+             END { for (i = 0; i < 10; i++) if (n[i]) printf "steps %d-%d0%%: mean loss %.3f (%d docs/s so far)\n", 10 * i, i + 1, s[i] / n[i], r[i] }'
+    /usr/bin/time -v "$BUILD/causeway" embed build --index "$d/index" 2> "$d/build.log"
+    echo "# $(uptime)"
+    tr '\r' '\n' < "$d/build.log" | grep -E '^embed build:|Elapsed|User time|System time|Maximum resident'
+}
+
 case "$what" in
 ann) ann "${2:-1000000}" ;;
 ann-search) ann_search ;;
 quality) quality ;;
-*) echo "usage: $0 ann [N] | quality | encode" >&2; exit 2 ;;
+encode) encode ;;
+train1m) train1m ;;
+*) echo "usage: $0 ann [N] | ann-search | quality | encode | train1m" >&2; exit 2 ;;
 esac

@@ -25,7 +25,8 @@ static void usage(FILE *f)
             "           [--hybrid [--fusion rrf|weighted] [--w-dense 0.5] [--depth 100]] QUERY...\n"
             "       causeway embed run --index DIR --queries FILE.tsv [--k 1000]\n"
             "           [--mode dense|hybrid] [--ef 128] [--exact] [--fusion rrf|weighted]\n"
-            "           [--w-dense 0.5] [--depth 1000] [--tag NAME] > run.trec\n\n"
+            "           [--w-dense 0.5] [--depth 1000] [--tag NAME] [--no-word-cache]\n"
+            "           > run.trec\n\n"
             "train: unsupervised contrastive pre-training (two Contriever-style views per\n"
             "  document: random crop of 5-50%% of its words + word deletion; InfoNCE at\n"
             "  temperature tau; MoCo key encoder + queue, or SimCLR in-batch negatives) on\n"
@@ -37,7 +38,8 @@ static void usage(FILE *f)
             "search/run: dense (ANN, or --exact brute force) or hybrid retrieval: BM25 and\n"
             "  dense top-depth fused by reciprocal rank fusion (default) or a weighted sum\n"
             "  of min-max normalised scores. run prints a TREC run and the median query\n"
-            "  encoding time on stderr.\n\n"
+            "  encoding time on stderr; --no-word-cache encodes every word's features\n"
+            "  from the table (the baseline of the per-word cache; dense mode).\n\n"
             "Exit codes: 0 success, 1 failure, 2 usage error.\n");
 }
 
@@ -49,7 +51,8 @@ typedef struct embed_args {
     idx_hybrid_opts hy;
     uint32_t k;
     bool hybrid;
-    bool queue_given; /* --queue on the command line; else sized from the corpus */
+    bool queue_given;   /* --queue on the command line; else sized from the corpus */
+    bool no_word_cache; /* run: encode queries without the encoder's word cache */
     cw_buf qtext;
 } embed_args;
 
@@ -149,6 +152,8 @@ static int parse(int argc, char **argv, embed_args *a)
             a->train.lsa_init = true;
         } else if (strcmp(o, "--resume") == 0) {
             a->train.resume = true;
+        } else if (strcmp(o, "--no-word-cache") == 0) {
+            a->no_word_cache = true;
         } else if (strcmp(o, "--exact") == 0) {
             a->hy.exact = true;
         } else if (strcmp(o, "--hybrid") == 0) {
@@ -339,8 +344,8 @@ static int do_build(embed_args *a, cw_err *err)
  * encoding the query once, encode_ms[1] the minimum over ENCODE_REPEATS encodings: on a
  * shared machine the minimum is the encoder's own cost, free of preemption. */
 static int retrieve(const embed_args *a, const idx_index *ix, idx_analyzer *an, const idx_dense *dn,
-                    idx_hnsw_searcher *s, const char *text, size_t len, idx_hit *hits, size_t *n,
-                    double encode_ms[2], cw_err *err)
+                    const idx_encoder *enc, idx_hnsw_searcher *s, const char *text, size_t len,
+                    idx_hit *hits, size_t *n, double encode_ms[2], cw_err *err)
 {
     if (len > IDX_MAX_QUERY_BYTES) {
         return cw_err_set(err, CW_ELIMIT, "query of %zu bytes over the limit of %u", len,
@@ -352,7 +357,7 @@ static int retrieve(const embed_args *a, const idx_index *ix, idx_analyzer *an, 
         encode_ms[1] = INFINITY;
         for (int r = 0; r < ENCODE_REPEATS && rc == CW_OK; r++) {
             uint64_t t0 = cw_now_ns();
-            rc = idx_encoder_encode(idx_dense_encoder(dn), text, len, q, err);
+            rc = idx_encoder_encode(enc, text, len, q, err);
             double ms = (double)(cw_now_ns() - t0) * 1e-6;
             encode_ms[0] = r == 0 ? ms : encode_ms[0];
             encode_ms[1] = CW_MIN(encode_ms[1], ms);
@@ -381,6 +386,7 @@ static int do_query(embed_args *a, bool run, cw_err *err)
     idx_index *ix = NULL;
     idx_analyzer *an = NULL;
     idx_dense *dn = NULL;
+    idx_encoder *uncached = NULL;
     idx_hnsw_searcher *s = NULL;
     cw_lines *lr = NULL;
     double *lat = NULL, *lat_cpu = NULL;
@@ -401,6 +407,15 @@ static int do_query(embed_args *a, bool run, cw_err *err)
                         "%s: dense.hnsw has %u vectors for %u documents: rerun embed build", a->dir,
                         idx_hnsw_n(idx_dense_hnsw(dn)), idx_index_n_docs(ix));
     }
+    if (rc == CW_OK && a->no_word_cache) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/dense.enc", a->dir);
+        rc = idx_encoder_load(p, &uncached, err);
+        if (rc == CW_OK) {
+            rc = idx_encoder_set_word_cache(uncached, false, err);
+        }
+    }
+    const idx_encoder *enc = uncached ? uncached : (dn ? idx_dense_encoder(dn) : NULL);
     if (rc == CW_OK && !(s = idx_hnsw_searcher_new(idx_dense_hnsw(dn)))) {
         rc = cw_err_set(err, CW_ENOMEM, "out of memory");
     }
@@ -414,7 +429,7 @@ static int do_query(embed_args *a, bool run, cw_err *err)
         }
         size_t n = 0;
         double ms[2];
-        rc = retrieve(a, ix, an, dn, s, a->qtext.data, a->qtext.len, hits, &n, ms, err);
+        rc = retrieve(a, ix, an, dn, enc, s, a->qtext.data, a->qtext.len, hits, &n, ms, err);
         for (size_t i = 0; rc == CW_OK && i < n; i++) {
             idx_doc d;
             rc = idx_doc_get(ix, hits[i].doc, &d, err);
@@ -442,7 +457,7 @@ static int do_query(embed_args *a, bool run, cw_err *err)
         size_t qid_len = (size_t)(tab - line);
         size_t n = 0;
         double ms[2] = {0, 0};
-        rc = retrieve(a, ix, an, dn, s, tab + 1, len - qid_len - 1, hits, &n, ms, err);
+        rc = retrieve(a, ix, an, dn, enc, s, tab + 1, len - qid_len - 1, hits, &n, ms, err);
         if (rc != CW_OK) {
             cw_err_prefix(err, "%s:%ld: ", a->queries, no);
             break;
@@ -481,15 +496,17 @@ static int do_query(embed_args *a, bool run, cw_err *err)
     if (rc == CW_OK && !a->hybrid && n_lat > 0) {
         fprintf(stderr,
                 "embed run: %zu queries, query encoding median %.4f ms (p90 %.4f) first call, "
-                "%.4f ms (p90 %.4f) best of %d calls\n",
+                "%.4f ms (p90 %.4f) best of %d calls; word cache %u words\n",
                 n_lat, cw_median(lat, n_lat), cw_quantile(lat, n_lat, 0.9),
-                cw_median(lat_cpu, n_lat), cw_quantile(lat_cpu, n_lat, 0.9), ENCODE_REPEATS);
+                cw_median(lat_cpu, n_lat), cw_quantile(lat_cpu, n_lat, 0.9), ENCODE_REPEATS,
+                idx_encoder_cached_words(enc));
     }
 done:
     free(lat);
     free(lat_cpu);
     cw_lines_close(lr);
     idx_hnsw_searcher_free(s);
+    idx_encoder_free(uncached);
     idx_dense_close(dn);
     idx_analyzer_free(an);
     idx_index_close(ix);

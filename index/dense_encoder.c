@@ -4,6 +4,7 @@
  * `causeway embed build`) and queries (search, server, ranker feature) alike. */
 #include "config.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,11 +93,27 @@ int idx_encoder_new(const idx_encoder_opts *opts, idx_encoder **out, cw_err *err
     return CW_OK;
 }
 
+static void cache_free(idx_encoder *enc)
+{
+    free(enc->cache_vec);
+    free(enc->cache_wsum);
+    free(enc->cache_slot);
+    free(enc->cache_hash);
+    enc->cache_vec = NULL;
+    enc->cache_wsum = NULL;
+    enc->cache_slot = NULL;
+    enc->cache_hash = NULL;
+    enc->cache_mask = 0;
+}
+
 void idx_encoder_free(idx_encoder *enc)
 {
     if (!enc) {
         return;
     }
+    cache_free(enc);
+    free(enc->word_off);
+    free(enc->word_bytes);
     free(enc->emb);
     free(enc->proj);
     free(enc->idf);
@@ -209,6 +226,62 @@ static void collect_feat(void *vctx, uint32_t bucket, float weight)
     }
 }
 
+/* Index of the cached word (word, len, hash h) or -1. The bytes are compared too, so a
+ * 64-bit hash collision costs a miss, never a wrong row. */
+static int64_t cache_find(const idx_encoder *enc, const char *word, uint32_t len, uint64_t h)
+{
+    for (uint32_t s = (uint32_t)h & enc->cache_mask;; s = (s + 1) & enc->cache_mask) {
+        uint32_t v = enc->cache_slot[s];
+        if (v == 0) {
+            return -1;
+        }
+        if (enc->cache_hash[s] == h) {
+            uint32_t i = v - 1, o = enc->word_off[i];
+            if (enc->word_off[i + 1] - o == len && memcmp(enc->word_bytes + o, word, len) == 0) {
+                return i;
+            }
+        }
+    }
+}
+
+static uint64_t word_hash_nonzero(const char *word, uint32_t len)
+{
+    uint64_t h = dense_word_hash(word, len);
+    return h ? h : 1; // 0 marks "no previous word"
+}
+
+/* A cached word: its pooled unigram + n-gram rows in one add, and the bigram with the
+ * previous word from the table (bigrams are too many to cache). Same features and
+ * weights as dense_word_features; only the order of the float additions differs. */
+static void pool_cached(pool_ctx *c, uint32_t i, uint64_t h)
+{
+    const idx_encoder *enc = c->enc;
+    uint32_t d = enc->o.dim;
+    float w = enc->idf[dense_unigram_bucket(enc, h)];
+    const float *brow = NULL;
+    float bw = 0;
+    if (enc->o.bigrams && c->prev_hash != 0) {
+        brow = enc->emb + (size_t)dense_bigram_bucket(enc, c->prev_hash, h) * d;
+        bw = 0.5f * (w + c->prev_idf);
+        for (size_t off = 0; off < d * sizeof(float); off += 64) {
+            __builtin_prefetch((const char *)brow + off);
+        }
+    }
+    const float *v = enc->cache_vec + (size_t)i * d;
+    for (uint32_t j = 0; j < d; j++) {
+        c->h[j] += v[j];
+    }
+    c->sum_w += enc->cache_wsum[i];
+    if (brow) {
+        for (uint32_t j = 0; j < d; j++) {
+            c->h[j] += bw * brow[j];
+        }
+        c->sum_w += bw;
+    }
+    c->prev_hash = h;
+    c->prev_idf = w;
+}
+
 /* A word's rows are scattered over a table of tens of MiB: collect its features first
  * and prefetch every row, so their cache misses overlap instead of queueing. */
 static void pool_word(void *vctx, const char *word, uint32_t len)
@@ -216,9 +289,13 @@ static void pool_word(void *vctx, const char *word, uint32_t len)
     pool_ctx *c = vctx;
     const idx_encoder *enc = c->enc;
     uint32_t d = enc->o.dim;
-    uint64_t h = dense_word_hash(word, len);
-    if (h == 0) {
-        h = 1; // 0 marks "no previous word"
+    uint64_t h = word_hash_nonzero(word, len);
+    if (enc->cache_slot) {
+        int64_t i = cache_find(enc, word, len, h);
+        if (i >= 0) {
+            pool_cached(c, (uint32_t)i, h);
+            return;
+        }
     }
     c->n = 0;
     dense_word_features(enc, word, len, h, c->prev_hash, c->prev_idf, collect_feat, c);
@@ -282,6 +359,106 @@ int idx_encoder_encode(const idx_encoder *enc, const char *text, size_t len, flo
     return CW_OK;
 }
 
+int dense_words_set(idx_encoder *enc, const char *const *words, const uint32_t *lens, size_t n,
+                    cw_err *err)
+{
+    assert(n <= IDX_DENSE_CACHE_WORDS);
+    cache_free(enc);
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += lens[i];
+    }
+    uint32_t *off = n ? malloc((n + 1) * sizeof *off) : NULL;
+    char *bytes = n ? malloc(total ? total : 1) : NULL;
+    if (n && (!off || !bytes || total > UINT32_MAX)) {
+        free(off);
+        free(bytes);
+        return cw_err_set(err, CW_ENOMEM, "encoder: out of memory for %zu words", n);
+    }
+    size_t pos = 0;
+    for (size_t i = 0; i < n; i++) {
+        off[i] = (uint32_t)pos;
+        memcpy(bytes + pos, words[i], lens[i]);
+        pos += lens[i];
+    }
+    if (n) {
+        off[n] = (uint32_t)pos;
+    }
+    free(enc->word_off);
+    free(enc->word_bytes);
+    enc->word_off = off;
+    enc->word_bytes = bytes;
+    enc->n_words = (uint32_t)n;
+    return CW_OK;
+}
+
+static int cache_build(idx_encoder *enc, cw_err *err)
+{
+    cache_free(enc);
+    uint32_t n = enc->n_words, d = enc->o.dim;
+    if (n == 0) {
+        return CW_OK;
+    }
+    uint32_t slots = 16;
+    while (slots < 2 * n) {
+        slots *= 2;
+    }
+    enc->cache_vec = malloc((size_t)n * d * sizeof(float));
+    enc->cache_wsum = malloc((size_t)n * sizeof(double));
+    enc->cache_slot = calloc(slots, sizeof(uint32_t));
+    enc->cache_hash = calloc(slots, sizeof(uint64_t));
+    if (!enc->cache_vec || !enc->cache_wsum || !enc->cache_slot || !enc->cache_hash) {
+        cache_free(enc);
+        return cw_err_set(err, CW_ENOMEM, "encoder: out of memory for a %u-word cache", n);
+    }
+    enc->cache_mask = slots - 1;
+    pool_ctx c = {.enc = enc};
+    for (uint32_t i = 0; i < n; i++) {
+        const char *word = enc->word_bytes + enc->word_off[i];
+        uint32_t len = enc->word_off[i + 1] - enc->word_off[i];
+        uint64_t h = word_hash_nonzero(word, len);
+        c.n = 0;
+        dense_word_features(enc, word, len, h, 0, 0, collect_feat, &c);
+        // Same order of additions within the word as pool_word.
+        float *v = enc->cache_vec + (size_t)i * d;
+        double sum_w = 0;
+        memset(v, 0, d * sizeof(float));
+        for (uint32_t f = 0; f < c.n; f++) {
+            const float *row = enc->emb + (size_t)c.bucket[f] * d;
+            float w = c.weight[f];
+            for (uint32_t j = 0; j < d; j++) {
+                v[j] += w * row[j];
+            }
+            sum_w += w;
+        }
+        enc->cache_wsum[i] = sum_w;
+        if (cache_find(enc, word, len, h) >= 0) {
+            continue; // a duplicate in the list: the first copy serves
+        }
+        uint32_t s = (uint32_t)h & enc->cache_mask;
+        while (enc->cache_slot[s] != 0) {
+            s = (s + 1) & enc->cache_mask;
+        }
+        enc->cache_slot[s] = i + 1;
+        enc->cache_hash[s] = h;
+    }
+    return CW_OK;
+}
+
+int idx_encoder_set_word_cache(idx_encoder *enc, bool on, cw_err *err)
+{
+    if (!on) {
+        cache_free(enc);
+        return CW_OK;
+    }
+    return cache_build(enc, err);
+}
+
+uint32_t idx_encoder_cached_words(const idx_encoder *enc)
+{
+    return enc->cache_slot ? enc->n_words : 0;
+}
+
 float dense_pool_project(const float *emb, const float *proj, uint32_t dim, const uint32_t *buckets,
                          const float *weights, size_t n_feat, float *h_out, float *out)
 {
@@ -310,14 +487,70 @@ float dense_pool_project(const float *emb, const float *proj, uint32_t dim, cons
 int idx_encoder_save(const idx_encoder *enc, const char *path, cw_err *err)
 {
     const idx_encoder_opts *o = &enc->o;
-    uint64_t meta[DENSE_N_META] = {o->dim,       o->n_buckets, o->ngram_min,
-                                   o->ngram_max, o->bigrams,   o->seed};
-    dense_section s[3] = {
+    uint64_t meta[DENSE_N_META] = {o->dim,     o->n_buckets, o->ngram_min, o->ngram_max,
+                                   o->bigrams, o->seed,      enc->n_words};
+    uint32_t no_words = 0;
+    uint32_t n = enc->n_words;
+    /* Sections 3 and 4 (the word list) were added after version 1's first files; a
+     * reader finds n_words in meta[6] and accepts files without them. */
+    dense_section s[5] = {
         {enc->emb, (uint64_t)o->n_buckets * o->dim * sizeof(float)},
         {enc->proj, (uint64_t)o->dim * o->dim * sizeof(float)},
         {enc->idf, (uint64_t)o->n_buckets * sizeof(float)},
+        {n ? (const void *)enc->word_off : &no_words, n ? (uint64_t)(n + 1) * 4 : 4},
+        {n ? (const void *)enc->word_bytes : &no_words, n ? enc->word_off[n] : 0},
     };
-    return dense_file_write(path, ENC_MAGIC, meta, s, 3, err);
+    return dense_file_write(path, ENC_MAGIC, meta, s, 5, err);
+}
+
+/* The word list of sections 3 (offsets) and 4 (bytes), checked word by word. */
+static int load_words(const char *path, const dense_map *m, idx_encoder *e, cw_err *err)
+{
+    uint64_t n = m->meta[6];
+    if (n > IDX_DENSE_CACHE_WORDS) {
+        return cw_err_set(err, CW_ECORRUPT, "%s: byte %d: %llu words over the limit of %u", path,
+                          16 + 6 * 8, (unsigned long long)n, IDX_DENSE_CACHE_WORDS);
+    }
+    if (n == 0) {
+        return CW_OK;
+    }
+    const unsigned char *ob = m->sect[3].data;
+    const char *bytes = m->sect[4].data;
+    if (m->sect[3].bytes != (n + 1) * 4) {
+        return cw_err_set(err, CW_ECORRUPT, "%s: word offsets: %llu bytes for %llu words", path,
+                          (unsigned long long)m->sect[3].bytes, (unsigned long long)n);
+    }
+    const char **words = malloc(n * sizeof *words);
+    uint32_t *lens = malloc(n * sizeof *lens);
+    int rc = CW_OK;
+    if (!words || !lens) {
+        rc = cw_err_set(err, CW_ENOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    uint32_t prev;
+    memcpy(&prev, ob, 4);
+    if (prev != 0) {
+        rc = cw_err_set(err, CW_ECORRUPT, "%s: word offsets: first offset %u, not 0", path, prev);
+        goto done;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        uint32_t next;
+        memcpy(&next, ob + 4 * (i + 1), 4);
+        if (next <= prev || next - prev > 255 || next > m->sect[4].bytes) {
+            rc = cw_err_set(err, CW_ECORRUPT, "%s: word %llu: bad offsets [%u, %u) of %llu bytes",
+                            path, (unsigned long long)i, prev, next,
+                            (unsigned long long)m->sect[4].bytes);
+            goto done;
+        }
+        words[i] = bytes + prev;
+        lens[i] = next - prev;
+        prev = next;
+    }
+    rc = dense_words_set(e, words, lens, n, err);
+done:
+    free(words);
+    free(lens);
+    return rc;
 }
 
 int idx_encoder_load(const char *path, idx_encoder **out, cw_err *err)
@@ -354,10 +587,20 @@ int idx_encoder_load(const char *path, idx_encoder **out, cw_err *err)
     memcpy(e->emb, m.sect[0].data, m.sect[0].bytes);
     memcpy(e->proj, m.sect[1].data, m.sect[1].bytes);
     memcpy(e->idf, m.sect[2].data, m.sect[2].bytes);
+    if (m.n_sect >= 5) {
+        rc = load_words(path, &m, e, err);
+        if (rc == CW_OK) {
+            rc = cache_build(e, err);
+        }
+        if (rc != CW_OK) {
+            goto fail;
+        }
+    }
     dense_file_unmap(&m);
     *out = e;
     return CW_OK;
 fail:
+    idx_encoder_free(e);
     dense_file_unmap(&m);
     return rc;
 }

@@ -32,9 +32,11 @@ typedef struct dense_map {
     dense_section sect[DENSE_MAX_SECTIONS];
 } dense_map;
 
-/* Maps path read-only and verifies magic, version, table bounds and every CRC.
+/* Maps path read-only and verifies magic, version, table bounds and every CRC. The file
+ * has at least n_sect_min sections (later versions of a file may append sections; the
+ * caller checks out->n_sect when it needs them).
  * Errors: CW_ENOTFOUND, CW_ECORRUPT ("path: byte N: ..."), CW_EIO. */
-int dense_file_map(const char *path, const char magic[8], uint32_t n_sect_expected, dense_map *out,
+int dense_file_map(const char *path, const char magic[8], uint32_t n_sect_min, dense_map *out,
                    cw_err *err) CW_MUST_CHECK;
 void dense_file_unmap(dense_map *m);
 
@@ -44,7 +46,26 @@ struct idx_encoder {
     float *emb;  /* n_buckets x dim, row-major */
     float *proj; /* dim x dim: z = proj . h, row-major */
     float *idf;  /* n_buckets: idf of the unigram bucket (1.0 before fitting) */
+    /* Training-corpus words, most frequent first (<= IDX_DENSE_CACHE_WORDS), saved with
+     * the encoder: the words whose pooled rows the word cache holds. */
+    uint32_t n_words;
+    uint32_t *word_off; /* n_words + 1 offsets into word_bytes (NULL when n_words = 0) */
+    char *word_bytes;
+    /* Word cache, built at load: for cached word i, cache_vec row i
+     * = sum over its unigram and character n-gram features f of w_f emb[f], cache_wsum[i]
+     * = sum of the w_f; bigrams still go through the table. NULL = off
+     * (idx_encoder_set_word_cache). */
+    float *cache_vec;     /* n_words x dim */
+    double *cache_wsum;   /* n_words */
+    uint32_t *cache_slot; /* open addressing by word hash: word index + 1, 0 = empty */
+    uint64_t *cache_hash; /* word hash of each slot */
+    uint32_t cache_mask;  /* slots - 1 (a power of two >= 2 n_words) */
 };
+
+/* Replaces enc's word list by words[i] (lens[i] bytes), i < n <= IDX_DENSE_CACHE_WORDS, and
+ * drops the cache (the table changes in training). Errors: CW_ENOMEM. */
+int dense_words_set(idx_encoder *enc, const char *const *words, const uint32_t *lens, size_t n,
+                    cw_err *err) CW_MUST_CHECK;
 
 /* One word of a tokenised text. */
 typedef struct dense_word {

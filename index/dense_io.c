@@ -110,7 +110,7 @@ int dense_file_write(const char *path, const char magic[8], const uint64_t meta[
     return CW_OK;
 }
 
-int dense_file_map(const char *path, const char magic[8], uint32_t n_sect_expected, dense_map *out,
+int dense_file_map(const char *path, const char magic[8], uint32_t n_sect_min, dense_map *out,
                    cw_err *err)
 {
     int fd = open(path, O_RDONLY);
@@ -125,7 +125,7 @@ int dense_file_map(const char *path, const char magic[8], uint32_t n_sect_expect
         return cw_err_set(err, CW_EIO, "%s: stat: %s", path, strerror(e));
     }
     size_t size = (size_t)st.st_size;
-    size_t hb = header_bytes(n_sect_expected);
+    size_t hb = header_bytes(n_sect_min);
     if (size < hb) {
         close(fd);
         return cw_err_set(err, CW_ECORRUPT, "%s: byte %zu: file truncated (%zu bytes)", path, size,
@@ -150,9 +150,15 @@ int dense_file_map(const char *path, const char magic[8], uint32_t n_sect_expect
         rc = cw_err_set(err, CW_ECORRUPT, "%s: byte 8: unsupported version %u", path, version);
         goto fail;
     }
-    if (n_sect != n_sect_expected) {
-        rc = cw_err_set(err, CW_ECORRUPT, "%s: byte 12: %u sections, expected %u", path, n_sect,
-                        n_sect_expected);
+    if (n_sect < n_sect_min || n_sect > DENSE_MAX_SECTIONS) {
+        rc = cw_err_set(err, CW_ECORRUPT, "%s: byte 12: %u sections, expected %u to %u", path,
+                        n_sect, n_sect_min, DENSE_MAX_SECTIONS);
+        goto fail;
+    }
+    hb = header_bytes(n_sect);
+    if (size < hb) {
+        rc = cw_err_set(err, CW_ECORRUPT, "%s: byte %zu: file truncated (%zu bytes)", path, size,
+                        size);
         goto fail;
     }
     memcpy(&hcrc, b + hb - 4, 4);

@@ -367,6 +367,48 @@ static int corpus_prepare(corpus *c, idx_encoder *enc, const char *const *texts,
     return CW_OK;
 }
 
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Gives enc the corpus's IDX_DENSE_CACHE_WORDS most frequent words (saved with it, and
+ * cached at load): in a Zipfian corpus they are most of any query's words. */
+static int corpus_words_to_encoder(idx_encoder *enc, const corpus *c, cw_err *err)
+{
+    size_t nv = c->voc.n, n = CW_MIN(nv, (size_t)IDX_DENSE_CACHE_WORDS);
+    uint32_t *count = calloc(nv ? nv : 1, sizeof *count);
+    uint64_t *ids = malloc((nv ? nv : 1) * sizeof *ids);
+    const char **words = malloc((n ? n : 1) * sizeof *words);
+    uint32_t *lens = malloc((n ? n : 1) * sizeof *lens);
+    int rc = CW_OK;
+    if (!count || !ids || !words || !lens) {
+        rc = cw_err_set(err, CW_ENOMEM, "embed-train: out of memory");
+        goto done;
+    }
+    for (size_t t = 0; t < c->n_tokens; t++) {
+        count[c->tokens[t]]++;
+    }
+    // Key (UINT32_MAX - count, id): ascending = most frequent first, ties by id.
+    for (size_t v = 0; v < nv; v++) {
+        ids[v] = (uint64_t)(UINT32_MAX - count[v]) << 32 | v;
+    }
+    qsort(ids, nv, sizeof *ids, u64_cmp);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t id = (uint32_t)ids[i];
+        words[i] = c->voc.bytes.data + c->voc.word_off[id];
+        lens[i] = c->voc.word_len[id];
+    }
+    rc = dense_words_set(enc, words, lens, n, err);
+done:
+    free(count);
+    free(ids);
+    free(words);
+    free(lens);
+    return rc;
+}
+
 /* ---- LSA initialisation ------------------------------------------------------------ */
 
 /* Every document's full feature list (no augmentation), the rows of X. */
@@ -1064,6 +1106,9 @@ int idx_encoder_train(idx_encoder *enc, const char *const *texts, const size_t *
     uint32_t *perm = NULL;
     memset(&t, 0, sizeof t);
     int rc = corpus_prepare(&c, enc, texts, lens, n_docs, err);
+    if (rc == CW_OK) {
+        rc = corpus_words_to_encoder(enc, &c, err);
+    }
     if (rc != CW_OK) {
         goto done;
     }

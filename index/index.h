@@ -341,10 +341,23 @@ uint32_t idx_encoder_dim(const idx_encoder *enc);
  * O(len); no allocation for texts under 4096 words. Errors: CW_ENOMEM. */
 int idx_encoder_encode(const idx_encoder *enc, const char *text, size_t len, float *out,
                        cw_err *err) CW_MUST_CHECK;
-/* Saves/loads the inference weights (checksummed). Load errors: CW_ENOTFOUND,
- * CW_ECORRUPT (path + byte offset), CW_EIO, CW_ENOMEM. */
+/* Saves/loads the inference weights (checksummed) and the training corpus's most
+ * frequent words (at most IDX_DENSE_CACHE_WORDS; files without them still load).
+ * Load turns the word cache on. Load errors: CW_ENOTFOUND, CW_ECORRUPT (path + byte
+ * offset), CW_EIO, CW_ENOMEM. */
 int idx_encoder_save(const idx_encoder *enc, const char *path, cw_err *err) CW_MUST_CHECK;
 int idx_encoder_load(const char *path, idx_encoder **out, cw_err *err) CW_MUST_CHECK;
+
+#define IDX_DENSE_CACHE_WORDS 65536u /* words an encoder keeps pooled rows for */
+/* Word cache: each saved word's idf-weighted sum of its unigram and character n-gram rows
+ * (dim floats a word, 32 MiB at d = 128), so that encoding such a word costs one lookup
+ * and one row add instead of ~15 hashed rows; the output is the uncached one up to float
+ * rounding (|difference| <= 1e-6 per component). on = true builds it from the current
+ * table (O(words x features x dim)), false frees it (the baseline). Training drops it.
+ * Not thread-safe: call before sharing the encoder. Errors: CW_ENOMEM. */
+int idx_encoder_set_word_cache(idx_encoder *enc, bool on, cw_err *err) CW_MUST_CHECK;
+/* Words the cache holds (0 = off). */
+uint32_t idx_encoder_cached_words(const idx_encoder *enc);
 
 typedef enum idx_contrastive_mode {
     IDX_CONTRASTIVE_MOCO = 0,   /* momentum key encoder; negatives = in-batch keys + queue */
