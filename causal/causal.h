@@ -19,7 +19,7 @@
  * every interaction event joined by impression id. Schema and durability: docs/logs.md.
  * A causal_log is NOT thread-safe (one thread at a time), except causal_log_next_id. */
 
-#define CAUSAL_LOG_SCHEMA_VERSION 1     /* PRAGMA user_version written by this binary */
+#define CAUSAL_LOG_SCHEMA_VERSION 2     /* PRAGMA user_version written by this binary */
 #define CAUSAL_MAX_ITEMS 1000u          /* shown items per impression (= IDX_MAX_K) */
 #define CAUSAL_MAX_FEATURES 4096u       /* floats per feature vector */
 #define CAUSAL_MAX_NAME_BYTES 256u      /* policy, model/index version, feature set, doc id */

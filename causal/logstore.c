@@ -6,6 +6,7 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -25,31 +26,60 @@
 static const char *const event_type_names[CAUSAL_N_EVENT_TYPES] = {"click", "view", "dwell",
                                                                    "skip"};
 
-/* Migration i takes user_version i to i + 1; append, never edit a shipped one. */
-static const char *const migrations[] = {
+/* Migration i takes user_version i to i + 1: SQL, then an optional C step (data that SQL
+ * alone cannot convert), then more SQL. Append, never edit a shipped one. */
+typedef struct migration {
+    const char *sql;
+    int (*convert)(causal_log *log, cw_err *err);
+    const char *post_sql;
+} migration;
+
+static int convert_items_v2(causal_log *log, cw_err *err);
+
+/* Schema 2 keeps the shown items of an impression in two columns of its row (`shown`
+ * JSON, `shown_features` float32 blob): one row per served ranking instead of 1 + k rows
+ * made the writer ~4x cheaper per impression. The view `items` gives the rows of schema 1
+ * back to SQL users; doubles are stored as exact [mantissa, exponent] pairs (formatting
+ * them as decimal text cost more than the row), so the view needs SQLite's power(). */
+#define ITEMS_VIEW_SQL                                                                             \
+    "CREATE VIEW items(impression_id, position, doc_id, score, propensity, features) AS"           \
+    " SELECT i.id, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'),"                  \
+    " json_extract(j.value, '$[2][0]') * power(2, json_extract(j.value, '$[2][1]')),"              \
+    " json_extract(j.value, '$[3][0]') * power(2, json_extract(j.value, '$[3][1]')),"              \
+    " CASE WHEN json_extract(j.value, '$[4]') THEN substr(i.shown_features,"                       \
+    " j.key * f.n_features * 4 + 1, f.n_features * 4) END"                                         \
+    " FROM impressions i JOIN json_each(i.shown) j"                                                \
+    " LEFT JOIN feature_sets f ON f.id = i.feature_set_id;"
+
+static const migration migrations[] = {
     /* 0 -> 1: the first schema. */
-    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-    "CREATE TABLE policies(id INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-    " model_version TEXT NOT NULL DEFAULT '', index_version TEXT NOT NULL DEFAULT '',"
-    " UNIQUE(name, model_version, index_version));"
-    "CREATE TABLE feature_sets(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
-    " n_features INTEGER NOT NULL, names TEXT NOT NULL);"
-    "CREATE TABLE impressions(id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL,"
-    " query TEXT NOT NULL, qid TEXT, policy_id INTEGER NOT NULL REFERENCES policies(id),"
-    " log_prob REAL, mc_samples INTEGER NOT NULL DEFAULT 0, temperature REAL, seed INTEGER,"
-    " feature_set_id INTEGER REFERENCES feature_sets(id), n_items INTEGER NOT NULL);"
-    "CREATE INDEX impressions_ts ON impressions(ts_ms);"
-    "CREATE TABLE items(impression_id INTEGER NOT NULL REFERENCES impressions(id),"
-    " position INTEGER NOT NULL, doc_id TEXT NOT NULL, score REAL, propensity REAL,"
-    " features BLOB, PRIMARY KEY(impression_id, position)) WITHOUT ROWID;"
-    "CREATE TABLE events(id INTEGER PRIMARY KEY,"
-    " impression_id INTEGER NOT NULL REFERENCES impressions(id), doc_id TEXT NOT NULL,"
-    " position INTEGER NOT NULL,"
-    " type TEXT NOT NULL CHECK(type IN ('click','view','dwell','skip')),"
-    " ts_ms INTEGER NOT NULL, value_ms INTEGER, client_id TEXT UNIQUE);"
-    "CREATE INDEX events_impression ON events(impression_id, position, type);"
-    "INSERT INTO meta(key, value) VALUES('schema_version', '1'), ('boot', '0'),"
-    " ('created_ms', CAST(strftime('%s','now') AS INTEGER) * 1000);",
+    {"CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+     "CREATE TABLE policies(id INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+     " model_version TEXT NOT NULL DEFAULT '', index_version TEXT NOT NULL DEFAULT '',"
+     " UNIQUE(name, model_version, index_version));"
+     "CREATE TABLE feature_sets(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+     " n_features INTEGER NOT NULL, names TEXT NOT NULL);"
+     "CREATE TABLE impressions(id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL,"
+     " query TEXT NOT NULL, qid TEXT, policy_id INTEGER NOT NULL REFERENCES policies(id),"
+     " log_prob REAL, mc_samples INTEGER NOT NULL DEFAULT 0, temperature REAL, seed INTEGER,"
+     " feature_set_id INTEGER REFERENCES feature_sets(id), n_items INTEGER NOT NULL);"
+     "CREATE INDEX impressions_ts ON impressions(ts_ms);"
+     "CREATE TABLE items(impression_id INTEGER NOT NULL REFERENCES impressions(id),"
+     " position INTEGER NOT NULL, doc_id TEXT NOT NULL, score REAL, propensity REAL,"
+     " features BLOB, PRIMARY KEY(impression_id, position)) WITHOUT ROWID;"
+     "CREATE TABLE events(id INTEGER PRIMARY KEY,"
+     " impression_id INTEGER NOT NULL REFERENCES impressions(id), doc_id TEXT NOT NULL,"
+     " position INTEGER NOT NULL,"
+     " type TEXT NOT NULL CHECK(type IN ('click','view','dwell','skip')),"
+     " ts_ms INTEGER NOT NULL, value_ms INTEGER, client_id TEXT UNIQUE);"
+     "CREATE INDEX events_impression ON events(impression_id, position, type);"
+     "INSERT INTO meta(key, value) VALUES('schema_version', '1'), ('boot', '0'),"
+     " ('created_ms', CAST(strftime('%s','now') AS INTEGER) * 1000);",
+     NULL, NULL},
+    /* 1 -> 2: items rows move into their impression's row; `items` becomes a view. */
+    {"ALTER TABLE impressions ADD COLUMN shown TEXT NOT NULL DEFAULT '[]';"
+     "ALTER TABLE impressions ADD COLUMN shown_features BLOB;",
+     convert_items_v2, "DROP TABLE items;" ITEMS_VIEW_SQL},
 };
 
 enum { N_MIGRATIONS = (int)CW_ARRAY_LEN(migrations) };
@@ -58,7 +88,6 @@ _Static_assert(N_MIGRATIONS == CAUSAL_LOG_SCHEMA_VERSION, "one migration per sch
 /* Prepared statements, indexed by these names. */
 enum {
     ST_INS_IMP,
-    ST_INS_ITEM,
     ST_INS_EVENT,
     ST_FIND_POLICY,
     ST_INS_POLICY,
@@ -70,10 +99,8 @@ enum {
 
 static const char *const stmt_sql[N_STMTS] = {
     [ST_INS_IMP] = "INSERT INTO impressions(id, ts_ms, query, qid, policy_id, log_prob,"
-                   " mc_samples, temperature, seed, feature_set_id, n_items)"
-                   " VALUES(?,?,?,?,?,?,?,?,?,?,?)",
-    [ST_INS_ITEM] = "INSERT INTO items(impression_id, position, doc_id, score, propensity,"
-                    " features) VALUES(?,?,?,?,?,?)",
+                   " mc_samples, temperature, seed, feature_set_id, n_items, shown,"
+                   " shown_features) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
     /* OR IGNORE only ever fires on client_id: every other constraint is validated first. */
     [ST_INS_EVENT] = "INSERT OR IGNORE INTO events(impression_id, doc_id, position, type, ts_ms,"
                      " value_ms, client_id) VALUES(?,?,?,?,?,?,?)",
@@ -82,7 +109,7 @@ static const char *const stmt_sql[N_STMTS] = {
     [ST_INS_POLICY] = "INSERT INTO policies(name, model_version, index_version) VALUES(?,?,?)",
     [ST_FIND_FSET] = "SELECT id, n_features, names FROM feature_sets WHERE name=?",
     [ST_INS_FSET] = "INSERT INTO feature_sets(name, n_features, names) VALUES(?,?,?)",
-    [ST_SHOWN] = "SELECT position, doc_id FROM items WHERE impression_id=? ORDER BY position",
+    [ST_SHOWN] = "SELECT shown FROM impressions WHERE id=?",
 };
 
 #define POLICY_CACHE 8
@@ -117,7 +144,15 @@ struct causal_log {
         size_t doc_off[CAUSAL_MAX_ITEMS]; /* offsets into docs */
         cw_buf docs;
     } shown;
+    /* Encoding scratch of the shown list of the impression being written (writer only). */
+    char *enc;
+    size_t enc_cap;
+    float *enc_feat;
+    size_t enc_feat_cap; /* floats */
+    uint16_t enc_order[CAUSAL_MAX_ITEMS];
+    causal_item dec[CAUSAL_MAX_ITEMS]; /* decoding scratch of load_shown */
 };
+_Static_assert(CAUSAL_MAX_ITEMS <= UINT16_MAX, "enc_order holds item indices in 16 bits");
 
 causal_log_opts causal_log_opts_default(void)
 {
@@ -265,7 +300,13 @@ static int migrate(causal_log *log, cw_err *err)
     /* Re-read under the write lock: another process may have migrated meanwhile. */
     rc = query_int(log, "PRAGMA user_version", 0, &version, err);
     for (int64_t v = version; rc == CW_OK && v < CAUSAL_LOG_SCHEMA_VERSION; v++) {
-        rc = exec_sql(log, migrations[v], err);
+        rc = exec_sql(log, migrations[v].sql, err);
+        if (rc == CW_OK && migrations[v].convert) {
+            rc = migrations[v].convert(log, err);
+        }
+        if (rc == CW_OK && migrations[v].post_sql) {
+            rc = exec_sql(log, migrations[v].post_sql, err);
+        }
         if (rc == CW_OK) {
             char sql[96];
             snprintf(sql, sizeof sql,
@@ -401,6 +442,8 @@ void causal_log_close(causal_log *log)
         free(log->fset_cache[i].names);
     }
     cw_buf_fini(&log->shown.docs);
+    free(log->enc);
+    free(log->enc_feat);
     sqlite3_close(log->db);
     free(log->path);
     free(log);
@@ -760,6 +803,11 @@ static int check_impression(const causal_impression *imp, size_t i, cw_err *err)
                               "bytes",
                               i, j, CAUSAL_MAX_NAME_BYTES);
         }
+        size_t bad = 0;
+        if (!cw_utf8_valid(it->doc_id, strlen(it->doc_id), &bad)) {
+            return cw_err_set(err, CW_EINVAL,
+                              "impression %zu item %zu: doc_id is not UTF-8 (byte %zu)", i, j, bad);
+        }
         if (it->position == 0) {
             return cw_err_set(err, CW_EINVAL, "impression %zu item %zu: position 0 (1-based)", i,
                               j);
@@ -780,12 +828,250 @@ static int check_impression(const causal_impression *imp, size_t i, cw_err *err)
     return CW_OK;
 }
 
+/* ---- the shown list (schema 2) ------------------------------------------- */
+
+/* Writes the decimal digits of v at p; returns the end. */
+static char *put_i64(char *p, int64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) {
+        *p++ = '-';
+    }
+    while (n) {
+        *p++ = tmp[--n];
+    }
+    return p;
+}
+
+/* A finite double as the exact pair [m,e], value m * 2^e with m odd (or 0, e 0); NaN and
+ * infinities as null. frexp gives v = f * 2^e with 0.5 <= |f| < 1 and f carrying at most
+ * 53 significant bits, so f * 2^53 is an integer and ldexp(m, e) gives v back bit for bit
+ * (-0.0 reads back as 0.0). "%.17g" cost ~0.5 us a number: more than the row insert. */
+static char *put_double(char *p, double v)
+{
+    if (!isfinite(v)) {
+        memcpy(p, "null", 4);
+        return p + 4;
+    }
+    int e = 0;
+    int64_t m = (int64_t)ldexp(frexp(v, &e), 53);
+    e -= 53;
+    if (m == 0) {
+        e = 0;
+    } else {
+        int tz = __builtin_ctzll((unsigned long long)m); /* m even: exact halving */
+        m /= (int64_t)1 << tz;
+        e += tz;
+    }
+    *p++ = '[';
+    p = put_i64(p, m);
+    *p++ = ',';
+    p = put_i64(p, e);
+    *p++ = ']';
+    return p;
+}
+
+/* JSON string: escapes '"', '\\' and control bytes; UTF-8 (checked by the caller) as is. */
+static char *put_str(char *p, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    *p++ = '"';
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            *p++ = '\\';
+            *p++ = (char)c;
+        } else if (c < 0x20) {
+            memcpy(p, "\\u00", 4);
+            p[4] = hex[c >> 4];
+            p[5] = hex[c & 15];
+            p += 6;
+        } else {
+            *p++ = (char)c;
+        }
+    }
+    *p++ = '"';
+    return p;
+}
+
+/* Encodes the items of imp (already checked) into log->enc (`shown`, *json_len bytes) and,
+ * if it has a feature set, log->enc_feat (`shown_features`, n_items * n_features floats,
+ * zeros for an item without a vector), both in position order.
+ * Errors: CW_EINVAL (a position shown twice), CW_ENOMEM. */
+static int encode_shown(causal_log *log, const causal_impression *imp, size_t i, size_t *json_len,
+                        cw_err *err)
+{
+    size_t n = imp->n_items;
+    uint16_t *ord = log->enc_order;
+    /* Insertion sort by position: the server's lists arrive sorted (linear time). */
+    for (size_t j = 0; j < n; j++) {
+        size_t k = j;
+        while (k > 0 && imp->items[ord[k - 1]].position > imp->items[j].position) {
+            ord[k] = ord[k - 1];
+            k--;
+        }
+        ord[k] = (uint16_t)j;
+    }
+    size_t need = 3;
+    for (size_t k = 0; k < n; k++) {
+        const causal_item *it = &imp->items[ord[k]];
+        if (k > 0 && imp->items[ord[k - 1]].position == it->position) {
+            return cw_err_set(err, CW_EINVAL, "impression %zu item %zu: position %u shown twice", i,
+                              (size_t)CW_MAX(ord[k], ord[k - 1]), it->position);
+        }
+        /* "[pos," + string (6 bytes per escaped byte) + 2 x "[m,e]," + "1]," */
+        need += 12 + 2 + 6 * strlen(it->doc_id) + 2 * 48 + 4;
+    }
+    if (need > log->enc_cap) {
+        char *b = realloc(log->enc, need);
+        if (!b) {
+            return cw_err_set(err, CW_ENOMEM, "out of memory encoding impression %zu", i);
+        }
+        log->enc = b;
+        log->enc_cap = need;
+    }
+    size_t nf = imp->feature_set ? imp->n_features : 0;
+    if (n * nf > log->enc_feat_cap) {
+        float *f = realloc(log->enc_feat, n * nf * sizeof *f);
+        if (!f) {
+            return cw_err_set(err, CW_ENOMEM, "out of memory encoding impression %zu", i);
+        }
+        log->enc_feat = f;
+        log->enc_feat_cap = n * nf;
+    }
+    char *p = log->enc;
+    *p++ = '[';
+    for (size_t k = 0; k < n; k++) {
+        const causal_item *it = &imp->items[ord[k]];
+        if (k) {
+            *p++ = ',';
+        }
+        *p++ = '[';
+        p = put_i64(p, it->position);
+        *p++ = ',';
+        p = put_str(p, it->doc_id);
+        *p++ = ',';
+        p = put_double(p, it->score);
+        *p++ = ',';
+        p = put_double(p, it->propensity);
+        *p++ = ',';
+        *p++ = it->features ? '1' : '0';
+        *p++ = ']';
+        if (nf) {
+            if (it->features) {
+                memcpy(log->enc_feat + k * nf, it->features, nf * sizeof(float));
+            } else {
+                memset(log->enc_feat + k * nf, 0, nf * sizeof(float));
+            }
+        }
+    }
+    *p++ = ']';
+    assert((size_t)(p - log->enc) <= need);
+    *json_len = (size_t)(p - log->enc);
+    return CW_OK;
+}
+
+/* Reads one [m,e] pair (or null as NaN) of the shown list. */
+static bool get_double(const json_t *v, double *out)
+{
+    if (json_is_null(v)) {
+        *out = NAN;
+        return true;
+    }
+    const json_t *m = json_array_get(v, 0), *e = json_array_get(v, 1);
+    if (json_array_size(v) != 2 || !json_is_integer(m) || !json_is_integer(e)) {
+        return false;
+    }
+    json_int_t ev = json_integer_value(e);
+    if (ev < -1100 || ev > 1100) {
+        return false;
+    }
+    *out = ldexp((double)json_integer_value(m), (int)ev);
+    return true;
+}
+
+/* Decodes the `shown` text of impression id into out[0..*n) (cap entries) in stored order.
+ * doc_id and features point into *root (json_decref it when done) and feat (n_features
+ * floats per item, or NULL); with_features false leaves features NULL unchecked (event
+ * validation needs only positions and ids). Errors: CW_ECORRUPT (naming the impression). */
+static int decode_shown(causal_log *log, int64_t id, const char *text, size_t len,
+                        bool with_features, const void *feat, size_t feat_bytes,
+                        uint32_t n_features, causal_item *out, size_t cap, size_t *n, json_t **root,
+                        cw_err *err)
+{
+    json_error_t jerr;
+    json_t *a = json_loadb(text ? text : "", len, 0, &jerr);
+    if (!a || !json_is_array(a)) {
+        json_decref(a);
+        return cw_err_set(err, CW_ECORRUPT,
+                          "%s: impression %" PRId64 ": shown list is not a JSON "
+                          "array (%s)",
+                          log->path, id, a ? "other type" : jerr.text);
+    }
+    size_t k = json_array_size(a);
+    if (k > cap) {
+        json_decref(a);
+        return cw_err_set(err, CW_ECORRUPT,
+                          "%s: impression %" PRId64 " has more items (%zu) than its n_items %zu",
+                          log->path, id, k, cap);
+    }
+    if (with_features && feat && feat_bytes != k * n_features * sizeof(float)) {
+        json_decref(a);
+        return cw_err_set(err, CW_ECORRUPT,
+                          "%s: impression %" PRId64 ": feature blob of %zu bytes, expected %zu",
+                          log->path, id, feat_bytes, k * n_features * sizeof(float));
+    }
+    for (size_t j = 0; j < k; j++) {
+        const json_t *e = json_array_get(a, j);
+        const json_t *pos = json_array_get(e, 0), *doc = json_array_get(e, 1),
+                     *hasf = json_array_get(e, 4);
+        causal_item *o = &out[j];
+        memset(o, 0, sizeof *o);
+        if (json_array_size(e) != 5 || !json_is_integer(pos) || json_integer_value(pos) < 1 ||
+            json_integer_value(pos) > UINT32_MAX || !json_is_string(doc) ||
+            !json_is_integer(hasf) || !get_double(json_array_get(e, 2), &o->score) ||
+            !get_double(json_array_get(e, 3), &o->propensity)) {
+            json_decref(a);
+            return cw_err_set(err, CW_ECORRUPT,
+                              "%s: impression %" PRId64 ": shown item %zu is "
+                              "not [position, doc_id, score, propensity, has_features]",
+                              log->path, id, j);
+        }
+        o->position = (uint32_t)json_integer_value(pos);
+        o->doc_id = json_string_value(doc);
+        if (with_features && json_integer_value(hasf)) {
+            if (!feat || n_features == 0) {
+                json_decref(a);
+                return cw_err_set(err, CW_ECORRUPT,
+                                  "%s: impression %" PRId64 " position %u: features flagged "
+                                  "but no feature blob",
+                                  log->path, id, o->position);
+            }
+            o->features = (const float *)feat + j * n_features;
+        }
+    }
+    *n = k;
+    *root = a;
+    return CW_OK;
+}
+
 static int insert_impression(causal_log *log, const causal_impression *imp, size_t i, cw_err *err)
 {
     if (log->shown.valid && log->shown.id == imp->id) {
         log->shown.valid = false; /* it may have been cached as unknown */
     }
     int rc = check_impression(imp, i, err);
+    if (rc != CW_OK) {
+        return rc;
+    }
+    size_t json_len = 0;
+    rc = encode_shown(log, imp, i, &json_len, err);
     if (rc != CW_OK) {
         return rc;
     }
@@ -812,8 +1098,11 @@ static int insert_impression(causal_log *log, const causal_impression *imp, size
     }
     if (imp->feature_set) {
         sqlite3_bind_int64(st, 10, fsid);
+        sqlite3_bind_blob(st, 13, log->enc_feat, (int)(imp->n_items * imp->n_features * 4),
+                          SQLITE_STATIC);
     }
     sqlite3_bind_int64(st, 11, (int64_t)imp->n_items);
+    sqlite3_bind_text(st, 12, log->enc, (int)json_len, SQLITE_STATIC);
     int s = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -824,31 +1113,130 @@ static int insert_impression(causal_log *log, const causal_impression *imp, size
         }
         return sql_fail(log, err, "inserting impression");
     }
-    st = log->st[ST_INS_ITEM];
-    for (size_t j = 0; j < imp->n_items; j++) {
-        const causal_item *it = &imp->items[j];
-        sqlite3_bind_int64(st, 1, (int64_t)imp->id);
-        sqlite3_bind_int64(st, 2, it->position);
-        sqlite3_bind_text(st, 3, it->doc_id, -1, SQLITE_STATIC);
-        bind_real_or_null(st, 4, it->score);
-        bind_real_or_null(st, 5, it->propensity);
-        if (it->features) {
-            sqlite3_bind_blob(st, 6, it->features, (int)(imp->n_features * sizeof(float)),
-                              SQLITE_STATIC);
-        }
-        s = sqlite3_step(st);
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-        if (s != SQLITE_DONE) {
-            if ((sqlite3_extended_errcode(log->db) & 0xff) == SQLITE_CONSTRAINT) {
-                return cw_err_set(err, CW_EINVAL,
-                                  "impression %zu item %zu: position %u shown twice", i, j,
-                                  it->position);
+    return CW_OK;
+}
+
+/* Migration 1 -> 2: one pass over the items rows in (impression, position) order writes
+ * each impression's `shown` and `shown_features` with the encoder of insert_impression.
+ * Runs inside the migration transaction, before causal_log_open prepares its statements. */
+static int convert_flush(causal_log *log, sqlite3_stmt *upd, int64_t id, bool has_fs, uint32_t nf,
+                         const causal_item *items, size_t n, cw_err *err)
+{
+    causal_impression imp = {
+        .feature_set = has_fs ? "" : NULL, .n_features = nf, .n_items = n, .items = items};
+    size_t json_len = 0;
+    int rc = encode_shown(log, &imp, 0, &json_len, err);
+    if (rc != CW_OK) {
+        return cw_err_prefix(err, "impression %" PRId64 ": ", id);
+    }
+    sqlite3_bind_int64(upd, 1, id);
+    sqlite3_bind_text(upd, 2, log->enc, (int)json_len, SQLITE_STATIC);
+    if (has_fs) {
+        sqlite3_bind_blob(upd, 3, log->enc_feat, (int)(n * nf * sizeof(float)), SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(upd, 3);
+    }
+    return step_done(log, upd, "migrating items", err);
+}
+
+static int convert_items_v2(causal_log *log, cw_err *err)
+{
+    const char *sel_sql =
+        "SELECT it.impression_id, it.position, it.doc_id, it.score, it.propensity, it.features,"
+        " coalesce(f.n_features, 0), i.feature_set_id IS NOT NULL FROM items it"
+        " JOIN impressions i ON i.id = it.impression_id"
+        " LEFT JOIN feature_sets f ON f.id = i.feature_set_id"
+        " ORDER BY it.impression_id, it.position";
+    const char *upd_sql = "UPDATE impressions SET shown = ?2, shown_features = ?3 WHERE id = ?1";
+    sqlite3_stmt *sel = NULL, *upd = NULL;
+    cw_arena *arena = cw_arena_new(64 << 10);
+    causal_item *items = malloc(CAUSAL_MAX_ITEMS * sizeof *items);
+    int rc = CW_OK;
+    if (!arena || !items) {
+        rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+        goto done;
+    }
+    if (sqlite3_prepare_v2(log->db, sel_sql, -1, &sel, NULL) != SQLITE_OK) {
+        rc = sql_fail(log, err, sel_sql);
+        goto done;
+    }
+    if (sqlite3_prepare_v2(log->db, upd_sql, -1, &upd, NULL) != SQLITE_OK) {
+        rc = sql_fail(log, err, upd_sql);
+        goto done;
+    }
+    int64_t cur = 0;
+    bool has_fs = false;
+    uint32_t nf = 0;
+    size_t n = 0;
+    int s = SQLITE_DONE;
+    while (rc == CW_OK && (s = sqlite3_step(sel)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(sel, 0);
+        if (n > 0 && id != cur) {
+            rc = convert_flush(log, upd, cur, has_fs, nf, items, n, err);
+            n = 0;
+            cw_arena_reset(arena);
+            if (rc != CW_OK) {
+                break;
             }
-            return sql_fail(log, err, "inserting item");
+        }
+        cur = id;
+        nf = (uint32_t)sqlite3_column_int64(sel, 6);
+        has_fs = sqlite3_column_int(sel, 7) != 0;
+        if (n == CAUSAL_MAX_ITEMS) {
+            rc = cw_err_set(err, CW_ECORRUPT, "%s: impression %" PRId64 " has over %u items",
+                            log->path, id, CAUSAL_MAX_ITEMS);
+            break;
+        }
+        causal_item *o = &items[n++];
+        memset(o, 0, sizeof *o);
+        o->position = (uint32_t)sqlite3_column_int64(sel, 1);
+        const char *doc = (const char *)sqlite3_column_text(sel, 2);
+        size_t doc_len = (size_t)sqlite3_column_bytes(sel, 2);
+        size_t bad = 0;
+        if (!doc || !cw_utf8_valid(doc, doc_len, &bad) || memchr(doc, 0, doc_len)) {
+            rc = cw_err_set(err, CW_ECORRUPT,
+                            "%s: impression %" PRId64 " position %u: doc_id is not UTF-8 text",
+                            log->path, id, o->position);
+            break;
+        }
+        o->doc_id = cw_arena_strndup(arena, doc, doc_len);
+        o->score = sqlite3_column_type(sel, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(sel, 3);
+        o->propensity =
+            sqlite3_column_type(sel, 4) == SQLITE_NULL ? NAN : sqlite3_column_double(sel, 4);
+        if (sqlite3_column_type(sel, 5) == SQLITE_BLOB) {
+            int nb = sqlite3_column_bytes(sel, 5);
+            if (!has_fs || (size_t)nb != nf * sizeof(float)) {
+                rc = cw_err_set(err, CW_ECORRUPT,
+                                "%s: impression %" PRId64 " position %u: feature blob of %d "
+                                "bytes, expected %zu",
+                                log->path, id, o->position, nb, has_fs ? nf * sizeof(float) : 0);
+                break;
+            }
+            float *v = cw_arena_alloc(arena, (size_t)nb);
+            if (v) {
+                memcpy(v, sqlite3_column_blob(sel, 5), (size_t)nb);
+            }
+            o->features = v;
+            if (!v) {
+                rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+            }
+        }
+        if (!o->doc_id) {
+            rc = cw_err_set(err, CW_ENOMEM, "out of memory");
         }
     }
-    return CW_OK;
+    if (rc == CW_OK && s != SQLITE_DONE) {
+        rc = sql_fail(log, err, "migrating items");
+    }
+    if (rc == CW_OK && n > 0) {
+        rc = convert_flush(log, upd, cur, has_fs, nf, items, n, err);
+    }
+done:
+    sqlite3_finalize(sel);
+    sqlite3_finalize(upd);
+    cw_arena_free(arena);
+    free(items);
+    return rc;
 }
 
 int causal_log_append_impressions(causal_log *log, const causal_impression *imps, size_t n,
@@ -889,32 +1277,32 @@ static int load_shown(causal_log *log, uint64_t id, cw_err *err)
     log->shown.docs.len = 0;
     sqlite3_stmt *st = log->st[ST_SHOWN];
     sqlite3_bind_int64(st, 1, (int64_t)id);
-    int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW && log->shown.n < CAUSAL_MAX_ITEMS) {
-        const char *doc = (const char *)sqlite3_column_text(st, 1);
-        uint32_t k = log->shown.n++;
-        log->shown.pos[k] = (uint32_t)sqlite3_column_int64(st, 0);
-        log->shown.doc_off[k] = log->shown.docs.len;
-        if (cw_buf_append(&log->shown.docs, doc ? doc : "", (doc ? strlen(doc) : 0) + 1) != CW_OK) {
-            sqlite3_reset(st);
-            return cw_err_set(err, CW_ENOMEM, "out of memory");
+    int s = sqlite3_step(st);
+    int rc = CW_OK;
+    bool exists = s == SQLITE_ROW;
+    if (exists) {
+        size_t n = 0;
+        json_t *root = NULL;
+        rc = decode_shown(log, (int64_t)id, (const char *)sqlite3_column_text(st, 0),
+                          (size_t)sqlite3_column_bytes(st, 0), false, NULL, 0, 0, log->dec,
+                          CAUSAL_MAX_ITEMS, &n, &root, err);
+        for (size_t k = 0; k < n && rc == CW_OK; k++) {
+            const char *doc = log->dec[k].doc_id;
+            log->shown.pos[k] = log->dec[k].position;
+            log->shown.doc_off[k] = log->shown.docs.len;
+            if (cw_buf_append(&log->shown.docs, doc, strlen(doc) + 1) != CW_OK) {
+                rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+            }
         }
+        json_decref(root);
+        log->shown.n = (uint32_t)n;
+    } else if (s != SQLITE_DONE) {
+        rc = sql_fail(log, err, "validating event");
     }
     sqlite3_reset(st);
-    if (s != SQLITE_DONE && s != SQLITE_ROW) {
-        return sql_fail(log, err, "validating event");
-    }
-    bool exists = log->shown.n > 0;
-    if (!exists) {
-        /* An impression may have shown nothing (a query without hits). */
-        char sql[96];
-        snprintf(sql, sizeof sql, "SELECT count(*) FROM impressions WHERE id=%" PRIu64, id);
-        int64_t found = 0;
-        int rc = query_int(log, sql, 0, &found, err);
-        if (rc != CW_OK) {
-            return rc;
-        }
-        exists = found > 0;
+    if (rc != CW_OK) {
+        log->shown.n = 0;
+        return rc;
     }
     log->shown.exists = exists;
     log->shown.id = id;
@@ -1026,7 +1414,8 @@ int causal_log_count(causal_log *log, causal_log_counts *out, cw_err *err)
     int64_t a = 0, b = 0, c = 0;
     int rc = query_int(log, "SELECT count(*) FROM impressions", 0, &a, err);
     if (rc == CW_OK) {
-        rc = query_int(log, "SELECT count(*) FROM items", 0, &b, err);
+        rc = query_int(log, "SELECT coalesce(sum(json_array_length(shown)), 0) FROM impressions", 0,
+                       &b, err);
     }
     if (rc == CW_OK) {
         rc = query_int(log, "SELECT count(*) FROM events", 0, &c, err);
@@ -1054,9 +1443,9 @@ typedef struct fset_row {
 
 struct causal_log_reader {
     causal_log *log;
-    sqlite3_stmt *imp, *items, *clicks;
-    bool items_row, clicks_row; /* the item/click statement holds an unconsumed row */
-    bool items_done, clicks_done;
+    sqlite3_stmt *imp, *clicks;
+    bool clicks_row; /* the click statement holds an unconsumed row */
+    bool clicks_done;
     policy_row *policies;
     size_t n_policies;
     fset_row *fsets;
@@ -1179,20 +1568,15 @@ int causal_log_reader_new(causal_log *log, const causal_log_filter *filter, caus
     }
     const char *imp_sql =
         "SELECT i.id, i.ts_ms, i.query, i.qid, i.policy_id, i.log_prob, i.mc_samples,"
-        " i.temperature, i.seed, i.feature_set_id, i.n_items FROM impressions i"
+        " i.temperature, i.seed, i.feature_set_id, i.n_items, i.shown, i.shown_features"
+        " FROM impressions i"
         " WHERE i.ts_ms >= ?1 AND i.ts_ms < ?2 AND (?3 IS NULL OR i.policy_id IN"
         " (SELECT id FROM policies WHERE name = ?3)) ORDER BY i.id";
-    const char *item_sql = "SELECT impression_id, position, doc_id, score, propensity, features"
-                           " FROM items ORDER BY impression_id, position";
     const char *click_sql = "SELECT impression_id, position, count(*) FROM events"
                             " WHERE type = 'click' GROUP BY impression_id, position"
                             " ORDER BY impression_id, position";
     if (sqlite3_prepare_v2(log->db, imp_sql, -1, &r->imp, NULL) != SQLITE_OK) {
         rc = sql_fail(log, err, imp_sql);
-        goto fail;
-    }
-    if (sqlite3_prepare_v2(log->db, item_sql, -1, &r->items, NULL) != SQLITE_OK) {
-        rc = sql_fail(log, err, item_sql);
         goto fail;
     }
     if (sqlite3_prepare_v2(log->db, click_sql, -1, &r->clicks, NULL) != SQLITE_OK) {
@@ -1217,7 +1601,6 @@ void causal_log_reader_free(causal_log_reader *r)
         return;
     }
     sqlite3_finalize(r->imp);
-    sqlite3_finalize(r->items);
     sqlite3_finalize(r->clicks);
     free_catalog(r);
     cw_arena_free(r->arena);
@@ -1321,45 +1704,31 @@ int causal_log_reader_next(causal_log_reader *r, const causal_impression **imp, 
         r->item_buf = b;
         r->item_cap = (size_t)n_items;
     }
-    int rc = seek_to(log, r->items, &r->items_row, &r->items_done, id, err);
     size_t k = 0;
-    while (rc == CW_OK && !r->items_done && r->items_row &&
-           sqlite3_column_int64(r->items, 0) == id) {
-        if (k == (size_t)n_items) {
-            return cw_err_set(err, CW_ECORRUPT,
-                              "%s: impression %" PRId64 " has more items than "
-                              "its n_items %" PRId64,
-                              log->path, id, n_items);
-        }
-        sqlite3_stmt *it = r->items;
-        causal_item *o = &r->item_buf[k++];
-        memset(o, 0, sizeof *o);
-        o->position = (uint32_t)sqlite3_column_int64(it, 1);
-        o->doc_id = arena_col(r->arena, it, 2);
-        o->score = sqlite3_column_type(it, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(it, 3);
-        o->propensity =
-            sqlite3_column_type(it, 4) == SQLITE_NULL ? NAN : sqlite3_column_double(it, 4);
-        if (sqlite3_column_type(it, 5) == SQLITE_BLOB) {
-            int nb = sqlite3_column_bytes(it, 5);
-            if (!fs || (size_t)nb != fs->n * sizeof(float)) {
-                return cw_err_set(err, CW_ECORRUPT,
-                                  "%s: impression %" PRId64 " position %u: "
-                                  "feature blob of %d bytes, expected %zu",
-                                  log->path, id, o->position, nb, fs ? fs->n * sizeof(float) : 0);
-            }
-            float *v = cw_arena_alloc(r->arena, (size_t)nb);
-            if (!v) {
-                return cw_err_set(err, CW_ENOMEM, "out of memory");
-            }
-            memcpy(v, sqlite3_column_blob(it, 5), (size_t)nb);
-            o->features = v;
-        }
-        if (!o->doc_id) {
-            return cw_err_set(err, CW_ENOMEM, "out of memory");
-        }
-        r->items_row = false;
-        rc = seek_to(log, r->items, &r->items_row, &r->items_done, id, err);
+    json_t *root = NULL;
+    const void *feat =
+        sqlite3_column_type(st, 12) == SQLITE_BLOB ? sqlite3_column_blob(st, 12) : NULL;
+    int rc = decode_shown(log, id, (const char *)sqlite3_column_text(st, 11),
+                          (size_t)sqlite3_column_bytes(st, 11), true, feat,
+                          (size_t)sqlite3_column_bytes(st, 12), fs ? fs->n : 0, r->item_buf,
+                          (size_t)n_items, &k, &root, err);
+    if (rc != CW_OK) {
+        return rc;
     }
+    /* Copy out of the JSON tree and the statement's blob: both die before the caller reads. */
+    for (size_t j = 0; j < k && rc == CW_OK; j++) {
+        causal_item *o = &r->item_buf[j];
+        o->doc_id = cw_arena_strdup(r->arena, o->doc_id);
+        float *v = NULL;
+        if (o->features && (v = cw_arena_alloc(r->arena, fs->n * sizeof(float)))) {
+            memcpy(v, o->features, fs->n * sizeof(float));
+        }
+        if (!o->doc_id || (o->features && !v)) {
+            rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+        }
+        o->features = v;
+    }
+    json_decref(root);
     if (rc != CW_OK) {
         return rc;
     }

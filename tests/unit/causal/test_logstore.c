@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <inttypes.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -181,7 +182,7 @@ Test(causal_logstore, refuses_a_schema_newer_than_the_binary)
     causal_log *log = NULL;
     cw_err err;
     cr_assert(eq(int, causal_log_open(dbpath, NULL, &log, &err), CW_EINVAL));
-    cr_expect(strstr(err.msg, "schema version 99 is newer than this causeway supports (1)") != NULL,
+    cr_expect(strstr(err.msg, "schema version 99 is newer than this causeway supports (2)") != NULL,
               "%s", err.msg);
     cr_expect(log == NULL);
 }
@@ -386,5 +387,278 @@ Test(causal_logstore, an_impression_logged_after_a_rejected_event_accepts_its_ev
     cr_assert(eq(int, causal_log_append_impressions(log, &imp, 1, &err), CW_OK), "%s", err.msg);
     cr_expect(eq(int, causal_log_append_events(log, &ev, 1, rj, &n_rj, NULL, &err), CW_OK), "%s",
               err.msg);
+    causal_log_close(log);
+}
+
+/* Schema 1 as shipped (causal/logstore.c migration 0 -> 1), to build old logs. */
+static const char v1_schema[] =
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE policies(id INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+    " model_version TEXT NOT NULL DEFAULT '', index_version TEXT NOT NULL DEFAULT '',"
+    " UNIQUE(name, model_version, index_version));"
+    "CREATE TABLE feature_sets(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    " n_features INTEGER NOT NULL, names TEXT NOT NULL);"
+    "CREATE TABLE impressions(id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL,"
+    " query TEXT NOT NULL, qid TEXT, policy_id INTEGER NOT NULL REFERENCES policies(id),"
+    " log_prob REAL, mc_samples INTEGER NOT NULL DEFAULT 0, temperature REAL, seed INTEGER,"
+    " feature_set_id INTEGER REFERENCES feature_sets(id), n_items INTEGER NOT NULL);"
+    "CREATE INDEX impressions_ts ON impressions(ts_ms);"
+    "CREATE TABLE items(impression_id INTEGER NOT NULL REFERENCES impressions(id),"
+    " position INTEGER NOT NULL, doc_id TEXT NOT NULL, score REAL, propensity REAL,"
+    " features BLOB, PRIMARY KEY(impression_id, position)) WITHOUT ROWID;"
+    "CREATE TABLE events(id INTEGER PRIMARY KEY,"
+    " impression_id INTEGER NOT NULL REFERENCES impressions(id), doc_id TEXT NOT NULL,"
+    " position INTEGER NOT NULL,"
+    " type TEXT NOT NULL CHECK(type IN ('click','view','dwell','skip')),"
+    " ts_ms INTEGER NOT NULL, value_ms INTEGER, client_id TEXT UNIQUE);"
+    "CREATE INDEX events_impression ON events(impression_id, position, type);"
+    "INSERT INTO meta(key, value) VALUES('schema_version', '1'), ('boot', '0'),"
+    " ('created_ms', 0);"
+    "PRAGMA user_version=1;";
+
+/* Scores that stress the exact [mantissa, exponent] encoding of schema 2. */
+static const double hard_scores[] = {
+    0.1, -3.5, 1e-310 /* subnormal */, 5e-324, 1.7976931348623157e308, 12.345678901234567,
+    1.0, 0.0};
+
+/* Reads every row of the `items` view (schema 2) or table (schema 1) of dbpath. */
+static void expect_items_rows(sqlite3 *db, int64_t id, size_t n, const double *scores)
+{
+    sqlite3_stmt *st = NULL;
+    cr_assert(
+        eq(int,
+           sqlite3_prepare_v2(db,
+                              "SELECT position, doc_id, score, propensity, features FROM items"
+                              " WHERE impression_id = ? ORDER BY position",
+                              -1, &st, NULL),
+           SQLITE_OK),
+        "%s", sqlite3_errmsg(db));
+    sqlite3_bind_int64(st, 1, id);
+    for (size_t j = 0; j < n; j++) {
+        cr_assert(eq(int, sqlite3_step(st), SQLITE_ROW), "%s", sqlite3_errmsg(db));
+        char doc[16];
+        snprintf(doc, sizeof doc, "d%zu", j);
+        cr_expect(eq(i64, sqlite3_column_int64(st, 0), (int64_t)(j + 1)));
+        cr_expect(eq(str, (char *)sqlite3_column_text(st, 1), doc));
+        cr_expect(eq(dbl, sqlite3_column_double(st, 2), scores[j]), "item %zu", j);
+        if (j == 1) {
+            cr_expect(eq(int, sqlite3_column_type(st, 3), SQLITE_NULL));
+            cr_expect(eq(int, sqlite3_column_type(st, 4), SQLITE_NULL));
+        } else {
+            cr_expect(eq(dbl, sqlite3_column_double(st, 3), 1.0 / (double)(j + 1)));
+            cr_assert(eq(int, sqlite3_column_bytes(st, 4), 8));
+            const float *f = sqlite3_column_blob(st, 4);
+            cr_expect(eq(flt, f[0], (float)j));
+            cr_expect(eq(flt, f[1], -0.25f));
+        }
+    }
+    cr_expect(eq(int, sqlite3_step(st), SQLITE_DONE));
+    sqlite3_finalize(st);
+}
+
+/* The reader's view of impression `got` written with hard_scores. */
+static void expect_read_back(const causal_impression *got, size_t n)
+{
+    cr_assert(eq(sz, got->n_items, n));
+    for (size_t j = 0; j < n; j++) {
+        char doc[16];
+        snprintf(doc, sizeof doc, "d%zu", j);
+        cr_expect(eq(str, (char *)got->items[j].doc_id, doc));
+        cr_expect(eq(u32, got->items[j].position, (uint32_t)(j + 1)));
+        cr_expect(eq(dbl, got->items[j].score, hard_scores[j]), "item %zu", j);
+        if (j == 1) {
+            cr_expect(isnan(got->items[j].propensity));
+            cr_expect(got->items[j].features == NULL);
+        } else {
+            cr_expect(eq(dbl, got->items[j].propensity, 1.0 / (double)(j + 1)));
+            cr_assert(got->items[j].features != NULL);
+            cr_expect(eq(flt, got->items[j].features[0], (float)j));
+            cr_expect(eq(flt, got->items[j].features[1], -0.25f));
+        }
+    }
+}
+
+Test(causal_logstore, migrates_schema_1_items_rows_into_the_impression_row_exactly)
+{
+    size_t n = CW_ARRAY_LEN(hard_scores);
+    sqlite3 *db;
+    cr_assert(eq(int, sqlite3_open(dbpath, &db), SQLITE_OK));
+    cr_assert(eq(int, sqlite3_exec(db, v1_schema, NULL, NULL, NULL), SQLITE_OK), "%s",
+              sqlite3_errmsg(db));
+    cr_assert(
+        eq(int,
+           sqlite3_exec(db,
+                        "INSERT INTO policies VALUES(1, 'bm25', '', 'ix');"
+                        "INSERT INTO feature_sets VALUES(1, 'fs2', 2, 'a\nb');"
+                        "INSERT INTO impressions VALUES(7, 100, 'q \"quoted\"', NULL, 1, NULL,"
+                        " 0, NULL, NULL, 1, 8);"
+                        "INSERT INTO impressions VALUES(9, 200, 'empty', 'q9', 1, -0.5, 0,"
+                        " NULL, NULL, NULL, 0);"
+                        "INSERT INTO events VALUES(1, 7, 'd2', 3, 'click', 150, NULL, 'c1');",
+                        NULL, NULL, NULL),
+           SQLITE_OK),
+        "%s", sqlite3_errmsg(db));
+    sqlite3_stmt *st = NULL;
+    cr_assert(
+        eq(int, sqlite3_prepare_v2(db, "INSERT INTO items VALUES(7, ?, ?, ?, ?, ?)", -1, &st, NULL),
+           SQLITE_OK));
+    /* Inserted in reverse position order: the migration must sort by position. */
+    for (size_t jj = n; jj-- > 0;) {
+        char doc[16];
+        snprintf(doc, sizeof doc, "d%zu", jj);
+        float f[2] = {(float)jj, -0.25f};
+        sqlite3_bind_int64(st, 1, (int64_t)(jj + 1));
+        sqlite3_bind_text(st, 2, doc, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_double(st, 3, hard_scores[jj]);
+        if (jj != 1) {
+            sqlite3_bind_double(st, 4, 1.0 / (double)(jj + 1));
+            sqlite3_bind_blob(st, 5, f, sizeof f, SQLITE_TRANSIENT);
+        }
+        cr_assert(eq(int, sqlite3_step(st), SQLITE_DONE));
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    sqlite3_finalize(st);
+    expect_items_rows(db, 7, n, hard_scores); /* the schema-1 table itself */
+    sqlite3_close(db);
+
+    causal_log *log = open_log(); /* migrates */
+    cw_err err;
+    causal_log_reader *r = NULL;
+    cr_assert(eq(int, causal_log_reader_new(log, NULL, &r, &err), CW_OK), "%s", err.msg);
+    const causal_impression *got;
+    cr_assert(eq(int, causal_log_reader_next(r, &got, &err), 1), "%s", err.msg);
+    cr_expect(eq(u64, got->id, 7));
+    cr_expect(eq(str, (char *)got->query, "q \"quoted\""));
+    cr_expect(eq(str, (char *)got->feature_set, "fs2"));
+    expect_read_back(got, n);
+    cr_expect(eq(u32, got->items[2].n_clicks, 1));
+    cr_assert(eq(int, causal_log_reader_next(r, &got, &err), 1), "%s", err.msg);
+    cr_expect(eq(u64, got->id, 9));
+    cr_expect(eq(sz, got->n_items, 0));
+    cr_expect(eq(int, causal_log_reader_next(r, &got, &err), 0));
+    causal_log_reader_free(r);
+    causal_log_counts c;
+    cr_assert(eq(int, causal_log_count(log, &c, &err), CW_OK), "%s", err.msg);
+    cr_expect(eq(u64, c.n_items, n));
+    /* Events still validate against the migrated shown list. */
+    causal_event ev[2] = {{7, "d2", 3, CAUSAL_EVENT_CLICK, 160, -1, NULL},
+                          {7, "d2", 4, CAUSAL_EVENT_CLICK, 160, -1, NULL}};
+    causal_event_reject rj[2];
+    size_t n_rj = 0;
+    cr_expect(eq(int, causal_log_append_events(log, ev, 1, rj, &n_rj, NULL, &err), CW_OK), "%s",
+              err.msg);
+    cr_expect(eq(int, causal_log_append_events(log, ev + 1, 1, rj, &n_rj, NULL, &err), CW_EINVAL));
+    causal_log_close(log);
+
+    cr_assert(eq(int, sqlite3_open(dbpath, &db), SQLITE_OK));
+    expect_items_rows(db, 7, n, hard_scores); /* the view gives the old rows back */
+    sqlite3_stmt *v = NULL;
+    cr_assert(eq(int, sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &v, NULL), SQLITE_OK));
+    cr_assert(eq(int, sqlite3_step(v), SQLITE_ROW));
+    cr_expect(eq(int, sqlite3_column_int(v, 0), CAUSAL_LOG_SCHEMA_VERSION));
+    sqlite3_finalize(v);
+    sqlite3_close(db);
+}
+
+Test(causal_logstore, shown_list_stores_doubles_and_odd_doc_ids_exactly)
+{
+    size_t n = CW_ARRAY_LEN(hard_scores);
+    causal_log *log = open_log();
+    cw_err err;
+    causal_item items[CW_ARRAY_LEN(hard_scores)];
+    float feat[CW_ARRAY_LEN(hard_scores)][2];
+    char docs[CW_ARRAY_LEN(hard_scores)][16];
+    static const char *const names2[] = {"a", "b"};
+    for (size_t j = 0; j < n; j++) {
+        snprintf(docs[j], sizeof docs[j], "d%zu", j);
+        feat[j][0] = (float)j;
+        feat[j][1] = -0.25f;
+        /* Out of position order on purpose: the reader returns position order. */
+        items[n - 1 - j] = (causal_item){.doc_id = docs[j],
+                                         .position = (uint32_t)(j + 1),
+                                         .score = hard_scores[j],
+                                         .propensity = j == 1 ? NAN : 1.0 / (double)(j + 1),
+                                         .features = j == 1 ? NULL : feat[j]};
+    }
+    causal_impression imp = {.id = causal_log_next_id(log),
+                             .ts_ms = 5,
+                             .query = "q",
+                             .policy = "bm25",
+                             .log_prob = NAN,
+                             .temperature = NAN,
+                             .feature_set = "fs2",
+                             .feature_names = names2,
+                             .n_features = 2,
+                             .n_items = n,
+                             .items = items};
+    cr_assert(eq(int, causal_log_append_impressions(log, &imp, 1, &err), CW_OK), "%s", err.msg);
+    /* A doc id needing JSON escapes, and one that is not UTF-8. */
+    causal_item odd[2] = {
+        {.doc_id = "a\"b\\c\n\x01\xc3\xa9", .position = 1, .score = NAN, .propensity = NAN},
+        {.doc_id = "bad\xff", .position = 2, .score = 1, .propensity = 1}};
+    causal_impression imp2 = {.id = causal_log_next_id(log),
+                              .ts_ms = 6,
+                              .query = "q2",
+                              .policy = "bm25",
+                              .log_prob = NAN,
+                              .temperature = NAN,
+                              .n_items = 2,
+                              .items = odd};
+    cr_expect(eq(int, causal_log_append_impressions(log, &imp2, 1, &err), CW_EINVAL));
+    cr_expect(strstr(err.msg, "item 1: doc_id is not UTF-8 (byte 3)") != NULL, "%s", err.msg);
+    imp2.n_items = 1;
+    cr_assert(eq(int, causal_log_append_impressions(log, &imp2, 1, &err), CW_OK), "%s", err.msg);
+
+    causal_log_reader *r = NULL;
+    cr_assert(eq(int, causal_log_reader_new(log, NULL, &r, &err), CW_OK), "%s", err.msg);
+    const causal_impression *got;
+    cr_assert(eq(int, causal_log_reader_next(r, &got, &err), 1), "%s", err.msg);
+    expect_read_back(got, n);
+    cr_assert(eq(int, causal_log_reader_next(r, &got, &err), 1), "%s", err.msg);
+    cr_assert(eq(sz, got->n_items, 1));
+    cr_expect(eq(str, (char *)got->items[0].doc_id, "a\"b\\c\n\x01\xc3\xa9"));
+    cr_expect(isnan(got->items[0].score));
+    causal_log_reader_free(r);
+    causal_event ev = {imp2.id, "a\"b\\c\n\x01\xc3\xa9", 1, CAUSAL_EVENT_CLICK, 7, -1, NULL};
+    causal_event_reject rj[1];
+    size_t n_rj = 0;
+    cr_expect(eq(int, causal_log_append_events(log, &ev, 1, rj, &n_rj, NULL, &err), CW_OK), "%s",
+              err.msg);
+    causal_log_close(log);
+
+    sqlite3 *db;
+    cr_assert(eq(int, sqlite3_open(dbpath, &db), SQLITE_OK));
+    expect_items_rows(db, (int64_t)imp.id, n, hard_scores);
+    sqlite3_close(db);
+}
+
+Test(causal_logstore, a_corrupt_shown_list_is_reported_with_its_impression)
+{
+    causal_log *log = open_log();
+    cw_err err;
+    causal_item items[2];
+    float feat[2][3];
+    causal_impression imp = make_imp(causal_log_next_id(log), "bm25", 1, items, feat, 2, 0);
+    cr_assert(eq(int, causal_log_append_impressions(log, &imp, 1, &err), CW_OK), "%s", err.msg);
+    causal_log_close(log);
+    sqlite3 *db;
+    cr_assert(eq(int, sqlite3_open(dbpath, &db), SQLITE_OK));
+    cr_assert(eq(int,
+                 sqlite3_exec(db,
+                              "UPDATE impressions SET shown = '[[1,\"d0\",null]]', "
+                              "shown_features = NULL",
+                              NULL, NULL, NULL),
+                 SQLITE_OK));
+    sqlite3_close(db);
+    log = open_log();
+    causal_log_reader *r = NULL;
+    cr_assert(eq(int, causal_log_reader_new(log, NULL, &r, &err), CW_OK), "%s", err.msg);
+    const causal_impression *got;
+    cr_expect(eq(int, causal_log_reader_next(r, &got, &err), CW_ECORRUPT));
+    char want[96];
+    snprintf(want, sizeof want, "impression %" PRIu64 ": shown item 0 is not", imp.id);
+    cr_expect(strstr(err.msg, want) != NULL, "%s", err.msg);
+    causal_log_reader_free(r);
     causal_log_close(log);
 }
