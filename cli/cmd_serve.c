@@ -23,7 +23,7 @@ static void usage(FILE *f)
             "every reported event to the SQLite log FILE (docs/logs.md).\n\n"
             "  --index DIR       index built by 'causeway index' (memory-mapped)\n"
             "  --db FILE         impression/event log, created if absent\n"
-            "  --bind ADDR       IPv4 address to listen on (default 127.0.0.1)\n"
+            "  --bind ADDR       IPv4 or IPv6 address to listen on (default 127.0.0.1; ::1, ::)\n"
             "  --port N          TCP port, 0 = any free port (default 8080)\n"
             "  --threads N       libmicrohttpd pool threads (default 2)\n"
             "  --model FILE      ranker model reranking the BM25 candidates\n"

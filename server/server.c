@@ -1429,8 +1429,10 @@ static bool is_loopback(struct MHD_Connection *conn)
         return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
     }
     if (sa->sa_family == AF_INET6) {
+        /* ::1, or an IPv4 loopback client of a dual-stack socket (::ffff:127.x.y.z). */
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
-        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
+               (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr[12] == 127);
     }
     return false;
 }
@@ -1689,10 +1691,19 @@ int srv_new(const srv_config *cfg, srv_server **out, cw_err *err)
         return cw_err_set(err, CW_EINVAL, "max body bytes must be in 1024..%zu",
                           SRV_MAX_BODY_BYTES_CAP);
     }
+    /* An IPv4 literal, else an IPv6 one ("::1", "::"); IPv6 listens dual-stack, so "::"
+     * also takes IPv4 clients (they appear as ::ffff:a.b.c.d, see is_loopback). */
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(cfg->port)};
+    struct sockaddr_in6 addr6 = {.sin6_family = AF_INET6, .sin6_port = htons(cfg->port)};
     const char *bind_addr = cfg->bind ? cfg->bind : "127.0.0.1";
+    bool is_v6 = false;
     if (inet_pton(AF_INET, bind_addr, &addr.sin_addr) != 1) {
-        return cw_err_set(err, CW_EINVAL, "bind address \"%s\" is not an IPv4 address", bind_addr);
+        if (inet_pton(AF_INET6, bind_addr, &addr6.sin6_addr) != 1) {
+            return cw_err_set(err, CW_EINVAL,
+                              "bind address \"%s\" is not an IPv4 or IPv6 address literal",
+                              bind_addr);
+        }
+        is_v6 = true;
     }
     causal_rpol logging = {CAUSAL_RPOL_DET, 1, 1, 0};
     if (cfg->logging_policy && causal_rpol_parse(cfg->logging_policy, &logging, err) != CW_OK) {
@@ -1748,15 +1759,20 @@ int srv_new(const srv_config *cfg, srv_server **out, cw_err *err)
     }
     unsigned flags =
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+    if (is_v6) {
+        flags |= MHD_USE_DUAL_STACK;
+    }
+    const struct sockaddr *sa =
+        is_v6 ? (const struct sockaddr *)&addr6 : (const struct sockaddr *)&addr;
     s->mhd = MHD_start_daemon(
-        flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-        (const struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)(cfg->timeout_s ? cfg->timeout_s : 15),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape_none,
-        NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+        flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, sa,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)(cfg->timeout_s ? cfg->timeout_s : 15), MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, NULL,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
     if (!s->mhd) {
-        rc = cw_err_set(err, CW_EIO, "cannot listen on %s:%u (address in use?)", bind_addr,
-                        (unsigned)cfg->port);
+        rc = cw_err_set(err, CW_EIO, "cannot listen on %s%s%s:%u (address in use?)",
+                        is_v6 ? "[" : "", bind_addr, is_v6 ? "]" : "", (unsigned)cfg->port);
         goto fail;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);

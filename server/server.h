@@ -30,7 +30,7 @@ typedef struct srv_config {
     const char *index_dir;   /* required */
     const char *db_path;     /* required: the causal log */
     const char *model_path;  /* ranker model, NULL = BM25 order */
-    const char *bind;        /* IPv4 address, default "127.0.0.1" */
+    const char *bind;        /* IPv4 or IPv6 literal (::1, ::), default 127.0.0.1 */
     uint16_t port;           /* 0 = ephemeral (see srv_port) */
     unsigned threads;        /* MHD pool threads, default 2 */
     size_t max_body_bytes;   /* default SRV_DEFAULT_MAX_BODY_BYTES */

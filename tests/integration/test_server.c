@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "causal/causal.h"
@@ -598,4 +600,105 @@ Test(srv_http, idle_and_slow_clients_time_out)
     cr_expect(eq(long, r.status, 200));
     free(r.body);
     cr_expect(eq(int, stop_server(SIGTERM), 0));
+}
+
+/* One request to http://[::1]:port<path> (or 127.0.0.1 when v4); returns the transport
+ * result, *status the HTTP status. */
+static CURLcode http_at(bool v6, const char *method, const char *path, long *status)
+{
+    char url[256];
+    snprintf(url, sizeof url, "http://%s:%u%s", v6 ? "[::1]" : "127.0.0.1", port, path);
+    CURL *c = curl_easy_init();
+    cr_assert(c != NULL);
+    FILE *sink = fopen("/dev/null", "w");
+    cr_assert(sink != NULL);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    if (strcmp(method, "POST") == 0) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+    }
+    CURLcode rc = curl_easy_perform(c);
+    *status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    curl_easy_cleanup(c);
+    fclose(sink);
+    return rc;
+}
+
+/* Starts the server on --bind ::1 (the harness polls 127.0.0.1, unreachable here) and
+ * waits for /healthz over IPv6. */
+static void start_server_v6_only(void)
+{
+    char *argv[] = {(char *)th_bin(), "serve",  "--index", ixdir, "--db", dbpath, "--port", "0",
+                    "--port-file",    portfile, "--bind",  "::1", NULL};
+    unlink(portfile);
+    server_pid = fork();
+    cr_assert(server_pid >= 0);
+    if (server_pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (!freopen("/dev/null", "w", stdout)) {
+            _exit(126);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    double deadline = th_now_s() + 20;
+    port = 0;
+    long status = 0;
+    while (th_now_s() < deadline) {
+        FILE *f = fopen(portfile, "r");
+        if (f) {
+            if (fscanf(f, "%u", &port) != 1) {
+                port = 0;
+            }
+            fclose(f);
+        }
+        if (port && http_at(true, "GET", "/healthz", &status) == CURLE_OK && status == 200) {
+            return;
+        }
+        int st;
+        cr_assert(waitpid(server_pid, &st, WNOHANG) != server_pid, "the server exited at start");
+        th_sleep_ms(20);
+    }
+    cr_assert(false, "the server did not answer /healthz on [::1] within 20 s");
+}
+
+Test(srv_http, bind_takes_ipv6_literals_and_admin_routes_treat_ipv6_loopback_as_loopback)
+{
+    long status = 0;
+    /* "::" listens dual-stack: IPv4 and IPv6 loopback clients both reach it, and both are
+     * loopback for the admin routes (IPv4 arrives as ::ffff:127.0.0.1). */
+    start_server("--bind", "::");
+    cr_expect(eq(int, http_at(false, "POST", "/admin/reload", &status), CURLE_OK));
+    cr_expect(eq(long, status, 200));
+    cr_expect(eq(int, http_at(true, "GET", "/search?q=rabbit", &status), CURLE_OK));
+    cr_expect(eq(long, status, 200));
+    cr_expect(eq(int, http_at(true, "POST", "/admin/reload", &status), CURLE_OK));
+    cr_expect(eq(long, status, 200));
+    cr_expect(eq(int, stop_server(SIGTERM), 0));
+
+    /* "::1" listens on IPv6 loopback only. */
+    start_server_v6_only();
+    cr_expect(eq(int, http_at(true, "POST", "/admin/reload", &status), CURLE_OK));
+    cr_expect(eq(long, status, 200));
+    cr_expect(eq(int, http_at(true, "GET", "/docs/d7", &status), CURLE_OK));
+    cr_expect(eq(long, status, 200));
+    cr_expect(eq(int, http_at(false, "GET", "/healthz", &status), CURLE_COULDNT_CONNECT));
+    cr_expect(eq(int, stop_server(SIGTERM), 0));
+
+    /* Not an address literal: refused at start with the reason. */
+    char errpath[160];
+    snprintf(errpath, sizeof errpath, "%s/serve.err", dir);
+    char *argv[] = {(char *)th_bin(), "serve", "--index", ixdir,  "--db", dbpath,
+                    "--port",         "0",     "--bind",  "::zz", NULL};
+    cr_expect(ne(int, th_run(argv, NULL, errpath), 0));
+    size_t len = 0;
+    char *msg = NULL;
+    cw_err err;
+    cr_assert(eq(int, cw_file_read(errpath, 1 << 16, &msg, &len, &err), CW_OK), "%s", err.msg);
+    cr_expect(strstr(msg, "bind address \"::zz\" is not an IPv4 or IPv6 address literal") != NULL,
+              "%s", msg);
+    free(msg);
 }
