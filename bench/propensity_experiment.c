@@ -27,6 +27,13 @@ typedef struct args {
     bool mlp;
     bool logged_score; /* random collection: also give REM the ranker's own score as a feature */
     bool qnorm;        /* min-max normalise every feature within its query (LETOR QueryLevelNorm) */
+    uint32_t
+        harvest_rankers;  /* production rankers of the harvesting logs (sessions split evenly) */
+    double harvest_noise; /* rankers 2.. = ranker 1 + N(0, (noise * query score sd)^2) */
+    uint64_t seeds[16];   /* simulation seeds (the collection and rankers use `seed`) */
+    size_t n_seeds;
+    const char *interventions; /* "R:NOISE,...": print intervention counts of these designs */
+    bool skip_unjudged;        /* sessions only on queries with a relevant candidate */
 } args;
 
 static void die(const char *what, const cw_err *err)
@@ -168,102 +175,239 @@ static causal_simcoll *load(const args *a, uint32_t rankers, causal_sessions **s
 typedef struct cell {
     const char *method;
     causal_policy policy;
-    uint32_t rankers;
+    uint32_t rankers; /* 0 = a->harvest_rankers */
     causal_prop_method m;
     causal_rel_model rel;
+    uint32_t context; /* causal_prop_opts.rel_context */
+    bool extra;       /* only with --extra-rem 1 */
+    bool oracle;      /* theta-only M-step with the simulator's true P(R=1|y) */
 } cell;
+
+/* Expected max over ranks 2..R of |N(0, 1/c_k + 1/c_1)|: the max relative error that the
+ * Bernoulli noise of the click counts alone gives (METHODS.md section 4's count bound
+ * sqrt(1/c_1 + 1/c_k) per rank; for the PBM with known relevance it is also the
+ * Cramer-Rao bound, since the Fisher information of theta_k is ~ c_k / theta_k^2). */
+static double count_bound(const uint64_t *clicks, uint32_t R)
+{
+    cw_rng rng;
+    cw_rng_seed(&rng, 12345);
+    double sum = 0;
+    const int draws = 20000;
+    for (int t = 0; t < draws; t++) {
+        double mx = 0;
+        for (uint32_t k = 1; k < R; k++) {
+            if (clicks[k] == 0 || clicks[0] == 0) {
+                return NAN;
+            }
+            double sd = sqrt(1.0 / (double)clicks[k] + 1.0 / (double)clicks[0]);
+            double e = fabs(sd * cw_rng_normal(&rng));
+            mx = e > mx ? e : mx;
+        }
+        sum += mx;
+    }
+    return sum / draws;
+}
+
+/* count_bound over the clicks that intervention harvesting can use: those of (query, doc)
+ * pairs shown at two or more of ranks 1..10. A floor only: harvesting also estimates each
+ * pair's relevance from the same clicks. */
+static double harvest_bound(const causal_sessions *s)
+{
+    uint16_t *mask = calloc(s->n_pairs ? s->n_pairs : 1, sizeof *mask);
+    uint64_t clicks[10] = {0};
+    if (!mask) {
+        return NAN;
+    }
+    for (size_t j = 0; j < s->n_items; j++) {
+        if (s->i_pos[j] <= 10) {
+            mask[s->i_pair[j]] |= (uint16_t)(1u << (s->i_pos[j] - 1));
+        }
+    }
+    for (size_t j = 0; j < s->n_items; j++) {
+        uint16_t m = mask[s->i_pair[j]];
+        if (s->i_pos[j] <= 10 && (m & (m - 1)) != 0) {
+            clicks[s->i_pos[j] - 1] += s->i_click[j];
+        }
+    }
+    free(mask);
+    return count_bound(clicks, 10);
+}
 
 static void run_grid(const args *a)
 {
-    cell cells[8] = {
+    char hv_name[64];
+    snprintf(hv_name, sizeof hv_name, "harvest AllPairs (%u rankers)", a->harvest_rankers);
+    const cell cells[] = {
         {"randomization (RandTop-10)", CAUSAL_POLICY_RANDTOP, 1, CAUSAL_PROP_RANDOMIZATION,
-         CAUSAL_REL_LINEAR},
+         CAUSAL_REL_LINEAR, 0, false, false},
+        /* the PBM MLE with one relevance per (query, doc) on the same RandTop log: conditions
+         * on which document was shown where, so between-document variance drops out */
+        {"randomization, PBM MLE per pair (RandTop-10)", CAUSAL_POLICY_RANDTOP, 1, CAUSAL_PROP_REM,
+         CAUSAL_REL_PAIR, 0, false, false},
         {"randomization (swap 1<->k)", CAUSAL_POLICY_SWAP, 1, CAUSAL_PROP_RANDOMIZATION,
-         CAUSAL_REL_LINEAR},
-        {"harvest AllPairs (2 rankers)", CAUSAL_POLICY_DETERMINISTIC, 2, CAUSAL_PROP_HARVEST,
-         CAUSAL_REL_LINEAR},
+         CAUSAL_REL_LINEAR, 0, false, false},
+        {hv_name, CAUSAL_POLICY_DETERMINISTIC, 0, CAUSAL_PROP_HARVEST, CAUSAL_REL_LINEAR, 0, false,
+         false},
         {"regression-EM, linear", CAUSAL_POLICY_DETERMINISTIC, 1, CAUSAL_PROP_REM,
-         CAUSAL_REL_LINEAR},
+         CAUSAL_REL_LINEAR, 0, false, false},
+        {"regression-EM, linear + score", CAUSAL_POLICY_DETERMINISTIC, 1, CAUSAL_PROP_REM,
+         CAUSAL_REL_LINEAR, CAUSAL_REL_CONTEXT_SCORE, false, false},
+        {"regression-EM, linear + query context", CAUSAL_POLICY_DETERMINISTIC, 1, CAUSAL_PROP_REM,
+         CAUSAL_REL_LINEAR, CAUSAL_REL_CONTEXT_QUERY, false, false},
+        {"regression-EM, quadratic", CAUSAL_POLICY_DETERMINISTIC, 1, CAUSAL_PROP_REM,
+         CAUSAL_REL_QUAD, 0, true, false},
+        {"regression-EM, quadratic + score", CAUSAL_POLICY_DETERMINISTIC, 1, CAUSAL_PROP_REM,
+         CAUSAL_REL_QUAD, CAUSAL_REL_CONTEXT_SCORE, false, false},
+        {"regression-EM, quadratic + query context", CAUSAL_POLICY_DETERMINISTIC, 1,
+         CAUSAL_PROP_REM, CAUSAL_REL_QUAD, CAUSAL_REL_CONTEXT_QUERY, false, false},
+        {"regression-EM, MLP + query context", CAUSAL_POLICY_DETERMINISTIC, 1, CAUSAL_PROP_REM,
+         CAUSAL_REL_MLP, CAUSAL_REL_CONTEXT_QUERY, true, false},
         {"regression-EM, per-pair (2 rankers)", CAUSAL_POLICY_DETERMINISTIC, 2, CAUSAL_PROP_REM,
-         CAUSAL_REL_PAIR},
-        {"regression-EM, MLP", CAUSAL_POLICY_DETERMINISTIC, 1, CAUSAL_PROP_REM, CAUSAL_REL_MLP},
+         CAUSAL_REL_PAIR, 0, true, false},
         /* theta-only M-step with the simulator's true P(R=1|y): what REM would give with a
          * perfect relevance model, i.e. the part of the error the relevance model does not cause */
-        {"regression-EM, quadratic", CAUSAL_POLICY_DETERMINISTIC, 1, CAUSAL_PROP_REM,
-         CAUSAL_REL_QUAD},
         {"regression-EM, true relevance (oracle)", CAUSAL_POLICY_DETERMINISTIC, 1, CAUSAL_PROP_REM,
-         CAUSAL_REL_LINEAR},
+         CAUSAL_REL_LINEAR, 0, false, true},
     };
-    for (size_t ci = 0; ci < 8; ci++) {
-        /* per-pair, MLP and quadratic relevance models are optional extra rows (--extra-rem 1) */
-        if ((ci >= 4 && ci < 7 && !a->mlp) || (a->only && !strstr(cells[ci].method, a->only))) {
+    for (size_t ci = 0; ci < CW_ARRAY_LEN(cells); ci++) {
+        if ((cells[ci].extra && !a->mlp) || (a->only && !strstr(cells[ci].method, a->only))) {
             continue;
         }
+        uint32_t n_rankers = cells[ci].rankers ? cells[ci].rankers : a->harvest_rankers;
+        if (cells[ci].context == CAUSAL_REL_CONTEXT_QUERY && cells[ci].rel == CAUSAL_REL_QUAD &&
+            a->letor) {
+            continue; /* 46 LETOR features + 4: over the quadratic model's 32 */
+        }
         causal_sessions *s = NULL;
-        causal_simcoll *c = load(a, cells[ci].rankers, &s);
+        causal_simcoll *c = load(a, n_rankers, &s);
         cw_err err = {0};
-        /* a second production ranker: ranker 0 + 0.5 sd noise per (query, doc) */
-        if (cells[ci].rankers > 1 && causal_simcoll_perturb(c, 0.5, a->seed + 7, &err) != CW_OK) {
+        /* further production rankers: ranker 0 + noise per (query, doc), fixed across seeds */
+        if (n_rankers > 1 &&
+            causal_simcoll_perturb(c, cells[ci].rankers == 0 ? a->harvest_noise : 0.5, a->seed + 7,
+                                   &err) != CW_OK) {
             die("perturb", &err);
         }
-        for (size_t ei = 0; ei < a->n_etas; ei++) {
-            for (size_t ni = 0; ni < a->n_sessions; ni++) {
-                causal_sessions_clear(s);
-                causal_sim_opts o = causal_sim_opts_default();
-                int ymax = causal_simcoll_max_label(c);
-                o.user = causal_user_default(CAUSAL_USER_PBM, ymax < 1 ? 1 : ymax);
-                causal_user_theta_power(&o.user, a->etas[ei], 10);
-                o.policy.kind = cells[ci].policy;
-                o.n_sessions = a->sessions[ni];
-                o.seed = a->seed + 1000 * ei + ni;
-                o.n_rankers = cells[ci].rankers;
-                if (causal_simulate(c, &o, &err) != CW_OK) {
-                    die("simulate", &err);
-                }
-                causal_prop_opts po = causal_prop_opts_default(cells[ci].m);
-                po.n_boot = 0;
-                po.rel_model = cells[ci].rel;
-                po.max_iter = cells[ci].m == CAUSAL_PROP_REM ? 1000 : 5000;
-                double *oracle = NULL;
-                if (ci == 7) {
-                    oracle = malloc((s->n_pairs ? s->n_pairs : 1) * sizeof *oracle);
-                    if (!oracle) {
-                        fprintf(stderr, "out of memory\n");
-                        exit(1);
+        for (size_t si = 0; si < a->n_seeds; si++) {
+            for (size_t ei = 0; ei < a->n_etas; ei++) {
+                for (size_t ni = 0; ni < a->n_sessions; ni++) {
+                    causal_sessions_clear(s);
+                    causal_sim_opts o = causal_sim_opts_default();
+                    int ymax = causal_simcoll_max_label(c);
+                    o.user = causal_user_default(CAUSAL_USER_PBM, ymax < 1 ? 1 : ymax);
+                    causal_user_theta_power(&o.user, a->etas[ei], 10);
+                    o.policy.kind = cells[ci].policy;
+                    o.n_sessions = a->sessions[ni];
+                    o.seed = a->seeds[si] + 1000 * ei + ni;
+                    o.n_rankers = n_rankers;
+                    o.skip_unjudged = a->skip_unjudged;
+                    if (causal_simulate(c, &o, &err) != CW_OK) {
+                        die("simulate", &err);
                     }
-                    for (size_t p = 0; p < s->n_pairs; p++) {
-                        int y = s->pair_label[p] < 0 ? 0 : s->pair_label[p];
-                        oracle[p] = causal_user_relevance(&o.user, y);
-                    }
-                    po.rel_fixed = oracle;
-                }
-                causal_propensity p;
-                double truth[10];
-                for (int k = 0; k < 10; k++) {
-                    truth[k] = o.user.theta[k] / o.user.theta[0];
-                }
-                int rc = causal_propensity_fit(s, &po, &p, &err);
-                free(oracle);
-                if (rc != CW_OK) {
-                    printf("%s\t%g\t%llu\t%s\trefused: %.60s\t\t\n", a->name, a->etas[ei],
-                           (unsigned long long)a->sessions[ni], cells[ci].method, err.msg);
-                } else {
-                    if (getenv("CW_PROP_VERBOSE")) {
-                        for (int k = 0; k < 10; k++) {
-                            fprintf(stderr, " %d:%.4f/%.4f", k + 1, p.ratio[k], truth[k]);
+                    causal_prop_opts po = causal_prop_opts_default(cells[ci].m);
+                    po.n_boot = 0;
+                    po.rel_model = cells[ci].rel;
+                    po.rel_context = cells[ci].context;
+                    po.max_iter = cells[ci].m == CAUSAL_PROP_REM ? 1000 : 5000;
+                    double *oracle = NULL;
+                    if (cells[ci].oracle) {
+                        oracle = malloc((s->n_pairs ? s->n_pairs : 1) * sizeof *oracle);
+                        if (!oracle) {
+                            fprintf(stderr, "out of memory\n");
+                            exit(1);
                         }
-                        fprintf(stderr, "\n");
+                        for (size_t p = 0; p < s->n_pairs; p++) {
+                            int y = s->pair_label[p] < 0 ? 0 : s->pair_label[p];
+                            oracle[p] = causal_user_relevance(&o.user, y);
+                        }
+                        po.rel_fixed = oracle;
                     }
-                    printf("%s\t%g\t%llu\t%s\t%.4f\t%.3f\t%u\n", a->name, a->etas[ei],
-                           (unsigned long long)a->sessions[ni], cells[ci].method,
-                           causal_prop_max_rel_error(p.ratio, truth, 10), p.seconds, p.n_iter);
+                    causal_propensity p;
+                    double truth[10];
+                    for (int k = 0; k < 10; k++) {
+                        truth[k] = o.user.theta[k] / o.user.theta[0];
+                    }
+                    int rc = causal_propensity_fit(s, &po, &p, &err);
+                    free(oracle);
+                    if (rc != CW_OK) {
+                        printf("%s\t%g\t%llu\t%s\trefused: %.60s\t\t\t%llu\t\n", a->name,
+                               a->etas[ei], (unsigned long long)a->sessions[ni], cells[ci].method,
+                               err.msg, (unsigned long long)a->seeds[si]);
+                    } else {
+                        if (getenv("CW_PROP_VERBOSE")) {
+                            for (int k = 0; k < 10; k++) {
+                                fprintf(stderr, " %d:%.4f/%.4f", k + 1, p.ratio[k], truth[k]);
+                            }
+                            fprintf(stderr, "\n");
+                        }
+                        double bound = NAN;
+                        if (cells[ci].policy == CAUSAL_POLICY_RANDTOP) {
+                            /* counts of the RandTop log itself, whichever estimator ran */
+                            causal_prop_opts pr =
+                                causal_prop_opts_default(CAUSAL_PROP_RANDOMIZATION);
+                            pr.n_boot = 0;
+                            causal_propensity pc;
+                            if (causal_propensity_fit(s, &pr, &pc, &err) == CW_OK) {
+                                bound = count_bound(pc.clicks_at, 10);
+                            }
+                        }
+                        if (cells[ci].m == CAUSAL_PROP_HARVEST) {
+                            bound = harvest_bound(s);
+                        }
+                        printf("%s\t%g\t%llu\t%s\t%.4f\t%.3f\t%u\t%llu\t%.4f\n", a->name,
+                               a->etas[ei], (unsigned long long)a->sessions[ni], cells[ci].method,
+                               causal_prop_max_rel_error(p.ratio, truth, 10), p.seconds, p.n_iter,
+                               (unsigned long long)a->seeds[si], bound);
+                    }
+                    fflush(stdout);
                 }
-                fflush(stdout);
             }
         }
         causal_simcoll_free(c);
         causal_sessions_free(s);
     }
+}
+
+/* Intervention counts of harvesting designs "R:NOISE,..." (R rankers, the others = ranker 1
+ * + NOISE query-score sd of Gaussian noise): a property of the rankers, computed before any
+ * click is simulated, so the design is chosen without looking at estimation errors. */
+static void run_interventions(const args *a)
+{
+    char *list = strdup(a->interventions);
+    printf("| %s design | n(1,k) for k = 2..10 | N_k = sum_k' n(k,k') for k = 1..10 | min N_k |\n"
+           "|---|---|---|---|\n",
+           a->name);
+    char *save = NULL; /* load() uses strtok on the LETOR list */
+    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        uint32_t R = (uint32_t)strtoul(t, NULL, 10);
+        const char *colon = strchr(t, ':');
+        double noise = colon ? strtod(colon + 1, NULL) : 0.5;
+        causal_sessions *s = NULL;
+        causal_simcoll *c = load(a, R, &s);
+        cw_err err = {0};
+        double n[100];
+        if ((R > 1 && causal_simcoll_perturb(c, noise, a->seed + 7, &err) != CW_OK) ||
+            causal_simcoll_interventions(c, R, 10, n, &err) != CW_OK) {
+            die("interventions", &err);
+        }
+        printf("| %u rankers, noise %.2g sd |", R, noise);
+        for (int k = 1; k < 10; k++) {
+            printf(" %.0f", n[k]);
+        }
+        printf(" |");
+        double mn = INFINITY;
+        for (int k = 0; k < 10; k++) {
+            double sum = 0;
+            for (int j = 0; j < 10; j++) {
+                sum += n[k * 10 + j];
+            }
+            mn = sum < mn ? sum : mn;
+            printf(" %.0f", sum);
+        }
+        printf(" | %.0f |\n", mn);
+        causal_simcoll_free(c);
+        causal_sessions_free(s);
+    }
+    free(list);
 }
 
 /* METHODS.md section 4 table: theta table, eta = 1, eps = 0.1, ymax = 4, uniformly
@@ -422,68 +566,108 @@ static void run_sim_speed(const args *a)
 }
 
 /* Click models: data simulated from each user model, every click model fitted on 80% of
- * the sessions and evaluated on the other 20%. */
+ * the sessions and evaluated on the other 20%, for 3 seeds. Models are compared by paired
+ * per-session log-likelihood differences against the generating model (mean +- standard
+ * error over the held-out sessions): a nesting model (UBM nests cascade and PBM) can fit the
+ * generating distribution exactly and then ties it within noise. */
 static void run_clickmodels(const args *a)
 {
     static const char *users[4] = {"PBM", "cascade (stop after 1st click)", "DBN (gamma 0.7)",
                                    "UBM"};
     causal_user_kind kinds[4] = {CAUSAL_USER_PBM, CAUSAL_USER_CASCADE, CAUSAL_USER_DBN,
                                  CAUSAL_USER_UBM};
-    printf("| simulated user | fitted | held-out LL/session | perplexity | perplexity@1 | @5 | "
-           "@10 | fit s |\n|---|---|---|---|---|---|---|---|\n");
+    causal_cm_kind gen[4] = {CAUSAL_CM_PBM, CAUSAL_CM_CASCADE, CAUSAL_CM_DBN, CAUSAL_CM_UBM};
+    enum { N_SEEDS = 3 };
+    printf(
+        "| simulated user | fitted | held-out LL/session (seed 1) | perplexity | @1 | @5 | @10 | "
+        "LL - generating model's, per seed (± s.e.) | verdict |\n"
+        "|---|---|---|---|---|---|---|---|---|\n");
     for (int u = 0; u < 4; u++) {
-        cw_err err = {0};
-        causal_sessions *s = NULL;
-        causal_simcoll *c = NULL;
-        if (causal_sessions_new(&s, &err) != CW_OK ||
-            causal_simcoll_random(s, 100, 10, 4, 1, 1.0, a->seed + (uint64_t)u, &c, &err) !=
-                CW_OK) {
-            die("clickmodel setup", &err);
-        }
-        causal_sim_opts o = causal_sim_opts_default();
-        o.user = causal_user_default(kinds[u], 4);
-        if (kinds[u] == CAUSAL_USER_CASCADE) {
-            for (int y = 0; y <= 4; y++) {
-                o.user.p_stop[y] = 1.0;
+        causal_cm_eval ev[N_SEEDS][CAUSAL_CM_N];
+        double dmean[N_SEEDS][CAUSAL_CM_N], dse[N_SEEDS][CAUSAL_CM_N];
+        for (int sd = 0; sd < N_SEEDS; sd++) {
+            cw_err err = {0};
+            causal_sessions *s = NULL;
+            causal_simcoll *c = NULL;
+            uint64_t seed = a->seed + 100 * (uint64_t)sd;
+            if (causal_sessions_new(&s, &err) != CW_OK ||
+                causal_simcoll_random(s, 100, 10, 4, 1, 1.0, seed + (uint64_t)u, &c, &err) !=
+                    CW_OK) {
+                die("clickmodel setup", &err);
             }
+            causal_sim_opts o = causal_sim_opts_default();
+            o.user = causal_user_default(kinds[u], 4);
+            if (kinds[u] == CAUSAL_USER_CASCADE) {
+                for (int y = 0; y <= 4; y++) {
+                    o.user.p_stop[y] = 1.0;
+                }
+            }
+            if (kinds[u] == CAUSAL_USER_DBN) {
+                o.user.dbn_gamma = 0.7;
+            }
+            o.policy.kind = CAUSAL_POLICY_RANDTOP;
+            o.n_sessions = a->clickmodels;
+            o.seed = seed + 50 + (uint64_t)u;
+            if (causal_simulate(c, &o, &err) != CW_OK) {
+                die("simulate", &err);
+            }
+            size_t tr = s->n_sessions * 4 / 5, nh = s->n_sessions - tr;
+            double *ll[CAUSAL_CM_N];
+            for (int k = 0; k < CAUSAL_CM_N; k++) {
+                causal_cm_opts co = causal_cm_opts_default((causal_cm_kind)k);
+                causal_clickmodel *m = NULL;
+                ll[k] = malloc(nh * sizeof *ll[k]);
+                if (!ll[k] || causal_clickmodel_fit(s, 0, tr, &co, &m, &err) != CW_OK ||
+                    causal_clickmodel_eval(m, s, tr, s->n_sessions, &ev[sd][k], &err) != CW_OK ||
+                    causal_clickmodel_session_ll(m, s, tr, s->n_sessions, ll[k], &err) != CW_OK) {
+                    die("click model", &err);
+                }
+                causal_clickmodel_free(m);
+            }
+            for (int k = 0; k < CAUSAL_CM_N; k++) {
+                double sum = 0, sq = 0;
+                for (size_t i = 0; i < nh; i++) {
+                    double d = ll[k][i] - ll[gen[u]][i];
+                    sum += d;
+                    sq += d * d;
+                }
+                double mean = sum / (double)nh, var = sq / (double)nh - mean * mean;
+                dmean[sd][k] = mean;
+                dse[sd][k] = sqrt(var > 0 ? var : 0) / sqrt((double)nh);
+            }
+            for (int k = 0; k < CAUSAL_CM_N; k++) {
+                free(ll[k]);
+            }
+            causal_simcoll_free(c);
+            causal_sessions_free(s);
         }
-        if (kinds[u] == CAUSAL_USER_DBN) {
-            o.user.dbn_gamma = 0.7;
-        }
-        o.policy.kind = CAUSAL_POLICY_RANDTOP;
-        o.n_sessions = a->clickmodels;
-        o.seed = a->seed + 50 + (uint64_t)u;
-        if (causal_simulate(c, &o, &err) != CW_OK) {
-            die("simulate", &err);
-        }
-        size_t tr = s->n_sessions * 4 / 5;
-        double best = -INFINITY;
-        int best_k = 0;
-        causal_cm_eval ev[CAUSAL_CM_N];
-        double secs[CAUSAL_CM_N];
         for (int k = 0; k < CAUSAL_CM_N; k++) {
-            causal_cm_opts co = causal_cm_opts_default((causal_cm_kind)k);
-            causal_clickmodel *m = NULL;
-            uint64_t t0 = cw_now_ns();
-            if (causal_clickmodel_fit(s, 0, tr, &co, &m, &err) != CW_OK ||
-                causal_clickmodel_eval(m, s, tr, s->n_sessions, &ev[k], &err) != CW_OK) {
-                die("click model", &err);
+            printf("| %s | %s%s | %.5f | %.4f | %.4f | %.4f | %.4f |", k ? "" : users[u],
+                   causal_cm_name((causal_cm_kind)k), k == (int)gen[u] ? " (generating)" : "",
+                   ev[0][k].ll, ev[0][k].perplexity, ev[0][k].perplexity_at[0],
+                   ev[0][k].perplexity_at[4], ev[0][k].perplexity_at[9]);
+            int worse = 0, tie = 0, better = 0, tie1 = 0;
+            for (int sd = 0; sd < N_SEEDS; sd++) {
+                if (k == (int)gen[u]) {
+                    continue;
+                }
+                printf(" %+.5f ± %.5f%s", dmean[sd][k], dse[sd][k], sd + 1 < N_SEEDS ? ";" : "");
+                if (dmean[sd][k] < -2 * dse[sd][k]) {
+                    worse++;
+                } else if (dmean[sd][k] > 2 * dse[sd][k]) {
+                    better++;
+                } else {
+                    tie++;
+                    tie1 += fabs(dmean[sd][k]) < dse[sd][k];
+                }
             }
-            secs[k] = (double)(cw_now_ns() - t0) / 1e9;
-            if (ev[k].ll > best) {
-                best = ev[k].ll;
-                best_k = k;
-            }
-            causal_clickmodel_free(m);
+            printf(" | %s |\n", k == (int)gen[u] ? "-"
+                                : better         ? "BETTER than the generating model"
+                                : tie            ? (worse ? "worse on some seeds, tied on others"
+                                                    : tie1 == N_SEEDS - 0 ? "ties (difference < 1 s.e.)"
+                                                                          : "ties (difference < 2 s.e.)")
+                                                 : "worse on every seed");
         }
-        for (int k = 0; k < CAUSAL_CM_N; k++) {
-            printf("| %s | %s%s | %.5f | %.4f | %.4f | %.4f | %.4f | %.2f |\n", k ? "" : users[u],
-                   causal_cm_name((causal_cm_kind)k), k == best_k ? " (best)" : "", ev[k].ll,
-                   ev[k].perplexity, ev[k].perplexity_at[0], ev[k].perplexity_at[4],
-                   ev[k].perplexity_at[9], secs[k]);
-        }
-        causal_simcoll_free(c);
-        causal_sessions_free(s);
     }
 }
 
@@ -519,6 +703,8 @@ int main(int argc, char **argv)
     a.sessions[0] = 10000;
     a.sessions[1] = 100000;
     a.sessions[2] = 1000000;
+    a.harvest_rankers = 5;
+    a.harvest_noise = 1.0;
     bool grid = true;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *o = argv[i], *v = argv[i + 1];
@@ -548,6 +734,25 @@ int main(int argc, char **argv)
             }
         } else if (strcmp(o, "--seed") == 0) {
             a.seed = strtoull(v, NULL, 10);
+        } else if (strcmp(o, "--seeds") == 0) {
+            double d[16];
+            a.n_seeds = parse_list_d(v, d, 16);
+            for (size_t j = 0; j < a.n_seeds; j++) {
+                a.seeds[j] = (uint64_t)d[j];
+            }
+        } else if (strcmp(o, "--harvest") == 0) {
+            a.harvest_rankers = (uint32_t)strtoul(v, NULL, 10);
+            const char *colon = strchr(v, ':');
+            a.harvest_noise = colon ? strtod(colon + 1, NULL) : 1.0;
+            if (a.harvest_rankers < 2 || a.harvest_rankers > CAUSAL_SIM_MAX_RANKERS) {
+                fprintf(stderr, "--harvest R:NOISE needs 2..%u rankers\n", CAUSAL_SIM_MAX_RANKERS);
+                return 2;
+            }
+        } else if (strcmp(o, "--interventions") == 0) {
+            a.interventions = v;
+            grid = false;
+        } else if (strcmp(o, "--skip-unjudged") == 0) {
+            a.skip_unjudged = strcmp(v, "1") == 0;
         } else if (strcmp(o, "--extra-rem") == 0 || strcmp(o, "--mlp") == 0) {
             a.mlp = strcmp(v, "1") == 0;
         } else if (strcmp(o, "--table") == 0) {
@@ -566,6 +771,13 @@ int main(int argc, char **argv)
             fprintf(stderr, "unknown option %s\n", o);
             return 2;
         }
+    }
+    if (a.n_seeds == 0) {
+        a.n_seeds = 1;
+        a.seeds[0] = a.seed;
+    }
+    if (a.interventions) {
+        run_interventions(&a);
     }
     if (a.table) {
         run_table(&a);

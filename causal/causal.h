@@ -381,6 +381,11 @@ typedef struct causal_cm_eval {
 } causal_cm_eval;
 int causal_clickmodel_eval(const causal_clickmodel *m, const causal_sessions *s, size_t begin,
                            size_t end, causal_cm_eval *out, cw_err *err) CW_MUST_CHECK;
+/* Per-session held-out log-likelihood (the terms whose mean is causal_cm_eval.ll): ll gets
+ * end - begin entries, so two models can be compared by paired differences with a standard
+ * error. Errors: CW_EINVAL (empty or bad range, pairs unknown to the model). */
+int causal_clickmodel_session_ll(const causal_clickmodel *m, const causal_sessions *s, size_t begin,
+                                 size_t end, double *ll, cw_err *err) CW_MUST_CHECK;
 /* Position parameters and fit summary as JSON appended to out (pair parameters are
  * summarised, not listed). Errors: CW_ENOMEM. */
 int causal_clickmodel_to_json(const causal_clickmodel *m, cw_buf *out, cw_err *err) CW_MUST_CHECK;
@@ -423,6 +428,13 @@ int causal_simcoll_random(causal_sessions *s, uint32_t n_queries, uint32_t n_doc
  * the "several production rankers" intervention harvesting needs. */
 int causal_simcoll_perturb(causal_simcoll *c, double noise, uint64_t seed,
                            cw_err *err) CW_MUST_CHECK;
+/* Intervention counts of the first n_rankers columns' deterministic top-k lists: n_hat
+ * (k x k, row-major) gets at [a][b] the number of (query, doc) pairs shown at rank a+1 by
+ * one ranker and at rank b+1 by another (the sets S_{a,b} of intervention harvesting,
+ * Agarwal et al. WSDM 2019). A property of the rankers, not of any clicks: use it to design
+ * a harvesting experiment. Errors: CW_EINVAL (n_rankers, k), CW_ENOMEM. */
+int causal_simcoll_interventions(const causal_simcoll *c, uint32_t n_rankers, uint32_t k,
+                                 double *n_hat, cw_err *err) CW_MUST_CHECK;
 /* Path (b): a LETOR data set (labels 0..CAUSAL_MAX_LABEL, features copied to the pairs:
  * sets s->n_features = d->n_features) ranked by n_rankers production rankers whose scores
  * are scores[r][row] (from rank_model_score or a feature column). Doc ids are the
@@ -504,6 +516,8 @@ typedef struct causal_sim_opts {
     uint64_t n_sessions;
     uint64_t seed;
     uint32_t n_rankers; /* sessions pick a ranker column uniformly among the first n (>= 1) */
+    bool skip_unjudged; /* draw queries only among those with a candidate of label > 0 (the
+                           ULTR protocol); false (default): every query */
     cw_progress progress;
 } causal_sim_opts;
 causal_sim_opts causal_sim_opts_default(void);
@@ -559,7 +573,18 @@ typedef struct causal_prop_opts {
      * (0, 1)), held fixed while only theta is re-estimated. With the simulator's true
      * relevance this bounds what the relevance model costs (the "oracle" row). */
     const double *rel_fixed;
+    /* REM only: features appended to the pair features from the logged ranker scores
+     * (i_score), so the relevance model sees what the ranker saw (rank is a function of the
+     * score and of the query's other candidates: without them theta absorbs relevance).
+     * CAUSAL_REL_CONTEXT_NONE (0, default): pair features only. */
+    uint32_t rel_context;
 } causal_prop_opts;
+
+#define CAUSAL_REL_CONTEXT_NONE 0u  /* pair features only */
+#define CAUSAL_REL_CONTEXT_SCORE 1u /* + the pair's logged score (mean over its impressions) */
+#define CAUSAL_REL_CONTEXT_QUERY 2u /* + score, query max and mean score, gap to the max */
+/* "none", "score", "query". CW_EINVAL otherwise. */
+int causal_rel_context_parse(const char *name, uint32_t *out, cw_err *err) CW_MUST_CHECK;
 causal_prop_opts causal_prop_opts_default(causal_prop_method m);
 
 typedef struct causal_propensity {

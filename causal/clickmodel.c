@@ -415,6 +415,24 @@ int causal_clickmodel_fit(const causal_sessions *s, size_t begin, size_t end,
     return CW_OK;
 }
 
+int causal_clickmodel_session_ll(const causal_clickmodel *m, const causal_sessions *s, size_t begin,
+                                 size_t end, double *ll, cw_err *err)
+{
+    if (begin >= end || end > s->n_sessions) {
+        return cw_err_set(err, CW_EINVAL, "click model: empty or bad session range [%zu, %zu)",
+                          begin, end);
+    }
+    if (s->n_pairs > m->n_pairs) {
+        return cw_err_set(err, CW_EINVAL,
+                          "click model was fitted on a session set with fewer pairs");
+    }
+    double cond[CAUSAL_MAX_RANK], full[CAUSAL_MAX_RANK];
+    for (size_t i = begin; i < end; i++) {
+        ll[i - begin] = session_ll(m, s, i, cond, full);
+    }
+    return CW_OK;
+}
+
 int causal_clickmodel_eval(const causal_clickmodel *m, const causal_sessions *s, size_t begin,
                            size_t end, causal_cm_eval *out, cw_err *err)
 {

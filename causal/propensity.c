@@ -67,6 +67,18 @@ int causal_rel_model_parse(const char *name, causal_rel_model *out, cw_err *err)
     return CW_OK;
 }
 
+int causal_rel_context_parse(const char *name, uint32_t *out, cw_err *err)
+{
+    static const char *names[] = {"none", "score", "query"};
+    for (uint32_t i = 0; i < CW_ARRAY_LEN(names); i++) {
+        if (strcmp(name, names[i]) == 0) {
+            *out = i;
+            return CW_OK;
+        }
+    }
+    return cw_err_set(err, CW_EINVAL, "unknown relevance context '%s' (none, score, query)", name);
+}
+
 causal_prop_opts causal_prop_opts_default(causal_prop_method m)
 {
     causal_prop_opts o;
@@ -747,12 +759,101 @@ static double clamp_prob(double v)
     return v < 1e-6 ? 1e-6 : (v > 1 - 1e-6 ? 1 - 1e-6 : v);
 }
 
+/* The pair features plus context features from the logged ranker scores (see
+ * causal_prop_opts.rel_context) as a new n_pairs x (d + extra) matrix in *out (caller
+ * frees); *out_d gets its width. A pair's score is the mean of its logged scores; query
+ * max / mean run over the query's shown pairs (a deterministic ranker's max is the score
+ * of its rank-1 document, so these are the query-level quantities the ranking used).
+ * CW_EINVAL when no item has a logged score. */
+static int context_features(const causal_sessions *s, uint32_t ctx, float **out, size_t *out_d,
+                            cw_err *err)
+{
+    size_t d = s->n_features, extra = ctx == CAUSAL_REL_CONTEXT_SCORE ? 1 : 4, D = d + extra;
+    size_t np_ = s->n_pairs, nq = s->n_queries;
+    double *sum = calloc(np_ ? np_ : 1, sizeof *sum), *cnt = calloc(np_ ? np_ : 1, sizeof *cnt);
+    double *qmax = malloc((nq ? nq : 1) * sizeof *qmax), *qsum = calloc(nq ? nq : 1, sizeof *qsum),
+           *qn = calloc(nq ? nq : 1, sizeof *qn);
+    float *x = malloc((np_ ? np_ : 1) * D * sizeof *x);
+    int rc = CW_OK;
+    if (!sum || !cnt || !qmax || !qsum || !qn || !x) {
+        rc = cw_err_set(err, CW_ENOMEM, "out of memory for context features");
+        goto done;
+    }
+    uint64_t n_scored = 0;
+    for (size_t j = 0; j < s->n_items; j++) {
+        float v = s->i_score[j];
+        if (!isnan(v)) {
+            sum[s->i_pair[j]] += v;
+            cnt[s->i_pair[j]] += 1;
+            n_scored++;
+        }
+    }
+    if (n_scored == 0) {
+        rc = cw_err_set(err, CW_EINVAL,
+                        "regression-EM relevance context needs the logged ranker scores; none "
+                        "of the %zu items has one (use --rel-context none)",
+                        s->n_items);
+        goto done;
+    }
+    for (size_t q = 0; q < nq; q++) {
+        qmax[q] = -INFINITY;
+    }
+    for (size_t p = 0; p < np_; p++) {
+        if (cnt[p] > 0) {
+            double v = sum[p] / cnt[p];
+            uint32_t q = s->pair_query[p];
+            qmax[q] = v > qmax[q] ? v : qmax[q];
+            qsum[q] += v;
+            qn[q] += 1;
+        }
+    }
+    for (size_t p = 0; p < np_; p++) {
+        uint32_t q = s->pair_query[p];
+        float *row = x + p * D;
+        for (size_t f = 0; f < d; f++) {
+            row[f] = s->pair_features[p * d + f];
+        }
+        /* pairs never shown with a score carry no clicks: their features do not matter */
+        double v = cnt[p] > 0 ? sum[p] / cnt[p] : 0, mx = qn[q] > 0 ? qmax[q] : v;
+        row[d] = (float)v;
+        if (extra == 4) {
+            row[d + 1] = (float)mx;
+            row[d + 2] = (float)(qn[q] > 0 ? qsum[q] / qn[q] : v);
+            row[d + 3] = (float)(mx - v);
+        }
+    }
+    *out = x;
+    *out_d = D;
+    x = NULL;
+done:
+    free(sum);
+    free(cnt);
+    free(qmax);
+    free(qsum);
+    free(qn);
+    free(x);
+    return rc;
+}
+
 /* Regression-EM (Wang et al. WSDM 2018, METHODS.md section 4) on grouped impressions.
  * theta[0..R) out. gamma (n_pairs) is the relevance of each pair. */
-static int rem_run(const causal_sessions *s, const groups *g, const causal_prop_opts *o,
+static int rem_run(const causal_sessions *s0, const groups *g, const causal_prop_opts *o,
                    double *theta, uint32_t *n_iter, bool *converged, double *loglik, cw_err *err)
 {
     const uint32_t R = o->max_rank;
+    /* The relevance model reads only n_pairs, n_features and pair_features: a shallow copy
+     * with the context-augmented matrix gives it the extra features. */
+    causal_sessions sc = *s0;
+    const causal_sessions *s = &sc;
+    float *ctx_x = NULL;
+    if (o->rel_context != CAUSAL_REL_CONTEXT_NONE && !o->rel_fixed &&
+        o->rel_model != CAUSAL_REL_PAIR) {
+        int rc0 = context_features(s0, o->rel_context, &ctx_x, &sc.n_features, err);
+        if (rc0 != CW_OK) {
+            return rc0;
+        }
+        sc.pair_features = ctx_x;
+    }
     size_t np_ = s->n_pairs;
     double *gam = malloc(np_ * sizeof *gam), *w = calloc(np_, sizeof *w),
            *t = calloc(np_, sizeof *t), *hid = malloc((o->mlp_hidden + 1) * sizeof *hid);
@@ -838,6 +939,7 @@ static int rem_run(const causal_sessions *s, const groups *g, const causal_prop_
     *n_iter = it;
 done:
     relmodel_fini(&m);
+    free(ctx_x);
     free(gam);
     free(w);
     free(t);
@@ -1284,8 +1386,12 @@ int causal_propensity_fit(const causal_sessions *s, const causal_prop_opts *o,
     if (o->method == CAUSAL_PROP_RANDOMIZATION) {
         return fit_randomization(s, o, out, err);
     }
+    if (o->method == CAUSAL_PROP_REM && o->rel_context > CAUSAL_REL_CONTEXT_QUERY) {
+        return cw_err_set(err, CW_EINVAL, "relevance context %u (must be 0..%u)", o->rel_context,
+                          CAUSAL_REL_CONTEXT_QUERY);
+    }
     if (o->method == CAUSAL_PROP_REM && o->rel_model != CAUSAL_REL_PAIR && !o->rel_fixed &&
-        s->n_features == 0) {
+        s->n_features == 0 && o->rel_context == CAUSAL_REL_CONTEXT_NONE) {
         return cw_err_set(err, CW_EINVAL,
                           "regression-EM with a %s relevance model needs (query, doc) features; "
                           "these sessions have none (use the pair model on logs where pairs are "
@@ -1293,7 +1399,10 @@ int causal_propensity_fit(const causal_sessions *s, const causal_prop_opts *o,
                           o->rel_model == CAUSAL_REL_MLP ? "MLP" : "linear");
     }
     if (o->method == CAUSAL_PROP_REM && o->rel_model == CAUSAL_REL_QUAD && !o->rel_fixed &&
-        s->n_features > 32) {
+        s->n_features + (o->rel_context == CAUSAL_REL_CONTEXT_SCORE   ? 1
+                         : o->rel_context == CAUSAL_REL_CONTEXT_QUERY ? 4
+                                                                      : 0) >
+            32) {
         return cw_err_set(err, CW_EINVAL,
                           "regression-EM quad relevance model: %zu features would give %zu "
                           "products; use it with at most 32 features (or linear/mlp)",
@@ -1348,12 +1457,18 @@ int causal_propensity_fit(const causal_sessions *s, const causal_prop_opts *o,
                  "affine click model P(c|k,d) = alpha_k gamma_d + beta_k; identified: "
                  "alpha_k/alpha_1 (ratio) and beta_k - (alpha_k/alpha_1) beta_1 (beta)");
     } else if (o->method == CAUSAL_PROP_REM) {
-        snprintf(p.note, sizeof p.note, "regression-EM, %s relevance model%s, %u iterations",
+        snprintf(p.note, sizeof p.note, "regression-EM, %s relevance model%s%s, %u iterations",
                  o->rel_fixed                        ? "fixed (supplied)"
                  : o->rel_model == CAUSAL_REL_LINEAR ? "linear logistic"
                  : o->rel_model == CAUSAL_REL_QUAD   ? "quadratic logistic"
                  : o->rel_model == CAUSAL_REL_MLP    ? "MLP"
                                                      : "per-pair",
+                 o->rel_fixed || o->rel_model == CAUSAL_REL_PAIR ? ""
+                 : o->rel_context == CAUSAL_REL_CONTEXT_SCORE
+                     ? " on the features + the logged score"
+                 : o->rel_context == CAUSAL_REL_CONTEXT_QUERY
+                     ? " on the features + logged score, query max/mean, gap to max"
+                     : "",
                  p.converged ? "" : " (not converged)", p.n_iter);
     }
     if (o->n_boot > 0) {

@@ -171,6 +171,49 @@ int causal_simcoll_max_label(const causal_simcoll *c)
     return c->ymax;
 }
 
+int causal_simcoll_interventions(const causal_simcoll *c, uint32_t n_rankers, uint32_t k,
+                                 double *n_hat, cw_err *err)
+{
+    if (n_rankers == 0 || n_rankers > c->n_rankers || k == 0 || k > CAUSAL_MAX_RANK) {
+        return cw_err_set(err, CW_EINVAL, "%u rankers of %u, k = %u (must be 1..%u)", n_rankers,
+                          c->n_rankers, k, CAUSAL_MAX_RANK);
+    }
+    memset(n_hat, 0, (size_t)k * k * sizeof *n_hat);
+    uint8_t *at = NULL; /* at[i * k + j]: candidate i shown at rank j+1 by some ranker */
+    size_t cap = 0;
+    for (size_t q = 0; q < c->n_queries; q++) {
+        size_t off = c->q_off[q];
+        uint32_t n = c->q_n[q];
+        if ((size_t)n * k > cap) {
+            cap = (size_t)n * k;
+            uint8_t *t = realloc(at, cap);
+            if (!t) {
+                free(at);
+                return cw_err_set(err, CW_ENOMEM, "out of memory counting interventions");
+            }
+            at = t;
+        }
+        memset(at, 0, (size_t)n * k);
+        for (uint32_t r = 0; r < n_rankers; r++) {
+            for (uint32_t j = 0; j < k && j < n; j++) {
+                at[(size_t)c->c_order[r][off + j] * k + j] = 1;
+            }
+        }
+        /* the intervention sets S_{k,k'} of harvest_run (Agarwal et al. WSDM 2019) */
+        for (uint32_t i = 0; i < n; i++) {
+            for (uint32_t a = 0; a < k; a++) {
+                for (uint32_t b = 0; b < k && at[(size_t)i * k + a]; b++) {
+                    if (a != b && at[(size_t)i * k + b]) {
+                        n_hat[(size_t)a * k + b] += 1;
+                    }
+                }
+            }
+        }
+    }
+    free(at);
+    return CW_OK;
+}
+
 static int resize(void **p, size_t n, size_t elem)
 {
     void *q = realloc(*p, n * elem);
@@ -560,6 +603,31 @@ int causal_simulate(const causal_simcoll *c, const causal_sim_opts *o, cw_err *e
         return cw_err_set(err, CW_ENOMEM, "out of memory for %llu sessions",
                           (unsigned long long)o->n_sessions);
     }
+    /* ULTR protocol (METHODS.md section 5): queries without a relevant candidate are
+     * dropped, so every session can carry a relevance-driven click. */
+    size_t *qlist = NULL, n_qlist = 0;
+    if (o->skip_unjudged) {
+        qlist = malloc(c->n_queries * sizeof *qlist);
+        for (size_t q = 0; qlist && q < c->n_queries; q++) {
+            bool has = false;
+            for (uint32_t i = 0; i < c->q_n[q] && !has; i++) {
+                has = c->c_label[c->q_off[q] + i] > 0;
+            }
+            if (has) {
+                qlist[n_qlist++] = q;
+            }
+        }
+        if (!qlist || n_qlist == 0) {
+            free(qlist);
+            free(loc);
+            free(keys);
+            free(ex);
+            free(cnt);
+            return qlist ? cw_err_set(err, CW_EINVAL,
+                                      "no query of the collection has a relevant candidate")
+                         : cw_err_set(err, CW_ENOMEM, "out of memory for the query list");
+        }
+    }
     uint32_t pairs[CAUSAL_MAX_RANK];
     uint16_t pos[CAUSAL_MAX_RANK];
     uint8_t clicks[CAUSAL_MAX_RANK];
@@ -576,7 +644,8 @@ int causal_simulate(const causal_simcoll *c, const causal_sim_opts *o, cw_err *e
                 break;
             }
         }
-        size_t qi = (size_t)cw_rng_below(&rng, c->n_queries);
+        size_t qi =
+            qlist ? qlist[cw_rng_below(&rng, n_qlist)] : (size_t)cw_rng_below(&rng, c->n_queries);
         uint32_t r = o->n_rankers > 1 ? (uint32_t)cw_rng_below(&rng, o->n_rankers) : 0;
         size_t off = c->q_off[qi];
         uint32_t n = c->q_n[qi];
@@ -669,6 +738,7 @@ int causal_simulate(const causal_simcoll *c, const causal_sim_opts *o, cw_err *e
     if (rc == CW_OK) {
         cw_progress_report(&o->progress, "simulate", o->n_sessions, o->n_sessions);
     }
+    free(qlist);
     free(loc);
     free(keys);
     free(ex);

@@ -6,6 +6,7 @@
 #include <criterion/new/assert.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "causal/causal.h"
@@ -29,7 +30,10 @@ static causal_sessions *simulate(causal_user user, uint64_t n, uint64_t seed)
     return s;
 }
 
-static void held_out(const causal_sessions *s, causal_cm_eval ev[CAUSAL_CM_N])
+/* Every model fitted on the first 80%, evaluated on the rest; ll[k] gets the per-session
+ * held-out log-likelihoods of model k (caller frees). */
+static void held_out(const causal_sessions *s, causal_cm_eval ev[CAUSAL_CM_N],
+                     double *ll[CAUSAL_CM_N])
 {
     size_t n = s->n_sessions, tr = n * 4 / 5;
     cw_err err;
@@ -38,27 +42,49 @@ static void held_out(const causal_sessions *s, causal_cm_eval ev[CAUSAL_CM_N])
         causal_clickmodel *m = NULL;
         cr_assert(eq(int, causal_clickmodel_fit(s, 0, tr, &o, &m, &err), CW_OK), "%s", err.msg);
         cr_assert(eq(int, causal_clickmodel_eval(m, s, tr, n, &ev[k], &err), CW_OK));
+        ll[k] = malloc((n - tr) * sizeof *ll[k]);
+        cr_assert(ne(ptr, ll[k], NULL));
+        cr_assert(eq(int, causal_clickmodel_session_ll(m, s, tr, n, ll[k], &err), CW_OK));
         causal_clickmodel_free(m);
     }
 }
 
 /* `nests` lists models that contain `want` as a special case (UBM with gamma_{k,k} = 1
  * and gamma_{k,d<k} = 0, or DBN with gamma = s = 1, is exactly the cascade model): on
- * want's data they fit the same distribution, so their held-out LL may tie within
- * sampling noise (1e-4 nats per session); every other model must be strictly worse. */
+ * want's data they fit the same distribution, so they may tie: their paired per-session
+ * log-likelihood difference must stay within 3 standard errors of 0 (not be clearly
+ * better); every other model must be strictly worse. */
 static void expect_best(causal_user user, causal_cm_kind want, uint64_t seed, unsigned nests)
 {
     causal_sessions *s = simulate(user, 60000, seed);
+    size_t nh = s->n_sessions - s->n_sessions * 4 / 5;
     causal_cm_eval ev[CAUSAL_CM_N];
-    held_out(s, ev);
+    double *ll[CAUSAL_CM_N];
+    held_out(s, ev, ll);
     for (int k = 0; k < CAUSAL_CM_N; k++) {
+        double sum = 0, sq = 0;
+        for (size_t i = 0; i < nh; i++) {
+            double d = ll[k][i] - ll[want][i];
+            sum += d;
+            sq += d * d;
+        }
+        double mean = sum / (double)nh, se = sqrt((sq / (double)nh - mean * mean) / (double)nh);
+        cr_expect(epsilon_eq(dbl, sum / (double)nh + ev[want].ll, ev[k].ll, 1e-9),
+                  "per-session terms average to the held-out LL");
         if (k != (int)want) {
-            double slack = (nests >> k) & 1 ? 1e-4 : 0;
-            cr_expect(gt(dbl, ev[want].ll + slack, ev[k].ll), "%s %.6f should beat %s %.6f",
-                      causal_cm_name(want), ev[want].ll, causal_cm_name((causal_cm_kind)k),
-                      ev[k].ll);
+            if ((nests >> k) & 1) {
+                cr_expect(lt(dbl, mean, 3 * se), "%s beats %s by %.6f +- %.6f",
+                          causal_cm_name((causal_cm_kind)k), causal_cm_name(want), mean, se);
+            } else {
+                cr_expect(gt(dbl, ev[want].ll, ev[k].ll), "%s %.6f should beat %s %.6f",
+                          causal_cm_name(want), ev[want].ll, causal_cm_name((causal_cm_kind)k),
+                          ev[k].ll);
+            }
         }
         cr_expect(ge(dbl, ev[k].perplexity, 1.0));
+    }
+    for (int k = 0; k < CAUSAL_CM_N; k++) {
+        free(ll[k]);
     }
     causal_sessions_free(s);
 }
@@ -142,6 +168,17 @@ Test(causal_clickmodel, perplexity_of_a_known_model_by_hand)
     cr_expect(epsilon_eq(dbl, ev.perplexity_at[0], ppl, 1e-9));
     cr_expect(epsilon_eq(dbl, ev.ll, 0.25 * log(0.25) + 0.75 * log(0.75), 1e-9));
     cr_expect(eq(int, causal_clickmodel_eval(m, s, 3, 3, &ev, &err), CW_EINVAL));
+    double ll4[4];
+    cr_assert(eq(int, causal_clickmodel_session_ll(m, s, 0, 4, ll4, &err), CW_OK));
+    /* sessions are one item each: the clicked one log 0.25, the others log 0.75 */
+    double sum = 0;
+    for (int i = 0; i < 4; i++) {
+        cr_expect(epsilon_eq(dbl, ll4[i], log(s->i_click[s->s_begin[i]] ? 0.25 : 0.75), 1e-9));
+        sum += ll4[i];
+    }
+    cr_expect(epsilon_eq(dbl, sum / 4, ev.ll, 1e-12));
+    cr_expect(eq(int, causal_clickmodel_session_ll(m, s, 2, 9, ll4, &err), CW_EINVAL));
+    cr_expect(ne(ptr, strstr(err.msg, "bad session range [2, 9)"), NULL), "%s", err.msg);
     causal_clickmodel_free(m);
     causal_sessions_free(s);
 }

@@ -338,3 +338,83 @@ Test(causal_sim, items_without_propensities_are_counted_on_load)
     causal_sessions_free(s);
     cr_expect(eq(int, cw_rmtree(dir, &err), CW_OK));
 }
+
+Test(causal_sim, interventions_counted_by_hand_issue4)
+{
+    /* One query, docs a b c d; ranker 0 orders a b c d, ranker 1 orders b a d c. Within the
+     * top 3: a at ranks 1 and 2, b at 2 and 1, c at 3 only (ranker 1 shows it at 4), d at 3
+     * only: S_{1,2} = S_{2,1} = {a, b}, nothing else. */
+    causal_sessions *s = NULL;
+    causal_simcoll *c = NULL;
+    cw_err err;
+    cr_assert(eq(int, causal_sessions_new(&s, &err), CW_OK));
+    cr_assert(eq(int, causal_simcoll_new(s, 2, NULL, &c, &err), CW_OK));
+    const char *ids[4] = {"a", "b", "c", "d"};
+    int labels[4] = {1, 0, 0, 0};
+    double s0[4] = {4, 3, 2, 1}, s1[4] = {3, 4, 1, 2};
+    const double *rows[2] = {s0, s1};
+    cr_assert(eq(int, causal_simcoll_add(c, "q", 4, ids, labels, rows, NULL, &err), CW_OK));
+    double n[9];
+    cr_assert(eq(int, causal_simcoll_interventions(c, 2, 3, n, &err), CW_OK), "%s", err.msg);
+    double want[9] = {0, 2, 0, 2, 0, 0, 0, 0, 0};
+    for (int i = 0; i < 9; i++) {
+        cr_expect(eq(dbl, n[i], want[i]), "n_hat[%d][%d] = %g, want %g", i / 3 + 1, i % 3 + 1, n[i],
+                  want[i]);
+    }
+    /* the top 4: c at 3 and 4, d at 4 and 3 as well */
+    double n4[16];
+    cr_assert(eq(int, causal_simcoll_interventions(c, 2, 4, n4, &err), CW_OK));
+    cr_expect(eq(dbl, n4[2 * 4 + 3], 2));
+    cr_expect(eq(dbl, n4[3 * 4 + 2], 2));
+    /* one ranker: every pair at one rank, no interventions */
+    cr_assert(eq(int, causal_simcoll_interventions(c, 1, 3, n, &err), CW_OK));
+    for (int i = 0; i < 9; i++) {
+        cr_expect(eq(dbl, n[i], 0));
+    }
+    cr_expect(eq(int, causal_simcoll_interventions(c, 3, 3, n, &err), CW_EINVAL));
+    causal_simcoll_free(c);
+    causal_sessions_free(s);
+}
+
+Test(causal_sim, skip_unjudged_draws_only_queries_with_a_relevant_candidate_issue4)
+{
+    causal_sessions *s = NULL;
+    causal_simcoll *c = NULL;
+    cw_err err;
+    cr_assert(eq(int, causal_sessions_new(&s, &err), CW_OK));
+    cr_assert(eq(int, causal_simcoll_new(s, 1, NULL, &c, &err), CW_OK));
+    const char *ids[2] = {"x", "y"};
+    int none[2] = {0, 0}, some[2] = {0, 2};
+    double sc[2] = {2, 1};
+    const double *rows[1] = {sc};
+    cr_assert(eq(int, causal_simcoll_add(c, "unjudged", 2, ids, none, rows, NULL, &err), CW_OK));
+    cr_assert(eq(int, causal_simcoll_add(c, "judged", 2, ids, some, rows, NULL, &err), CW_OK));
+    causal_sim_opts o = causal_sim_opts_default();
+    o.policy.k = 2;
+    o.n_sessions = 2000;
+    run(c, &o);
+    size_t n_unjudged = 0;
+    for (size_t i = 0; i < s->n_sessions; i++) {
+        n_unjudged += strcmp(s->query_names[s->s_query[i]], "unjudged") == 0;
+    }
+    cr_expect(gt(sz, n_unjudged, 900), "default: both queries (%zu of 2000)", n_unjudged);
+    causal_sessions_clear(s);
+    o.skip_unjudged = true;
+    run(c, &o);
+    cr_assert(eq(sz, s->n_sessions, 2000));
+    for (size_t i = 0; i < s->n_sessions; i++) {
+        cr_assert(eq(str, s->query_names[s->s_query[i]], "judged"), "session %zu", i);
+    }
+    causal_simcoll_free(c);
+    /* a collection without any relevant candidate cannot serve such sessions */
+    causal_sessions *s2 = NULL;
+    cr_assert(eq(int, causal_sessions_new(&s2, &err), CW_OK));
+    cr_assert(eq(int, causal_simcoll_new(s2, 1, NULL, &c, &err), CW_OK));
+    cr_assert(eq(int, causal_simcoll_add(c, "unjudged", 2, ids, none, rows, NULL, &err), CW_OK));
+    cr_expect(eq(int, causal_simulate(c, &o, &err), CW_EINVAL));
+    cr_expect(ne(ptr, strstr(err.msg, "no query of the collection has a relevant candidate"), NULL),
+              "%s", err.msg);
+    causal_simcoll_free(c);
+    causal_sessions_free(s2);
+    causal_sessions_free(s);
+}
