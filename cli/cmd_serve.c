@@ -18,7 +18,8 @@ static void usage(FILE *f)
             "                      [--threads N] [--model FILE] [--config FILE]\n"
             "                      [--sync full|normal] [--max-body BYTES] [--queue N]\n"
             "                      [--timeout S] [--cache-mb N] [--port-file FILE]\n"
-            "                      [--logging-policy SPEC] [--retrieval auto|bm25|hybrid]\n\n"
+            "                      [--logging-policy SPEC] [--retrieval auto|bm25|hybrid]\n"
+            "                      [--fusion rrf|weighted] [--dense-weight W] [--rrf-k K]\n\n"
             "Serves the index over HTTP (docs/api.md) and logs every served ranking and\n"
             "every reported event to the SQLite log FILE (docs/logs.md).\n\n"
             "  --index DIR       index built by 'causeway index' (memory-mapped)\n"
@@ -29,7 +30,8 @@ static void usage(FILE *f)
             "  --model FILE      ranker model reranking the BM25 candidates\n"
             "  --config FILE     JSON config (keys: index db model bind port threads\n"
             "                    max_body_bytes queue_capacity timeout_s cache_mb admin_token\n"
-            "                    sync logging_policy mc_samples retrieval);\n"
+            "                    sync logging_policy mc_samples retrieval fusion\n"
+            "                    dense_weight rrf_k);\n"
             "                    options given on the command line win\n"
             "  --sync MODE       full (default: acked events survive power loss) or normal\n"
             "                    (acked events survive a crash of the process only)\n"
@@ -50,7 +52,14 @@ static void usage(FILE *f)
             "                    the index holds dense files); config key retrieval; a request\n"
             "                    may ask \"retrieval\": \"bm25\"|\"hybrid\" (GET retrieval=);\n"
             "                    logged as the impression's policy (bm25, hybrid, model,\n"
-            "                    model+hybrid)\n\n"
+            "                    model+hybrid)\n"
+            "  --fusion METHOD   hybrid fusion: rrf (default, sum of w_run / (K + rank)) or\n"
+            "                    weighted ((1 - W) minmax(bm25) + W minmax(dense)); a request\n"
+            "                    may ask \"fusion\" and \"dense_weight\" (GET fusion=,\n"
+            "                    dense_weight=); any but the default (rrf, W 0.5, K 60) is\n"
+            "                    logged in the policy, e.g. hybrid(weighted,w=0.3)\n"
+            "  --dense-weight W  weight of the dense run in [0, 1] (default 0.5)\n"
+            "  --rrf-k K         RRF constant (default 60)\n\n"
             "Prints \"listening on http://ADDR:PORT\" on stdout when ready. SIGHUP or\n"
             "POST /admin/reload reloads index, dense files and model; SIGTERM/SIGINT\n"
             "drain the log queue, close the database and exit 0.\n");
@@ -75,6 +84,7 @@ int cli_cmd_serve(int argc, char **argv)
     srv_config cli = cfg; /* what the command line set, applied over the config file */
     bool set_bind = false, set_port = false, set_threads = false, set_sync = false;
     bool set_body = false, set_queue = false, set_timeout = false, set_cache = false;
+    bool set_dense_weight = false, set_rrf_k = false;
     const char *config_path = NULL, *port_file = NULL;
     cli.index_dir = cli.db_path = cli.model_path = NULL;
     for (int i = 1; i < argc; i++) {
@@ -95,6 +105,18 @@ int cli_cmd_serve(int argc, char **argv)
             cli.logging_policy = v;
         } else if (strcmp(a, "--retrieval") == 0) {
             cli.retrieval = v; /* checked by srv_new */
+        } else if (strcmp(a, "--fusion") == 0) {
+            cli.fusion = v; /* checked by srv_new */
+        } else if (strcmp(a, "--dense-weight") == 0) {
+            if (!cli_parse_double(cmd, a, v, 0, 1, &cli.dense_weight)) {
+                return CLI_EXIT_USAGE;
+            }
+            set_dense_weight = true;
+        } else if (strcmp(a, "--rrf-k") == 0) {
+            if (!cli_parse_double(cmd, a, v, 1e-9, 1e6, &cli.rrf_k)) {
+                return CLI_EXIT_USAGE;
+            }
+            set_rrf_k = true;
         } else if (strcmp(a, "--config") == 0) {
             config_path = v;
         } else if (strcmp(a, "--port-file") == 0) {
@@ -168,6 +190,11 @@ int cli_cmd_serve(int argc, char **argv)
     if (cli.retrieval) {
         cfg.retrieval = cli.retrieval;
     }
+    if (cli.fusion) {
+        cfg.fusion = cli.fusion;
+    }
+    cfg.dense_weight = set_dense_weight ? cli.dense_weight : cfg.dense_weight;
+    cfg.rrf_k = set_rrf_k ? cli.rrf_k : cfg.rrf_k;
     if (cli.model_path) {
         cfg.model_path = cli.model_path;
     }

@@ -109,6 +109,12 @@ int srv_search_req_check(const srv_search_req *r, cw_err *err)
     if (r->retrieval && strcmp(r->retrieval, "bm25") && strcmp(r->retrieval, "hybrid")) {
         return cw_err_set(err, CW_EINVAL, "retrieval must be \"bm25\" or \"hybrid\"");
     }
+    if (r->fusion && strcmp(r->fusion, "rrf") && strcmp(r->fusion, "weighted")) {
+        return cw_err_set(err, CW_EINVAL, "fusion must be \"rrf\" or \"weighted\"");
+    }
+    if (r->has_dense_weight && !(r->dense_weight >= 0 && r->dense_weight <= 1)) {
+        return cw_err_set(err, CW_EINVAL, "dense_weight must be a number in [0, 1]");
+    }
     return CW_OK;
 }
 
@@ -162,7 +168,7 @@ int srv_parse_search_body(const char *body, size_t len, cw_arena *arena, srv_sea
     {
         if (strcmp(key, "query") && strcmp(key, "k") && strcmp(key, "offset") &&
             strcmp(key, "explain") && strcmp(key, "qid") && strcmp(key, "policy") &&
-            strcmp(key, "retrieval")) {
+            strcmp(key, "retrieval") && strcmp(key, "fusion") && strcmp(key, "dense_weight")) {
             rc = cw_err_set(err, CW_EINVAL, "unknown member \"%.64s\"", key);
             goto done;
         }
@@ -249,6 +255,27 @@ int srv_parse_search_body(const char *body, size_t len, cw_arena *arena, srv_sea
             rc = cw_err_set(err, CW_ENOMEM, "out of memory");
             goto done;
         }
+    }
+    json_t *fu = json_object_get(root, "fusion");
+    if (fu) { /* the value is checked by srv_search_req_check */
+        if (!json_is_string(fu) || memchr(json_string_value(fu), '\0', json_string_length(fu))) {
+            rc = cw_err_set(err, CW_EINVAL, "\"fusion\" must be \"rrf\" or \"weighted\"");
+            goto done;
+        }
+        r.fusion = cw_arena_strdup(arena, json_string_value(fu));
+        if (!r.fusion) {
+            rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+    json_t *dw = json_object_get(root, "dense_weight");
+    if (dw) {
+        if (!json_is_number(dw)) {
+            rc = cw_err_set(err, CW_EINVAL, "\"dense_weight\" must be a number in [0, 1]");
+            goto done;
+        }
+        r.has_dense_weight = true;
+        r.dense_weight = json_number_value(dw);
     }
     rc = srv_search_req_check(&r, err);
     if (rc == CW_OK) {
@@ -507,6 +534,16 @@ int srv_config_load(const char *path, srv_config *cfg, srv_config_store **owned,
             sp = &c.logging_policy; /* validated by srv_new (causal_rpol_parse) */
         } else if (!strcmp(key, "retrieval")) {
             sp = &c.retrieval; /* validated by srv_new */
+        } else if (!strcmp(key, "fusion")) {
+            sp = &c.fusion; /* validated by srv_new */
+        } else if (!strcmp(key, "dense_weight") || !strcmp(key, "rrf_k")) {
+            /* numbers, validated by srv_new */
+            if (!json_is_number(v)) {
+                rc = cw_err_set(err, CW_EPARSE, "%s: \"%s\" must be a number", path, key);
+                break;
+            }
+            *(!strcmp(key, "rrf_k") ? &c.rrf_k : &c.dense_weight) = json_number_value(v);
+            continue;
         } else if (!strcmp(key, "mc_samples")) {
             ip = &tmp, lo = 1, hi = CAUSAL_PL_MAX_MC_SAMPLES;
         } else if (!strcmp(key, "sync")) {

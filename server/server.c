@@ -277,6 +277,7 @@ struct srv_server {
     causal_rpol logging;   /* parsed cfg.logging_policy; DET = no randomisation */
     char logging_name[48]; /* the policy name logged with stochastic impressions */
     int retrieval;         /* RETRIEVAL_*, from cfg.retrieval */
+    const char *fusion;    /* "rrf" or "weighted", validated cfg.fusion (static string) */
 };
 
 static srv_state *state_acquire(srv_server *s)
@@ -299,7 +300,9 @@ srv_config srv_config_default(void)
                         .sync = CAUSAL_SYNC_FULL,
                         .commit_batch = 32768,
                         .cache_bytes = (size_t)64 << 20,
-                        .mc_samples = 10000};
+                        .mc_samples = 10000,
+                        .dense_weight = 0.5,
+                        .rrf_k = 60};
 }
 
 uint16_t srv_port(const srv_server *s)
@@ -598,12 +601,28 @@ static bool page_hybrid(const srv_state *st, const srv_search_req *r)
     return st->dn && !(r->retrieval && strcmp(r->retrieval, "bm25") == 0);
 }
 
+#define POLICY_NAME_BYTES 96
+
 /* The ranker name logged and answered: the retrieval mode is part of the policy that
- * showed the page (an off-policy estimate must not mix BM25 and hybrid candidates). */
-static const char *page_policy(const srv_state *st, const srv_search_req *r)
+ * showed the page (an off-policy estimate must not mix BM25 and hybrid candidates), and so
+ * is a hybrid fusion other than the default (RRF, k 60, dense weight 0.5), e.g.
+ * "hybrid(weighted,w=0.3)" or "model+hybrid(rrf,k=20,w=0.5)". r's fusion fields are
+ * resolved (route_search); the name is r's static string or buf. */
+static const char *page_policy(const srv_state *st, const srv_search_req *r,
+                               char buf[POLICY_NAME_BYTES])
 {
     bool hy = page_hybrid(st, r);
-    return st->model ? (hy ? "model+hybrid" : "model") : (hy ? "hybrid" : "bm25");
+    const char *base = st->model ? (hy ? "model+hybrid" : "model") : (hy ? "hybrid" : "bm25");
+    bool rrf = !r->fusion || strcmp(r->fusion, "rrf") == 0;
+    if (!hy || (rrf && r->dense_weight == 0.5 && r->rrf_k == 60)) {
+        return base;
+    }
+    if (rrf) {
+        snprintf(buf, POLICY_NAME_BYTES, "%s(rrf,k=%g,w=%g)", base, r->rrf_k, r->dense_weight);
+    } else {
+        snprintf(buf, POLICY_NAME_BYTES, "%s(weighted,w=%g)", base, r->dense_weight);
+    }
+    return buf;
 }
 
 /* One impression job: a single allocation the writer frees. dr = NULL: the ranked
@@ -616,8 +635,11 @@ static srv_job *impression_job(const srv_search_req *r, const srv_state *st, con
      * it before the writer runs), so every string is copied into the job. */
     const char *ixv = idx_index_version(ix);
     const char *mv = st->model ? st->model_version : NULL;
+    char pbuf[POLICY_NAME_BYTES];
+    const char *pname = page_policy(st, r, pbuf);
     size_t strings = r->query_len + 1 + (r->qid ? strlen(r->qid) + 1 : 0) + strlen(ixv) + 1 +
-                     (mv ? strlen(mv) + 1 : 0) + (dr ? strlen(dr->policy) + 1 : 0);
+                     (mv ? strlen(mv) + 1 : 0) + (dr ? strlen(dr->policy) + 1 : 0) + strlen(pname) +
+                     1;
     idx_doc d;
     for (size_t i = 0; i < n; i++) {
         if (idx_doc_get(ix, rows[i].doc, &d, NULL) != CW_OK) {
@@ -653,7 +675,9 @@ static srv_job *impression_job(const srv_search_req *r, const srv_state *st, con
         imp->qid = p;
         p += strlen(r->qid) + 1;
     }
-    imp->policy = page_policy(st, r);
+    strcpy(p, pname); // may live in pbuf: copied like every string
+    imp->policy = p;
+    p += strlen(pname) + 1;
     strcpy(p, ixv);
     imp->index_version = p;
     p += strlen(ixv) + 1;
@@ -751,14 +775,17 @@ static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search
                           "retrieval \"hybrid\" needs dense files in the index (causeway embed "
                           "train/build) and a server not started with --retrieval bm25");
     }
-    uint32_t nums[4] = {r->k, r->offset, r->explain, page_hybrid(st, r)};
-    size_t klen = sizeof nums + r->query_len;
+    bool weighted = r->fusion && strcmp(r->fusion, "weighted") == 0;
+    uint32_t nums[5] = {r->k, r->offset, r->explain, page_hybrid(st, r), weighted};
+    double fw[2] = {r->dense_weight, r->rrf_k}; /* resolved fusion settings */
+    size_t klen = sizeof nums + sizeof fw + r->query_len;
     char *key = cw_arena_alloc(rq->arena, klen);
     if (!key) {
         return cw_err_set(err, CW_ENOMEM, "out of memory");
     }
     memcpy(key, nums, sizeof nums);
-    memcpy(key + sizeof nums, r->query, r->query_len);
+    memcpy(key + sizeof nums, fw, sizeof fw);
+    memcpy(key + sizeof nums + sizeof fw, r->query, r->query_len);
     void *val = NULL;
     size_t vlen = 0;
     if (srv_cache_get(st->cache, key, klen, &val, &vlen)) {
@@ -813,9 +840,12 @@ static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search
     }
     size_t n_hits = 0;
     if (page_hybrid(st, r)) {
-        /* BM25 top-100 and dense top-100 fused by RRF (idx_hybrid_opts_default); rows'
-         * "bm25" is then the fused retrieval score. */
+        /* BM25 top-100 and dense top-100 fused by the request's resolved fusion (RRF by
+         * default); rows' "bm25" is then the fused retrieval score. */
         idx_hybrid_opts ho = idx_hybrid_opts_default();
+        ho.fusion = weighted ? IDX_FUSION_WEIGHTED : IDX_FUSION_RRF;
+        ho.w_dense = r->dense_weight;
+        ho.rrf_k = r->rrf_k;
         rc = searcher_take(st, &hs, err);
         if (rc == CW_OK) {
             ho.depth = CW_MAX(ho.depth, window);
@@ -1054,14 +1084,19 @@ static int run_search(srv_server *s, srv_req *rq, const srv_search_req *r, cw_bu
         goto done;
     }
     double took_ms = (double)(cw_now_ns() - rq->t0_ns) / 1e6;
+    char pbuf[POLICY_NAME_BYTES];
     bool ok =
         cw_buf_printf(out, "{\"impression_id\":%llu,\"query\":", (unsigned long long)imp_id) ==
             CW_OK &&
         srv_json_string(out, r->query, r->query_len) == CW_OK &&
         cw_buf_append(out, ",\"results\":[", 12) == CW_OK &&
         cw_buf_append(out, frag.data ? frag.data : "", frag.len) == CW_OK &&
-        cw_buf_printf(out, "],\"policy\":\"%s\",\"retrieval\":\"%s\",\"took_ms\":%.3f}\n",
-                      page_policy(st, r), page_hybrid(st, r) ? "hybrid" : "bm25", took_ms) == CW_OK;
+        cw_buf_printf(out, "],\"policy\":\"%s\",\"retrieval\":\"%s\"", page_policy(st, r, pbuf),
+                      page_hybrid(st, r) ? "hybrid" : "bm25") == CW_OK &&
+        (!page_hybrid(st, r) ||
+         cw_buf_printf(out, ",\"fusion\":\"%s\",\"dense_weight\":%g,\"rrf_k\":%g", r->fusion,
+                       r->dense_weight, r->rrf_k) == CW_OK) &&
+        cw_buf_printf(out, ",\"took_ms\":%.3f}\n", took_ms) == CW_OK;
     if (!ok) {
         rc = cw_err_set(err, CW_ENOMEM, "out of memory");
     }
@@ -1107,6 +1142,22 @@ static MHD_RESULT_T route_search(srv_server *s, struct MHD_Connection *conn, srv
             rc = get_param(conn, rq, "retrieval", &ret, NULL, &err);
         }
         r.retrieval = ret;
+        const char *fu = NULL, *dw = NULL;
+        if (rc == CW_OK) {
+            rc = get_param(conn, rq, "fusion", &fu, NULL, &err);
+        }
+        if (rc == CW_OK) {
+            rc = get_param(conn, rq, "dense_weight", &dw, NULL, &err);
+        }
+        r.fusion = fu;
+        if (rc == CW_OK && dw) { /* the range is checked by srv_search_req_check */
+            char *end = NULL;
+            r.dense_weight = strtod(dw, &end);
+            r.has_dense_weight = true;
+            if (!*dw || *end) {
+                rc = cw_err_set(&err, CW_EINVAL, "dense_weight must be a number in [0, 1]");
+            }
+        }
         if (rc == CW_OK && k) {
             rc = srv_parse_uint("k", k, 1, SRV_MAX_K, &r.k, &err);
         }
@@ -1133,6 +1184,12 @@ static MHD_RESULT_T route_search(srv_server *s, struct MHD_Connection *conn, srv
     if (rc != CW_OK) {
         return send_err(conn, rq, &err);
     }
+    /* Resolved against the server's settings, the request names its whole fusion (the
+     * cache key and the logged policy depend on it). */
+    r.fusion = r.fusion ? r.fusion : s->fusion;
+    r.dense_weight = r.has_dense_weight ? r.dense_weight : s->cfg.dense_weight;
+    r.has_dense_weight = true;
+    r.rrf_k = s->cfg.rrf_k;
     cw_buf out = {0};
     rc = run_search(s, rq, &r, &out, &err);
     if (rc != CW_OK) {
@@ -1720,6 +1777,21 @@ int srv_new(const srv_config *cfg, srv_server **out, cw_err *err)
                               cfg->retrieval);
         }
     }
+    const char *fusion = "rrf";
+    if (cfg->fusion && strcmp(cfg->fusion, "rrf") != 0) {
+        if (strcmp(cfg->fusion, "weighted") != 0) {
+            return cw_err_set(err, CW_EINVAL, "fusion must be rrf or weighted, got \"%s\"",
+                              cfg->fusion);
+        }
+        fusion = "weighted";
+    }
+    if (!(cfg->dense_weight >= 0 && cfg->dense_weight <= 1)) {
+        return cw_err_set(err, CW_EINVAL, "dense weight must be in [0, 1], got %g",
+                          cfg->dense_weight);
+    }
+    if (!(cfg->rrf_k > 0 && cfg->rrf_k <= 1e6)) {
+        return cw_err_set(err, CW_EINVAL, "rrf k must be in (0, 1e6], got %g", cfg->rrf_k);
+    }
     srv_server *s = calloc(1, sizeof *s);
     if (!s) {
         return cw_err_set(err, CW_ENOMEM, "out of memory");
@@ -1729,6 +1801,8 @@ int srv_new(const srv_config *cfg, srv_server **out, cw_err *err)
     s->logging = logging;
     s->retrieval = retrieval;
     s->cfg.retrieval = NULL; /* parsed above; the string is the caller's */
+    s->fusion = fusion;
+    s->cfg.fusion = NULL;
     logging_name(&logging, s->logging_name, sizeof s->logging_name);
     s->index_dir = dup_or_null(cfg->index_dir, &ok);
     s->db_path = dup_or_null(cfg->db_path, &ok);

@@ -50,13 +50,16 @@ typedef struct srv_config {
     const char *retrieval;      /* candidate generation (issue 6): "bm25", "hybrid" (BM25 + dense
                                    fused by RRF; needs dense.enc + dense.hnsw in the index) or
                                    NULL/"auto" (default: hybrid when the index holds dense files) */
+    const char *fusion;         /* hybrid fusion: "rrf" (default, NULL) or "weighted" */
+    double dense_weight;        /* weight of the dense run in hybrid fusion, [0, 1], default 0.5 */
+    double rrf_k;               /* RRF constant k, (0, 1e6], default 60 */
 } srv_config;
 
 srv_config srv_config_default(void);
 
 /* Reads a JSON config file ({"index","db","model","bind","port","threads",
  * "max_body_bytes","queue_capacity","timeout_s","cache_mb","admin_token","sync":"full"|"normal",
- * "logging_policy","mc_samples","retrieval"})
+ * "logging_policy","mc_samples","retrieval","fusion","dense_weight","rrf_k"})
  * over cfg; string fields then point into *owned, released with srv_config_store_free
  * (srv_new copies what it keeps). Unknown keys are errors.
  * Errors: CW_ENOTFOUND, CW_EIO, CW_EPARSE (path:line:col or path: key), CW_EINVAL. */
@@ -106,6 +109,10 @@ typedef struct srv_search_req {
     /* optional "bm25" or "hybrid" for this request; NULL = server's (hybrid on a server
      * without dense files is an error) */
     const char *retrieval;
+    const char *fusion;    /* optional "rrf" or "weighted"; NULL = server's */
+    bool has_dense_weight; /* dense_weight was given */
+    double dense_weight;   /* [0, 1]; resolved to the server's when not given */
+    double rrf_k;          /* the server's RRF k, resolved by the route */
 } srv_search_req;
 
 /* Checks the fields common to GET and POST. Errors: CW_EINVAL (empty query, k or offset
@@ -117,7 +124,8 @@ int srv_search_req_check(const srv_search_req *r, cw_err *err) CW_MUST_CHECK;
 int srv_parse_uint(const char *name, const char *s, uint32_t lo, uint32_t hi, uint32_t *out,
                    cw_err *err) CW_MUST_CHECK;
 
-/* Parses a POST /search body {"query","k","offset","explain","qid","policy","retrieval"}.
+/* Parses a POST /search body {"query","k","offset","explain","qid","policy","retrieval",
+ * "fusion","dense_weight"}.
  * Strings of *out point into *arena. Errors: CW_EPARSE (bad JSON: line:col; wrong member types),
  * CW_EINVAL/CW_ELIMIT as srv_search_req_check. */
 int srv_parse_search_body(const char *body, size_t len, cw_arena *arena, srv_search_req *out,

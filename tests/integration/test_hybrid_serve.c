@@ -3,7 +3,9 @@
  * candidates (BM25 + dense, RRF): the served list equals `causeway embed search --hybrid`
  * and `causeway search --hybrid`, contains documents BM25 cannot return, is logged with
  * policy "hybrid"; a request may ask "retrieval": "bm25"; hot reload reopens the dense
- * files together with the index (issue 6 item 4). */
+ * files together with the index; --fusion / --dense-weight / --rrf-k, config keys and a
+ * request's "fusion" / "dense_weight" serve what `embed search --hybrid` computes with
+ * the same settings and are logged in the policy name (issue 6 item 4). */
 #include "config.h"
 
 #include <criterion/criterion.h>
@@ -454,4 +456,145 @@ Test(hybrid_serve, model_with_dense_cos_serves_as_causeway_rank_offline)
     }
     fclose(f);
     cr_assert(eq(sz, i, 20));
+}
+
+/* ---- fusion options (--fusion, --dense-weight, --rrf-k; per-request fusion) ---------- */
+
+/* The ids and policy of a /search answer (GET path, or POST body to /search). */
+static void served_req(const char *method, const char *path, const char *body, id_list *out)
+{
+    th_resp r;
+    cr_assert(eq(int, http(method, path, body, &r), CURLE_OK));
+    cr_assert(eq(long, r.status, 200), "%s", r.body);
+    json_error_t je;
+    json_t *root = json_loads(r.body, 0, &je);
+    cr_assert(root != NULL, "%s", r.body);
+    json_t *res = json_object_get(root, "results");
+    out->n = 0;
+    for (size_t i = 0; i < json_array_size(res) && i < MAX_IDS; i++) {
+        const char *id = json_string_value(json_object_get(json_array_get(res, i), "id"));
+        cr_assert(id != NULL);
+        snprintf(out->ids[out->n++], sizeof out->ids[0], "%s", id);
+    }
+    const char *pol = json_string_value(json_object_get(root, "policy"));
+    snprintf(out->policy, sizeof out->policy, "%s", pol ? pol : "");
+    json_decref(root);
+    free(r.body);
+}
+
+/* `causeway embed search --hybrid --k 20` with extra fusion options (NULL-terminated). */
+static void cli_hybrid(const char *const opts[], id_list *out)
+{
+    char *argv[16] = {(char *)th_bin(), "embed", "search", "--index", ixdir,
+                      "--hybrid",       "--k",   "20"};
+    int n = 8;
+    for (int i = 0; opts[i]; i++) {
+        argv[n++] = (char *)opts[i];
+    }
+    argv[n++] = query;
+    argv[n] = NULL;
+    cli_ids(argv, out);
+}
+
+static long status_of(const char *method, const char *path, const char *body)
+{
+    th_resp r;
+    cr_assert(eq(int, http(method, path, body, &r), CURLE_OK));
+    long s = r.status;
+    free(r.body);
+    return s;
+}
+
+Test(hybrid_serve, weighted_fusion_flag_and_per_request_fusion)
+{
+    const char *extra[] = {"--cache-mb",     "0",   "--fusion", "weighted",
+                           "--dense-weight", "0.3", NULL};
+    int code = 0;
+    server_pid = th_serve_start(ixdir, dbpath, portfile, extra, true, &port, &code);
+    cr_assert(gt(int, server_pid, 0), "the server exited with %d", code);
+    static id_list web, cli;
+    char body[600];
+    /* The server's fusion: weighted sum, w = 0.3, as the CLI computes it. */
+    snprintf(body, sizeof body, "{\"query\":\"%s\",\"k\":20}", query);
+    served_req("POST", "/search", body, &web);
+    cr_assert(eq(str, web.policy, "hybrid(weighted,w=0.3)"));
+    const char *w03[] = {"--fusion", "weighted", "--w-dense", "0.3", NULL};
+    cli_hybrid(w03, &cli);
+    assert_same(&web, &cli, "serve weighted 0.3 vs embed search");
+    /* A request's weight under the server's method, then plain RRF asked per request. */
+    snprintf(body, sizeof body, "{\"query\":\"%s\",\"k\":20,\"dense_weight\":0.8}", query);
+    served_req("POST", "/search", body, &web);
+    cr_assert(eq(str, web.policy, "hybrid(weighted,w=0.8)"));
+    const char *w08[] = {"--fusion", "weighted", "--w-dense", "0.8", NULL};
+    cli_hybrid(w08, &cli);
+    assert_same(&web, &cli, "serve weighted 0.8 vs embed search");
+    snprintf(body, sizeof body,
+             "{\"query\":\"%s\",\"k\":20,\"fusion\":\"rrf\",\"dense_weight\":0.5}", query);
+    served_req("POST", "/search", body, &web);
+    cr_assert(eq(str, web.policy, "hybrid"));
+    const char *none[] = {NULL};
+    cli_hybrid(none, &cli);
+    assert_same(&web, &cli, "serve rrf per request vs embed search");
+    /* The weights change the list (else the test above proves little). */
+    static id_list other;
+    cli_hybrid(w03, &other);
+    size_t differ = 0;
+    for (size_t i = 0; i < cli.n; i++) {
+        differ += strcmp(cli.ids[i], other.ids[i]) != 0;
+    }
+    cr_assert(gt(sz, differ, 0), "RRF and weighted 0.3 gave the same top 20");
+    /* Bad values: 400, nothing logged. */
+    const char *bad[] = {"{\"query\":\"a\",\"fusion\":\"sum\"}", "{\"query\":\"a\",\"fusion\":1}",
+                         "{\"query\":\"a\",\"dense_weight\":1.5}",
+                         "{\"query\":\"a\",\"dense_weight\":-0.1}",
+                         "{\"query\":\"a\",\"dense_weight\":\"0.5\"}"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cr_expect(eq(long, status_of("POST", "/search", bad[i]), 400), "%s", bad[i]);
+    }
+    cr_expect(eq(long, status_of("GET", "/search?q=a&fusion=max", NULL), 400));
+    cr_expect(eq(long, status_of("GET", "/search?q=a&dense_weight=abc", NULL), 400));
+    cr_expect(eq(long, status_of("GET", "/search?q=a&dense_weight=2", NULL), 400));
+    served_req("GET", "/search?q=a&k=3&fusion=rrf&dense_weight=0.25", NULL, &web);
+    cr_assert(eq(str, web.policy, "hybrid(rrf,k=60,w=0.25)"));
+    cr_assert(eq(int, stop_server(), 0));
+    cr_assert(eq(int, logged("hybrid(weighted,w=0.3)"), 1));
+    cr_assert(eq(int, logged("hybrid(weighted,w=0.8)"), 1));
+    cr_assert(eq(int, logged("hybrid"), 1));
+    cr_assert(eq(int, logged("hybrid(rrf,k=60,w=0.25)"), 1));
+}
+
+Test(hybrid_serve, fusion_config_keys_and_bad_settings)
+{
+    char cfg[160];
+    snprintf(cfg, sizeof cfg, "%s/serve.json", dir);
+    FILE *f = fopen(cfg, "w");
+    cr_assert(f != NULL);
+    fprintf(f, "{\"fusion\": \"rrf\", \"rrf_k\": 10, \"dense_weight\": 0.5}\n");
+    fclose(f);
+    int code = 0;
+    cr_assert(start_server("--config", cfg, &code), "the server exited with %d", code);
+    static id_list web, cli;
+    served(20, NULL, &web);
+    cr_assert(eq(str, web.policy, "hybrid(rrf,k=10,w=0.5)"));
+    const char *k10[] = {"--rrf-k", "10", NULL};
+    cli_hybrid(k10, &cli);
+    assert_same(&web, &cli, "serve rrf_k 10 vs embed search --rrf-k 10");
+    cr_assert(eq(int, stop_server(), 0));
+    /* Refused at start: unknown method (config or flag), weight or k out of range. */
+    const char *bad_cfg[] = {"{\"fusion\": \"max\"}", "{\"dense_weight\": 1.01}", "{\"rrf_k\": 0}",
+                             "{\"dense_weight\": \"high\"}"};
+    for (size_t i = 0; i < sizeof bad_cfg / sizeof *bad_cfg; i++) {
+        f = fopen(cfg, "w");
+        cr_assert(f != NULL);
+        fprintf(f, "%s\n", bad_cfg[i]);
+        fclose(f);
+        cr_expect(not(start_server("--config", cfg, &code)), "accepted %s", bad_cfg[i]);
+        cr_expect(eq(int, code, 1), "%s", bad_cfg[i]);
+    }
+    cr_expect(not(start_server("--fusion", "max", &code)), "accepted --fusion max");
+    cr_expect(eq(int, code, 1));
+    cr_expect(not(start_server("--dense-weight", "1.5", &code)), "accepted --dense-weight 1.5");
+    cr_expect(eq(int, code, 2));
+    cr_expect(not(start_server("--rrf-k", "0", &code)), "accepted --rrf-k 0");
+    cr_expect(eq(int, code, 2));
 }
