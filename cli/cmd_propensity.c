@@ -16,7 +16,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: causeway propensity fit --db LOG.db --method M [--out propensity.json]\n"
             "                               [--max-rank R] [--bootstrap B] [--seed S]\n"
-            "                               [--rel-model linear|quad|mlp|pair] [--max-iter N]\n\n"
+            "                               [--rel-model linear|quad|mlp|pair] [--max-iter N]\n"
+            "                               [--rel-context none|score|query]\n\n"
             "Estimates the examination probability theta_k of each rank, reported as\n"
             "theta_k/theta_1 with a bootstrap percentile interval and fit diagnostics.\n\n"
             "  --method M       randomization  RandTop-n (c_k/c_1) or swap logs (CTR of the\n"
@@ -32,6 +33,10 @@ static void usage(FILE *f)
             "  --bootstrap B    replicates (default 200 for randomization, 20 otherwise)\n"
             "  --rel-model      regression-EM relevance model (default linear; quad adds\n"
             "                   pairwise feature products, at most 32 features)\n"
+            "  --rel-context    regression-EM: extra relevance features from the logged\n"
+            "                   ranker scores: score (the pair's score), query (score, the\n"
+            "                   query's max and mean score, gap to the max); default none\n"
+            "                   (docs/benchmarks.md, issue 4: none of them wins everywhere)\n"
             "  --out FILE       JSON output (default stdout)\n"
             "A method that cannot identify propensities from the given log refuses with\n"
             "the reason (exit 1) instead of printing numbers.\n");
@@ -47,7 +52,7 @@ int cli_cmd_propensity(int argc, char **argv)
     if (argc < 2 || strcmp(argv[1], "fit") != 0) {
         return cli_usage_error(cmd, "expected the subcommand 'fit'");
     }
-    const char *db = NULL, *out = NULL, *method = NULL, *rel = "linear";
+    const char *db = NULL, *out = NULL, *method = NULL, *rel = "linear", *ctx = "none";
     uint64_t max_rank = 10, boot = UINT64_MAX, seed = 1, max_iter = 0;
     for (int i = 2; i < argc; i++) {
         const char *o = argv[i];
@@ -64,6 +69,8 @@ int cli_cmd_propensity(int argc, char **argv)
             method = v;
         } else if (strcmp(o, "--rel-model") == 0) {
             rel = v;
+        } else if (strcmp(o, "--rel-context") == 0) {
+            ctx = v;
         } else if (strcmp(o, "--max-rank") == 0) {
             ok = cli_parse_u64(cmd, o, v, 2, CAUSAL_MAX_RANK, &max_rank);
         } else if (strcmp(o, "--bootstrap") == 0) {
@@ -85,14 +92,17 @@ int cli_cmd_propensity(int argc, char **argv)
     cw_err err = {0};
     causal_prop_method m;
     causal_rel_model rm;
+    uint32_t rc_ctx;
     if (causal_prop_method_parse(method, &m, &err) != CW_OK ||
-        causal_rel_model_parse(rel, &rm, &err) != CW_OK) {
+        causal_rel_model_parse(rel, &rm, &err) != CW_OK ||
+        causal_rel_context_parse(ctx, &rc_ctx, &err) != CW_OK) {
         return cli_usage_error(cmd, "%s", err.msg);
     }
     causal_prop_opts po = causal_prop_opts_default(m);
     po.max_rank = (uint32_t)max_rank;
     po.seed = seed;
     po.rel_model = rm;
+    po.rel_context = rc_ctx;
     if (boot != UINT64_MAX) {
         po.n_boot = (uint32_t)boot;
     }
