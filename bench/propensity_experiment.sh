@@ -6,6 +6,10 @@
 #   3. max relative error of theta_k/theta_1 (ranks 2..10) per estimator for
 #      eta in {0.5, 1, 2} x {10^4, 10^5, 10^6} sessions on the synthetic corpus
 #      (causeway synth + index), Cranfield (BM25 top 20) and MQ2008 (LETOR, BM25 feature 25)
+#   4. eta = 2, 10^6 sessions, 5 seeds: randomization and harvesting, median and worst, next
+#      to the error the click counts alone imply; the harvesting design (5 rankers, noise
+#      1 sd) is chosen from intervention counts printed first (no clicks involved)
+#   5. click models over 3 seeds with paired per-session log-likelihood differences
 # Usage: bench/propensity_experiment.sh [BUILD_DIR]   (default: the current directory)
 # Writes propensity_results.tsv and propensity_summary.md into BUILD_DIR.
 set -eu
@@ -33,8 +37,23 @@ mq="$data/mq2008/S1.txt,$data/mq2008/S2.txt,$data/mq2008/S3.txt,$data/mq2008/S4.
 
 tsv="$build/propensity_results.tsv"
 md="$build/propensity_summary.md"
-printf 'collection\teta\tsessions\tmethod\tmax_rel_err\tfit_s\titers\n' >"$tsv"
+seeds="$build/propensity_seeds.tsv"
+printf 'collection\teta\tsessions\tmethod\tmax_rel_err\tfit_s\titers\tseed\tcount_bound\n' >"$tsv"
+cp "$tsv" "$seeds"
+cran="--index $work/cran.idx --queries $data/cranfield/queries.tsv --qrels $data/cranfield/qrels.txt"
+syn="--index $work/synth.idx --queries $work/synth/queries.tsv --qrels $work/synth/qrels.txt"
 {
+  echo "## Harvesting designs: intervention counts n(k,k') of R rankers (ranker 1 = BM25, the"
+  echo "## others BM25 + NOISE x the query's score sd), top 10; no clicks involved"
+  echo
+  for c in synthetic cranfield mq2008; do
+    case $c in
+      synthetic) src=$syn ;; cranfield) src=$cran ;; mq2008) src="--letor $mq" ;;
+    esac
+    # shellcheck disable=SC2086
+    "$exe" --name $c $src --interventions 2:0.5,3:1,5:0.5,5:1,8:1,5:2
+    echo
+  done
   echo "## Randomization table (METHODS.md section 4), 10^7 sessions"
   echo
   "$exe" --table 1e7 --seed 7
@@ -44,16 +63,34 @@ printf 'collection\teta\tsessions\tmethod\tmax_rel_err\tfit_s\titers\n' >"$tsv"
   "$exe" --sim-speed 1e6 --name synthetic-random
   "$exe" --rem-timing 1e7 --letor "$mq" --name mq2008
   echo
-  echo "## Click models: held-out (20%) log-likelihood and perplexity, 10^5 RandTop-10 sessions"
+  echo "## Click models: held-out (20%) log-likelihood and perplexity, 10^5 RandTop-10 sessions,"
+  echo "## paired per-session LL differences vs the generating model over 3 seeds"
   echo
   "$exe" --clickmodels 1e5
   echo
 } >"$md"
-"$exe" --name synthetic --index "$work/synth.idx" --queries "$work/synth/queries.tsv" \
-  --qrels "$work/synth/qrels.txt" >>"$tsv"
-"$exe" --name cranfield --index "$work/cran.idx" --queries "$data/cranfield/queries.tsv" \
-  --qrels "$data/cranfield/qrels.txt" >>"$tsv"
-"$exe" --name mq2008 --letor "$mq" >>"$tsv"
+# shellcheck disable=SC2086
+{
+  "$exe" --name synthetic $syn
+  "$exe" --name cranfield $cran
+  "$exe" --name mq2008 --letor "$mq"
+} >>"$tsv"
+# eta = 2, 10^6 sessions, 5 simulation seeds (collections and rankers fixed); then the same
+# for the ULTR protocol's query filter (only queries with a relevant candidate)
+for skip in 0 1; do
+  for c in synthetic cranfield mq2008; do
+    case $c in
+      synthetic) src=$syn ;; cranfield) src=$cran ;; mq2008) src="--letor $mq" ;;
+    esac
+    for only in RandTop harvest; do
+      # shellcheck disable=SC2086
+      "$exe" --name "$c$([ $skip = 1 ] && echo ' (judged queries only)')" $src --etas 2 \
+        --sessions 1e6 --seeds 1,2,3,4,5 --only $only --skip-unjudged $skip >>"$seeds"
+    done
+  done
+done
+"$exe" --name "mq2008 (judged queries only)" --letor "$mq" --etas 1 --sessions 1e6 \
+  --only "regression-EM, linear" --skip-unjudged 1 >>"$seeds"
 
 # Table: one row per collection x method, columns eta x sessions.
 {
@@ -77,6 +114,31 @@ printf 'collection\teta\tsessions\tmethod\tmax_rel_err\tfit_s\titers\n' >"$tsv"
         print line
       }
     }' "$tsv"
+  echo
+  echo "## eta = 2, 10^6 sessions, seeds 1-5: max relative error per seed, median, worst;"
+  echo "## count bound = expected max error from the click counts' Bernoulli noise alone"
+  echo
+  echo "| collection | estimator | seeds 1-5 | median | worst | count bound (median) |"
+  echo "|---|---|---|---|---|---|"
+  awk -F'\t' 'NR > 1 && $3 == 1000000 {
+      key = $1 "|" $4 "|" $2
+      if (!(key in n)) { order[++m] = key }
+      n[key]++; v[key, n[key]] = $5; b[key, n[key]] = $9
+    }
+    function med(arr, key, cnt,   i, j, t, a) {
+      for (i = 1; i <= cnt; i++) a[i] = arr[key, i]
+      for (i = 1; i <= cnt; i++) for (j = i + 1; j <= cnt; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+      return cnt % 2 ? a[(cnt + 1) / 2] : (a[cnt / 2] + a[cnt / 2 + 1]) / 2
+    }
+    END {
+      for (i = 1; i <= m; i++) {
+        k = order[i]; split(k, kk, "|"); line = "| " kk[1] " (eta " kk[3] ") | " kk[2] " |"; w = 0; s = ""
+        for (j = 1; j <= n[k]; j++) { s = s sprintf(" %.1f", 100 * v[k, j]); if (v[k, j] + 0 > w) w = v[k, j] }
+        bm = b[k, 1] == "nan" ? "nan" : med(b, k, n[k])
+        line = line s " | " sprintf("%.1f%%", 100 * med(v, k, n[k])) " | " sprintf("%.1f%%", 100 * w) " | " (bm == "nan" || bm == "" ? "-" : sprintf("%.1f%%", 100 * bm)) " |"
+        print line
+      }
+    }' "$seeds"
   echo
   echo "total runtime: $(( $(date +%s) - start )) s (wall, shared 2-core machine)"
 } >>"$md"
