@@ -101,5 +101,10 @@ float dense_pool_project(const float *emb, const float *proj, uint32_t dim, cons
  * NULL, dK (B x d). scratch holds B * (B + n_queue) floats. Returns the mean loss. */
 double dense_batch_infonce(const float *Q, const float *K, const float *U, size_t B, size_t n_queue,
                            size_t d, double tau, float *dQ, float *dK, float *scratch);
+/* The same with row weights row_w[B] >= 0 (NULL = all 1): loss sum_i w_i CE_i / sum_i w_i
+ * and its gradients; 0 with zero gradients when the weights sum to 0. */
+double dense_batch_infonce_w(const float *Q, const float *K, const float *U, size_t B,
+                             size_t n_queue, size_t d, double tau, const float *row_w, float *dQ,
+                             float *dK, float *scratch);
 
 #endif /* CAUSEWAY_INDEX_DENSE_INT_H */

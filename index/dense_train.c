@@ -80,7 +80,25 @@ double idx_infonce(const float *q, const float *keys, size_t n_keys, size_t dim,
 double dense_batch_infonce(const float *Q, const float *K, const float *U, size_t B, size_t n_queue,
                            size_t d, double tau, float *dQ, float *dK, float *scratch)
 {
+    return dense_batch_infonce_w(Q, K, U, B, n_queue, d, tau, NULL, dQ, dK, scratch);
+}
+
+double dense_batch_infonce_w(const float *Q, const float *K, const float *U, size_t B,
+                             size_t n_queue, size_t d, double tau, const float *row_w, float *dQ,
+                             float *dK, float *scratch)
+{
     size_t w = B + n_queue;
+    double sum_w = 0;
+    for (size_t i = 0; i < B; i++) {
+        sum_w += row_w ? row_w[i] : 1.0;
+    }
+    if (!(sum_w > 0)) {
+        memset(dQ, 0, B * d * sizeof(float));
+        if (dK) {
+            memset(dK, 0, B * d * sizeof(float));
+        }
+        return 0;
+    }
     float inv_tau = (float)(1.0 / tau);
     /* Logits [Q K^T | Q U^T] / tau: row i's positive is column i (in-batch negatives as in
      * SimCLR, queue negatives as in MoCo). */
@@ -101,10 +119,12 @@ double dense_batch_infonce(const float *Q, const float *K, const float *U, size_
         for (size_t j = 0; j < w; j++) {
             z += exp(row[j] - mx);
         }
-        loss += -(row[i] - mx - log(z));
-        /* Row becomes dL/dlogits of the mean loss: (softmax - onehot) / B. */
+        /* Weighted mean sum_i w_i CE_i / sum_i w_i (w = 1: the plain mean); row i becomes
+         * dL/dlogits = w_i (softmax - onehot) / sum w. */
+        double wi = row_w ? row_w[i] : 1.0;
+        loss += wi * -(row[i] - mx - log(z));
         for (size_t j = 0; j < w; j++) {
-            row[j] = (float)((exp(row[j] - mx) / z - (j == i)) / (double)B);
+            row[j] = (float)(wi * (exp(row[j] - mx) / z - (j == i)) / sum_w);
         }
     }
     /* dQ = G_in K / tau + G_queue U / tau; dK = G_in^T Q / tau (logits are s = q.k / tau). */
@@ -118,7 +138,7 @@ double dense_batch_infonce(const float *Q, const float *K, const float *U, size_
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)B, (int)d, (int)B, inv_tau,
                     scratch, (int)w, Q, (int)d, 0.0f, dK, (int)d);
     }
-    return loss / (double)B;
+    return loss / sum_w;
 }
 
 /* ---- corpus preparation --------------------------------------------------------- */
@@ -299,26 +319,11 @@ static void sink_feat(void *ctx, uint32_t bucket, float weight)
     s->n++;
 }
 
-/* Tokenises the corpus, fits the unigram-bucket idf (BM25's, always > 0: METHODS.md
- * section 2) into enc->idf and precomputes every word's features. */
-static int corpus_prepare(corpus *c, idx_encoder *enc, const char *const *texts, const size_t *lens,
-                          size_t n_docs, cw_err *err)
+/* The unigram-bucket idf (BM25's, always > 0: METHODS.md section 2) of c's documents
+ * into enc->idf. */
+static int corpus_fit_idf(const corpus *c, idx_encoder *enc, cw_err *err)
 {
-    memset(c, 0, sizeof *c);
-    c->n_docs = n_docs;
-    c->doc_off = malloc((n_docs + 1) * sizeof *c->doc_off);
-    if (!c->doc_off) {
-        return cw_err_set(err, CW_ENOMEM, "embed-train: out of memory");
-    }
-    for (size_t i = 0; i < n_docs; i++) {
-        c->doc_off[i] = c->n_tokens;
-        dense_tokenize(texts[i], lens[i], add_word, c);
-        if (c->oom) {
-            return cw_err_set(err, CW_ENOMEM, "embed-train: out of memory tokenising");
-        }
-    }
-    c->doc_off[n_docs] = c->n_tokens;
-    size_t nv = c->voc.n;
+    size_t n_docs = c->n_docs;
     uint32_t nb = enc->o.n_buckets;
     uint32_t *df = calloc(nb, sizeof *df);
     uint32_t *stamp = malloc(nb * sizeof *stamp);
@@ -343,6 +348,35 @@ static int corpus_prepare(corpus *c, idx_encoder *enc, const char *const *texts,
     }
     free(df);
     free(stamp);
+    return CW_OK;
+}
+
+/* Tokenises the corpus, fits the idf (corpus_fit_idf) when fit_idf and precomputes every
+ * word's features with enc's idf. */
+static int corpus_prepare(corpus *c, idx_encoder *enc, const char *const *texts, const size_t *lens,
+                          size_t n_docs, bool fit_idf, cw_err *err)
+{
+    memset(c, 0, sizeof *c);
+    c->n_docs = n_docs;
+    c->doc_off = malloc((n_docs + 1) * sizeof *c->doc_off);
+    if (!c->doc_off) {
+        return cw_err_set(err, CW_ENOMEM, "embed-train: out of memory");
+    }
+    for (size_t i = 0; i < n_docs; i++) {
+        c->doc_off[i] = c->n_tokens;
+        dense_tokenize(texts[i], lens[i], add_word, c);
+        if (c->oom) {
+            return cw_err_set(err, CW_ENOMEM, "embed-train: out of memory tokenising");
+        }
+    }
+    c->doc_off[n_docs] = c->n_tokens;
+    size_t nv = c->voc.n;
+    if (fit_idf) {
+        int rc = corpus_fit_idf(c, enc, err);
+        if (rc != CW_OK) {
+            return rc;
+        }
+    }
     c->feat_off = malloc((nv + 1) * sizeof *c->feat_off);
     c->word_idf = malloc((nv + 1) * sizeof *c->word_idf);
     if (!c->feat_off || !c->word_idf) {
@@ -814,9 +848,12 @@ static float *grad_row(trainer *t, uint32_t r)
     return t->grad + (size_t)t->slot[r] * t->d;
 }
 
-/* One optimisation step on documents docs[0..B). Returns CW_OK and the loss. */
-static int train_step(trainer *t, const corpus *c, const uint32_t *docs, cw_rng *rng,
-                      double *loss_out, cw_err *err)
+/* One optimisation step: query views of corpus documents docs[0..B), key views of
+ * docs[B..2B) (pre-training passes each document twice; fine-tuning a query and its
+ * clicked document); row_w weighs the B InfoNCE rows (NULL = equal). Returns CW_OK and
+ * the loss. */
+static int train_step(trainer *t, const corpus *c, const uint32_t *docs, const float *row_w,
+                      cw_rng *rng, double *loss_out, cw_err *err)
 {
     uint32_t B = t->B, d = t->d;
     size_t V = 2 * (size_t)B;
@@ -825,7 +862,7 @@ static int train_step(trainer *t, const corpus *c, const uint32_t *docs, cw_rng 
     t->views.n = 0;
     for (size_t v = 0; v < V; v++) {
         t->view_off[v] = t->views.n;
-        make_view(t, c, docs[v % B], rng);
+        make_view(t, c, docs[v], rng);
         if (t->views.oom) {
             return cw_err_set(err, CW_ENOMEM, "embed-train: out of memory");
         }
@@ -846,7 +883,8 @@ static int train_step(trainer *t, const corpus *c, const uint32_t *docs, cw_rng 
     }
     const float *Q = t->Z, *K = t->Z + (size_t)B * d;
     float *dQ = t->dZ, *dK = moco ? NULL : t->dZ + (size_t)B * d;
-    double loss = dense_batch_infonce(Q, K, t->queue, B, t->nq, d, t->o.tau, dQ, dK, t->logits);
+    double loss =
+        dense_batch_infonce_w(Q, K, t->queue, B, t->nq, d, t->o.tau, row_w, dQ, dK, t->logits);
     if (!isfinite(loss)) {
         return cw_err_set(err, CW_ENUMERIC, "embed-train: loss is not finite at step %llu",
                           (unsigned long long)t->step);
@@ -1103,9 +1141,9 @@ int idx_encoder_train(idx_encoder *enc, const char *const *texts, const size_t *
     }
     corpus c;
     trainer t;
-    uint32_t *perm = NULL;
+    uint32_t *perm = NULL, *pair_docs = NULL;
     memset(&t, 0, sizeof t);
-    int rc = corpus_prepare(&c, enc, texts, lens, n_docs, err);
+    int rc = corpus_prepare(&c, enc, texts, lens, n_docs, true, err);
     if (rc == CW_OK) {
         rc = corpus_words_to_encoder(enc, &c, err);
     }
@@ -1130,7 +1168,8 @@ int idx_encoder_train(idx_encoder *enc, const char *const *texts, const size_t *
         }
     }
     perm = malloc(n_docs * sizeof *perm);
-    if (!perm) {
+    pair_docs = malloc(2 * (size_t)t.B * sizeof *pair_docs);
+    if (!perm || !pair_docs) {
         rc = cw_err_set(err, CW_ENOMEM, "embed-train: out of memory");
         goto done;
     }
@@ -1156,7 +1195,10 @@ int idx_encoder_train(idx_encoder *enc, const char *const *texts, const size_t *
         cw_rng arng;
         cw_rng_seed_stream(&arng, o->seed, 2 * t.step + 2);
         double loss = 0;
-        rc = train_step(&t, &c, perm + pos * t.B, &arng, &loss, err);
+        for (uint32_t i = 0; i < t.B; i++) {
+            pair_docs[i] = pair_docs[t.B + i] = perm[pos * t.B + i];
+        }
+        rc = train_step(&t, &c, pair_docs, NULL, &arng, &loss, err);
         if (rc != CW_OK) {
             goto done;
         }
@@ -1203,6 +1245,163 @@ int idx_encoder_train(idx_encoder *enc, const char *const *texts, const size_t *
     rc = CW_OK;
 done:
     free(perm);
+    free(pair_docs);
+    trainer_fini(&t);
+    corpus_fini(&c);
+    return rc;
+}
+
+/* ---- fine-tuning on clicks ------------------------------------------------------ */
+
+int idx_encoder_finetune(idx_encoder *enc, const char *const *texts, const size_t *lens,
+                         size_t n_docs, const idx_click_pair *pairs, size_t n_pairs,
+                         const idx_train_opts *opts, idx_train_stats *stats, cw_err *err)
+{
+    if (n_pairs < 2 || n_pairs > UINT32_MAX / 2) {
+        return cw_err_set(err, CW_EINVAL, "embed-finetune: need 2..2^31 click pairs, got %zu",
+                          n_pairs);
+    }
+    if (opts->batch < 2 || !(opts->tau > 0) || !(opts->lr > 0) || !(opts->lr_proj >= 0)) {
+        return cw_err_set(err, CW_EINVAL,
+                          "embed-finetune: invalid options (batch >= 2, tau > 0, lr > 0)");
+    }
+    double sum_w = 0;
+    for (size_t i = 0; i < n_pairs; i++) {
+        if (pairs[i].doc >= n_docs || !(pairs[i].weight >= 0) || !isfinite(pairs[i].weight)) {
+            return cw_err_set(err, CW_EINVAL,
+                              "embed-finetune: pair %zu: document %u of %zu, weight %g", i,
+                              pairs[i].doc, n_docs, pairs[i].weight);
+        }
+        sum_w += pairs[i].weight;
+    }
+    if (!(sum_w > 0)) {
+        return cw_err_set(err, CW_EINVAL, "embed-finetune: every click pair has weight 0");
+    }
+    /* Texts of the corpus built here: the n_pairs queries, then each clicked document once. */
+    size_t n_txt = 0;
+    uint32_t *compact = malloc(n_docs * sizeof *compact);
+    const char **txt = malloc(2 * n_pairs * sizeof *txt);
+    size_t *tlen = malloc(2 * n_pairs * sizeof *tlen);
+    uint32_t *perm = malloc(n_pairs * sizeof *perm);
+    corpus c;
+    trainer t;
+    memset(&c, 0, sizeof c);
+    memset(&t, 0, sizeof t);
+    uint32_t *step_docs = NULL;
+    float *step_w = NULL;
+    int rc = CW_OK;
+    if (!compact || !txt || !tlen || !perm) {
+        rc = cw_err_set(err, CW_ENOMEM, "embed-finetune: out of memory");
+        goto done;
+    }
+    memset(compact, 0xff, n_docs * sizeof *compact);
+    for (size_t i = 0; i < n_pairs; i++) {
+        txt[n_txt] = pairs[i].query;
+        tlen[n_txt++] = pairs[i].query_len;
+    }
+    for (size_t i = 0; i < n_pairs; i++) {
+        uint32_t dd = pairs[i].doc;
+        if (compact[dd] == UINT32_MAX) {
+            compact[dd] = (uint32_t)n_txt;
+            txt[n_txt] = texts[dd];
+            tlen[n_txt++] = lens[dd];
+        }
+    }
+    /* The idf stays the pre-training corpus's; the word list (and so the cache built at
+     * load) stays too, but the table changes: drop a cache built from the old table. */
+    rc = idx_encoder_set_word_cache(enc, false, err);
+    if (rc == CW_OK) {
+        rc = corpus_prepare(&c, enc, txt, tlen, n_txt, false, err);
+    }
+    if (rc != CW_OK) {
+        goto done;
+    }
+    /* Whole query and whole document (no cropping or deletion: the click pairs are the
+     * positives, Contriever's views are not needed) and in-batch negatives with the
+     * gradient through both sides, as SimCLR; no queue. */
+    idx_train_opts o = *opts;
+    o.mode = IDX_CONTRASTIVE_SIMCLR;
+    o.queue = 0;
+    o.crop_min = o.crop_max = 1.0;
+    o.p_delete = 0;
+    o.ckpt_path = NULL;
+    o.lsa_init = false;
+    rc = trainer_init(&t, enc, &o, n_pairs, err);
+    if (rc != CW_OK) {
+        goto done;
+    }
+    step_docs = malloc(2 * (size_t)t.B * sizeof *step_docs);
+    step_w = malloc((size_t)t.B * sizeof *step_w);
+    if (!step_docs || !step_w) {
+        rc = cw_err_set(err, CW_ENOMEM, "embed-finetune: out of memory");
+        goto done;
+    }
+    uint64_t per_epoch = n_pairs / t.B, total = per_epoch * o.epochs;
+    uint64_t t0 = cw_now_ns();
+    double loss_first = 0, ring[20] = {0};
+    uint64_t n_first = 0;
+    char stage[128];
+    for (uint64_t s = 0; s < total; s++) {
+        uint64_t epoch = s / per_epoch, pos = s % per_epoch;
+        if (pos == 0) {
+            cw_rng prng;
+            cw_rng_seed_stream(&prng, o.seed, 2 * epoch + 1);
+            for (size_t i = 0; i < n_pairs; i++) {
+                perm[i] = (uint32_t)i;
+            }
+            cw_rng_shuffle(&prng, perm, n_pairs, sizeof *perm);
+        }
+        /* Row i: query i against its clicked document, weighted by the pair's inverse
+         * propensity (Joachims et al., WSDM 2017, eq. 5, applied to the contrastive loss:
+         * the click-weighted InfoNCE is unbiased for the loss over relevant pairs when the
+         * propensities are right). */
+        for (uint32_t i = 0; i < t.B; i++) {
+            const idx_click_pair *p = &pairs[perm[pos * t.B + i]];
+            step_docs[i] = perm[pos * t.B + i];
+            step_docs[t.B + i] = compact[p->doc];
+            step_w[i] = (float)p->weight;
+        }
+        cw_rng arng;
+        cw_rng_seed_stream(&arng, o.seed, 2 * s + 2);
+        double loss = 0;
+        rc = train_step(&t, &c, step_docs, step_w, &arng, &loss, err);
+        if (rc != CW_OK) {
+            goto done;
+        }
+        if (n_first < 20) {
+            loss_first += loss;
+            n_first++;
+        }
+        ring[s % 20] = loss;
+        double secs = (double)(cw_now_ns() - t0) * 1e-9;
+        snprintf(stage, sizeof stage, "embed-finetune loss %.4f, %.0f pairs/s", loss,
+                 secs > 0 ? (double)(s + 1) * t.B / secs : 0.0);
+        cw_progress_report(&o.progress, stage, s + 1, total);
+        if (cw_interrupted()) {
+            rc = cw_err_set(err, CW_EINTR, "embed-finetune: interrupted at step %llu of %llu",
+                            (unsigned long long)s + 1, (unsigned long long)total);
+            goto done;
+        }
+    }
+    if (stats) {
+        double secs = (double)(cw_now_ns() - t0) * 1e-9, sum_last = 0;
+        size_t n_last = (size_t)CW_MIN(total, (uint64_t)20);
+        for (size_t i = 0; i < n_last; i++) {
+            sum_last += ring[i];
+        }
+        stats->steps = total;
+        stats->first_loss = n_first ? loss_first / (double)n_first : 0;
+        stats->last_loss = n_last ? sum_last / (double)n_last : 0;
+        stats->seconds = secs;
+        stats->docs_per_sec = secs > 0 ? (double)total * t.B / secs : 0;
+    }
+done:
+    free(compact);
+    free(txt);
+    free(tlen);
+    free(perm);
+    free(step_docs);
+    free(step_w);
     trainer_fini(&t);
     corpus_fini(&c);
     return rc;

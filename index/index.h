@@ -407,6 +407,27 @@ int idx_encoder_train(idx_encoder *enc, const char *const *texts, const size_t *
                       const idx_train_opts *opts, idx_train_stats *stats,
                       cw_err *err) CW_MUST_CHECK;
 
+/* One (query, clicked document) pair of the click log for fine-tuning. */
+typedef struct idx_click_pair {
+    const char *query; /* query text (borrowed for the call) */
+    size_t query_len;
+    uint32_t doc;  /* the clicked document: index into the texts */
+    double weight; /* >= 0: its inverse examination propensity 1 / theta_k (clipped) */
+} idx_click_pair;
+
+/* Fine-tunes enc on click pairs (the optional counterfactual step of issue 6): InfoNCE of
+ * each whole query against its clicked whole document, with the other documents of the
+ * batch as negatives (SimCLR-style, no queue), each row weighted by the pair's inverse
+ * propensity, so that position-biased clicks count as relevance would. Uses opts' batch,
+ * epochs, tau, lr, lr_proj, seed, progress; keeps enc's idf and word list (drops its word
+ * cache). texts[n_docs] are the documents pairs refer to. Errors: CW_EINVAL (fewer than 2
+ * pairs, a document out of range, a negative or non-finite weight, all weights 0, bad
+ * options), CW_EINTR, CW_ENUMERIC, CW_ENOMEM. */
+int idx_encoder_finetune(idx_encoder *enc, const char *const *texts, const size_t *lens,
+                         size_t n_docs, const idx_click_pair *pairs, size_t n_pairs,
+                         const idx_train_opts *opts, idx_train_stats *stats,
+                         cw_err *err) CW_MUST_CHECK;
+
 /* InfoNCE of one query view against keys (exposed for the gradient test): logits
  * s_j = q.k_j / tau over n_keys keys (dim each, row-major), label = index `pos`.
  * Returns the loss; writes dL/dq into grad_q[dim] and, if grad_k is not NULL,
