@@ -616,6 +616,18 @@ typedef struct causal_propensity {
  * IRLS system, quoting LAPACKE's index), CW_ENOMEM, CW_EINTR. */
 int causal_propensity_fit(const causal_sessions *s, const causal_prop_opts *opts,
                           causal_propensity *out, cw_err *err) CW_MUST_CHECK;
+#define CAUSAL_MAX_CONTEXTS 256u        /* contexts of causal_propensity_fit_contexts */
+#define CAUSAL_CONTEXT_NONE 0xffffffffu /* a session left out of every context */
+/* Randomization propensities per context (e.g. a query class): session i belongs to
+ * context ctx[i] (0..n_ctx-1, or CAUSAL_CONTEXT_NONE); out[c] (n_ctx entries) gets what
+ * causal_propensity_fit would give on context c's sessions alone, with its own bootstrap
+ * intervals. A context without randomized sessions (or without a click at rank 1) gets
+ * NAN ratios, n_sessions 0 and the reason in its note. Errors: CW_EINVAL (a method other
+ * than randomization, n_ctx 0 or over CAUSAL_MAX_CONTEXTS, a context id out of range, bad
+ * max_rank), CW_ENOMEM. */
+int causal_propensity_fit_contexts(const causal_sessions *s, const causal_prop_opts *opts,
+                                   const uint32_t *ctx, uint32_t n_ctx, causal_propensity *out,
+                                   cw_err *err) CW_MUST_CHECK;
 /* The result as a JSON object appended to out: method, ranks [{rank, ratio, ci_lo,
  * ci_hi, inverse_weight, clicks, impressions}], diagnostics. Errors: CW_ENOMEM. */
 int causal_propensity_to_json(const causal_propensity *p, cw_buf *out, cw_err *err) CW_MUST_CHECK;

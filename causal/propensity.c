@@ -202,10 +202,15 @@ void causal_rand_counts_free(causal_rand_counts *c)
     free(c);
 }
 
-void causal_rand_counts_add(causal_rand_counts *c, const causal_sessions *s)
+/* causal_rand_counts_add over the sessions i with ctx[i] == want (ctx NULL: all). */
+static void rand_counts_add(causal_rand_counts *c, const causal_sessions *s, const uint32_t *ctx,
+                            uint32_t want)
 {
     const uint32_t R = c->R;
     for (size_t i = 0; i < s->n_sessions; i++) {
+        if (ctx && ctx[i] != want) {
+            continue;
+        }
         size_t b = (size_t)(c->n_seen++ % c->n_buckets) * R;
         uint8_t pol = s->s_policy[i];
         if (pol == CAUSAL_POLICY_RANDTOP) {
@@ -250,6 +255,11 @@ void causal_rand_counts_add(causal_rand_counts *c, const causal_sessions *s)
             }
         }
     }
+}
+
+void causal_rand_counts_add(causal_rand_counts *c, const causal_sessions *s)
+{
+    rand_counts_add(c, s, NULL, 0);
 }
 
 /* ratio_k = CTR_k / CTR_1 from summed counts (clicks c, impressions n at rank k; c1, n1
@@ -346,6 +356,55 @@ int causal_rand_counts_finish(const causal_rand_counts *c, const causal_prop_opt
         free(reps);
     }
     *out = p;
+    return CW_OK;
+}
+
+int causal_propensity_fit_contexts(const causal_sessions *s, const causal_prop_opts *o,
+                                   const uint32_t *ctx, uint32_t n_ctx, causal_propensity *out,
+                                   cw_err *err)
+{
+    if (o->method != CAUSAL_PROP_RANDOMIZATION) {
+        return cw_err_set(err, CW_EINVAL,
+                          "per-context propensities are implemented for randomization only, "
+                          "not %s",
+                          causal_prop_method_name(o->method));
+    }
+    if (n_ctx == 0 || n_ctx > CAUSAL_MAX_CONTEXTS) {
+        return cw_err_set(err, CW_EINVAL, "%u contexts (must be 1..%u)", n_ctx,
+                          CAUSAL_MAX_CONTEXTS);
+    }
+    for (size_t i = 0; i < s->n_sessions; i++) {
+        if (ctx[i] >= n_ctx && ctx[i] != CAUSAL_CONTEXT_NONE) {
+            return cw_err_set(err, CW_EINVAL, "session %zu: context %u out of range (%u contexts)",
+                              i, ctx[i], n_ctx);
+        }
+    }
+    if (o->max_rank < 2 || o->max_rank > CAUSAL_MAX_RANK) {
+        return cw_err_set(err, CW_EINVAL, "max rank %u (must be 2..%u)", o->max_rank,
+                          CAUSAL_MAX_RANK);
+    }
+    for (uint32_t k = 0; k < n_ctx; k++) {
+        causal_rand_counts *c = NULL;
+        int rc = causal_rand_counts_new(o->max_rank, o->n_buckets, &c, err);
+        if (rc != CW_OK) {
+            return rc;
+        }
+        uint64_t t0 = cw_now_ns();
+        rand_counts_add(c, s, ctx, k);
+        cw_err e2 = {0};
+        rc = causal_rand_counts_finish(c, o, &out[k], &e2);
+        if (rc == CW_EINVAL) {
+            /* a context without usable randomized sessions: no numbers, the reason instead */
+            init_result(&out[k], CAUSAL_PROP_RANDOMIZATION, o->max_rank);
+            snprintf(out[k].note, sizeof out[k].note, "not identified: %s", e2.msg);
+        } else if (rc != CW_OK) {
+            causal_rand_counts_free(c);
+            return cw_err_set(err, rc, "%s", e2.msg);
+        } else {
+            out[k].seconds = (double)(cw_now_ns() - t0) / 1e9;
+        }
+        causal_rand_counts_free(c);
+    }
     return CW_OK;
 }
 

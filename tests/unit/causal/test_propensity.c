@@ -448,3 +448,71 @@ Test(causal_propensity, regression_em_context_needs_logged_scores_issue4)
     cr_expect(eq(int, causal_rel_context_parse("rank", &v, &err), CW_EINVAL));
     causal_sessions_free(s);
 }
+
+Test(causal_propensity, per_context_randomization_recovers_each_theta_issue4)
+{
+    /* Context 0: users with theta_k = (1/k)^0.5, context 1: (1/k)^2, context 2: a
+     * deterministic ranker only (not identified by randomization), on one session set. */
+    causal_sessions *s = NULL;
+    causal_simcoll *c = NULL;
+    cw_err err;
+    cr_assert(eq(int, causal_sessions_new(&s, &err), CW_OK));
+    cr_assert(eq(int, causal_simcoll_random(s, 300, 20, 4, 1, 1.0, 9, &c, &err), CW_OK));
+    double eta[2] = {0.5, 2};
+    causal_user users[2];
+    size_t bounds[4] = {0};
+    for (int g = 0; g < 3; g++) {
+        causal_sim_opts o = causal_sim_opts_default();
+        o.user = causal_user_default(CAUSAL_USER_PBM, 4);
+        if (g < 2) {
+            causal_user_theta_power(&o.user, eta[g], 10);
+            users[g] = o.user;
+            o.policy.kind = CAUSAL_POLICY_RANDTOP;
+        }
+        o.n_sessions = g < 2 ? 150000 : 1000;
+        o.seed = 20 + (uint64_t)g;
+        cr_assert(eq(int, causal_simulate(c, &o, &err), CW_OK), "%s", err.msg);
+        bounds[g + 1] = s->n_sessions;
+    }
+    uint32_t *ctx = malloc(s->n_sessions * sizeof *ctx);
+    cr_assert(ne(ptr, ctx, NULL));
+    for (uint32_t g = 0; g < 3; g++) {
+        for (size_t i = bounds[g]; i < bounds[g + 1]; i++) {
+            ctx[i] = g;
+        }
+    }
+    causal_prop_opts o = causal_prop_opts_default(CAUSAL_PROP_RANDOMIZATION);
+    o.n_boot = 100;
+    causal_propensity p[3];
+    cr_assert(eq(int, causal_propensity_fit_contexts(s, &o, ctx, 3, p, &err), CW_OK), "%s",
+              err.msg);
+    for (int g = 0; g < 2; g++) {
+        cr_expect(eq(u64, p[g].n_sessions, bounds[g + 1] - bounds[g]));
+        for (uint32_t k = 1; k < 10; k++) {
+            double truth = users[g].theta[k] / users[g].theta[0];
+            double tol = 3 * sqrt(1.0 / p[g].clicks_at[0] + 1.0 / p[g].clicks_at[k]);
+            cr_expect(le(dbl, fabs(p[g].ratio[k] - truth) / truth, tol),
+                      "context %d rank %u: %g vs %g (tol %g)", g, k + 1, p[g].ratio[k], truth, tol);
+            cr_expect(le(dbl, p[g].ci_lo[k], p[g].ratio[k]));
+            cr_expect(ge(dbl, p[g].ci_hi[k], p[g].ratio[k]));
+        }
+    }
+    /* pooled, the two populations would give neither curve: rank 10 of eta 2 is 0.01 */
+    cr_expect(gt(dbl, p[0].ratio[9], 10 * p[1].ratio[9]));
+    cr_expect(eq(u64, p[2].n_sessions, 0));
+    cr_expect(isnan(p[2].ratio[1]));
+    cr_expect(ne(ptr, strstr(p[2].note, "not identified: randomization needs RandTop-n"), NULL),
+              "%s", p[2].note);
+    /* bad contexts and methods */
+    ctx[5] = 3;
+    cr_expect(eq(int, causal_propensity_fit_contexts(s, &o, ctx, 3, p, &err), CW_EINVAL));
+    cr_expect(ne(ptr, strstr(err.msg, "session 5: context 3 out of range"), NULL), "%s", err.msg);
+    ctx[5] = CAUSAL_CONTEXT_NONE;
+    cr_expect(eq(int, causal_propensity_fit_contexts(s, &o, ctx, 3, p, &err), CW_OK));
+    causal_prop_opts orem = causal_prop_opts_default(CAUSAL_PROP_REM);
+    cr_expect(eq(int, causal_propensity_fit_contexts(s, &orem, ctx, 3, p, &err), CW_EINVAL));
+    cr_expect(ne(ptr, strstr(err.msg, "randomization only"), NULL), "%s", err.msg);
+    free(ctx);
+    causal_simcoll_free(c);
+    causal_sessions_free(s);
+}
