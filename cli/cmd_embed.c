@@ -4,11 +4,15 @@
 #include "config.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
+#include "causal/causal.h"
 #include "cli/cli.h"
 #include "index/index.h"
 
@@ -20,6 +24,8 @@ static void usage(FILE *f)
             "           [--queue min(4096,n/4)] [--momentum 0.995] [--lr 0.05] [--lr-proj 0.001]\n"
             "           [--crop-min 0.05] [--crop-max 0.5] [--p-delete 0.1] [--seed 1]\n"
             "           [--checkpoint-every 200] [--resume] [--lsa]\n"
+            "       causeway embed finetune --index DIR --db LOG --propensity FIT.json\n"
+            "           [--clip 10] [--epochs 10] [--batch 64] [--tau 0.05] [--lr 0.05]\n"
             "       causeway embed build --index DIR [--m 32] [--ef-construction 100] [--seed 1]\n"
             "       causeway embed search --index DIR [--k 10] [--ef 128] [--exact]\n"
             "           [--hybrid [--fusion rrf|weighted] [--w-dense 0.5] [--depth 100]] QUERY...\n"
@@ -34,6 +40,11 @@ static void usage(FILE *f)
             "  DIR/dense.ckpt; --resume continues from it (also after Ctrl-C). Progress\n"
             "  (loss, docs/s) on stderr. --lsa starts from LSA (randomized SVD through\n"
             "  LAPACKE); --epochs 0 with --lsa gives plain LSA.\n"
+            "finetune: contrastive fine-tuning of DIR/dense.enc on the (query, clicked\n"
+            "  document) pairs of the click log LOG, each weighted by the inverse of the\n"
+            "  examination propensity of its position, min(1/theta_k, --clip), theta from\n"
+            "  FIT.json ('causeway propensity' output or an array of theta_k/theta_1);\n"
+            "  rewrites dense.enc (run embed build afterwards).\n"
             "build: encodes every document and writes the HNSW graph DIR/dense.hnsw.\n"
             "search/run: dense (ANN, or --exact brute force) or hybrid retrieval: BM25 and\n"
             "  dense top-depth fused by reciprocal rank fusion (default) or a weighted sum\n"
@@ -45,6 +56,8 @@ static void usage(FILE *f)
 
 typedef struct embed_args {
     const char *dir, *queries, *tag;
+    const char *db, *propensity; /* finetune */
+    double clip;                 /* finetune: largest inverse-propensity weight */
     idx_encoder_opts enc;
     idx_train_opts train;
     idx_hnsw_opts hnsw;
@@ -106,6 +119,7 @@ static int parse(int argc, char **argv, embed_args *a)
         DBL("--p-delete", 0, 0.99, a->train.p_delete);
         DBL("--w-dense", 0, 1, a->hy.w_dense);
         DBL("--rrf-k", 0, 1e6, a->hy.rrf_k);
+        DBL("--clip", 1, 1e6, a->clip);
 #undef U64
 #undef DBL
         if (strcmp(o, "--seed") == 0 && v) {
@@ -116,6 +130,12 @@ static int parse(int argc, char **argv, embed_args *a)
             i++;
         } else if (strcmp(o, "--index") == 0 && v) {
             a->dir = v;
+            i++;
+        } else if (strcmp(o, "--db") == 0 && v) {
+            a->db = v;
+            i++;
+        } else if (strcmp(o, "--propensity") == 0 && v) {
+            a->propensity = v;
             i++;
         } else if (strcmp(o, "--queries") == 0 && v) {
             a->queries = v;
@@ -267,6 +287,185 @@ static int do_train(embed_args *a, cw_err *err)
         }
     }
     free_texts(texts, lens, ix ? idx_index_n_docs(ix) : 0);
+    idx_encoder_free(enc);
+    idx_index_close(ix);
+    return rc;
+}
+
+/* theta_k / theta_1 for k = 1..*n from a propensity fit ({"ranks":[{"rank","ratio"}]}, as
+ * `causeway propensity` writes) or a plain array of ratios. */
+static int read_theta(const char *path, double *theta, uint32_t *n, cw_err *err)
+{
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (!root) {
+        return cw_err_set(err, CW_EPARSE, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+    }
+    json_t *arr = json_is_array(root) ? root : json_object_get(root, "ranks");
+    int rc = CW_OK;
+    if (!json_is_array(arr) || json_array_size(arr) == 0 ||
+        json_array_size(arr) > CAUSAL_MAX_RANK) {
+        rc = cw_err_set(err, CW_EPARSE, "%s: expected \"ranks\" or an array of 1..%u ratios", path,
+                        CAUSAL_MAX_RANK);
+    }
+    for (size_t k = 0; rc == CW_OK && k < json_array_size(arr); k++) {
+        json_t *v = json_array_get(arr, k);
+        if (json_is_object(v)) {
+            json_t *r = json_object_get(v, "rank");
+            if (json_is_integer(r) && json_integer_value(r) != (json_int_t)k + 1) {
+                rc = cw_err_set(err, CW_EPARSE, "%s: ranks[%zu] is rank %lld, expected %zu", path,
+                                k, (long long)json_integer_value(r), k + 1);
+                break;
+            }
+            v = json_object_get(v, "ratio");
+        }
+        if (!json_is_number(v) || !(json_number_value(v) > 0) || !isfinite(json_number_value(v))) {
+            rc = cw_err_set(err, CW_EPARSE, "%s: ratio of rank %zu must be a number > 0", path,
+                            k + 1);
+            break;
+        }
+        theta[k] = json_number_value(v);
+        *n = (uint32_t)k + 1;
+    }
+    json_decref(root);
+    return rc;
+}
+
+/* Every clicked item of the log as a (query, document) pair weighted min(1/theta_k, clip)
+ * for its position k. Query texts are copied into *qbuf (pairs' query pointers are set
+ * once it stops growing). Clicks on documents the index lacks or at positions the fit
+ * does not cover are counted, not used. */
+static int read_click_pairs(const embed_args *a, const idx_index *ix, const double *theta,
+                            uint32_t n_theta, cw_buf *qbuf, idx_click_pair **pairs_out,
+                            size_t *n_out, size_t skipped[2], cw_err *err)
+{
+    causal_log_opts lo = causal_log_opts_default();
+    lo.read_only = true;
+    causal_log *log = NULL;
+    causal_log_reader *r = NULL;
+    idx_click_pair *pairs = NULL;
+    size_t n = 0, cap = 0;
+    int rc = causal_log_open(a->db, &lo, &log, err);
+    causal_log_filter f = causal_log_filter_all();
+    if (rc == CW_OK) {
+        rc = causal_log_reader_new(log, &f, &r, err);
+    }
+    const causal_impression *imp = NULL;
+    while (rc == CW_OK) {
+        int more = causal_log_reader_next(r, &imp, err);
+        if (more <= 0) {
+            rc = more;
+            break;
+        }
+        size_t qoff = qbuf->len, qlen = strlen(imp->query);
+        bool query_kept = false;
+        for (size_t i = 0; rc == CW_OK && i < imp->n_items; i++) {
+            const causal_item *it = &imp->items[i];
+            if (it->n_clicks == 0) {
+                continue;
+            }
+            uint32_t doc = 0;
+            if (it->position < 1 || it->position > n_theta) {
+                skipped[1]++;
+                continue;
+            }
+            if (idx_doc_lookup(ix, it->doc_id, strlen(it->doc_id), &doc, NULL) != CW_OK) {
+                skipped[0]++;
+                continue;
+            }
+            if (!query_kept && (rc = cw_buf_append(qbuf, imp->query, qlen + 1)) != CW_OK) {
+                break;
+            }
+            query_kept = true;
+            if (n == cap) {
+                cap = cap ? 2 * cap : 1024;
+                idx_click_pair *np = realloc(pairs, cap * sizeof *np);
+                if (!np) {
+                    rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+                    break;
+                }
+                pairs = np;
+            }
+            /* IPS (Joachims et al., WSDM 2017, eq. 5) with the weight clipped at --clip
+             * (Strehl et al. 2010): bias for variance at the deep positions. */
+            double w = CW_MIN(1.0 / theta[it->position - 1], a->clip);
+            /* query offset stored in the pointer's place until qbuf stops moving */
+            pairs[n++] = (idx_click_pair){
+                .query = (const char *)(uintptr_t)qoff, .query_len = qlen, .doc = doc, .weight = w};
+        }
+    }
+    causal_log_reader_free(r);
+    causal_log_close(log);
+    if (rc != CW_OK) {
+        free(pairs);
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        pairs[i].query = qbuf->data + (uintptr_t)pairs[i].query;
+    }
+    *pairs_out = pairs;
+    *n_out = n;
+    return CW_OK;
+}
+
+static int do_finetune(embed_args *a, cw_err *err)
+{
+    idx_index *ix = NULL;
+    idx_encoder *enc = NULL;
+    char **texts = NULL;
+    size_t *lens = NULL;
+    idx_click_pair *pairs = NULL;
+    size_t n_pairs = 0, skipped[2] = {0, 0};
+    cw_buf qbuf = {0};
+    double theta[CAUSAL_MAX_RANK];
+    uint32_t n_theta = 0;
+    char enc_path[PATH_MAX];
+    snprintf(enc_path, sizeof enc_path, "%s/dense.enc", a->dir);
+    int rc = read_theta(a->propensity, theta, &n_theta, err);
+    if (rc == CW_OK) {
+        rc = idx_index_open(a->dir, &ix, err);
+    }
+    if (rc == CW_OK) {
+        rc = idx_encoder_load(enc_path, &enc, err);
+        if (rc == CW_ENOTFOUND) {
+            cw_err_prefix(err, "run 'causeway embed train --index %s' first: ", a->dir);
+        }
+    }
+    if (rc == CW_OK) {
+        rc = read_click_pairs(a, ix, theta, n_theta, &qbuf, &pairs, &n_pairs, skipped, err);
+    }
+    if (rc == CW_OK) {
+        rc = load_texts(ix, &texts, &lens, err);
+    }
+    if (rc == CW_OK) {
+        double sw = 0, wmax = 0;
+        for (size_t i = 0; i < n_pairs; i++) {
+            sw += pairs[i].weight;
+            wmax = CW_MAX(wmax, pairs[i].weight);
+        }
+        fprintf(stderr,
+                "embed finetune: %zu click pairs (skipped: %zu on unknown documents, %zu below "
+                "rank %u), weights mean %.3f max %.3f\n",
+                n_pairs, skipped[0], skipped[1], n_theta, n_pairs ? sw / (double)n_pairs : 0.0,
+                wmax);
+        a->train.progress = cli_progress;
+        idx_train_stats st;
+        rc = idx_encoder_finetune(enc, (const char *const *)texts, lens, idx_index_n_docs(ix),
+                                  pairs, n_pairs, &a->train, &st, err);
+        if (rc == CW_OK) {
+            rc = idx_encoder_save(enc, enc_path, err);
+        }
+        if (rc == CW_OK) {
+            fprintf(stderr,
+                    "embed finetune: %llu steps, loss %.4f -> %.4f, %.1f s; wrote %s (run "
+                    "'causeway embed build --index %s' next)\n",
+                    (unsigned long long)st.steps, st.first_loss, st.last_loss, st.seconds, enc_path,
+                    a->dir);
+        }
+    }
+    free_texts(texts, lens, ix ? idx_index_n_docs(ix) : 0);
+    free(pairs);
+    cw_buf_fini(&qbuf);
     idx_encoder_free(enc);
     idx_index_close(ix);
     return rc;
@@ -521,7 +720,7 @@ int cli_cmd_embed(int argc, char **argv)
         return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
     }
     const char *action = argv[1];
-    embed_args a = {.tag = "dense", .k = 10};
+    embed_args a = {.tag = "dense", .k = 10, .clip = 10};
     a.enc = idx_encoder_opts_default();
     a.train = idx_train_opts_default();
     a.hnsw = idx_hnsw_opts_default();
@@ -543,6 +742,12 @@ int cli_cmd_embed(int argc, char **argv)
         rc = do_train(&a, &err);
     } else if (strcmp(action, "build") == 0) {
         rc = do_build(&a, &err);
+    } else if (strcmp(action, "finetune") == 0) {
+        if (!a.db || !a.propensity) {
+            cw_buf_fini(&a.qtext);
+            return cli_usage_error("embed", "finetune needs --db LOG and --propensity FIT.json");
+        }
+        rc = do_finetune(&a, &err);
     } else if (strcmp(action, "search") == 0) {
         rc = do_query(&a, false, &err);
     } else if (is_run) {
@@ -553,7 +758,8 @@ int cli_cmd_embed(int argc, char **argv)
         rc = do_query(&a, true, &err);
     } else {
         cw_buf_fini(&a.qtext);
-        return cli_usage_error("embed", "unknown action '%s' (train, build, search, run)", action);
+        return cli_usage_error("embed", "unknown action '%s' (train, finetune, build, search, run)",
+                               action);
     }
     cw_buf_fini(&a.qtext);
     return rc == CW_OK ? CLI_EXIT_OK : cli_fail("embed", &err);
