@@ -5,6 +5,8 @@
 #   bench/dense_bench.sh quality      BM25 / dense / hybrid nDCG@10, R@100 on Cranfield, CISI
 #   bench/dense_bench.sh encode       query-encoding latency, word cache off vs on, Cranfield
 #                                     and CISI (REPEAT=3 alternating runs each)
+#   bench/dense_bench.sh finetune     embed finetune on simulated clicks (half the queries),
+#                                     dense nDCG@10 on the other half: IPS vs naive weights
 #   bench/dense_bench.sh train1m      embed train + build on a 1,000,000-document synth
 #                                     corpus (DIR=/work/dense1m, EPOCHS=1): wall, CPU, RSS
 # Run from a build directory (./causeway, bench/dense_ann built); BUILD=... overrides.
@@ -196,11 +198,70 @@ train1m() {
     tr '\r' '\n' < "$d/build.log" | grep -E '^embed build:|Elapsed|User time|System time|Maximum resident'
 }
 
+# finetune: per collection, the `lsa` encoder (embed train --lsa --epochs 0); the queries
+# split by line parity into a click half and a held-out half; SESSIONS simulated PBM users
+# (examination theta = the METHODS.md eye-tracking table, clicks from qrels) on the click
+# half through a running `causeway serve` (hybrid pages, top 10, deterministic); then
+# `embed finetune` with IPS weights (the true theta_k/theta_1, clip 10) or naive weights
+# (theta = 1), and dense nDCG@10 / R@100 of the held-out and the click halves.
+finetune() {
+    echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), causeway $(git -C "$SRC" rev-parse --short HEAD); $(uptime)"
+    echo "| collection | clicks (pairs) | encoder | held-out nDCG@10 / R@100 | click-half nDCG@10 / R@100 |"
+    echo "|---|---|---|---|---|"
+    for c in ${FINETUNE_COLLECTIONS:-cranfield cisi}; do
+        q=$DATA/$c
+        x=$OUT/finetune/$c
+        rm -rf "$x"
+        mkdir -p "$x"
+        "$BUILD/causeway" index build --quiet --corpus "$q/corpus.jsonl" --out "$x/base" 2> /dev/null
+        "$BUILD/causeway" embed train --index "$x/base" --quiet --lsa --epochs 0 2> /dev/null
+        "$BUILD/causeway" embed build --index "$x/base" --quiet 2> /dev/null
+        awk 'NR % 2 == 1' "$q/queries.tsv" > "$x/click.tsv"
+        awk 'NR % 2 == 0' "$q/queries.tsv" > "$x/heldout.tsv"
+        for h in click heldout; do # each half scored on its own queries only
+            awk 'NR == FNR { split($0, a, "\t"); keep[a[1]] = 1; next } ($1 in keep)' "$x/$h.tsv" "$q/qrels.txt" \
+                > "$x/$h.qrels"
+        done
+        "$BUILD/causeway" serve --index "$x/base" --db "$x/log.db" --port 0 \
+            --port-file "$x/port" --sync normal --cache-mb 0 > /dev/null 2>&1 &
+        spid=$!
+        while [ ! -s "$x/port" ]; do sleep 0.2; done
+        "$BUILD/causeway" simulate --server "http://127.0.0.1:$(cat "$x/port")" \
+            --queries "$x/click.tsv" --qrels "$q/qrels.txt" --sessions "${SESSIONS:-5000}" \
+            --seed 1 --quiet 2> "$x/sim.log"
+        kill -TERM "$spid"
+        wait "$spid" || true
+        echo '[1, 0.8971, 0.7059, 0.5, 0.4118, 0.2941, 0.1618, 0.1471, 0.1176, 0.0882]' > "$x/ips.json"
+        echo '[1, 1, 1, 1, 1, 1, 1, 1, 1, 1]' > "$x/naive.json"
+        row() {
+            printf '| %s | %s | %s | %s | %s |\n' "$c" "$1" "$2" \
+                "$(OPENBLAS_NUM_THREADS=1 "$BUILD/causeway" embed run --index "$3" \
+                    --queries "$x/heldout.tsv" 2> /dev/null > "$3/h.run" &&
+                    metrics "$x/heldout.qrels" "$3/h.run" | tr ' ' /)" \
+                "$(OPENBLAS_NUM_THREADS=1 "$BUILD/causeway" embed run --index "$3" \
+                    --queries "$x/click.tsv" 2> /dev/null > "$3/c.run" &&
+                    metrics "$x/click.qrels" "$3/c.run" | tr ' ' /)"
+        }
+        clicks=$(sed -n 's/.*(\([0-9]*\) clicks).*/\1/p' "$x/sim.log")
+        row "$clicks" "lsa (before)" "$x/base"
+        for w in ips naive; do
+            cp -r "$x/base" "$x/$w"
+            OPENBLAS_NUM_THREADS=1 "$BUILD/causeway" embed finetune --index "$x/$w" --quiet \
+                --db "$x/log.db" --propensity "$x/$w.json" --epochs "${FT_EPOCHS:-5}" --batch 32 \
+                2> "$x/$w.log"
+            "$BUILD/causeway" embed build --index "$x/$w" --quiet 2> /dev/null
+            row "$(sed -n 's/^embed finetune: \([0-9]*\) click pairs.*weights mean \([0-9.]*\).*/\1, w mean \2/p' "$x/$w.log")" \
+                "lsa + finetune $w" "$x/$w"
+        done
+    done
+}
+
 case "$what" in
 ann) ann "${2:-1000000}" ;;
 ann-search) ann_search ;;
 quality) quality ;;
 encode) encode ;;
 train1m) train1m ;;
-*) echo "usage: $0 ann [N] | ann-search | quality | encode | train1m" >&2; exit 2 ;;
+finetune) finetune ;;
+*) echo "usage: $0 ann [N] | ann-search | quality | encode | train1m | finetune" >&2; exit 2 ;;
 esac
