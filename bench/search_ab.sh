@@ -4,7 +4,8 @@
 # floor, A, B (wrk -t2 -c64 --latency, bench/search.lua over the 225 queries, k=10); prints
 # req/s, p50, p99 and server CPU µs/request per round. A before/after measurement of a
 # change needs both binaries on a loaded 2-core machine (docs/benchmarks.md "Server").
-# Usage: bench/search_ab.sh BIN_A BIN_B   env: DUR (s, 8), ROUNDS (3), OUT (/tmp/search_ab)
+# Usage: bench/search_ab.sh BIN_A BIN_B   env: DUR (s, 8), ROUNDS (3), OUT (/tmp/search_ab),
+#   SERVE_ARGS (extra serve options, default "--cache-mb 0"; "" = the result cache on)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 [ $# -eq 2 ] || { echo "usage: $0 BIN_A BIN_B" >&2; exit 2; }
@@ -28,7 +29,7 @@ spids=()
 for i in 0 1; do
     rm -f "$out/s$i.db"* "$out/s$i.port"
     "${bins[$i]}" serve --index "$out/cran" --db "$out/s$i.db" --port 0 --port-file "$out/s$i.port" \
-        --cache-mb 0 --threads 2 >"$out/s$i.log" 2>&1 &
+        ${SERVE_ARGS---cache-mb 0} --threads 2 >"$out/s$i.log" 2>&1 &
     pids+=($!)
     spids+=($!)
 done
@@ -38,9 +39,10 @@ for i in 0 1; do
 done
 cpu() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' /proc/"$1"/stat; }
 report() { # NAME ROUND FILE [CPU_US]
-    printf '%s round %s: %s req/s, p50 %s, p99 %s%s\n' "$1" "$2" \
-        "$(awk '/^Requests\/sec:/{print $2}' "$3")" "$(awk '$1=="50%"{print $2}' "$3")" \
-        "$(awk '$1=="99%"{print $2}' "$3")" "${4:+, server CPU $4 µs/request}"
+    printf '%s round %s: %s req/s (%s 2xx/s), p50 %s, p99 %s%s\n' "$1" "$2" \
+        "$(awk '/^Requests\/sec:/{print $2}' "$3")" \
+        "$(awk '/requests in/{n=$1; s=$4; sub(/s,$/, "", s)} /Non-2xx/{b=$5} END{printf "%.0f", (n-b)/s}' "$3")" \
+        "$(awk '$1=="50%"{print $2}' "$3")" "$(awk '$1=="99%"{print $2}' "$3")" "${4:+, server CPU $4 µs/request}"
 }
 for r in $(seq "$ROUNDS"); do
     wrk -t2 -c64 -d"${DUR}s" --latency "http://127.0.0.1:$fport/" >"$out/floor.$r.wrk" 2>&1
