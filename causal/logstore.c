@@ -119,6 +119,7 @@ struct causal_log {
     char *path;
     bool read_only;
     bool in_txn;
+    int schema; /* the file's schema version: CAUSAL_LOG_SCHEMA_VERSION, or 1 read-only */
     sqlite3_stmt *st[N_STMTS];
     _Atomic uint64_t next_id; /* (boot << 32) | seq of the next id handed out */
     struct {
@@ -284,8 +285,12 @@ static int migrate(causal_log *log, cw_err *err)
                               log->path, n_tables);
         }
     }
+    log->schema = (int)version;
     if (version == CAUSAL_LOG_SCHEMA_VERSION) {
         return CW_OK;
+    }
+    if (log->read_only && version == 1) {
+        return CW_OK; /* readable as it is: the reader knows schema 1's items table */
     }
     if (log->read_only) {
         return cw_err_set(err, CW_EINVAL,
@@ -320,6 +325,7 @@ static int migrate(causal_log *log, cw_err *err)
         sqlite3_exec(log->db, "ROLLBACK", NULL, NULL, NULL);
         return cw_err_prefix(err, "migrating: ");
     }
+    log->schema = CAUSAL_LOG_SCHEMA_VERSION;
     return exec_sql(log, "COMMIT", err);
 }
 
@@ -1414,8 +1420,11 @@ int causal_log_count(causal_log *log, causal_log_counts *out, cw_err *err)
     int64_t a = 0, b = 0, c = 0;
     int rc = query_int(log, "SELECT count(*) FROM impressions", 0, &a, err);
     if (rc == CW_OK) {
-        rc = query_int(log, "SELECT coalesce(sum(json_array_length(shown)), 0) FROM impressions", 0,
-                       &b, err);
+        rc = query_int(log,
+                       log->schema == 1
+                           ? "SELECT count(*) FROM items"
+                           : "SELECT coalesce(sum(json_array_length(shown)), 0) FROM impressions",
+                       0, &b, err);
     }
     if (rc == CW_OK) {
         rc = query_int(log, "SELECT count(*) FROM events", 0, &c, err);
@@ -1446,6 +1455,8 @@ struct causal_log_reader {
     sqlite3_stmt *imp, *clicks;
     bool clicks_row; /* the click statement holds an unconsumed row */
     bool clicks_done;
+    sqlite3_stmt *items; /* schema 1 (read-only) only: its items table in impression order */
+    bool items_row, items_done;
     policy_row *policies;
     size_t n_policies;
     fset_row *fsets;
@@ -1566,12 +1577,24 @@ int causal_log_reader_new(causal_log *log, const causal_log_filter *filter, caus
     if (rc != CW_OK) {
         goto fail;
     }
+    bool v1 = log->schema == 1;
     const char *imp_sql =
-        "SELECT i.id, i.ts_ms, i.query, i.qid, i.policy_id, i.log_prob, i.mc_samples,"
-        " i.temperature, i.seed, i.feature_set_id, i.n_items, i.shown, i.shown_features"
-        " FROM impressions i"
-        " WHERE i.ts_ms >= ?1 AND i.ts_ms < ?2 AND (?3 IS NULL OR i.policy_id IN"
-        " (SELECT id FROM policies WHERE name = ?3)) ORDER BY i.id";
+        v1 ? "SELECT i.id, i.ts_ms, i.query, i.qid, i.policy_id, i.log_prob, i.mc_samples,"
+             " i.temperature, i.seed, i.feature_set_id, i.n_items, '[]', NULL"
+             " FROM impressions i"
+             " WHERE i.ts_ms >= ?1 AND i.ts_ms < ?2 AND (?3 IS NULL OR i.policy_id IN"
+             " (SELECT id FROM policies WHERE name = ?3)) ORDER BY i.id"
+           : "SELECT i.id, i.ts_ms, i.query, i.qid, i.policy_id, i.log_prob, i.mc_samples,"
+             " i.temperature, i.seed, i.feature_set_id, i.n_items, i.shown, i.shown_features"
+             " FROM impressions i"
+             " WHERE i.ts_ms >= ?1 AND i.ts_ms < ?2 AND (?3 IS NULL OR i.policy_id IN"
+             " (SELECT id FROM policies WHERE name = ?3)) ORDER BY i.id";
+    const char *item_sql = "SELECT impression_id, position, doc_id, score, propensity, features"
+                           " FROM items ORDER BY impression_id, position";
+    if (v1 && sqlite3_prepare_v2(log->db, item_sql, -1, &r->items, NULL) != SQLITE_OK) {
+        rc = sql_fail(log, err, item_sql);
+        goto fail;
+    }
     const char *click_sql = "SELECT impression_id, position, count(*) FROM events"
                             " WHERE type = 'click' GROUP BY impression_id, position"
                             " ORDER BY impression_id, position";
@@ -1601,6 +1624,7 @@ void causal_log_reader_free(causal_log_reader *r)
         return;
     }
     sqlite3_finalize(r->imp);
+    sqlite3_finalize(r->items);
     sqlite3_finalize(r->clicks);
     free_catalog(r);
     cw_arena_free(r->arena);
@@ -1636,6 +1660,54 @@ static char *arena_col(cw_arena *a, sqlite3_stmt *st, int c)
 {
     const unsigned char *t = sqlite3_column_text(st, c);
     return t ? cw_arena_strndup(a, (const char *)t, (size_t)sqlite3_column_bytes(st, c)) : NULL;
+}
+
+/* Schema 1 (a log opened read-only before its first read-write open migrates it): the
+ * items of impression id from the items table, merged in impression order. */
+static int read_v1_items(causal_log_reader *r, int64_t id, const fset_row *fs, size_t n_items,
+                         size_t *n_out, cw_err *err)
+{
+    causal_log *log = r->log;
+    size_t k = 0;
+    int rc = seek_to(log, r->items, &r->items_row, &r->items_done, id, err);
+    while (rc == CW_OK && !r->items_done && r->items_row &&
+           sqlite3_column_int64(r->items, 0) == id) {
+        if (k == n_items) {
+            return cw_err_set(err, CW_ECORRUPT,
+                              "%s: impression %" PRId64 " has more items than its n_items %zu",
+                              log->path, id, n_items);
+        }
+        sqlite3_stmt *it = r->items;
+        causal_item *o = &r->item_buf[k++];
+        memset(o, 0, sizeof *o);
+        o->position = (uint32_t)sqlite3_column_int64(it, 1);
+        o->doc_id = arena_col(r->arena, it, 2);
+        o->score = sqlite3_column_type(it, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(it, 3);
+        o->propensity =
+            sqlite3_column_type(it, 4) == SQLITE_NULL ? NAN : sqlite3_column_double(it, 4);
+        if (sqlite3_column_type(it, 5) == SQLITE_BLOB) {
+            int nb = sqlite3_column_bytes(it, 5);
+            if (!fs || (size_t)nb != fs->n * sizeof(float)) {
+                return cw_err_set(err, CW_ECORRUPT,
+                                  "%s: impression %" PRId64 " position %u: "
+                                  "feature blob of %d bytes, expected %zu",
+                                  log->path, id, o->position, nb, fs ? fs->n * sizeof(float) : 0);
+            }
+            float *v = cw_arena_alloc(r->arena, (size_t)nb);
+            if (!v) {
+                return cw_err_set(err, CW_ENOMEM, "out of memory");
+            }
+            memcpy(v, sqlite3_column_blob(it, 5), (size_t)nb);
+            o->features = v;
+        }
+        if (!o->doc_id) {
+            return cw_err_set(err, CW_ENOMEM, "out of memory");
+        }
+        r->items_row = false;
+        rc = seek_to(log, r->items, &r->items_row, &r->items_done, id, err);
+    }
+    *n_out = k;
+    return rc;
 }
 
 int causal_log_reader_next(causal_log_reader *r, const causal_impression **imp, cw_err *err)
@@ -1729,6 +1801,9 @@ int causal_log_reader_next(causal_log_reader *r, const causal_impression **imp, 
         o->features = v;
     }
     json_decref(root);
+    if (rc == CW_OK && r->items) {
+        rc = read_v1_items(r, id, fs, (size_t)n_items, &k, err);
+    }
     if (rc != CW_OK) {
         return rc;
     }
