@@ -436,7 +436,9 @@ static int eval_file_read(const char *path, bool is_run, eval_file *f, cw_err *e
         rc = r;
         goto fail;
     }
-    qsort(f->e, f->n, sizeof(eval_entry), cmp_qid_docno);
+    if (f->n > 1) { /* an empty file leaves f->e NULL, which qsort must not get */
+        qsort(f->e, f->n, sizeof(eval_entry), cmp_qid_docno);
+    }
     for (size_t i = 0; i < f->n; i++) {
         if (i > 0 && cmp_qid_docno(&f->e[i - 1], &f->e[i]) == 0) {
             long l1 = CW_MIN(f->e[i - 1].line, f->e[i].line);
@@ -449,7 +451,7 @@ static int eval_file_read(const char *path, bool is_run, eval_file *f, cw_err *e
         }
         f->n_queries += i == 0 || strcmp(f->e[i - 1].qid, f->e[i].qid) != 0;
     }
-    if (is_run) {
+    if (is_run && f->n > 1) {
         qsort(f->e, f->n, sizeof(eval_entry), cmp_run_order);
     }
     free(buf);

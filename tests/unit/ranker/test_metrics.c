@@ -355,3 +355,14 @@ Test(rank_metrics, long_id_is_elimit_and_missing_file_is_enotfound)
     unlink(path);
     free(path);
 }
+
+/* QA regression: an empty qrels or run file used to pass NULL to qsort (UBSan: "null
+ * pointer passed as argument 1"); both read as zero queries and evaluate to zero. */
+Test(rank_metrics, empty_qrels_and_run_files_read_as_zero_queries)
+{
+    rank_eval_opts o = rank_eval_opts_default();
+    rank_eval_result *res = eval_text("", "", "ndcg@10,map", &o);
+    cr_expect(eq(sz, res->n_queries, 0));
+    cr_expect(eq(dbl, res->mean[0], 0.0));
+    rank_eval_result_free(res);
+}
