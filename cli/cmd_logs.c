@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "causal/causal.h"
 #include "cli/cli.h"
@@ -115,10 +116,19 @@ static int do_export(const char *db, const char *out_path, const causal_log_filt
     if (rc != CW_OK) {
         return rc;
     }
-    FILE *out = out_path ? fopen(out_path, "w") : stdout;
-    if (!out) {
+    /* --out is written to OUT.tmp.PID and renamed at the end, so a failed or interrupted
+     * export never leaves a truncated file under the name a user would take as complete. */
+    char tmp_path[4096];
+    if (out_path && (size_t)snprintf(tmp_path, sizeof tmp_path, "%s.tmp.%ld", out_path,
+                                     (long)getpid()) >= sizeof tmp_path) {
         causal_log_close(log);
-        return cw_err_set(err, CW_EIO, "%s: %s", out_path, strerror(errno));
+        return cw_err_set(err, CW_ELIMIT, "%s: path too long", out_path);
+    }
+    FILE *out = out_path ? fopen(tmp_path, "w") : stdout;
+    if (!out) {
+        int e = errno; /* causal_log_close may change errno */
+        causal_log_close(log);
+        return cw_err_set(err, CW_EIO, "%s: %s", out_path, strerror(e));
     }
     causal_log_reader *r = NULL;
     rc = causal_log_reader_new(log, filter, &r, err);
@@ -126,6 +136,9 @@ static int do_export(const char *db, const char *out_path, const causal_log_filt
     int s = 0;
     while (rc == CW_OK && (s = causal_log_reader_next(r, &imp, err)) == 1) {
         rc = put_line(out, impression_json(imp), err);
+        if (rc == CW_OK && cw_interrupted()) {
+            rc = cw_err_set(err, CW_EINTR, "interrupted");
+        }
     }
     if (rc == CW_OK && s < 0) {
         rc = s;
@@ -138,6 +151,9 @@ static int do_export(const char *db, const char *out_path, const causal_log_filt
     const causal_event *e;
     while (rc == CW_OK && (s = causal_event_reader_next(er, &e, err)) == 1) {
         rc = put_line(out, event_json(e), err);
+        if (rc == CW_OK && cw_interrupted()) {
+            rc = cw_err_set(err, CW_EINTR, "interrupted");
+        }
     }
     if (rc == CW_OK && s < 0) {
         rc = s;
@@ -147,6 +163,12 @@ static int do_export(const char *db, const char *out_path, const causal_log_filt
         rc = cw_err_set(err, CW_EIO, "%s: %s", out_path, strerror(errno));
     } else if (out == stdout && fflush(stdout) != 0 && rc == CW_OK) {
         rc = cw_err_set(err, CW_EIO, "writing stdout: %s", strerror(errno));
+    }
+    if (out != stdout && rc == CW_OK && rename(tmp_path, out_path) != 0) {
+        rc = cw_err_set(err, CW_EIO, "%s: rename: %s", out_path, strerror(errno));
+    }
+    if (out != stdout && rc != CW_OK) {
+        unlink(tmp_path);
     }
     causal_log_close(log);
     return rc;

@@ -70,6 +70,9 @@ static int read_propensity(const char *path, rank_train_opts *o, cw_err *err)
 {
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
+    if (!root && je.line < 0) { /* not read at all: je.text names the file and the reason */
+        return cw_err_set(err, CW_EIO, "%s", je.text);
+    }
     if (!root) {
         return cw_err_set(err, CW_EPARSE, "%s:%d:%d: %s", path, je.line, je.column, je.text);
     }
