@@ -946,6 +946,15 @@ static int parse_ultr_tsv(const report_source *src, double keep_eta, series *s, 
     /* Two passes: the first collects the distinct eta values so a single-eta file keeps
      * plain method names. */
     for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1 && line_no == 0) { /* an empty file would draw an empty plot silently */
+            return cw_err_set(err, CW_EPARSE,
+                              "%s: empty, expected a header with columns sessions, method and "
+                              "ndcg@10",
+                              name);
+        }
+        if (pass == 1 && n_etas == 0 && isfinite(keep_eta)) {
+            return cw_err_set(err, CW_EPARSE, "%s: no curve rows with eta %g", name, keep_eta);
+        }
         p = src->text;
         line_no = 0;
         while (p < end) {
@@ -1011,7 +1020,11 @@ static int parse_ultr_tsv(const report_source *src, double keep_eta, series *s, 
                 return cw_err_set(err, CW_EPARSE, "%s:%ld: sessions and ndcg@10 must be numbers",
                                   name, line_no);
             }
-            bool baseline = sessions <= 0;
+            if (sessions < 0) {
+                return cw_err_set(err, CW_EPARSE, "%s:%ld: sessions must be >= 0, got %s", name,
+                                  line_no, fields[col_sessions]);
+            }
+            bool baseline = sessions == 0;
             if (!baseline && isfinite(keep_eta) && strtod(eta, NULL) != keep_eta) {
                 continue;
             }

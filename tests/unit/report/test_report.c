@@ -416,7 +416,7 @@ Test(report_render, is_self_contained_and_notes_missing_inputs)
 /* ---- errors ------------------------------------------------------------------------ */
 
 typedef struct bad_case {
-    int which; /* 0 propensity, 1 ope, 2 ultr */
+    int which; /* 0 propensity, 1 ope, 2 ultr, 3 ultr with --ultr-eta 7 */
     char text[320];
     int code;
     char msg[120];
@@ -445,6 +445,13 @@ ParameterizedTestParameters(report_render, rejects_bad_input_naming_the_place)
          "u:1: expected a header with columns sessions, method and ndcg@10"},
         {2, "sessions\tmethod\tndcg@10\n1e4\tnaive\thigh\n", CW_EPARSE,
          "u:2: sessions and ndcg@10 must be numbers"},
+        /* QA regressions: an empty TSV, negative sessions and an --ultr-eta matching no
+         * row drew an empty or meaningless plot without a word. */
+        {2, "", CW_EPARSE, "u: empty, expected a header with columns sessions"},
+        {2, "sessions\tmethod\tndcg@10\n-5\tnaive\t0.5\n", CW_EPARSE,
+         "u:2: sessions must be >= 0, got -5"},
+        {3, "eta\tsessions\tmethod\tndcg@10\n1\t100\tnaive\t0.5\n", CW_EPARSE,
+         "u: no curve rows with eta 7"},
     };
     return cr_make_param_array(bad_case, cases, sizeof cases / sizeof cases[0]);
 }
@@ -462,6 +469,7 @@ ParameterizedTest(bad_case *c, report_render, rejects_bad_input_naming_the_place
     } else {
         s.name = "u";
         in.ultr = s;
+        in.ultr_eta = c->which == 3 ? 7 : NAN; /* 3: ultr with --ultr-eta 7 */
     }
     cw_buf b = {0};
     cw_err err;
