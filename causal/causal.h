@@ -833,7 +833,8 @@ typedef struct causal_ope_result {
  * says which input is missing, why the estimator needs it and which estimators stay
  * valid), when a logged propensity is NaN (not logged), 0 or > 1 for a shown item, or a
  * weight is not finite (message names the impression and slot); CW_ELIMIT (k or n_boot
- * over the limits); CW_ENOMEM. O(n k) plus O(n_boot n_groups k). */
+ * over the limits); CW_ENOMEM; CW_EINTR (SIGINT/SIGTERM during the bootstrap).
+ * O(n k) plus O(n_boot n_groups k). */
 int causal_ope_estimate(const causal_ope_data *d, causal_est est, const causal_ope_opts *opts,
                         causal_ope_result *out, cw_err *err) CW_MUST_CHECK;
 

@@ -532,6 +532,11 @@ int causal_ope_estimate(const causal_ope_data *d, causal_est est, const causal_o
         cw_rng rng;
         cw_rng_seed(&rng, o.seed);
         for (uint32_t b = 0; b < o.n_boot; b++) {
+            if (b % 64 == 0 && cw_interrupted()) { /* 10^4 replicates of a big log take minutes */
+                free(reps);
+                agg_free(&g);
+                return cw_err_set(err, CW_EINTR, "ope: interrupted");
+            }
             boot_draw(&g, &rng, NULL, A, B);
             reps[b] = agg_value(&g, A, B);
         }
@@ -588,6 +593,10 @@ int causal_ope_compare(const causal_ope_data *data, size_t n_pol, causal_est est
     double A[CAUSAL_OPE_MAX_SLOTS], B[CAUSAL_OPE_MAX_SLOTS];
     uint32_t n_boot = o.n_boot ? o.n_boot : 1000;
     for (uint32_t b = 0; b < n_boot; b++) {
+        if (b % 64 == 0 && cw_interrupted()) {
+            rc = cw_err_set(err, CW_EINTR, "ope: interrupted");
+            goto done;
+        }
         /* The same resampled queries for every policy: the comparison is paired. */
         for (uint32_t t = 0; t < g[0].n_groups; t++) {
             pick[t] = (uint32_t)cw_rng_below(&rng, g[0].n_groups);

@@ -182,6 +182,10 @@ static int read_log(const char *path, uint32_t k, logdata *L, cw_err *err)
     }
     const causal_impression *imp;
     while ((rc = causal_log_reader_next(rd, &imp, err)) == 1) {
+        if (cw_interrupted()) {
+            rc = cw_err_set(err, CW_EINTR, "interrupted reading %s", path);
+            goto done;
+        }
         if (imp->n_items < k) {
             L->n_skipped_short++;
             continue;
@@ -828,6 +832,10 @@ int cli_cmd_ope(int argc, char **argv)
             cw_err ee;
             cw_err_clear(&ee);
             po[p].rc[e] = causal_ope_estimate(&po[p].data, ests[e], &o, &po[p].res[e], &ee);
+            if (cw_interrupted()) { /* not an invalid estimator: stop the whole run */
+                cw_err_set(&err, CW_EINTR, "interrupted");
+                goto fail;
+            }
             snprintf(po[p].why[e], sizeof po[p].why[e], "%s", ee.msg);
             n_ok_total += po[p].rc[e] == CW_OK;
         }
@@ -858,6 +866,13 @@ int cli_cmd_ope(int argc, char **argv)
                     cmp_est = (int)e;
                 }
                 free(dd);
+                if (cw_interrupted()) {
+                    free(values);
+                    free(prob);
+                    free(order);
+                    cw_err_set(&err, CW_EINTR, "interrupted");
+                    goto fail;
+                }
             }
         }
         for (size_t p = 0; p < n_pol; p++) {

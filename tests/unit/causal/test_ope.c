@@ -8,6 +8,7 @@
 #include <criterion/new/assert.h>
 #include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -614,4 +615,30 @@ Test(causal_ope_cli, zero_propensity_and_foreign_model_are_clear_errors)
     unlink(model_path);
     unlink(path);
     free(path);
+}
+
+/* QA regression: `causeway ope` ignored Ctrl-C until its 10^4 bootstrap replicates were
+ * done; an interrupt now ends the bootstrap (and the comparison) with CW_EINTR. */
+Test(causal_ope, bootstrap_stops_with_eintr_after_sigint)
+{
+    const double lam[2] = {1, 0.5};
+    const uint8_t click[4] = {1, 0, 0, 1};
+    const double pb[4] = {0.5, 0.25, 0.2, 0.4}, pe[4] = {1.0, 0.5, 0.1, 0.2};
+    causal_ope_data d = {
+        .n = 2, .k = 2, .lambda = lam, .click = click, .pb_marg = pb, .pe_marg = pe};
+    causal_ope_opts o = causal_ope_opts_default();
+    causal_ope_result r;
+    cw_err err;
+    cr_assert(eq(int, causal_ope_estimate(&d, CAUSAL_EST_IIPS, &o, &r, &err), CW_OK), "%s",
+              err.msg);
+    cw_interrupt_install();
+    cr_assert(eq(int, raise(SIGINT), 0));
+    cr_expect(eq(int, causal_ope_estimate(&d, CAUSAL_EST_IIPS, &o, &r, &err), CW_EINTR));
+    cr_expect(eq(str, err.msg, "ope: interrupted"));
+    causal_ope_data two[2] = {d, d};
+    double values[2], prob[4];
+    cr_expect(
+        eq(int, causal_ope_compare(two, 2, CAUSAL_EST_IIPS, &o, values, prob, &err), CW_EINTR));
+    o.n_boot = 0; /* without a bootstrap there is nothing long to interrupt */
+    cr_expect(eq(int, causal_ope_estimate(&d, CAUSAL_EST_IIPS, &o, &r, &err), CW_OK));
 }
