@@ -3,14 +3,54 @@
  * reranked with the features the server uses). Output: a TREC run for `causeway eval`. */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "ranker/ranker.h"
 
 #define CMD "rank"
+
+/* Output files (--out, --letor-out) are written to PATH.tmp.PID and renamed only when the
+ * whole job succeeded, so a bad query line or Ctrl-C never leaves a truncated run under the
+ * name of a complete one. NULL path: stdout (or nothing). */
+static FILE *out_open(const char *path, FILE *fallback, char *tmp, size_t tmp_size, cw_err *err)
+{
+    if (!path) {
+        return fallback;
+    }
+    if ((size_t)snprintf(tmp, tmp_size, "%s.tmp.%ld", path, (long)getpid()) >= tmp_size) {
+        cw_err_set(err, CW_ELIMIT, "%s: path too long", path);
+        return NULL;
+    }
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        cw_err_set(err, CW_EIO, "%s: %s", path, strerror(errno));
+    }
+    return f;
+}
+
+/* Closes f (not stdout) and renames its temporary file over path when rc is CW_OK, else
+ * removes it. Returns rc, or CW_EIO when closing or renaming failed. */
+static int out_close(FILE *f, const char *path, const char *tmp, int rc, cw_err *err)
+{
+    if (!f || !path) {
+        return rc;
+    }
+    if (fclose(f) != 0 && rc == CW_OK) {
+        rc = cw_err_set(err, CW_EIO, "%s: write failed: %s", path, strerror(errno));
+    }
+    if (rc == CW_OK && rename(tmp, path) != 0) {
+        rc = cw_err_set(err, CW_EIO, "%s: rename: %s", path, strerror(errno));
+    }
+    if (rc != CW_OK) {
+        unlink(tmp);
+    }
+    return rc;
+}
 
 static void usage(FILE *f)
 {
@@ -278,6 +318,10 @@ static int rank_index(const char *dir, const char *queries, const rank_model *m,
     long no;
     int more;
     while ((more = cw_lines_next(lr, &line, &len, &no, err)) == 1) {
+        if (cw_interrupted()) {
+            rc = cw_err_set(err, CW_EINTR, "interrupted at %s:%ld", queries, no);
+            goto done;
+        }
         const char *tab = memchr(line, '\t', len);
         if (len == 0) {
             continue;
@@ -449,21 +493,18 @@ int cli_cmd_rank(int argc, char **argv)
             rank_model_free(m);
             return cli_fail(CMD, &err);
         }
-        FILE *f = out ? fopen(out, "w") : stdout;
-        FILE *lf = letor_out ? fopen(letor_out, "w") : NULL;
+        char tmp[4096], ltmp[4096];
+        FILE *f = out_open(out, stdout, tmp, sizeof tmp, &err);
+        FILE *lf = f ? out_open(letor_out, NULL, ltmp, sizeof ltmp, &err) : NULL;
         int rc = CW_OK;
         if (!f || (letor_out && !lf)) {
-            rc = cw_err_set(&err, CW_EIO, "%s: cannot create", !f ? out : letor_out);
+            rc = err.code;
         } else {
             rc =
                 rank_index(index, queries, m, (uint32_t)depth, f, tag, qrels ? &g : NULL, lf, &err);
         }
-        if (f && out && fclose(f) != 0 && rc == CW_OK) {
-            rc = cw_err_set(&err, CW_EIO, "%s: write failed", out);
-        }
-        if (lf && fclose(lf) != 0 && rc == CW_OK) {
-            rc = cw_err_set(&err, CW_EIO, "%s: write failed", letor_out);
-        }
+        rc = out_close(f, out, tmp, rc, &err);
+        rc = out_close(lf, letor_out, ltmp, rc, &err);
         grades_fini(&g);
         rank_model_free(m);
         return rc == CW_OK ? CLI_EXIT_OK : cli_fail(CMD, &err);
@@ -513,18 +554,19 @@ int cli_cmd_rank(int argc, char **argv)
     if (rc != CW_OK) {
         goto fail;
     }
-    f = out ? fopen(out, "w") : stdout;
+    char tmp[4096];
+    f = out_open(out, stdout, tmp, sizeof tmp, &err);
     if (!f) {
-        rc = cw_err_set(&err, CW_EIO, "%s: cannot create", out);
+        rc = err.code;
         goto fail;
     }
     rc = write_run(f, d, scores, tag);
-    if (out && fclose(f) != 0) {
-        rc = CW_EIO;
-    }
-    f = NULL;
     if (rc != CW_OK) {
         cw_err_set(&err, rc, "%s: writing the run failed", out ? out : "stdout");
+    }
+    rc = out_close(f, out, tmp, rc, &err);
+    f = NULL;
+    if (rc != CW_OK) {
         goto fail;
     }
     static const size_t cuts[] = {1, 3, 5, 10};

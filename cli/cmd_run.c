@@ -125,6 +125,10 @@ int cli_cmd_run(int argc, char **argv)
     long no;
     int r;
     while ((r = cw_lines_next(lr, &line, &len, &no, &err)) == 1) {
+        if (cw_interrupted()) { /* a long query file must stop on Ctrl-C, not run to the end */
+            cw_err_set(&err, CW_EINTR, "interrupted at %s:%ld", queries, no);
+            goto done;
+        }
         if (len == 0) {
             continue;
         }

@@ -8,10 +8,15 @@
 #include <criterion/new/assert.h>
 #include <criterion/parameterized.h>
 #include <dirent.h>
+#include <stdbool.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/cw.h"
@@ -92,6 +97,10 @@ ParameterizedTestParameters(cli_errors, bad_input)
         {"logs export --db @/sim.db --out @/ok.jsonl", 0, "", "", "ok.jsonl.tmp"},
         {"logs export --db @/bad.db", 1, "bad.db: impression", "", ""},
         /* A missing propensity file: the name and errno, not "FILE:-1:-1: ...". */
+        /* rank --out is complete or absent: a bad query line at line 2 used to leave the
+         * first query's results under the final name. */
+        {"rank --index @/ix --queries @/bad.tsv --out @/r.trec", 1, "bad.tsv:2: expected", "",
+         "r.trec"},
         {"train --db @/sim.db --objective ips --propensity @/nonexist.json --out @/m.json", 1,
          "nonexist.json: No such file or directory", ":-1:-1", "m.json"},
     };
@@ -103,6 +112,17 @@ ParameterizedTest(cli_case *c, cli_errors, bad_input)
     char dir[256], line[2048], errp[512];
     th_tmpdir(dir, sizeof dir, "cli_errors");
     make_fixtures(dir);
+    if (strstr(c->args, "@/ix")) { /* an index and a query file whose line 2 is bad */
+        char syn[300], ix[300], q[300];
+        snprintf(syn, sizeof syn, "%s/syn", dir);
+        snprintf(ix, sizeof ix, "%s/ix", dir);
+        snprintf(q, sizeof q, "%s/bad.tsv", dir);
+        th_synth_index(syn, "100", "3", ix);
+        FILE *f = fopen(q, "w");
+        cr_assert(f != NULL);
+        fputs("q1\thello\nq2 no tab\n", f);
+        fclose(f);
+    }
     expand(c->args, dir, line, sizeof line);
     char *argv[32];
     size_t n = 0;
@@ -133,5 +153,46 @@ ParameterizedTest(cli_case *c, cli_errors, bad_input)
         }
         closedir(d);
     }
+    th_rmtree(dir);
+}
+
+/* Ctrl-C between two queries of `causeway run` (QA regression: the flag set by the
+ * SIGINT handler was never polled, so a long query file ran to the end and exited 0).
+ * The queries come through a FIFO, so the signal lands deterministically while run waits
+ * for the second line. */
+Test(cli_errors, run_stops_on_sigint_between_queries)
+{
+    char dir[256], syn[300], ix[300], fifo[300], errp[300];
+    th_tmpdir(dir, sizeof dir, "cli_sigint");
+    snprintf(syn, sizeof syn, "%s/syn", dir);
+    snprintf(ix, sizeof ix, "%s/ix", dir);
+    snprintf(fifo, sizeof fifo, "%s/q.fifo", dir);
+    snprintf(errp, sizeof errp, "%s/stderr", dir);
+    th_synth_index(syn, "200", "5", ix);
+    cr_assert(eq(int, mkfifo(fifo, 0600), 0));
+    pid_t p = fork();
+    cr_assert(p >= 0);
+    if (p == 0) {
+        if (!freopen("/dev/null", "w", stdout) || !freopen(errp, "w", stderr)) {
+            _exit(126);
+        }
+        char *a[] = {(char *)th_bin(), "run", "--index", ix, "--queries", fifo, NULL};
+        execv(a[0], a);
+        _exit(127);
+    }
+    /* Opening the FIFO returns once run opened it, i.e. after its handler was installed. */
+    int fd = open(fifo, O_WRONLY);
+    cr_assert(fd >= 0);
+    const char *q1 = "q1\thello\n", *q2 = "q2\tworld\n";
+    cr_assert(write(fd, q1, strlen(q1)) == (ssize_t)strlen(q1));
+    cr_assert(eq(int, kill(p, SIGINT), 0));
+    cr_assert(write(fd, q2, strlen(q2)) == (ssize_t)strlen(q2));
+    close(fd);
+    int st = 0;
+    cr_assert(eq(int, waitpid(p, &st, 0), p));
+    const char *text = read_all(errp);
+    bool exit1 = WIFEXITED(st) && WEXITSTATUS(st) == 1;
+    cr_expect(exit1, "status %d, stderr:\n%s", st, text);
+    cr_expect(strstr(text, "causeway run: interrupted at ") != NULL, "stderr:\n%s", text);
     th_rmtree(dir);
 }
