@@ -222,15 +222,21 @@ finetune() {
             awk 'NR == FNR { split($0, a, "\t"); keep[a[1]] = 1; next } ($1 in keep)' "$x/$h.tsv" "$q/qrels.txt" \
                 > "$x/$h.qrels"
         done
+        # The server takes queries up to 1,024 bytes: longer (CISI) ones are cut at a word
+        # boundary for the simulated users (and so in the log); evaluation uses them whole.
+        awk -F'\t' '{ t = $2; if (length(t) > 1000) { t = substr(t, 1, 1000); sub(/ [^ ]*$/, "", t) }
+                      print $1 "\t" t }' "$x/click.tsv" > "$x/click_sim.tsv"
         "$BUILD/causeway" serve --index "$x/base" --db "$x/log.db" --port 0 \
             --port-file "$x/port" --sync normal --cache-mb 0 > /dev/null 2>&1 &
         spid=$!
+        trap 'kill -TERM $spid 2> /dev/null' EXIT
         while [ ! -s "$x/port" ]; do sleep 0.2; done
         "$BUILD/causeway" simulate --server "http://127.0.0.1:$(cat "$x/port")" \
-            --queries "$x/click.tsv" --qrels "$q/qrels.txt" --sessions "${SESSIONS:-5000}" \
+            --queries "$x/click_sim.tsv" --qrels "$q/qrels.txt" --sessions "${SESSIONS:-5000}" \
             --seed 1 --quiet 2> "$x/sim.log"
         kill -TERM "$spid"
         wait "$spid" || true
+        trap - EXIT
         echo '[1, 0.8971, 0.7059, 0.5, 0.4118, 0.2941, 0.1618, 0.1471, 0.1176, 0.0882]' > "$x/ips.json"
         echo '[1, 1, 1, 1, 1, 1, 1, 1, 1, 1]' > "$x/naive.json"
         row() {
