@@ -396,6 +396,10 @@ static int do_import(const char *db, const char *path, uint64_t *n_imp, uint64_t
     long line_no = 0;
     int s;
     while (rc == CW_OK && (s = cw_lines_next(lr, &line, &len, &line_no, err)) == 1) {
+        if (cw_interrupted()) { /* rolled back below: nothing of the file is written */
+            rc = cw_err_set(err, CW_EINTR, "interrupted at %s:%ld", path, line_no);
+            break;
+        }
         if (len == 0) {
             continue;
         }

@@ -156,10 +156,36 @@ ParameterizedTest(cli_case *c, cli_errors, bad_input)
     th_rmtree(dir);
 }
 
+/* Runs `causeway ARGS` (argv[1..]) with a FIFO standing for one of its input files, feeds
+ * it line1, sends SIGINT, feeds line2 and closes it: the signal lands deterministically
+ * while the command waits for its second line. Returns the exit status; stderr in errp. */
+static int sigint_between_lines(char *const argv[], const char *fifo, const char *errp,
+                                const char *line1, const char *line2)
+{
+    pid_t p = fork();
+    cr_assert(p >= 0);
+    if (p == 0) {
+        if (!freopen("/dev/null", "w", stdout) || !freopen(errp, "w", stderr)) {
+            _exit(126);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    /* Opening the FIFO returns once the command opened it, after its handler was
+     * installed. */
+    int fd = open(fifo, O_WRONLY);
+    cr_assert(fd >= 0);
+    cr_assert(write(fd, line1, strlen(line1)) == (ssize_t)strlen(line1));
+    cr_assert(eq(int, kill(p, SIGINT), 0));
+    cr_assert(write(fd, line2, strlen(line2)) == (ssize_t)strlen(line2));
+    close(fd);
+    int st = 0;
+    cr_assert(eq(int, waitpid(p, &st, 0), p));
+    return st;
+}
+
 /* Ctrl-C between two queries of `causeway run` (QA regression: the flag set by the
- * SIGINT handler was never polled, so a long query file ran to the end and exited 0).
- * The queries come through a FIFO, so the signal lands deterministically while run waits
- * for the second line. */
+ * SIGINT handler was never polled, so a long query file ran to the end and exited 0). */
 Test(cli_errors, run_stops_on_sigint_between_queries)
 {
     char dir[256], syn[300], ix[300], fifo[300], errp[300];
@@ -170,29 +196,45 @@ Test(cli_errors, run_stops_on_sigint_between_queries)
     snprintf(errp, sizeof errp, "%s/stderr", dir);
     th_synth_index(syn, "200", "5", ix);
     cr_assert(eq(int, mkfifo(fifo, 0600), 0));
-    pid_t p = fork();
-    cr_assert(p >= 0);
-    if (p == 0) {
-        if (!freopen("/dev/null", "w", stdout) || !freopen(errp, "w", stderr)) {
-            _exit(126);
-        }
-        char *a[] = {(char *)th_bin(), "run", "--index", ix, "--queries", fifo, NULL};
-        execv(a[0], a);
-        _exit(127);
-    }
-    /* Opening the FIFO returns once run opened it, i.e. after its handler was installed. */
-    int fd = open(fifo, O_WRONLY);
-    cr_assert(fd >= 0);
-    const char *q1 = "q1\thello\n", *q2 = "q2\tworld\n";
-    cr_assert(write(fd, q1, strlen(q1)) == (ssize_t)strlen(q1));
-    cr_assert(eq(int, kill(p, SIGINT), 0));
-    cr_assert(write(fd, q2, strlen(q2)) == (ssize_t)strlen(q2));
-    close(fd);
-    int st = 0;
-    cr_assert(eq(int, waitpid(p, &st, 0), p));
+    char *a[] = {(char *)th_bin(), "run", "--index", ix, "--queries", fifo, NULL};
+    int st = sigint_between_lines(a, fifo, errp, "q1\thello\n", "q2\tworld\n");
     const char *text = read_all(errp);
     bool exit1 = WIFEXITED(st) && WEXITSTATUS(st) == 1;
     cr_expect(exit1, "status %d, stderr:\n%s", st, text);
     cr_expect(strstr(text, "causeway run: interrupted at ") != NULL, "stderr:\n%s", text);
+    th_rmtree(dir);
+}
+
+/* Ctrl-C during `causeway logs import`: exit 1 and nothing of the file in the log (the
+ * import ran to the end and committed before). */
+Test(cli_errors, logs_import_stops_on_sigint_and_writes_nothing)
+{
+    char dir[256], fifo[300], errp[300], src[300], jsonl[300], dst[300], out[300];
+    th_tmpdir(dir, sizeof dir, "cli_sigint");
+    make_fixtures(dir);
+    snprintf(src, sizeof src, "%s/sim.db", dir);
+    snprintf(jsonl, sizeof jsonl, "%s/sim.jsonl", dir);
+    snprintf(dst, sizeof dst, "%s/dst.db", dir);
+    snprintf(fifo, sizeof fifo, "%s/in.fifo", dir);
+    snprintf(errp, sizeof errp, "%s/stderr", dir);
+    snprintf(out, sizeof out, "%s/stats", dir);
+    char *ex[] = {(char *)th_bin(), "logs", "export", "--db", src, "--out", jsonl, NULL};
+    cr_assert(eq(int, th_run(ex, "/dev/null", "/dev/null"), 0));
+    char first[1 << 14];
+    FILE *f = fopen(jsonl, "r");
+    cr_assert(f != NULL && fgets(first, sizeof first, f) != NULL);
+    char second[1 << 14];
+    cr_assert(fgets(second, sizeof second, f) != NULL);
+    fclose(f);
+    cr_assert(eq(int, mkfifo(fifo, 0600), 0));
+    char *a[] = {(char *)th_bin(), "logs", "import", "--db", dst, fifo, NULL};
+    int st = sigint_between_lines(a, fifo, errp, first, second);
+    const char *text = read_all(errp);
+    bool exit1 = WIFEXITED(st) && WEXITSTATUS(st) == 1;
+    cr_expect(exit1, "status %d, stderr:\n%s", st, text);
+    cr_expect(strstr(text, "causeway logs: interrupted at ") != NULL, "stderr:\n%s", text);
+    char *stats[] = {(char *)th_bin(), "logs", "stats", "--db", dst, NULL};
+    cr_assert(eq(int, th_run(stats, out, "/dev/null"), 0));
+    cr_expect(strstr(read_all(out), "impressions 0\n") != NULL, "%s", read_all(out));
     th_rmtree(dir);
 }
