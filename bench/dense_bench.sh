@@ -8,7 +8,8 @@
 #   bench/dense_bench.sh finetune     embed finetune on simulated clicks (half the queries),
 #                                     dense nDCG@10 on the other half: IPS vs naive weights
 #   bench/dense_bench.sh train1m      embed train + build on a 1,000,000-document synth
-#                                     corpus (DIR=/work/dense1m, EPOCHS=1): wall, CPU, RSS
+#                                     corpus (DIR=/work/dense1m, EPOCHS=1, DOCS=1000000):
+#                                     wall, CPU, RSS, loss per tenth of the run
 # Run from a build directory (./causeway, bench/dense_ann built); BUILD=... overrides.
 set -eu
 BUILD=${BUILD:-.}
@@ -181,7 +182,7 @@ encode() {
 train1m() {
     d=${DIR:-/work/dense1m}
     if [ ! -s "$d/index/docs.cw" ]; then
-        "$BUILD/causeway" synth --out "$d" --docs 1000000 --queries 1000 --seed 1 --quiet
+        "$BUILD/causeway" synth --out "$d" --docs "${DOCS:-1000000}" --queries 1000 --seed 1 --quiet
         "$BUILD/causeway" index build --quiet --corpus "$d/corpus.jsonl" --out "$d/index"
     fi
     echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), causeway $(git -C "$SRC" rev-parse --short HEAD); $(uptime)"
