@@ -25,6 +25,8 @@ static void usage(FILE *f)
            "      conditioned on the clicks above) and perplexity per rank\n"
            "      2^(-mean log2 P(C_k = c_k)) with unconditional click probabilities; lower\n"
            "      perplexity and higher log-likelihood are better.\n");
+    fprintf(f, "\nExit codes: 0 success, 1 failure (the message names the file and line or\n"
+               "byte offset at fault), 2 usage error.\n");
 }
 
 int cli_cmd_clickmodel(int argc, char **argv)

@@ -30,6 +30,8 @@ static void usage(FILE *f)
                "  --depth N         documents per query evaluated (default 1000)\n"
                "  -q                per-query values too\n"
                "  --json            one JSON object instead of lines\n");
+    fprintf(f, "\nExit codes: 0 success, 1 failure (the message names the file and line or\n"
+               "byte offset at fault), 2 usage error.\n");
 }
 
 static int print_json(const rank_eval_result *r, const rank_eval_opts *o, bool per_query)

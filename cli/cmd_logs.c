@@ -26,6 +26,8 @@ static void usage(FILE *f)
                "import  appends such a file in one transaction; the first bad line stops it\n"
                "        with FILE:LINE: reason and nothing of the file is written\n"
                "stats   prints the row counts\n");
+    fprintf(f, "\nExit codes: 0 success, 1 failure (the message names the file and line or\n"
+               "byte offset at fault), 2 usage error.\n");
 }
 
 static json_t *num_or_null(double v)

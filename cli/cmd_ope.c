@@ -62,6 +62,8 @@ static void usage(FILE *f)
             "  dm, dr, cdr          a PBM click model fitted on the same log with theta\n"
             "Deterministic logs (all propensities 1) support only targets that keep the\n"
             "logged order; ope warns about the target mass outside the logged support.\n");
+    fprintf(f, "\nExit codes: 0 success, 1 failure (the message names the file and line or\n"
+               "byte offset at fault), 2 usage error.\n");
 }
 
 /* One logged impression, compacted for repeated passes. */

@@ -77,6 +77,8 @@ static void usage(FILE *f)
                "                unjudged): training data for causeway train --letor\n"
                "  --out FILE    the run (default stdout)\n"
                "  --tag NAME    run tag (default causeway)\n");
+    fprintf(f, "\nExit codes: 0 success, 1 failure (the message names the file and line or\n"
+               "byte offset at fault), 2 usage error.\n");
 }
 
 typedef struct ranked {

@@ -65,6 +65,8 @@ static void usage(FILE *f)
         "  --seed S              RNG seed (default 1): same seed, same log\n"
         "  --no-write            simulate only, report the throughput (no --out needed)\n"
         "  --quiet               no progress on stderr\n");
+    fprintf(f, "\nExit codes: 0 success, 1 failure (the message names the file and line or\n"
+               "byte offset at fault), 2 usage error.\n");
 }
 
 typedef struct sim_args {

@@ -30,6 +30,8 @@ static void usage(FILE *f)
             "  --words-per-topic N    distinct words per topic (default 100)\n"
             "  --zipf S               background Zipf exponent (default 1.0)\n"
             "  --quiet                no progress on stderr\n");
+    fprintf(f, "\nExit codes: 0 success, 1 failure (the message names the file and line or\n"
+               "byte offset at fault), 2 usage error.\n");
 }
 
 int cli_cmd_synth(int argc, char **argv)
