@@ -462,7 +462,7 @@ int cli_cmd_logs(int argc, char **argv)
         return cli_usage_error(cmd, "expected export, import or stats");
     }
     const char *sub = argv[1];
-    const char *db = NULL, *out = NULL, *file = NULL;
+    const char *db = NULL, *out = NULL, *file = NULL, *export_only = NULL;
     causal_log_filter filter = causal_log_filter_all();
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -476,6 +476,9 @@ int cli_cmd_logs(int argc, char **argv)
             return cli_usage_error(cmd, "unknown option or missing value: '%s'", a);
         }
         i++;
+        if (strcmp(a, "--db") != 0) {
+            export_only = a; /* every other option selects or places the export */
+        }
         if (strcmp(a, "--db") == 0) {
             db = v;
         } else if (strcmp(a, "--out") == 0) {
@@ -498,6 +501,13 @@ int cli_cmd_logs(int argc, char **argv)
     }
     if (!db) {
         return cli_usage_error(cmd, "--db is required");
+    }
+    /* Options or files a subcommand does not use are errors, not silently ignored. */
+    if (export_only && strcmp(sub, "export") != 0) {
+        return cli_usage_error(cmd, "%s applies to export only", export_only);
+    }
+    if (file && strcmp(sub, "stats") == 0) {
+        return cli_usage_error(cmd, "unexpected argument '%s'", file);
     }
     cw_err err;
     if (strcmp(sub, "export") == 0) {

@@ -96,6 +96,10 @@ ParameterizedTestParameters(cli_errors, bad_input)
         {"logs export --db @/bad.db --out @/out.jsonl", 1, "bad.db: impression", "", "out.jsonl"},
         {"logs export --db @/sim.db --out @/ok.jsonl", 0, "", "", "ok.jsonl.tmp"},
         {"logs export --db @/bad.db", 1, "bad.db: impression", "", ""},
+        /* Arguments a subcommand does not use were silently ignored. */
+        {"logs stats --db @/sim.db @/empty", 2, "unexpected argument", "", ""},
+        {"logs import --db @/sim.db --out @/x.jsonl @/empty", 2, "--out applies to export only", "",
+         ""},
         /* A missing propensity file: the name and errno, not "FILE:-1:-1: ...". */
         /* rank --out is complete or absent: a bad query line at line 2 used to leave the
          * first query's results under the final name. */
