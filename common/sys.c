@@ -125,9 +125,10 @@ int cw_file_read(const char *path, size_t max_bytes, char **out, size_t *out_len
         }
     }
     if (ferror(f)) {
+        int e = errno; /* e.g. EISDIR: fopen() succeeds on a directory, reading fails */
         free(buf);
         fclose(f);
-        return cw_err_set(err, CW_EIO, "%s: read error", path);
+        return cw_err_set(err, CW_EIO, "%s: read: %s", path, strerror(e));
     }
     fclose(f);
     buf[len] = '\0';

@@ -75,3 +75,15 @@ Test(cw_lines, missing_file_is_enotfound_naming_the_path)
     cr_assert(eq(int, cw_lines_open("/nonexistent/x.jsonl", &lr, &err), CW_ENOTFOUND));
     cr_expect(strstr(err.msg, "/nonexistent/x.jsonl") != NULL);
 }
+
+/* QA regression: cw_file_read of a directory (fopen succeeds, reading fails) said only
+ * "read error"; the message now carries the reason. */
+Test(cw_file, reading_a_directory_names_the_reason)
+{
+    char *data = NULL;
+    size_t n = 0;
+    cw_err err;
+    cr_assert(eq(int, cw_file_read("/tmp", 1 << 20, &data, &n, &err), CW_EIO));
+    cr_expect(eq(str, err.msg, "/tmp: read: Is a directory"));
+    cr_expect(data == NULL);
+}
