@@ -292,6 +292,9 @@ static int migrate(causal_log *log, cw_err *err)
     if (log->read_only && version == 1) {
         return CW_OK; /* readable as it is: the reader knows schema 1's items table */
     }
+    if (log->read_only && version == 0) { /* e.g. an empty file: nothing to migrate */
+        return cw_err_set(err, CW_EINVAL, "%s: not a causeway log (an empty database)", log->path);
+    }
     if (log->read_only) {
         return cw_err_set(err, CW_EINVAL,
                           "%s: log schema version %" PRId64 " needs migrating to %d: open it "

@@ -212,6 +212,17 @@ Test(causal_logstore, refuses_foreign_databases_and_non_sqlite_files)
     ro.read_only = true;
     snprintf(junk, sizeof junk, "%s/missing.db", tmpdir);
     cr_expect(eq(int, causal_log_open(junk, &ro, &log, &err), CW_ENOTFOUND));
+
+    /* QA regression: an empty file read-only was "log schema version 0 needs migrating
+     * to 2: open it once read-write", advice that would turn any file into a log. */
+    snprintf(junk, sizeof junk, "%s/empty.db", tmpdir);
+    f = fopen(junk, "w");
+    cr_assert(f != NULL);
+    fclose(f);
+    cr_expect(eq(int, causal_log_open(junk, &ro, &log, &err), CW_EINVAL));
+    char want[256];
+    snprintf(want, sizeof want, "%s: not a causeway log (an empty database)", junk);
+    cr_expect(eq(str, err.msg, want));
 }
 
 Test(causal_logstore, event_batch_is_all_or_nothing_and_lists_every_offender)
