@@ -232,8 +232,8 @@ int cli_cmd_serve(int argc, char **argv)
 
     srv_server *s = NULL;
     int rc = srv_new(&cfg, &s, &err);
-    srv_config_store_free(store);
     if (rc != CW_OK) {
+        srv_config_store_free(store);
         return cli_fail(cmd, &err);
     }
     if (port_file) {
@@ -241,10 +241,17 @@ int cli_cmd_serve(int argc, char **argv)
         int len = snprintf(buf, sizeof buf, "%u\n", (unsigned)srv_port(s));
         if (cw_file_write_atomic(port_file, buf, (size_t)len, &err) != CW_OK) {
             srv_free(s);
+            srv_config_store_free(store);
             return cli_fail(cmd, &err);
         }
     }
-    printf("listening on http://%s:%u\n", cfg.bind, (unsigned)srv_port(s));
+    /* cfg's strings may point into the --config store: it is released only after this. An
+     * IPv6 literal goes in brackets, so the printed URL works as it is. */
+    bool is_v6 = strchr(cfg.bind, ':') != NULL;
+    printf("listening on http://%s%s%s:%u\n", is_v6 ? "[" : "", cfg.bind, is_v6 ? "]" : "",
+           (unsigned)srv_port(s));
+    srv_config_store_free(store);
+    store = NULL;
     fflush(stdout);
     for (;;) {
         /* Poll: a signal taken by another thread's handler never reaches sigtimedwait. */

@@ -242,3 +242,58 @@ Test(cli_errors, logs_import_stops_on_sigint_and_writes_nothing)
     cr_expect(strstr(read_all(out), "impressions 0\n") != NULL, "%s", read_all(out));
     th_rmtree(dir);
 }
+
+/* QA regression: with "bind" from --config, serve printed "listening on http://<freed
+ * memory>:PORT" (the config's strings were released before the line; ASan:
+ * heap-use-after-free). An IPv6 bind address is printed in brackets. */
+Test(cli_errors, serve_prints_the_bind_address_of_its_config_file)
+{
+    char dir[256], syn[300], ix[300], cfgp[300], outp[300], errp[300], portp[300];
+    th_tmpdir(dir, sizeof dir, "cli_serve_cfg");
+    snprintf(syn, sizeof syn, "%s/syn", dir);
+    snprintf(ix, sizeof ix, "%s/ix", dir);
+    snprintf(cfgp, sizeof cfgp, "%s/cfg.json", dir);
+    snprintf(outp, sizeof outp, "%s/stdout", dir);
+    snprintf(errp, sizeof errp, "%s/stderr", dir);
+    snprintf(portp, sizeof portp, "%s/port", dir);
+    th_synth_index(syn, "50", "2", ix);
+    const char *binds[] = {"127.0.0.1", "::1"};
+    const char *want[] = {"listening on http://127.0.0.1:", "listening on http://[::1]:"};
+    for (size_t b = 0; b < 2; b++) {
+        FILE *f = fopen(cfgp, "w");
+        cr_assert(f != NULL);
+        fprintf(f, "{\"index\":\"%s\",\"db\":\"%s/log%zu.db\",\"bind\":\"%s\",\"port\":0}\n", ix,
+                dir, b, binds[b]);
+        fclose(f);
+        unlink(portp);
+        pid_t p = fork();
+        cr_assert(p >= 0);
+        if (p == 0) {
+            if (!freopen(outp, "w", stdout) || !freopen(errp, "w", stderr)) {
+                _exit(126);
+            }
+            char *a[] = {(char *)th_bin(), "serve", "--config", cfgp, "--port-file", portp, NULL};
+            execv(a[0], a);
+            _exit(127);
+        }
+        bool seen = false;
+        for (double t0 = th_now_s(); !seen && th_now_s() - t0 < 20; th_sleep_ms(50)) {
+            seen = access(outp, R_OK) == 0 && strstr(read_all(outp), "listening on") != NULL;
+            int st;
+            if (waitpid(p, &st, WNOHANG) == p) {
+                p = 0;
+                break;
+            }
+        }
+        const char *out = read_all(outp);
+        cr_expect(strstr(out, want[b]) != NULL, "stdout: %s\nstderr: %s", out, read_all(errp));
+        if (p > 0) {
+            kill(p, SIGTERM);
+            int st = 0;
+            waitpid(p, &st, 0);
+            bool exit0 = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+            cr_expect(exit0, "serve status %d: %s", st, read_all(errp));
+        }
+    }
+    th_rmtree(dir);
+}
