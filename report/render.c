@@ -532,6 +532,16 @@ static int render_propensity(html *h, const report_input *in, cw_err *err)
                                     src, w2, REPORT_MAX_RANK);
                     goto done;
                 }
+                if (k > 0 && rank <= se->x[k - 1]) { /* two marks at one x, or a zigzag line */
+                    rc = cw_err_set(err, CW_EPARSE, "%s: %s.rank: %g after %g, ranks must increase",
+                                    src, w2, rank, se->x[k - 1]);
+                    goto done;
+                }
+                if (se->y[k] < 0) { /* theta_k/theta_1 is a ratio of probabilities */
+                    rc = cw_err_set(err, CW_EPARSE, "%s: %s.ratio: expected a number >= 0, got %g",
+                                    src, w2, se->y[k]);
+                    goto done;
+                }
                 se->x[k] = rank;
                 max_rank = CW_MAX(max_rank, (uint32_t)rank);
                 if (isfinite(t) && !isfinite(in->true_eta) && f == 0) {

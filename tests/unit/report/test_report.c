@@ -432,6 +432,11 @@ ParameterizedTestParameters(report_render, rejects_bad_input_naming_the_place)
         {0, "{\"ranks\":[{\"rank\":0,\"ratio\":1}]}", CW_EPARSE,
          "p.json: fit.ranks[0].rank: expected an integer in 1..50"},
         {0, "{\"method\":7,\"ranks\":[]}", CW_EPARSE, "p.json: fit.method: expected a string"},
+        /* QA regressions: a negative ratio and a repeated rank were drawn without a word. */
+        {0, "{\"ranks\":[{\"rank\":1,\"ratio\":1},{\"rank\":2,\"ratio\":-1}]}", CW_EPARSE,
+         "p.json: fit.ranks[1].ratio: expected a number >= 0, got -1"},
+        {0, "{\"ranks\":[{\"rank\":1,\"ratio\":1},{\"rank\":1,\"ratio\":0.5}]}", CW_EPARSE,
+         "p.json: fit.ranks[1].rank: 1 after 1, ranks must increase"},
         {1, "[1,2]", CW_EPARSE, "o.json: expected an object with array \"policies\""},
         {1,
          "{\"policies\":[{\"policy\":\"a\",\"estimates\":[{\"estimator\":\"ips\","
