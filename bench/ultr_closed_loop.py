@@ -14,6 +14,8 @@ import json
 import math
 import os
 import random
+import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -116,6 +118,58 @@ def evaluate(bin_, client, queries, qrels_path, work, tag):
     return vals
 
 
+def split_log(log_db, work, holdout, seed):
+    """Splits the log by session (one impression = one simulated session) into
+    work/fit.sqlite (1 - holdout of the sessions) and work/heldout.sqlite (the rest), by a
+    seeded shuffle of the impression ids. Each copy keeps the whole schema and drops the other
+    part's impressions with their items and events. Returns (fit, heldout, n_fit, n_held)."""
+    src = sqlite3.connect("file:%s?mode=ro" % log_db, uri=True)
+    ids = [r[0] for r in src.execute("SELECT id FROM impressions ORDER BY id")]
+    r = random.Random(seed)
+    r.shuffle(ids)
+    n_held = int(round(holdout * len(ids)))
+    parts = {"heldout": set(ids[n_held:]), "fit": set(ids[:n_held])}  # ids to DELETE
+    out = {}
+    for name, drop in parts.items():
+        path = os.path.join(work, name + ".sqlite")
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+        dst = sqlite3.connect(path)
+        src.backup(dst)
+        dst.execute("CREATE TEMP TABLE drop_ids(id INTEGER PRIMARY KEY)")
+        dst.executemany("INSERT INTO drop_ids VALUES (?)", ((i,) for i in drop))
+        dst.execute("DELETE FROM events WHERE impression_id IN (SELECT id FROM drop_ids)")
+        kind = dst.execute("SELECT type FROM sqlite_master WHERE name = 'items'").fetchone()
+        if kind and kind[0] == "table":
+            dst.execute("DELETE FROM items WHERE impression_id IN (SELECT id FROM drop_ids)")
+        dst.execute("DELETE FROM impressions WHERE id IN (SELECT id FROM drop_ids)")
+        dst.commit()
+        dst.execute("VACUUM")
+        dst.close()
+        out[name] = path
+    src.close()
+    return out["fit"], out["heldout"], len(ids) - n_held, n_held
+
+
+def snips_estimates(bin_, db, models, metric, mc):
+    """SNIPS estimate of `metric` for each model (a deterministic ranker over the logged
+    items of every impression) from the stochastic log db: causeway ope, METHODS.md
+    section 6. Returns {model: (value, se, n_eff)}."""
+    cmd = [bin_, "ope", "--db", db, "--estimators", "snips", "--metric", metric,
+           "--bootstrap", "0", "--mc-samples", str(mc), "--json"]
+    for m in models:
+        cmd += ["--policy", m]
+    doc = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+    res = {}
+    for p in doc["policies"]:
+        e = p["estimates"][0]
+        if not e.get("valid"):
+            sys.exit("SNIPS not valid for %s: %s" % (p["policy"], e.get("error")))
+        res[p["policy"]] = (e["value"], e["se"], e["n_eff"])
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--causeway", required=True, help="the causeway binary")
@@ -137,6 +191,16 @@ def main():
     ap.add_argument("--policy-aware", default=None,
                     help="also train policy-aware IPS (causeway train --policy-aware SPEC, the "
                          "logging policy, e.g. pl:2) and skip the post-hoc clipped row")
+    ap.add_argument("--snips-tau", default=None,
+                    help="comma list of clipping values (e.g. 0,0.05,0.1,0.2,0.3,0.5): split the "
+                         "log by session, train IPS-REM with each tau on the fit part, pick the tau "
+                         "whose SNIPS estimate of clicks@10 on the held-out sessions is highest "
+                         "(needs --logging-policy), retrain on the whole log with it and serve")
+    ap.add_argument("--holdout", type=float, default=0.2,
+                    help="share of the logged sessions held out for --snips-tau (default 0.2)")
+    ap.add_argument("--ope-mc", type=int, default=2000,
+                    help="Monte-Carlo samples of the PL marginals for --snips-tau (causeway ope "
+                         "--mc-samples; default 2000)")
     ap.add_argument("--reuse-log", action="store_true",
                     help="keep work/log.sqlite from an earlier run and simulate no sessions")
     a = ap.parse_args()
@@ -219,6 +283,44 @@ def main():
                     ("ips-rem", ["--objective", "ips", "--propensity", "rem"]),
                     ("ips-true", ["--objective", "ips", "--propensity", truth]),
                     ("naive", ["--objective", "naive"]))
+        snips_note = None
+        if a.snips_tau:
+            if not a.logging_policy:
+                sys.exit("--snips-tau needs a stochastic --logging-policy (SNIPS needs logged "
+                         "propensities)")
+            # Decided before any run: the grid, the 80/20 split by session, SNIPS of clicks@10
+            # (ties: the smaller tau); test queries never enter the choice.
+            taus = [float(t) for t in a.snips_tau.split(",")]
+            fit_db, held_db, n_fit, n_held = split_log(log_db, a.work, a.holdout, a.seed + 1)
+            cand = {}
+            for tau in taus:
+                out = os.path.join(a.work, "snips-tau-%g.json" % tau)
+                cmd = [a.causeway, "train", "--db", fit_db, "--out", out, "--epochs",
+                       str(a.epochs), "--lr", "0.03", "--batch", "1000", "--seed", str(a.seed),
+                       "--quiet", "--objective", "ips", "--propensity", "rem"]
+                if tau > 0:
+                    cmd += ["--clip", str(tau)]
+                if a.max_rank:
+                    cmd += ["--max-rank", str(a.max_rank)]
+                subprocess.run(cmd, check=True)
+                cand[tau] = out
+            est = snips_estimates(a.causeway, held_db, [cand[t] for t in taus], "clicks@10",
+                                  a.ope_mc)
+            best = max(taus, key=lambda t: (est[cand[t]][0], -t))
+            lines = ["| tau | SNIPS clicks@10 on held-out sessions | se | n_eff |",
+                     "|---|---|---|---|"]
+            for t in taus:
+                v, se, ne = est[cand[t]]
+                mark = "**" if t == best else ""
+                lines.append("| %s%g%s | %.4f | %.4f | %.0f |" % (mark, t, mark, v, se, ne))
+            snips_note = ("tau chosen by SNIPS on %d held-out sessions (%d fit): %g\n\n%s" %
+                          (n_held, n_fit, best, "\n".join(lines)))
+            print(snips_note, file=sys.stderr)
+            runs = (("ips-rem", ["--objective", "ips", "--propensity", "rem"]),
+                    ("ips-rem-snips", ["--objective", "ips", "--propensity", "rem"] +
+                     (["--clip", str(best)] if best > 0 else [])),
+                    ("ips-true", ["--objective", "ips", "--propensity", truth]),
+                    ("naive", ["--objective", "naive"]))
         for name, extra in runs:
             out = os.path.join(a.work, name + ".json")
             # No labels in the loop, so no early stopping: full-batch Adam run to convergence
@@ -243,6 +345,7 @@ def main():
         label = {"bm25": "BM25 (before)",
                  "ips-rem": "IPS, regression-EM propensities fitted on the log",
                  "ips-rem-clip": "IPS, the same propensities clipped at tau = 0.2",
+                 "ips-rem-snips": "IPS, REM propensities clipped at the tau chosen by SNIPS",
                  "ips-true": "IPS, the simulator's true propensities (reference)",
                  "ips-rem-pa": "policy-aware IPS (1/rho), regression-EM propensities",
                  "ips-true-pa": "policy-aware IPS (1/rho), the simulator's true propensities",
@@ -251,6 +354,8 @@ def main():
             v = results[name]
             print("| %s | %.4f | %.4f | %.4f |" % (label[name], v.get("ndcg_cut_10", math.nan),
                                                   v.get("map", math.nan), v.get("P_10", math.nan)))
+        if snips_note:
+            print("\n" + snips_note)
         if srv.restarts or ev.restarts:
             print("\n(server restarts during the run: %d serving, %d evaluation; see "
                   "serve.log / eval.log)" % (srv.restarts, ev.restarts))
