@@ -23,7 +23,7 @@ static void usage(FILE *f)
             "           [--epochs 10] [--batch 64] [--tau 0.05] [--mode moco|simclr]\n"
             "           [--queue min(4096,n/4)] [--momentum 0.995] [--lr 0.05] [--lr-proj 0.001]\n"
             "           [--crop-min 0.05] [--crop-max 0.5] [--p-delete 0.1] [--seed 1]\n"
-            "           [--checkpoint-every 200] [--resume] [--lsa]\n"
+            "           [--checkpoint-every STEPS] [--checkpoint-secs 300] [--resume] [--lsa]\n"
             "       causeway embed finetune --index DIR --db LOG --propensity FIT.json\n"
             "           [--clip 10] [--epochs 10] [--batch 64] [--tau 0.05] [--lr 0.05]\n"
             "       causeway embed build --index DIR [--m 32] [--ef-construction 100] [--seed 1]\n"
@@ -36,7 +36,8 @@ static void usage(FILE *f)
             "train: unsupervised contrastive pre-training (two Contriever-style views per\n"
             "  document: random crop of 5-50%% of its words + word deletion; InfoNCE at\n"
             "  temperature tau; MoCo key encoder + queue, or SimCLR in-batch negatives) on\n"
-            "  title + text of every indexed document. Writes DIR/dense.enc, checkpoints to\n"
+            "  title + text of every indexed document. Writes DIR/dense.enc, checkpoints (every\n"
+            "  5 minutes by default, --checkpoint-secs; or every --checkpoint-every steps) to\n"
             "  DIR/dense.ckpt; --resume continues from it (also after Ctrl-C). Progress\n"
             "  (loss, docs/s) on stderr. --lsa starts from LSA (randomized SVD through\n"
             "  LAPACKE); --epochs 0 with --lsa gives plain LSA.\n"
@@ -105,6 +106,7 @@ static int parse(int argc, char **argv, embed_args *a)
         }
         U64("--queue", 0, 1u << 22, a->train.queue);
         U64("--checkpoint-every", 0, UINT32_MAX, a->train.ckpt_every);
+        U64("--checkpoint-secs", 0, 86400 * 365, a->train.ckpt_secs);
         U64("--m", 2, IDX_DENSE_MAX_M, a->hnsw.m);
         U64("--ef-construction", 1, IDX_DENSE_MAX_EF, a->hnsw.ef_construction);
         U64("--ef", 1, IDX_DENSE_MAX_EF, a->hy.ef);

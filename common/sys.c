@@ -68,25 +68,45 @@ void cw_progress_stderr(void *ctx, const char *stage, uint64_t done, uint64_t to
 {
     static uint64_t last_ns, start_ns;
     static char last_stage[64];
+    static int tty = -1;
     (void)ctx;
+    if (tty < 0) {
+        tty = isatty(STDERR_FILENO);
+    }
     uint64_t now = cw_now_ns();
-    if (strncmp(last_stage, stage, sizeof last_stage - 1) != 0) {
-        snprintf(last_stage, sizeof last_stage, "%s", stage);
+    /* A stage is named by its first word: callers append changing figures ("embed-train
+     * loss 4.21, 704 docs/s"), which must not restart the throttle and the rate. */
+    size_t key = strcspn(stage, " ");
+    if (key >= sizeof last_stage) {
+        key = sizeof last_stage - 1;
+    }
+    if (strncmp(last_stage, stage, key) != 0 || last_stage[key] != '\0') {
+        memcpy(last_stage, stage, key);
+        last_stage[key] = '\0';
         start_ns = now;
         last_ns = 0;
     }
     bool final = total > 0 && done >= total;
-    if (!final && now - last_ns < 200000000ULL) {
+    /* A terminal gets a line redrawn 5 times a second; a log file one line every 10 s. */
+    uint64_t every = tty ? 200000000ULL : 10000000000ULL;
+    if (!final && last_ns != 0 && now - last_ns < every) {
         return;
     }
     last_ns = now;
     double secs = (double)(now - start_ns) / 1e9;
     double rate = secs > 0 ? (double)done / secs : 0.0;
+    char rate_s[40] = "";
+    if (secs >= 0.01) { /* a stage that began and ended in one call has no rate */
+        snprintf(rate_s, sizeof rate_s, " (%.0f/s)", rate);
+    }
+    const char *lead = tty ? "\r" : "";
+    const char *end = (final || !tty) ? "\n" : "";
     if (total > 0) {
-        fprintf(stderr, "\r%s: %llu/%llu (%.0f/s)%s", stage, (unsigned long long)done,
-                (unsigned long long)total, rate, final ? "\n" : "");
+        fprintf(stderr, "%s%s: %llu/%llu%s%s", lead, stage, (unsigned long long)done,
+                (unsigned long long)total, rate_s, end);
     } else {
-        fprintf(stderr, "\r%s: %llu (%.0f/s)", stage, (unsigned long long)done, rate);
+        fprintf(stderr, "%s%s: %llu%s%s", lead, stage, (unsigned long long)done, rate_s,
+                tty ? "" : "\n");
     }
     fflush(stderr);
 }

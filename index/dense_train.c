@@ -34,7 +34,8 @@ idx_train_opts idx_train_opts_default(void)
                             .p_delete = 0.1,
                             .seed = 1,
                             .ckpt_path = NULL,
-                            .ckpt_every = 200,
+                            .ckpt_every = 0,
+                            .ckpt_secs = 300,
                             .resume = false};
 }
 
@@ -1176,7 +1177,7 @@ int idx_encoder_train(idx_encoder *enc, const char *const *texts, const size_t *
     uint64_t per_epoch = n_docs / t.B;
     uint64_t total = per_epoch * o->epochs;
     uint64_t epoch_ready = UINT64_MAX;
-    uint64_t t0 = cw_now_ns(), start_step = t.step;
+    uint64_t t0 = cw_now_ns(), start_step = t.step, last_ckpt_ns = t0;
     double loss_first = 0, ring[20] = {0};
     uint64_t n_first = 0;
     char stage[128];
@@ -1208,9 +1209,13 @@ int idx_encoder_train(idx_encoder *enc, const char *const *texts, const size_t *
             n_first++;
         }
         ring[done_here % 20] = loss;
-        bool ckpt_now = o->ckpt_path && ((o->ckpt_every && t.step % o->ckpt_every == 0) ||
-                                         t.step == total || cw_interrupted());
+        uint64_t now_ns = cw_now_ns();
+        bool ckpt_now = o->ckpt_path &&
+                        ((o->ckpt_every && t.step % o->ckpt_every == 0) ||
+                         (o->ckpt_secs && now_ns - last_ckpt_ns >= o->ckpt_secs * 1000000000ULL) ||
+                         t.step == total || cw_interrupted());
         if (ckpt_now) {
+            last_ckpt_ns = now_ns;
             rc = ckpt_save(&t, n_docs, err);
             if (rc != CW_OK) {
                 goto done;
