@@ -33,6 +33,7 @@ typedef struct args {
     uint64_t seeds[16];   /* simulation seeds (the collection and rankers use `seed`) */
     size_t n_seeds;
     const char *interventions; /* "R:NOISE,...": print intervention counts of these designs */
+    const char *power;         /* "R,...": harvesting count bound of these designs (no fits) */
     bool skip_unjudged;        /* sessions only on queries with a relevant candidate */
 } args;
 
@@ -211,10 +212,10 @@ static double count_bound(const uint64_t *clicks, uint32_t R)
 /* count_bound over the clicks that intervention harvesting can use: those of (query, doc)
  * pairs shown at two or more of ranks 1..10. A floor only: harvesting also estimates each
  * pair's relevance from the same clicks. */
-static double harvest_bound(const causal_sessions *s)
+static double harvest_bound_counts(const causal_sessions *s, uint64_t clicks[10])
 {
     uint16_t *mask = calloc(s->n_pairs ? s->n_pairs : 1, sizeof *mask);
-    uint64_t clicks[10] = {0};
+    memset(clicks, 0, 10 * sizeof *clicks);
     if (!mask) {
         return NAN;
     }
@@ -233,10 +234,19 @@ static double harvest_bound(const causal_sessions *s)
     return count_bound(clicks, 10);
 }
 
+static double harvest_bound(const causal_sessions *s)
+{
+    uint64_t clicks[10];
+    return harvest_bound_counts(s, clicks);
+}
+
 static void run_grid(const args *a)
 {
     char hv_name[64];
     snprintf(hv_name, sizeof hv_name, "harvest AllPairs (%u rankers)", a->harvest_rankers);
+    char rp_name[80];
+    snprintf(rp_name, sizeof rp_name, "regression-EM, per-pair relevance (%u rankers)",
+             a->harvest_rankers);
     const cell cells[] = {
         {"randomization (RandTop-10)", CAUSAL_POLICY_RANDTOP, 1, CAUSAL_PROP_RANDOMIZATION,
          CAUSAL_REL_LINEAR, 0, false, false},
@@ -247,6 +257,10 @@ static void run_grid(const args *a)
         {"randomization (swap 1<->k)", CAUSAL_POLICY_SWAP, 1, CAUSAL_PROP_RANDOMIZATION,
          CAUSAL_REL_LINEAR, 0, false, false},
         {hv_name, CAUSAL_POLICY_DETERMINISTIC, 0, CAUSAL_PROP_HARVEST, CAUSAL_REL_LINEAR, 0, false,
+         false},
+        /* the same R-ranker log as harvesting: pairs move between ranks, so one relevance
+         * per (query, doc) is identified (the PBM MLE; no feature model to confound theta) */
+        {rp_name, CAUSAL_POLICY_DETERMINISTIC, 0, CAUSAL_PROP_REM, CAUSAL_REL_PAIR, 0, false,
          false},
         {"regression-EM, linear", CAUSAL_POLICY_DETERMINISTIC, 1, CAUSAL_PROP_REM,
          CAUSAL_REL_LINEAR, 0, false, false},
@@ -308,6 +322,12 @@ static void run_grid(const args *a)
                     po.rel_model = cells[ci].rel;
                     po.rel_context = cells[ci].context;
                     po.max_iter = cells[ci].m == CAUSAL_PROP_REM ? 1000 : 5000;
+                    if (cells[ci].rel == CAUSAL_REL_PAIR && n_rankers > 1) {
+                        /* per-pair EM on multi-ranker logs crawls along the theta-gamma
+                         * ridge (Cranfield, eta 1, 10^6: cap of 1000 reached); each
+                         * iteration costs ~0.2 ms, so let the 1e-6 stop rule decide */
+                        po.max_iter = 50000;
+                    }
                     double *oracle = NULL;
                     if (cells[ci].oracle) {
                         oracle = malloc((s->n_pairs ? s->n_pairs : 1) * sizeof *oracle);
@@ -362,6 +382,47 @@ static void run_grid(const args *a)
                 }
             }
         }
+        causal_simcoll_free(c);
+        causal_sessions_free(s);
+    }
+}
+
+static size_t parse_list_d(const char *s, double *out, size_t cap);
+
+/* Power analysis of harvesting designs without estimating anything: for R rankers (noise
+ * a->harvest_noise), simulate the eta/sessions log once and report the expected max error
+ * that the click counts usable by harvesting imply (harvest_bound), with those counts at
+ * ranks 1 and 10. Used to pick R before a design is run through the estimator. */
+static void run_power(const args *a)
+{
+    double rs[16];
+    size_t n_r = parse_list_d(a->power, rs, 16);
+    printf("| %s: rankers (noise %.2g sd), eta %g, %.0e sessions | usable clicks at rank 1 | "
+           "at rank 10 | count bound |\n|---|---|---|---|\n",
+           a->name, a->harvest_noise, a->etas[0], (double)a->sessions[a->n_sessions - 1]);
+    for (size_t i = 0; i < n_r; i++) {
+        uint32_t R = (uint32_t)rs[i];
+        causal_sessions *s = NULL;
+        causal_simcoll *c = load(a, R, &s);
+        cw_err err = {0};
+        if (causal_simcoll_perturb(c, a->harvest_noise, a->seed + 7, &err) != CW_OK) {
+            die("perturb", &err);
+        }
+        causal_sim_opts o = causal_sim_opts_default();
+        int ymax = causal_simcoll_max_label(c);
+        o.user = causal_user_default(CAUSAL_USER_PBM, ymax < 1 ? 1 : ymax);
+        causal_user_theta_power(&o.user, a->etas[0], 10);
+        o.n_sessions = a->sessions[a->n_sessions - 1];
+        o.seed = a->seeds[0];
+        o.n_rankers = R;
+        if (causal_simulate(c, &o, &err) != CW_OK) {
+            die("simulate", &err);
+        }
+        uint64_t clicks[10];
+        double b = harvest_bound_counts(s, clicks);
+        printf("| %u | %llu | %llu | %.2f%% |\n", R, (unsigned long long)clicks[0],
+               (unsigned long long)clicks[9], 100 * b);
+        fflush(stdout);
         causal_simcoll_free(c);
         causal_sessions_free(s);
     }
@@ -751,6 +812,9 @@ int main(int argc, char **argv)
         } else if (strcmp(o, "--interventions") == 0) {
             a.interventions = v;
             grid = false;
+        } else if (strcmp(o, "--power") == 0) {
+            a.power = v;
+            grid = false;
         } else if (strcmp(o, "--skip-unjudged") == 0) {
             a.skip_unjudged = strcmp(v, "1") == 0;
         } else if (strcmp(o, "--extra-rem") == 0 || strcmp(o, "--mlp") == 0) {
@@ -778,6 +842,9 @@ int main(int argc, char **argv)
     }
     if (a.interventions) {
         run_interventions(&a);
+    }
+    if (a.power) {
+        run_power(&a);
     }
     if (a.table) {
         run_table(&a);
