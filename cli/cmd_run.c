@@ -23,6 +23,58 @@ static void usage(FILE *f)
             "Exit codes: 0 success, 1 failure, 2 usage error.\n");
 }
 
+/* The query ids seen so far, so a repeated id is refused at its line instead of producing
+ * a run that `causeway eval` rejects later for duplicate documents. Open addressing over
+ * arena-copied ids; slots hold the id and the line it was first seen on. */
+typedef struct qid_set {
+    cw_arena *arena;
+    const char **id;
+    long *line;
+    size_t cap, n;
+} qid_set;
+
+/* 0 if qid is new (and remembered), else the line it was first seen on; -1 out of memory. */
+static long qid_seen(qid_set *s, const char *qid, size_t len, long line)
+{
+    if (2 * (s->n + 1) > s->cap) {
+        size_t ncap = s->cap ? 2 * s->cap : 1024;
+        const char **nid = calloc(ncap, sizeof *nid);
+        long *nline = calloc(ncap, sizeof *nline);
+        if (!nid || !nline) {
+            free(nid);
+            free(nline);
+            return -1;
+        }
+        for (size_t i = 0; i < s->cap; i++) {
+            if (s->id[i]) {
+                size_t j = cw_hash64(s->id[i], strlen(s->id[i]), 0) & (ncap - 1);
+                while (nid[j]) {
+                    j = (j + 1) & (ncap - 1);
+                }
+                nid[j] = s->id[i];
+                nline[j] = s->line[i];
+            }
+        }
+        free(s->id);
+        free(s->line);
+        s->id = nid;
+        s->line = nline;
+        s->cap = ncap;
+    }
+    size_t j = cw_hash64(qid, len, 0) & (s->cap - 1);
+    for (; s->id[j]; j = (j + 1) & (s->cap - 1)) {
+        if (strlen(s->id[j]) == len && memcmp(s->id[j], qid, len) == 0) {
+            return s->line[j];
+        }
+    }
+    if (!(s->id[j] = cw_arena_strndup(s->arena, qid, len))) {
+        return -1;
+    }
+    s->line[j] = line;
+    s->n++;
+    return 0;
+}
+
 int cli_cmd_run(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
@@ -102,8 +154,9 @@ int cli_cmd_run(int argc, char **argv)
     idx_hnsw_searcher *hs = NULL;
     cw_lines *lr = NULL;
     idx_hit *hits = calloc(so.k, sizeof *hits);
+    qid_set seen = {.arena = cw_arena_new(1 << 16)};
     int code = CLI_EXIT_FAIL;
-    if (!hits) {
+    if (!hits || !seen.arena) {
         cw_err_set(&err, CW_ENOMEM, "out of memory");
         goto done;
     }
@@ -144,6 +197,16 @@ int cli_cmd_run(int argc, char **argv)
                 goto done;
             }
         }
+        long first = qid_seen(&seen, line, qid_len, no);
+        if (first != 0) {
+            if (first < 0) {
+                cw_err_set(&err, CW_ENOMEM, "out of memory");
+            } else {
+                cw_err_set(&err, CW_EPARSE, "%s:%ld: query id '%.*s' repeated (first at line %ld)",
+                           queries, no, (int)qid_len, line, first);
+            }
+            goto done;
+        }
         const char *text = tab + 1;
         size_t text_len = len - qid_len - 1;
         idx_query *q = NULL;
@@ -180,6 +243,9 @@ done:
         cli_fail("run", &err);
     }
     free(hits);
+    free(seen.id);
+    free(seen.line);
+    cw_arena_free(seen.arena);
     cw_lines_close(lr);
     idx_hnsw_searcher_free(hs);
     idx_dense_close(dn);

@@ -100,6 +100,12 @@ ParameterizedTestParameters(cli_errors, bad_input)
         {"logs stats --db @/sim.db @/empty", 2, "unexpected argument", "", ""},
         {"logs import --db @/sim.db --out @/x.jsonl @/empty", 2, "--out applies to export only", "",
          ""},
+        /* A repeated query id is refused at its line (the run was written and `eval`
+         * failed later on "duplicate document" in the run). */
+        {"run --index @/ix --queries @/dup.tsv", 1,
+         "dup.tsv:2: query id 'q1' repeated (first "
+         "at line 1)",
+         "", ""},
         /* A missing propensity file: the name and errno, not "FILE:-1:-1: ...". */
         /* rank --out is complete or absent: a bad query line at line 2 used to leave the
          * first query's results under the final name. */
@@ -125,6 +131,11 @@ ParameterizedTest(cli_case *c, cli_errors, bad_input)
         FILE *f = fopen(q, "w");
         cr_assert(f != NULL);
         fputs("q1\thello\nq2 no tab\n", f);
+        fclose(f);
+        snprintf(q, sizeof q, "%s/dup.tsv", dir);
+        f = fopen(q, "w");
+        cr_assert(f != NULL);
+        fputs("q1\thello\nq1\tworld\n", f);
         fclose(f);
     }
     expand(c->args, dir, line, sizeof line);
