@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -281,6 +282,7 @@ Test(cli_errors, serve_prints_the_bind_address_of_its_config_file)
         pid_t p = fork();
         cr_assert(p >= 0);
         if (p == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphan server if the test dies */
             if (!freopen(outp, "w", stdout) || !freopen(errp, "w", stderr)) {
                 _exit(126);
             }
