@@ -327,6 +327,11 @@ static void run_grid(const args *a)
                          * ridge (Cranfield, eta 1, 10^6: cap of 1000 reached); each
                          * iteration costs ~0.2 ms, so let the 1e-6 stop rule decide */
                         po.max_iter = 50000;
+                        /* CW_PROP_TOL overrides the stop rule: checks that the errors
+                         * are not an artefact of stopping early (docs/benchmarks.md) */
+                        if (getenv("CW_PROP_TOL")) {
+                            po.tol = strtod(getenv("CW_PROP_TOL"), NULL);
+                        }
                     }
                     double *oracle = NULL;
                     if (cells[ci].oracle) {
