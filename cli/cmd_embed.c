@@ -555,6 +555,10 @@ static int retrieve(const embed_args *a, const idx_index *ix, idx_analyzer *an, 
         return cw_err_set(err, CW_ELIMIT, "query of %zu bytes over the limit of %u", len,
                           IDX_MAX_QUERY_BYTES);
     }
+    size_t bad = 0;
+    if (!cw_utf8_valid(text, len, &bad)) { /* the hybrid path's query parser says so too */
+        return cw_err_set(err, CW_EINVAL, "query is not valid UTF-8 (byte %zu)", bad);
+    }
     if (!a->hybrid) {
         float q[IDX_DENSE_MAX_DIM];
         int rc = CW_OK;
@@ -737,6 +741,13 @@ int cli_cmd_embed(int argc, char **argv)
     }
     int code = parse(argc, argv, &a);
     if (code != CLI_EXIT_OK) {
+        cw_buf_fini(&a.qtext);
+        return code;
+    }
+    /* Only search takes words; elsewhere a stray word is a mistyped option, not a query. */
+    if (a.qtext.len > 0 && strcmp(action, "search") != 0) {
+        code = cli_usage_error("embed", "%s takes no query words (got '%.*s')", action,
+                               (int)CW_MIN(a.qtext.len, (size_t)60), a.qtext.data);
         cw_buf_fini(&a.qtext);
         return code;
     }

@@ -737,10 +737,15 @@ int cli_cmd_train(int argc, char **argv)
         goto fail;
     }
     if (!quiet) {
-        fprintf(stderr,
-                "causeway train: %u epochs (best %u, validation nDCG@10 %.4f), %.2f s; "
-                "wrote %s\n",
-                rep.epochs, rep.best_epoch, rep.best_valid, rep.seconds, out);
+        if (isnan(rep.best_valid)) { /* no validation set: nothing was selected */
+            fprintf(stderr, "causeway train: %u epochs (no validation set), %.2f s; wrote %s\n",
+                    rep.epochs, rep.seconds, out);
+        } else {
+            fprintf(stderr,
+                    "causeway train: %u epochs (best %u, validation nDCG@10 %.4f), %.2f s; "
+                    "wrote %s\n",
+                    rep.epochs, rep.best_epoch, rep.best_valid, rep.seconds, out);
+        }
         if (o.objective == RANK_OBJ_DLA) {
             fprintf(stderr, "causeway train: DLA theta_k/theta_1:");
             for (int k = 0; k < 10; k++) {

@@ -2,6 +2,7 @@
  * subcommands listed in cli/commands.def. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -47,7 +48,8 @@ bool cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t lo,
 {
     char *end = NULL;
     errno = 0;
-    if (!s || !*s || *s == '-') {
+    /* strtoull would skip leading blanks and wrap a '-' around: demand a digit first. */
+    if (!s || !isdigit((unsigned char)*s)) {
         cli_usage_error(cmd, "%s expects a whole number, got '%s'", opt, s ? s : "");
         return false;
     }
@@ -76,7 +78,9 @@ bool cli_parse_double(const char *cmd, const char *opt, const char *s, double lo
     char *end = NULL;
     errno = 0;
     double v = s ? strtod(s, &end) : NAN;
-    if (!s || !*s || errno || *end != '\0' || !(v >= lo && v <= hi)) {
+    /* strtod also takes leading blanks and hexadecimal ("0x10"): decimal numbers only. */
+    bool plain = s && *s && !isspace((unsigned char)*s) && !strpbrk(s, "xX");
+    if (!plain || errno || *end != '\0' || !(v >= lo && v <= hi)) {
         cli_usage_error(cmd, "%s expects a number in [%g, %g], got '%s'", opt, lo, hi, s ? s : "");
         return false;
     }

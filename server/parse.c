@@ -104,6 +104,10 @@ int srv_search_req_check(const srv_search_req *r, cw_err *err)
     }
     causal_rpol pol;
     if (r->policy && causal_rpol_parse(r->policy, &pol, err) != CW_OK) {
+        /* A well-formed request with a value out of range: invalid, not malformed. */
+        if (err) {
+            err->code = CW_EINVAL;
+        }
         return cw_err_prefix(err, "policy: ");
     }
     if (r->retrieval && strcmp(r->retrieval, "bm25") && strcmp(r->retrieval, "hybrid")) {

@@ -445,7 +445,24 @@ static MHD_RESULT_T send_json(struct MHD_Connection *conn, srv_req *rq, cw_buf *
 
 /* ---- query-string helpers -------------------------------------------------- */
 
-/* A GET parameter, strictly percent-decoded into the arena; NULL if absent. */
+typedef struct param_count {
+    const char *name;
+    unsigned n;
+} param_count;
+
+static MHD_RESULT_T count_param(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    (void)kind;
+    (void)value;
+    param_count *c = cls;
+    c->n += key && strcmp(key, c->name) == 0;
+    return MHD_YES;
+}
+
+/* A GET parameter, strictly percent-decoded into the arena; NULL if absent. A repeated
+ * parameter (q=a&q=b) is an error: silently taking one of them would log a query the
+ * client did not mean. */
 static int get_param(struct MHD_Connection *conn, srv_req *rq, const char *name, const char **out,
                      size_t *out_len, cw_err *err)
 {
@@ -453,6 +470,11 @@ static int get_param(struct MHD_Connection *conn, srv_req *rq, const char *name,
     *out = NULL;
     if (!raw) {
         return CW_OK;
+    }
+    param_count pc = {name, 0};
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, count_param, &pc);
+    if (pc.n > 1) {
+        return cw_err_set(err, CW_EINVAL, "parameter %s given %u times (at most once)", name, pc.n);
     }
     size_t n = strlen(raw);
     if (n > 3 * (size_t)SRV_MAX_QUERY_BYTES + 64) {

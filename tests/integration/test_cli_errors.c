@@ -107,6 +107,9 @@ ParameterizedTestParameters(cli_errors, bad_input)
          "dup.tsv:2: query id 'q1' repeated (first "
          "at line 1)",
          "", ""},
+        /* strtod took hexadecimal; embed train/build took stray words as a query. */
+        {"embed train --index @/ix --tau 0x10", 2, "--tau expects a number", "", ""},
+        {"embed build --index @/ix stray", 2, "build takes no query words (got 'stray')", "", ""},
         /* A missing propensity file: the name and errno, not "FILE:-1:-1: ...". */
         /* rank --out is complete or absent: a bad query line at line 2 used to leave the
          * first query's results under the final name. */

@@ -148,6 +148,12 @@ Test(srv_http, every_bad_input_gets_its_documented_4xx_json_error)
         {"GET", "/search?q=rabbit%", NULL, 400, "bad percent-encoding"},
         {"GET", "/search?q=%C3%28", NULL, 400, "invalid UTF-8"},
         {"GET", "/search?q=%FF", NULL, 400, "invalid UTF-8"},
+        /* QA: a repeated parameter was silently the first one; a bad logging policy was
+         * "malformed_request" though the request parses (api.md: invalid_request). */
+        {"GET", "/search?q=a&q=b", NULL, 400, "parameter q given 2 times"},
+        {"GET", "/search?q=a&k=5&k=6", NULL, 400, "parameter k given 2 times"},
+        {"POST", "/search", "{\"query\":\"a\",\"policy\":\"bogus\"}", 400,
+         "{\"error\":{\"code\":\"invalid_request\",\"message\":\"policy: "},
         {"POST", "/search", "{\"query\":", 400, "malformed JSON at line 1"},
         {"POST", "/search", "[1,2]", 400, "JSON object"},
         {"POST", "/search", "{\"query\":\"a\",\"k\":0}", 400, "k must be in 1..1000"},
