@@ -631,6 +631,13 @@ int causal_propensity_fit_contexts(const causal_sessions *s, const causal_prop_o
 /* The result as a JSON object appended to out: method, ranks [{rank, ratio, ci_lo,
  * ci_hi, inverse_weight, clicks, impressions}], diagnostics. Errors: CW_ENOMEM. */
 int causal_propensity_to_json(const causal_propensity *p, cw_buf *out, cw_err *err) CW_MUST_CHECK;
+/* Reads the ratios theta_k/theta_1, k = 1..*n, back from a file written by
+ * causal_propensity_to_json ({"ranks":[{"rank","ratio"},...]}) or from a plain JSON array of
+ * ratios; at most max of them. Errors: CW_EIO (unreadable: the file and the reason),
+ * CW_EPARSE (file:line:column of bad JSON, a rank out of order, a ratio that is not a
+ * finite number > 0, none or more than max). */
+int causal_propensity_read_ratios(const char *path, double *ratio, uint32_t max, uint32_t *n,
+                                  cw_err *err) CW_MUST_CHECK;
 /* Max over k = 2..n of |est_k - truth_k| / truth_k for ratios theta_k/theta_1. */
 double causal_prop_max_rel_error(const double *est_ratio, const double *true_ratio, uint32_t n);
 

@@ -6,6 +6,7 @@
 
 #include <assert.h>
 #include <cblas.h>
+#include <jansson.h>
 #include <lapacke.h>
 #include <math.h>
 #include <stdlib.h>
@@ -1640,4 +1641,47 @@ int causal_propensity_to_json(const causal_propensity *p, cw_buf *out, cw_err *e
         return cw_err_set(err, CW_ENOMEM, "out of memory writing JSON");
     }
     return CW_OK;
+}
+
+/* ---- reading a fit back ---------------------------------------------------- */
+
+int causal_propensity_read_ratios(const char *path, double *ratio, uint32_t max, uint32_t *n,
+                                  cw_err *err)
+{
+    *n = 0;
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (!root && je.line < 0) { /* not read at all: je.text names the file and the reason */
+        return cw_err_set(err, CW_EIO, "%s", je.text);
+    }
+    if (!root) {
+        return cw_err_set(err, CW_EPARSE, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+    }
+    json_t *arr = json_is_array(root) ? root : json_object_get(root, "ranks");
+    int rc = CW_OK;
+    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > max) {
+        rc = cw_err_set(err, CW_EPARSE, "%s: expected \"ranks\" or an array of 1..%u ratios", path,
+                        max);
+    }
+    for (size_t k = 0; rc == CW_OK && k < json_array_size(arr); k++) {
+        json_t *v = json_array_get(arr, k);
+        if (json_is_object(v)) {
+            json_t *r = json_object_get(v, "rank");
+            if (json_is_integer(r) && json_integer_value(r) != (json_int_t)k + 1) {
+                rc = cw_err_set(err, CW_EPARSE, "%s: ranks[%zu] is rank %lld, expected %zu", path,
+                                k, (long long)json_integer_value(r), k + 1);
+                break;
+            }
+            v = json_object_get(v, "ratio");
+        }
+        if (!json_is_number(v) || !(json_number_value(v) > 0) || !isfinite(json_number_value(v))) {
+            rc = cw_err_set(err, CW_EPARSE, "%s: ratio of rank %zu must be a number > 0", path,
+                            k + 1);
+            break;
+        }
+        ratio[k] = json_number_value(v);
+        *n = (uint32_t)k + 1;
+    }
+    json_decref(root);
+    return rc;
 }

@@ -294,48 +294,6 @@ static int do_train(embed_args *a, cw_err *err)
     return rc;
 }
 
-/* theta_k / theta_1 for k = 1..*n from a propensity fit ({"ranks":[{"rank","ratio"}]}, as
- * `causeway propensity` writes) or a plain array of ratios. */
-static int read_theta(const char *path, double *theta, uint32_t *n, cw_err *err)
-{
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root && je.line < 0) { /* not read at all: je.text names the file and the reason */
-        return cw_err_set(err, CW_EIO, "%s", je.text);
-    }
-    if (!root) {
-        return cw_err_set(err, CW_EPARSE, "%s:%d:%d: %s", path, je.line, je.column, je.text);
-    }
-    json_t *arr = json_is_array(root) ? root : json_object_get(root, "ranks");
-    int rc = CW_OK;
-    if (!json_is_array(arr) || json_array_size(arr) == 0 ||
-        json_array_size(arr) > CAUSAL_MAX_RANK) {
-        rc = cw_err_set(err, CW_EPARSE, "%s: expected \"ranks\" or an array of 1..%u ratios", path,
-                        CAUSAL_MAX_RANK);
-    }
-    for (size_t k = 0; rc == CW_OK && k < json_array_size(arr); k++) {
-        json_t *v = json_array_get(arr, k);
-        if (json_is_object(v)) {
-            json_t *r = json_object_get(v, "rank");
-            if (json_is_integer(r) && json_integer_value(r) != (json_int_t)k + 1) {
-                rc = cw_err_set(err, CW_EPARSE, "%s: ranks[%zu] is rank %lld, expected %zu", path,
-                                k, (long long)json_integer_value(r), k + 1);
-                break;
-            }
-            v = json_object_get(v, "ratio");
-        }
-        if (!json_is_number(v) || !(json_number_value(v) > 0) || !isfinite(json_number_value(v))) {
-            rc = cw_err_set(err, CW_EPARSE, "%s: ratio of rank %zu must be a number > 0", path,
-                            k + 1);
-            break;
-        }
-        theta[k] = json_number_value(v);
-        *n = (uint32_t)k + 1;
-    }
-    json_decref(root);
-    return rc;
-}
-
 /* Every clicked item of the log as a (query, document) pair weighted min(1/theta_k, clip)
  * for its position k. Query texts are copied into *qbuf (pairs' query pointers are set
  * once it stops growing). Clicks on documents the index lacks or at positions the fit
@@ -426,7 +384,7 @@ static int do_finetune(embed_args *a, cw_err *err)
     uint32_t n_theta = 0;
     char enc_path[PATH_MAX];
     snprintf(enc_path, sizeof enc_path, "%s/dense.enc", a->dir);
-    int rc = read_theta(a->propensity, theta, &n_theta, err);
+    int rc = causal_propensity_read_ratios(a->propensity, theta, CAUSAL_MAX_RANK, &n_theta, err);
     if (rc == CW_OK) {
         rc = idx_index_open(a->dir, &ix, err);
     }

@@ -68,40 +68,9 @@ static void usage(FILE *f)
 /* Reads theta_k/theta_1 from a propensity fit or a plain array. */
 static int read_propensity(const char *path, rank_train_opts *o, cw_err *err)
 {
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root && je.line < 0) { /* not read at all: je.text names the file and the reason */
-        return cw_err_set(err, CW_EIO, "%s", je.text);
-    }
-    if (!root) {
-        return cw_err_set(err, CW_EPARSE, "%s:%d:%d: %s", path, je.line, je.column, je.text);
-    }
-    json_t *arr = json_is_array(root) ? root : json_object_get(root, "ranks");
-    int rc = CW_OK;
-    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > RANK_MAX_RANK) {
-        rc = cw_err_set(err, CW_EPARSE, "%s: expected \"ranks\" or an array of 1..%u ratios", path,
-                        RANK_MAX_RANK);
-    }
-    for (size_t k = 0; rc == CW_OK && k < json_array_size(arr); k++) {
-        json_t *v = json_array_get(arr, k);
-        if (json_is_object(v)) {
-            json_t *r = json_object_get(v, "rank");
-            if (json_is_integer(r) && json_integer_value(r) != (json_int_t)k + 1) {
-                rc = cw_err_set(err, CW_EPARSE, "%s: ranks[%zu] is rank %lld, expected %zu", path,
-                                k, (long long)json_integer_value(r), k + 1);
-                break;
-            }
-            v = json_object_get(v, "ratio");
-        }
-        if (!json_is_number(v) || !(json_number_value(v) > 0) || !isfinite(json_number_value(v))) {
-            rc = cw_err_set(err, CW_EPARSE, "%s: ratio of rank %zu must be a number > 0", path,
-                            k + 1);
-            break;
-        }
-        o->theta[k] = json_number_value(v);
-        o->n_theta = k + 1;
-    }
-    json_decref(root);
+    uint32_t n = 0;
+    int rc = causal_propensity_read_ratios(path, o->theta, RANK_MAX_RANK, &n, err);
+    o->n_theta = n;
     return rc;
 }
 
