@@ -147,9 +147,14 @@ CURLcode th_http(CURL *c, unsigned port, const char *method, const char *path, c
     return rc;
 }
 
+/* Where the last quiet server's stderr went: shown when it exits abnormally, so a rare
+ * crash in a parallel `make check` leaves its message in the test log. */
+static char serve_err_path[4096];
+
 pid_t th_serve_start(const char *ixdir, const char *dbpath, const char *portfile,
                      const char *const extra[], bool quiet, unsigned *port, int *exit_code)
 {
+    snprintf(serve_err_path, sizeof serve_err_path, "%s.stderr", portfile);
     char *argv[10 + TH_MAX_EXTRA + 1] = {
         (char *)th_bin(), "serve",  "--index", (char *)ixdir, "--db",
         (char *)dbpath,   "--port", "0",       "--port-file", (char *)portfile};
@@ -162,9 +167,11 @@ pid_t th_serve_start(const char *ixdir, const char *dbpath, const char *portfile
     cr_assert(pid >= 0);
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* a test killed on timeout takes its server along */
-        if (!freopen("/dev/null", "w", stdout) || (quiet && !freopen("/dev/null", "w", stderr))) {
+        if (!freopen("/dev/null", "w", stdout) ||
+            (quiet && !freopen(serve_err_path, "w", stderr))) {
             _exit(126);
         }
+        setenv("LIBC_FATAL_STDERR_", "1", 1); /* glibc's abort messages to stderr, not a tty */
         execv(argv[0], argv);
         _exit(127);
     }
@@ -207,5 +214,20 @@ int th_serve_stop(pid_t *pid, int sig)
     int st = 0;
     waitpid(*pid, &st, 0);
     *pid = 0;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    if (code != 0 && (sig == SIGTERM || sig == SIGINT)) {
+        FILE *f = fopen(serve_err_path, "r");
+        if (f) { /* the last 4 KB of what the server said before it failed */
+            char buf[4096];
+            fseek(f, 0, SEEK_END);
+            long size = ftell(f);
+            fseek(f, size > (long)sizeof buf - 1 ? size - (long)sizeof buf + 1 : 0, SEEK_SET);
+            size_t n = fread(buf, 1, sizeof buf - 1, f);
+            buf[n] = '\0';
+            fclose(f);
+            fprintf(stderr, "th_serve_stop: server exited with %d; its stderr ends:\n%s\n", code,
+                    buf);
+        }
+    }
+    return code;
 }
