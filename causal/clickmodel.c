@@ -415,8 +415,10 @@ int causal_clickmodel_fit(const causal_sessions *s, size_t begin, size_t end,
     return CW_OK;
 }
 
-int causal_clickmodel_session_ll(const causal_clickmodel *m, const causal_sessions *s, size_t begin,
-                                 size_t end, double *ll, cw_err *err)
+/* The contract shared by session_ll and eval: a non-empty range of s, and a model fitted
+ * on a session set holding at least s's (query, doc) pairs. */
+static int check_eval_range(const causal_clickmodel *m, const causal_sessions *s, size_t begin,
+                            size_t end, cw_err *err)
 {
     if (begin >= end || end > s->n_sessions) {
         return cw_err_set(err, CW_EINVAL, "click model: empty or bad session range [%zu, %zu)",
@@ -425,6 +427,16 @@ int causal_clickmodel_session_ll(const causal_clickmodel *m, const causal_sessio
     if (s->n_pairs > m->n_pairs) {
         return cw_err_set(err, CW_EINVAL,
                           "click model was fitted on a session set with fewer pairs");
+    }
+    return CW_OK;
+}
+
+int causal_clickmodel_session_ll(const causal_clickmodel *m, const causal_sessions *s, size_t begin,
+                                 size_t end, double *ll, cw_err *err)
+{
+    int rc = check_eval_range(m, s, begin, end, err);
+    if (rc != CW_OK) {
+        return rc;
     }
     double cond[CAUSAL_MAX_RANK], full[CAUSAL_MAX_RANK];
     for (size_t i = begin; i < end; i++) {
@@ -436,13 +448,9 @@ int causal_clickmodel_session_ll(const causal_clickmodel *m, const causal_sessio
 int causal_clickmodel_eval(const causal_clickmodel *m, const causal_sessions *s, size_t begin,
                            size_t end, causal_cm_eval *out, cw_err *err)
 {
-    if (begin >= end || end > s->n_sessions) {
-        return cw_err_set(err, CW_EINVAL, "click model: empty or bad session range [%zu, %zu)",
-                          begin, end);
-    }
-    if (s->n_pairs > m->n_pairs) {
-        return cw_err_set(err, CW_EINVAL,
-                          "click model was fitted on a session set with fewer pairs");
+    int rc = check_eval_range(m, s, begin, end, err);
+    if (rc != CW_OK) {
+        return rc;
     }
     const uint32_t R = m->o.max_rank;
     double cond[CAUSAL_MAX_RANK], full[CAUSAL_MAX_RANK];
