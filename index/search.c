@@ -623,18 +623,45 @@ static uint32_t cursor_tf_of(cursor *c, uint32_t docid)
 int idx_score_fields(const idx_index *ix, const idx_query *q, uint32_t docid,
                      const idx_bm25_params *bm25, double out[IDX_N_FIELDS], cw_err *err)
 {
-    if (docid >= ix->meta.n_docs) {
-        return cw_err_set(err, CW_ENOTFOUND, "document %u not in the index (%u documents)", docid,
-                          ix->meta.n_docs);
+    return idx_score_fields_many(ix, q, &docid, 1, bm25, (double(*)[IDX_N_FIELDS])out, err);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+int idx_score_fields_many(const idx_index *ix, const idx_query *q, const uint32_t *docids, size_t n,
+                          const idx_bm25_params *bm25, double (*out)[IDX_N_FIELDS], cw_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (docids[i] >= ix->meta.n_docs) {
+            return cw_err_set(err, CW_ENOTFOUND, "document %u not in the index (%u documents)",
+                              docids[i], ix->meta.n_docs);
+        }
+    }
+    if (n == 0) {
+        return CW_OK;
     }
     const idx_bm25_params p = bm25 ? *bm25 : IDX_BM25_DEFAULT;
-    double sc[IDX_N_FIELDS] = {0, 0, 0};
-    uint32_t dl[IDX_N_FIELDS] = {ix->doclen[2 * docid], ix->doclen[2 * docid + 1],
-                                 ix->flatlen[docid]};
+    /* The documents in docid order (docid << 32 | input index): one forward pass of each
+     * posting list decodes each block at most once for all of them, where a pass per
+     * document decoded the list's first block and the document's block again for each. */
     cursor *c = malloc(sizeof *c);
-    if (!c) {
+    uint64_t *order = calloc(n, sizeof *order);
+    uint32_t *tf_flat = calloc(n, sizeof *tf_flat);
+    if (!c || !order || !tf_flat) {
+        free(c);
+        free(order);
+        free(tf_flat);
         return cw_err_set(err, CW_ENOMEM, "score: out of memory");
     }
+    for (size_t i = 0; i < n; i++) {
+        order[i] = (uint64_t)docids[i] << 32 | i;
+        memset(out[i], 0, sizeof out[i]);
+    }
+    qsort(order, n, sizeof *order, cmp_u64);
     bool bad = false;
     for (size_t u = 0; u < q->n_uniq; u++) {
         int64_t tid = q->tid[q->uniq_first[u]];
@@ -642,30 +669,47 @@ int idx_score_fields(const idx_index *ix, const idx_query *q, uint32_t docid,
             continue;
         }
         const idx_term_info *ti = &ix->terms[tid];
+        bool any = false;
         cursor_flat(c, ix, tid);
-        uint32_t tf_flat = cursor_tf_of(c, docid);
+        for (size_t j = 0; j < n; j++) {
+            tf_flat[j] = cursor_tf_of(c, (uint32_t)(order[j] >> 32));
+            any |= tf_flat[j] > 0;
+        }
         bad |= c->corrupt;
-        if (tf_flat == 0) {
+        if (!any) {
             continue;
         }
         cursor_title(c, ix, tid);
-        uint32_t tf_title = cursor_tf_of(c, docid);
-        bad |= c->corrupt || tf_title > tf_flat;
-        uint32_t tf[IDX_N_FIELDS] = {tf_title, tf_flat - tf_title, tf_flat};
         uint64_t df[IDX_N_FIELDS] = {ti->df_title, ti->df_text, ti->df};
-        for (int f = 0; f < IDX_N_FIELDS; f++) {
-            if (tf[f] == 0) {
+        for (size_t j = 0; j < n; j++) {
+            if (tf_flat[j] == 0) {
                 continue;
             }
-            double w = (double)q->uniq_count[u] * idx_bm25_idf(ix->meta.doc_count[f], df[f]);
-            sc[f] += w * idx_bm25_tfn(tf[f], dl[f], p.k1, p.b, ix->avgdl[f]);
+            uint32_t docid = (uint32_t)(order[j] >> 32);
+            uint32_t tf_title = cursor_tf_of(c, docid);
+            bad |= tf_title > tf_flat[j];
+            uint32_t tf[IDX_N_FIELDS] = {tf_title, tf_flat[j] - tf_title, tf_flat[j]};
+            uint32_t dl[IDX_N_FIELDS] = {ix->doclen[2 * docid], ix->doclen[2 * docid + 1],
+                                         ix->flatlen[docid]};
+            double *sc = out[(uint32_t)order[j]];
+            /* Terms outer, documents inner: each document still sums its terms in query
+             * order, so the scores are bit-identical to one document at a time. */
+            for (int f = 0; f < IDX_N_FIELDS; f++) {
+                if (tf[f] == 0) {
+                    continue;
+                }
+                double w = (double)q->uniq_count[u] * idx_bm25_idf(ix->meta.doc_count[f], df[f]);
+                sc[f] += w * idx_bm25_tfn(tf[f], dl[f], p.k1, p.b, ix->avgdl[f]);
+            }
         }
+        bad |= c->corrupt;
     }
     free(c);
+    free(order);
+    free(tf_flat);
     if (bad) {
         return cw_err_set(err, CW_ECORRUPT, "%s: corrupt posting list", ix->main.path);
     }
-    memcpy(out, sc, sizeof sc);
     return CW_OK;
 }
 

@@ -176,6 +176,24 @@ Test(idx_search, wand_and_and_equal_the_oracle_on_thousands_of_random_queries)
             cr_assert(f[IDX_FIELD_TITLE] == 0.0);
             cr_assert(f[IDX_FIELD_TEXT] == f[IDX_FIELD_FLAT]);
         }
+        /* All hits at once, in reverse rank order (not docid order) with the best one
+         * repeated: one pass per posting list gives the same bits. */
+        double(*fm)[IDX_N_FIELDS] = malloc((nh + 1) * sizeof *fm);
+        uint32_t *ids = malloc((nh + 1) * sizeof *ids);
+        for (size_t i = 0; i < nh; i++) {
+            ids[i] = hits[nh - 1 - i].doc;
+        }
+        ids[nh] = nh ? hits[0].doc : 0;
+        cr_assert(eq(int, idx_score_fields_many(ix, q, ids, nh + 1, &so.bm25, fm, NULL), CW_OK));
+        for (size_t i = 0; i <= nh; i++) {
+            size_t rank = i < nh ? nh - 1 - i : 0;
+            double score = nh ? hits[rank].score : fm[i][IDX_FIELD_FLAT];
+            cr_assert(fm[i][IDX_FIELD_FLAT] == score && fm[i][IDX_FIELD_TITLE] == 0.0,
+                      "query %zu many[%zu] doc %u: %.17g vs %.17g", qi, i, ids[i],
+                      fm[i][IDX_FIELD_FLAT], score);
+        }
+        free(fm);
+        free(ids);
         n_nonempty += nh > 0;
         idx_query_free(q);
         cw_buf_fini(&qt);
