@@ -210,8 +210,8 @@ int idx_score_fields(const idx_index *ix, const idx_query *q, uint32_t docid,
 /* idx_score_fields of n documents at once (any order, repeats allowed): out[i] is
  * bit-identical to idx_score_fields(docids[i]); each posting list is walked once for all
  * of them. out is unspecified on error. Errors: CW_ENOTFOUND, CW_ENOMEM, CW_ECORRUPT. */
-int idx_score_fields_many(const idx_index *ix, const idx_query *q, const uint32_t *docids,
-                          size_t n, const idx_bm25_params *bm25, double (*out)[IDX_N_FIELDS],
+int idx_score_fields_many(const idx_index *ix, const idx_query *q, const uint32_t *docids, size_t n,
+                          const idx_bm25_params *bm25, double (*out)[IDX_N_FIELDS],
                           cw_err *err) CW_MUST_CHECK;
 
 /* A snippet of the document's text around the densest window of query terms, at most
