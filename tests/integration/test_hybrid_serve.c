@@ -105,7 +105,7 @@ static void teardown(void)
 typedef struct id_list {
     char ids[MAX_IDS][32];
     size_t n;
-    char policy[32], retrieval[32];
+    char policy[96], retrieval[32];
 } id_list;
 
 /* GET /search for the query with k and an optional retrieval parameter. */
@@ -556,6 +556,9 @@ Test(hybrid_serve, weighted_fusion_flag_and_per_request_fusion)
     cr_expect(eq(long, status_of("GET", "/search?q=a&dense_weight=2", NULL), 400));
     served_req("GET", "/search?q=a&k=3&fusion=rrf&dense_weight=0.25", NULL, &web);
     cr_assert(eq(str, web.policy, "hybrid(rrf,k=60,w=0.25)"));
+    /* A weight %g would round to 0.3 ranks differently: it must not share 0.3's name. */
+    served_req("GET", "/search?q=a&k=3&dense_weight=0.30000001", NULL, &web);
+    cr_assert(eq(str, web.policy, "hybrid(weighted,w=0.30000000999999998)"));
     cr_assert(eq(int, stop_server(), 0));
     cr_assert(eq(int, logged("hybrid(weighted,w=0.3)"), 1));
     cr_assert(eq(int, logged("hybrid(weighted,w=0.8)"), 1));
