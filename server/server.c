@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <jansson.h>
 #include <math.h>
 #include <microhttpd.h>
@@ -1187,9 +1188,10 @@ static MHD_RESULT_T route_search(srv_server *s, struct MHD_Connection *conn, srv
         r.fusion = fu;
         if (rc == CW_OK && dw) { /* the range is checked by srv_search_req_check */
             char *end = NULL;
-            r.dense_weight = strtod(dw, &end);
+            r.dense_weight = strtod(dw, &end) + 0.0; /* + 0.0: -0 and 0 are one policy */
             r.has_dense_weight = true;
-            if (!*dw || *end) {
+            /* Plain decimals only: strtod also takes blanks and hexadecimal ("0x1p-1"). */
+            if (!*dw || *end || isspace((unsigned char)*dw) || strpbrk(dw, "xX")) {
                 rc = cw_err_set(&err, CW_EINVAL, "dense_weight must be a number in [0, 1]");
             }
         }

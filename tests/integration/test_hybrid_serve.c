@@ -554,6 +554,9 @@ Test(hybrid_serve, weighted_fusion_flag_and_per_request_fusion)
     cr_expect(eq(long, status_of("GET", "/search?q=a&fusion=max", NULL), 400));
     cr_expect(eq(long, status_of("GET", "/search?q=a&dense_weight=abc", NULL), 400));
     cr_expect(eq(long, status_of("GET", "/search?q=a&dense_weight=2", NULL), 400));
+    /* Plain decimals only (strtod alone took hexadecimal and leading blanks). */
+    cr_expect(eq(long, status_of("GET", "/search?q=a&dense_weight=0x1p-1", NULL), 400));
+    cr_expect(eq(long, status_of("GET", "/search?q=a&dense_weight=%200.5", NULL), 400));
     served_req("GET", "/search?q=a&k=3&fusion=rrf&dense_weight=0.25", NULL, &web);
     cr_assert(eq(str, web.policy, "hybrid(rrf,k=60,w=0.25)"));
     /* A weight %g would round to 0.3 ranks differently: it must not share 0.3's name. */
