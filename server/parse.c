@@ -153,6 +153,30 @@ static json_t *load_json(const char *body, size_t len, cw_err *err)
     return root;
 }
 
+/* Optional string member key of obj, copied into arena as *out (left alone when absent):
+ * min_len..max_len bytes without NUL, else CW_EINVAL saying "must be <must>" (must NULL:
+ * "a string of min_len..max_len bytes"). Errors: CW_EINVAL, CW_ENOMEM. */
+static int body_string(json_t *obj, const char *key, size_t min_len, size_t max_len,
+                       cw_arena *arena, const char *must, const char **out, cw_err *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v) {
+        return CW_OK;
+    }
+    size_t n = json_is_string(v) ? json_string_length(v) : 0;
+    if (!json_is_string(v) || n < min_len || n > max_len || memchr(json_string_value(v), '\0', n)) {
+        return must ? cw_err_set(err, CW_EINVAL, "\"%s\" must be %s", key, must)
+                    : cw_err_set(err, CW_EINVAL, "\"%s\" must be a string of %zu..%zu bytes", key,
+                                 min_len, max_len);
+    }
+    const char *copy = cw_arena_strdup(arena, json_string_value(v));
+    if (!copy) {
+        return cw_err_set(err, CW_ENOMEM, "out of memory");
+    }
+    *out = copy;
+    return CW_OK;
+}
+
 int srv_parse_search_body(const char *body, size_t len, cw_arena *arena, srv_search_req *out,
                           cw_err *err)
 {
@@ -218,59 +242,21 @@ int srv_parse_search_body(const char *body, size_t len, cw_arena *arena, srv_sea
         goto done;
     }
     r.explain = ex && json_is_true(ex);
-    json_t *qid = json_object_get(root, "qid");
-    if (qid) {
-        if (!json_is_string(qid) || json_string_length(qid) == 0 ||
-            json_string_length(qid) > CAUSAL_MAX_NAME_BYTES ||
-            memchr(json_string_value(qid), '\0', json_string_length(qid))) {
-            rc = cw_err_set(err, CW_EINVAL, "\"qid\" must be a string of 1..%u bytes",
-                            CAUSAL_MAX_NAME_BYTES);
-            goto done;
-        }
-        r.qid = cw_arena_strdup(arena, json_string_value(qid));
-        if (!r.qid) {
-            rc = cw_err_set(err, CW_ENOMEM, "out of memory");
-            goto done;
-        }
+    rc = body_string(root, "qid", 1, CAUSAL_MAX_NAME_BYTES, arena, NULL, &r.qid, err);
+    if (rc == CW_OK) {
+        rc = body_string(root, "policy", 1, CAUSAL_MAX_NAME_BYTES, arena, NULL, &r.policy, err);
     }
-    json_t *pol = json_object_get(root, "policy");
-    if (pol) {
-        if (!json_is_string(pol) || json_string_length(pol) == 0 ||
-            json_string_length(pol) > CAUSAL_MAX_NAME_BYTES ||
-            memchr(json_string_value(pol), '\0', json_string_length(pol))) {
-            rc = cw_err_set(err, CW_EINVAL, "\"policy\" must be a string of 1..%u bytes",
-                            CAUSAL_MAX_NAME_BYTES);
-            goto done;
-        }
-        r.policy = cw_arena_strdup(arena, json_string_value(pol));
-        if (!r.policy) {
-            rc = cw_err_set(err, CW_ENOMEM, "out of memory");
-            goto done;
-        }
+    /* retrieval and fusion values are checked by srv_search_req_check */
+    if (rc == CW_OK) {
+        rc = body_string(root, "retrieval", 0, SIZE_MAX, arena, "\"bm25\" or \"hybrid\"",
+                         &r.retrieval, err);
     }
-    json_t *ret = json_object_get(root, "retrieval");
-    if (ret) { /* the value is checked by srv_search_req_check */
-        if (!json_is_string(ret) || memchr(json_string_value(ret), '\0', json_string_length(ret))) {
-            rc = cw_err_set(err, CW_EINVAL, "\"retrieval\" must be \"bm25\" or \"hybrid\"");
-            goto done;
-        }
-        r.retrieval = cw_arena_strdup(arena, json_string_value(ret));
-        if (!r.retrieval) {
-            rc = cw_err_set(err, CW_ENOMEM, "out of memory");
-            goto done;
-        }
+    if (rc == CW_OK) {
+        rc = body_string(root, "fusion", 0, SIZE_MAX, arena, "\"rrf\" or \"weighted\"", &r.fusion,
+                         err);
     }
-    json_t *fu = json_object_get(root, "fusion");
-    if (fu) { /* the value is checked by srv_search_req_check */
-        if (!json_is_string(fu) || memchr(json_string_value(fu), '\0', json_string_length(fu))) {
-            rc = cw_err_set(err, CW_EINVAL, "\"fusion\" must be \"rrf\" or \"weighted\"");
-            goto done;
-        }
-        r.fusion = cw_arena_strdup(arena, json_string_value(fu));
-        if (!r.fusion) {
-            rc = cw_err_set(err, CW_ENOMEM, "out of memory");
-            goto done;
-        }
+    if (rc != CW_OK) {
+        goto done;
     }
     json_t *dw = json_object_get(root, "dense_weight");
     if (dw) {
