@@ -37,6 +37,13 @@ typedef enum MHD_Result MHD_RESULT_T;
 
 /* ---- serving state: index + model, reference counted ---------------------- */
 
+/* Idle per-thread objects of one kind (one per concurrent request at most), guarded by
+ * srv_state.pool_mu. */
+typedef struct obj_pool {
+    void **items;
+    size_t n, cap;
+} obj_pool;
+
 typedef struct srv_state {
     atomic_int refs;
     idx_index *ix;
@@ -46,15 +53,11 @@ typedef struct srv_state {
     char feature_set[48]; /* logged feature-set name (unique per list of names) */
     size_t model_col[MAX_SERVER_FEATURES]; /* model feature j = extractor column model_col[j] */
     srv_cache *cache;                      /* results of this index + model; NULL = off */
-    /* the index's dense files (hybrid retrieval), NULL = BM25 only; idle HNSW
-     * searchers of them in spool, guarded by pool_mu */
-    idx_dense *dn;
-    idx_hnsw_searcher **spool;
-    size_t n_spool, cap_spool;
+    idx_dense *dn; /* the index's dense files (hybrid retrieval), NULL = BM25 only */
     char model_version[24];
     pthread_mutex_t pool_mu;
-    idx_analyzer **pool; /* idle analyzers (one per concurrent request at most) */
-    size_t n_pool, cap_pool;
+    obj_pool analyzers; /* idle idx_analyzer of ix */
+    obj_pool searchers; /* idle idx_hnsw_searcher of dn */
 } srv_state;
 
 static void state_free(srv_state *st)
@@ -62,14 +65,14 @@ static void state_free(srv_state *st)
     if (!st) {
         return;
     }
-    for (size_t i = 0; i < st->n_pool; i++) {
-        idx_analyzer_free(st->pool[i]);
+    for (size_t i = 0; i < st->analyzers.n; i++) {
+        idx_analyzer_free(st->analyzers.items[i]);
     }
-    free(st->pool);
-    for (size_t i = 0; i < st->n_spool; i++) {
-        idx_hnsw_searcher_free(st->spool[i]);
+    free(st->analyzers.items);
+    for (size_t i = 0; i < st->searchers.n; i++) {
+        idx_hnsw_searcher_free(st->searchers.items[i]);
     }
-    free(st->spool);
+    free(st->searchers.items);
     pthread_mutex_destroy(&st->pool_mu);
     srv_cache_free(st->cache);
     rank_model_free(st->model);
@@ -198,66 +201,67 @@ fail:
     return rc;
 }
 
-static int analyzer_take(srv_state *st, idx_analyzer **out, cw_err *err)
+/* An idle object of st's pool p, or NULL when none is idle (the caller makes one). */
+static void *pool_take(srv_state *st, obj_pool *p)
 {
     pthread_mutex_lock(&st->pool_mu);
-    if (st->n_pool > 0) {
-        *out = st->pool[--st->n_pool];
-        pthread_mutex_unlock(&st->pool_mu);
+    void *obj = p->n > 0 ? p->items[--p->n] : NULL;
+    pthread_mutex_unlock(&st->pool_mu);
+    return obj;
+}
+
+/* Parks obj in st's pool p; false (obj not kept: the caller frees it) without memory. */
+static bool pool_give(srv_state *st, obj_pool *p, void *obj)
+{
+    pthread_mutex_lock(&st->pool_mu);
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? 2 * p->cap : 8;
+        void **items = realloc(p->items, cap * sizeof *items);
+        if (!items) {
+            pthread_mutex_unlock(&st->pool_mu);
+            return false;
+        }
+        p->items = items;
+        p->cap = cap;
+    }
+    p->items[p->n++] = obj;
+    pthread_mutex_unlock(&st->pool_mu);
+    return true;
+}
+
+static int analyzer_take(srv_state *st, idx_analyzer **out, cw_err *err)
+{
+    idx_analyzer *a = pool_take(st, &st->analyzers);
+    if (a) {
+        *out = a;
         return CW_OK;
     }
-    pthread_mutex_unlock(&st->pool_mu);
     return idx_index_analyzer(st->ix, out, err);
+}
+
+static void analyzer_give(srv_state *st, idx_analyzer *a)
+{
+    if (!pool_give(st, &st->analyzers, a)) {
+        idx_analyzer_free(a);
+    }
 }
 
 /* A per-thread HNSW searcher of st's dense index (pooled like the analyzers). */
 static int searcher_take(srv_state *st, idx_hnsw_searcher **out, cw_err *err)
 {
-    pthread_mutex_lock(&st->pool_mu);
-    if (st->n_spool > 0) {
-        *out = st->spool[--st->n_spool];
-        pthread_mutex_unlock(&st->pool_mu);
-        return CW_OK;
+    idx_hnsw_searcher *hs = pool_take(st, &st->searchers);
+    if (!hs) {
+        hs = idx_hnsw_searcher_new(idx_dense_hnsw(st->dn));
     }
-    pthread_mutex_unlock(&st->pool_mu);
-    *out = idx_hnsw_searcher_new(idx_dense_hnsw(st->dn));
-    return *out ? CW_OK : cw_err_set(err, CW_ENOMEM, "out of memory");
+    *out = hs;
+    return hs ? CW_OK : cw_err_set(err, CW_ENOMEM, "out of memory");
 }
 
 static void searcher_give(srv_state *st, idx_hnsw_searcher *hs)
 {
-    pthread_mutex_lock(&st->pool_mu);
-    if (st->n_spool == st->cap_spool) {
-        size_t cap = st->cap_spool ? 2 * st->cap_spool : 8;
-        idx_hnsw_searcher **p = realloc(st->spool, cap * sizeof *p);
-        if (!p) {
-            pthread_mutex_unlock(&st->pool_mu);
-            idx_hnsw_searcher_free(hs);
-            return;
-        }
-        st->spool = p;
-        st->cap_spool = cap;
+    if (!pool_give(st, &st->searchers, hs)) {
+        idx_hnsw_searcher_free(hs);
     }
-    st->spool[st->n_spool++] = hs;
-    pthread_mutex_unlock(&st->pool_mu);
-}
-
-static void analyzer_give(srv_state *st, idx_analyzer *a)
-{
-    pthread_mutex_lock(&st->pool_mu);
-    if (st->n_pool == st->cap_pool) {
-        size_t cap = st->cap_pool ? 2 * st->cap_pool : 8;
-        idx_analyzer **p = realloc(st->pool, cap * sizeof *p);
-        if (!p) {
-            pthread_mutex_unlock(&st->pool_mu);
-            idx_analyzer_free(a);
-            return;
-        }
-        st->pool = p;
-        st->cap_pool = cap;
-    }
-    st->pool[st->n_pool++] = a;
-    pthread_mutex_unlock(&st->pool_mu);
 }
 
 /* ---- the server ------------------------------------------------------------ */
