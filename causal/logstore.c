@@ -101,9 +101,11 @@ static const char *const stmt_sql[N_STMTS] = {
     [ST_INS_IMP] = "INSERT INTO impressions(id, ts_ms, query, qid, policy_id, log_prob,"
                    " mc_samples, temperature, seed, feature_set_id, n_items, shown,"
                    " shown_features) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
-    /* OR IGNORE only ever fires on client_id: every other constraint is validated first. */
-    [ST_INS_EVENT] = "INSERT OR IGNORE INTO events(impression_id, doc_id, position, type, ts_ms,"
-                     " value_ms, client_id) VALUES(?,?,?,?,?,?,?)",
+    /* A stored client_id is an idempotent retry: skipped (no change). Any other
+     * constraint failing is an error, never a silently dropped event. */
+    [ST_INS_EVENT] = "INSERT INTO events(impression_id, doc_id, position, type, ts_ms,"
+                     " value_ms, client_id) VALUES(?,?,?,?,?,?,?)"
+                     " ON CONFLICT(client_id) DO NOTHING",
     [ST_FIND_POLICY] = "SELECT id FROM policies WHERE name=? AND model_version=?"
                        " AND index_version=?",
     [ST_INS_POLICY] = "INSERT INTO policies(name, model_version, index_version) VALUES(?,?,?)",
@@ -1581,17 +1583,14 @@ int causal_log_reader_new(causal_log *log, const causal_log_filter *filter, caus
         goto fail;
     }
     bool v1 = log->schema == 1;
-    const char *imp_sql =
-        v1 ? "SELECT i.id, i.ts_ms, i.query, i.qid, i.policy_id, i.log_prob, i.mc_samples,"
-             " i.temperature, i.seed, i.feature_set_id, i.n_items, '[]', NULL"
-             " FROM impressions i"
-             " WHERE i.ts_ms >= ?1 AND i.ts_ms < ?2 AND (?3 IS NULL OR i.policy_id IN"
-             " (SELECT id FROM policies WHERE name = ?3)) ORDER BY i.id"
-           : "SELECT i.id, i.ts_ms, i.query, i.qid, i.policy_id, i.log_prob, i.mc_samples,"
-             " i.temperature, i.seed, i.feature_set_id, i.n_items, i.shown, i.shown_features"
-             " FROM impressions i"
-             " WHERE i.ts_ms >= ?1 AND i.ts_ms < ?2 AND (?3 IS NULL OR i.policy_id IN"
-             " (SELECT id FROM policies WHERE name = ?3)) ORDER BY i.id";
+/* Schema 1 has no shown columns: its items come from the items table (r->items). */
+#define IMP_SQL(SHOWN_COLS)                                                                        \
+    "SELECT i.id, i.ts_ms, i.query, i.qid, i.policy_id, i.log_prob, i.mc_samples,"                 \
+    " i.temperature, i.seed, i.feature_set_id, i.n_items, " SHOWN_COLS " FROM impressions i"       \
+    " WHERE i.ts_ms >= ?1 AND i.ts_ms < ?2 AND (?3 IS NULL OR i.policy_id IN"                      \
+    " (SELECT id FROM policies WHERE name = ?3)) ORDER BY i.id"
+    const char *imp_sql = v1 ? IMP_SQL("'[]', NULL") : IMP_SQL("i.shown, i.shown_features");
+#undef IMP_SQL
     const char *item_sql = "SELECT impression_id, position, doc_id, score, propensity, features"
                            " FROM items ORDER BY impression_id, position";
     if (v1 && sqlite3_prepare_v2(log->db, item_sql, -1, &r->items, NULL) != SQLITE_OK) {
