@@ -34,6 +34,37 @@ static pid_t start_server(const char *policy)
     return th_serve_start(ixdir, dbpath, portfile, extra, false, &port, NULL);
 }
 
+/* The first synthetic query (made-up words: letters and spaces only) into q, and into path
+ * the GET path `prefix` followed by that query with its spaces as '+'. */
+static void first_query(const char *prefix, char *q, size_t q_size, char *path, size_t path_size)
+{
+    char qpath[192], line[512];
+    snprintf(qpath, sizeof qpath, "%s/syn/queries.tsv", dir);
+    FILE *qf = fopen(qpath, "r");
+    cr_assert(qf != NULL);
+    cr_assert(fgets(line, sizeof line, qf) != NULL);
+    fclose(qf);
+    char *tab = strchr(line, '\t');
+    cr_assert(tab != NULL);
+    snprintf(q, q_size, "%.*s", (int)strcspn(tab + 1, "\r\n"), tab + 1);
+    snprintf(path, path_size, "%s", prefix);
+    for (size_t i = 0, o = strlen(path); q[i] && o + 1 < path_size; i++, o++) {
+        path[o] = q[i] == ' ' ? '+' : q[i];
+        path[o + 1] = '\0';
+    }
+}
+
+/* Opens the server's log read-only and a reader over all of it (free both). */
+static void open_reader(causal_log **log, causal_log_reader **rd)
+{
+    causal_log_opts lo = causal_log_opts_default();
+    lo.read_only = true;
+    cw_err err;
+    cr_assert(eq(int, causal_log_open(dbpath, &lo, log, &err), CW_OK), "%s", err.msg);
+    causal_log_filter f = causal_log_filter_all();
+    cr_assert(eq(int, causal_log_reader_new(*log, &f, rd, &err), CW_OK), "%s", err.msg);
+}
+
 static void setup(void)
 {
     th_tmpdir(dir, sizeof dir, "ope_logging");
@@ -57,21 +88,8 @@ Test(ope_logging, pl_pages_log_exact_propensities_and_list_probabilities)
     pid_t pid = start_server("pl:0.5");
     CURL *c = curl_easy_init();
     th_resp b = {0};
-    /* The first synthetic query (made-up words: letters and spaces only). */
-    char qpath[192], line[512], q[256] = "", path[512];
-    snprintf(qpath, sizeof qpath, "%s/syn/queries.tsv", dir);
-    FILE *qf = fopen(qpath, "r");
-    cr_assert(qf != NULL);
-    cr_assert(fgets(line, sizeof line, qf) != NULL);
-    fclose(qf);
-    char *tab = strchr(line, '\t');
-    cr_assert(tab != NULL);
-    snprintf(q, sizeof q, "%.*s", (int)strcspn(tab + 1, "\r\n"), tab + 1);
-    snprintf(path, sizeof path, "/search?k=5&q=");
-    for (size_t i = 0, o = strlen(path); q[i] && o + 1 < sizeof path; i++, o++) {
-        path[o] = q[i] == ' ' ? '+' : q[i];
-        path[o + 1] = '\0';
-    }
+    char q[256], path[512];
+    first_query("/search?k=5&q=", q, sizeof q, path, sizeof path);
     const int n_req = 400;
     int n_distinct_first = 0;
     char seen_first[16][64] = {{0}};
@@ -104,14 +122,10 @@ Test(ope_logging, pl_pages_log_exact_propensities_and_list_probabilities)
     /* Every logged page: propensities = exact PL marginals of its scores at tau 0.5, the
      * list log-probability exact, the seed present; and the logged top document's
      * frequency agrees with its propensity. */
-    causal_log_opts lo = causal_log_opts_default();
-    lo.read_only = true;
     causal_log *log = NULL;
     causal_log_reader *rd = NULL;
+    open_reader(&log, &rd);
     cw_err err;
-    cr_assert(eq(int, causal_log_open(dbpath, &lo, &log, &err), CW_OK), "%s", err.msg);
-    causal_log_filter f = causal_log_filter_all();
-    cr_assert(eq(int, causal_log_reader_new(log, &f, &rd, &err), CW_OK), "%s", err.msg);
     const causal_impression *imp;
     int n_imp = 0, rc;
     double p_top_sum = 0;
@@ -176,20 +190,8 @@ Test(ope_logging, a_request_can_choose_its_own_logging_policy)
     pid_t pid = start_server("det");
     CURL *c = curl_easy_init();
     th_resp b = {0};
-    char qpath[192], line[512], path[512];
-    snprintf(qpath, sizeof qpath, "%s/syn/queries.tsv", dir);
-    FILE *qf = fopen(qpath, "r");
-    cr_assert(qf != NULL);
-    cr_assert(fgets(line, sizeof line, qf) != NULL);
-    fclose(qf);
-    char *tab = strchr(line, '\t');
-    cr_assert(tab != NULL);
-    snprintf(path, sizeof path, "/search?k=5&policy=randtop:3&q=");
-    for (size_t i = 1, o = strlen(path); tab[i] && tab[i] != '\n' && o + 1 < sizeof path;
-         i++, o++) {
-        path[o] = tab[i] == ' ' ? '+' : tab[i];
-        path[o + 1] = '\0';
-    }
+    char q[256], path[512];
+    first_query("/search?k=5&policy=randtop:3&q=", q, sizeof q, path, sizeof path);
     for (int i = 0; i < 60; i++) {
         cr_assert(eq(long, get(c, path, &b), 200), "%s", b.body ? b.body : "");
     }
@@ -203,14 +205,10 @@ Test(ope_logging, a_request_can_choose_its_own_logging_policy)
 
     /* RandTop-3 over a page of 5: slots 1-3 have propensity 1/3, slots 4-5 probability 1,
      * the list 1/3! = 1/6. */
-    causal_log_opts lo = causal_log_opts_default();
-    lo.read_only = true;
     causal_log *log = NULL;
     causal_log_reader *rd = NULL;
+    open_reader(&log, &rd);
     cw_err err;
-    cr_assert(eq(int, causal_log_open(dbpath, &lo, &log, &err), CW_OK), "%s", err.msg);
-    causal_log_filter f = causal_log_filter_all();
-    cr_assert(eq(int, causal_log_reader_new(log, &f, &rd, &err), CW_OK), "%s", err.msg);
     const causal_impression *imp;
     int n_imp = 0, rc;
     while ((rc = causal_log_reader_next(rd, &imp, &err)) == 1) {
