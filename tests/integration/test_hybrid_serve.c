@@ -108,19 +108,11 @@ typedef struct id_list {
     char policy[96], retrieval[32];
 } id_list;
 
-/* GET /search for the query with k and an optional retrieval parameter. */
-static void served(uint32_t k, const char *retrieval, id_list *out)
+/* The ids, policy and retrieval of a /search answer (GET path, or POST body to /search). */
+static void served_req(const char *method, const char *path, const char *body, id_list *out)
 {
-    char path[600], q[300];
-    size_t j = 0;
-    for (const char *p = query; *p && j + 1 < sizeof q; p++) {
-        q[j++] = *p == ' ' ? '+' : *p;
-    }
-    q[j] = '\0';
-    snprintf(path, sizeof path, "/search?q=%s&k=%u%s%s", q, k, retrieval ? "&retrieval=" : "",
-             retrieval ? retrieval : "");
     th_resp r;
-    cr_assert(eq(int, http("GET", path, NULL, &r), CURLE_OK));
+    cr_assert(eq(int, http(method, path, body, &r), CURLE_OK));
     cr_assert(eq(long, r.status, 200), "%s", r.body);
     json_error_t je;
     json_t *root = json_loads(r.body, 0, &je);
@@ -138,6 +130,20 @@ static void served(uint32_t k, const char *retrieval, id_list *out)
     snprintf(out->retrieval, sizeof out->retrieval, "%s", ret ? ret : "");
     json_decref(root);
     free(r.body);
+}
+
+/* GET /search for the query with k and an optional retrieval parameter. */
+static void served(uint32_t k, const char *retrieval, id_list *out)
+{
+    char path[600], q[300];
+    size_t j = 0;
+    for (const char *p = query; *p && j + 1 < sizeof q; p++) {
+        q[j++] = *p == ' ' ? '+' : *p;
+    }
+    q[j] = '\0';
+    snprintf(path, sizeof path, "/search?q=%s&k=%u%s%s", q, k, retrieval ? "&retrieval=" : "",
+             retrieval ? retrieval : "");
+    served_req("GET", path, NULL, out);
 }
 
 /* The ids of a CLI run's text output: lines "rank\tid\t...", snippet lines start with a tab. */
@@ -459,28 +465,6 @@ Test(hybrid_serve, model_with_dense_cos_serves_as_causeway_rank_offline)
 }
 
 /* ---- fusion options (--fusion, --dense-weight, --rrf-k; per-request fusion) ---------- */
-
-/* The ids and policy of a /search answer (GET path, or POST body to /search). */
-static void served_req(const char *method, const char *path, const char *body, id_list *out)
-{
-    th_resp r;
-    cr_assert(eq(int, http(method, path, body, &r), CURLE_OK));
-    cr_assert(eq(long, r.status, 200), "%s", r.body);
-    json_error_t je;
-    json_t *root = json_loads(r.body, 0, &je);
-    cr_assert(root != NULL, "%s", r.body);
-    json_t *res = json_object_get(root, "results");
-    out->n = 0;
-    for (size_t i = 0; i < json_array_size(res) && i < MAX_IDS; i++) {
-        const char *id = json_string_value(json_object_get(json_array_get(res, i), "id"));
-        cr_assert(id != NULL);
-        snprintf(out->ids[out->n++], sizeof out->ids[0], "%s", id);
-    }
-    const char *pol = json_string_value(json_object_get(root, "policy"));
-    snprintf(out->policy, sizeof out->policy, "%s", pol ? pol : "");
-    json_decref(root);
-    free(r.body);
-}
 
 /* `causeway embed search --hybrid --k 20` with extra fusion options (NULL-terminated). */
 static void cli_hybrid(const char *const opts[], id_list *out)
