@@ -154,8 +154,11 @@ static bool finite_number(const json_t *v)
     return json_is_number(v) && isfinite(json_number_value(v));
 }
 
-/* One XGBoost dump node and its subtree (the dump's own nesting). */
-static int xgb_node(builder *b, const json_t *node, size_t t, int depth, uint32_t *out, cw_err *err)
+/* Opens one imported node: checks the nesting bound, allocates node *out and, when node
+ * has leaf_key, stores that finite value and sets *is_leaf (the shared start of both
+ * JSON dump readers). */
+static int open_node(builder *b, const json_t *node, const char *leaf_key, size_t t, int depth,
+                     uint32_t *out, bool *is_leaf, cw_err *err)
 {
     if (depth > MAX_DEPTH || !json_is_object(node)) {
         return cw_err_set(err, CW_EPARSE,
@@ -168,15 +171,31 @@ static int xgb_node(builder *b, const json_t *node, size_t t, int depth, uint32_
     if (rc != CW_OK) {
         return rc;
     }
-    const json_t *cover = json_object_get(node, "cover");
-    b->cover[i] = finite_number(cover) ? json_number_value(cover) : NAN;
-    const json_t *leaf = json_object_get(node, "leaf");
+    const json_t *leaf = json_object_get(node, leaf_key);
     if (leaf) {
         if (!finite_number(leaf)) {
-            return cw_err_set(err, CW_EPARSE, "%s: tree %zu: \"leaf\" must be a finite number",
-                              b->origin, t);
+            return cw_err_set(err, CW_EPARSE, "%s: tree %zu: \"%s\" must be a finite number",
+                              b->origin, t, leaf_key);
         }
         b->value[i] = json_number_value(leaf);
+    }
+    *is_leaf = leaf != NULL;
+    *out = i;
+    return CW_OK;
+}
+
+/* One XGBoost dump node and its subtree (the dump's own nesting). */
+static int xgb_node(builder *b, const json_t *node, size_t t, int depth, uint32_t *out, cw_err *err)
+{
+    uint32_t i;
+    bool is_leaf;
+    int rc = open_node(b, node, "leaf", t, depth, &i, &is_leaf, err);
+    if (rc != CW_OK) {
+        return rc;
+    }
+    const json_t *cover = json_object_get(node, "cover");
+    b->cover[i] = finite_number(cover) ? json_number_value(cover) : NAN;
+    if (is_leaf) {
         *out = i;
         return CW_OK;
     }
@@ -334,24 +353,13 @@ int rank_trees_from_xgboost(const json_t *dump, const char *origin, rank_model *
 /* One LightGBM node and its subtree; features are indices into names. */
 static int lgb_node(builder *b, const json_t *node, size_t t, int depth, uint32_t *out, cw_err *err)
 {
-    if (depth > MAX_DEPTH || !json_is_object(node)) {
-        return cw_err_set(err, CW_EPARSE,
-                          "%s: tree %zu: a node is not an object or nests over "
-                          "%d levels",
-                          b->origin, t, MAX_DEPTH);
-    }
     uint32_t i;
-    int rc = new_node(b, &i, err);
+    bool is_leaf;
+    int rc = open_node(b, node, "leaf_value", t, depth, &i, &is_leaf, err);
     if (rc != CW_OK) {
         return rc;
     }
-    const json_t *leaf = json_object_get(node, "leaf_value");
-    if (leaf) {
-        if (!finite_number(leaf)) {
-            return cw_err_set(err, CW_EPARSE,
-                              "%s: tree %zu: \"leaf_value\" must be a finite number", b->origin, t);
-        }
-        b->value[i] = json_number_value(leaf);
+    if (is_leaf) {
         *out = i;
         return CW_OK;
     }
