@@ -529,7 +529,8 @@ static void bm25_forward(const rank_features *fx, const match_ctx *c, const idx_
     memcpy(out, sc, sizeof sc);
 }
 
-/* Lucene's idf (METHODS.md section 2), as index/ computes it. */
+/* Lucene's idf (METHODS.md section 2), the arithmetic of index/'s idx_bm25_idf (internal to
+ * index/) so both BM25 paths give the same doubles. */
 static double lucene_idf(uint64_t n_docs, uint64_t df)
 {
     return log(1.0 + ((double)n_docs - (double)df + 0.5) / ((double)df + 0.5));
@@ -610,7 +611,7 @@ int rank_features_extract_tap(const rank_features *fx, idx_analyzer *a, const id
             continue;
         }
         /* Lucene idf, always > 0 (METHODS.md section 2). */
-        double idf = log(1 + (fx->n_docs - (double)df + 0.5) / ((double)df + 0.5));
+        double idf = lucene_idf((uint64_t)fx->n_docs, df);
         terms[n_t++] = (qterm){t, len, idf, term_hash(t, len), df, 1.0, {0, 0, 0}};
         idf_sum_q += idf;
     }
