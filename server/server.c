@@ -675,11 +675,11 @@ static srv_job *impression_job(const srv_search_req *r, const srv_state *st, con
      * it before the writer runs), so every string is copied into the job. */
     const char *ixv = idx_index_version(ix);
     const char *mv = st->model ? st->model_version : NULL;
+    /* A stochastic page is logged under its drawing policy, else under the ranker's. */
     char pbuf[POLICY_NAME_BYTES];
-    const char *pname = page_policy(st, r, pbuf);
+    const char *pname = dr ? dr->policy : page_policy(st, r, pbuf);
     size_t strings = r->query_len + 1 + (r->qid ? strlen(r->qid) + 1 : 0) + strlen(ixv) + 1 +
-                     (mv ? strlen(mv) + 1 : 0) + (dr ? strlen(dr->policy) + 1 : 0) + strlen(pname) +
-                     1;
+                     (mv ? strlen(mv) + 1 : 0) + strlen(pname) + 1;
     idx_doc d;
     for (size_t i = 0; i < n; i++) {
         if (idx_doc_get(ix, rows[i].doc, &d, NULL) != CW_OK) {
@@ -715,7 +715,7 @@ static srv_job *impression_job(const srv_search_req *r, const srv_state *st, con
         imp->qid = p;
         p += strlen(r->qid) + 1;
     }
-    strcpy(p, pname); // may live in pbuf: copied like every string
+    strcpy(p, pname); /* pbuf or the request's stack: copied like every string */
     imp->policy = p;
     p += strlen(pname) + 1;
     strcpy(p, ixv);
@@ -730,10 +730,6 @@ static srv_job *impression_job(const srv_search_req *r, const srv_state *st, con
     imp->log_prob = 0.0;
     imp->temperature = NAN;
     if (dr) {
-        /* copied: a per-request policy name lives on the request's stack */
-        strcpy(p, dr->policy);
-        imp->policy = p;
-        p += strlen(p) + 1;
         imp->log_prob = dr->log_prob;
         imp->temperature = dr->temperature;
         imp->mc_samples = dr->mc_samples;
