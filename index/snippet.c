@@ -30,16 +30,6 @@ typedef struct snip_ctx {
     size_t n, cap;
 } snip_ctx;
 
-/* FNV-1a, 64-bit. */
-static uint64_t term_hash(const char *s, size_t n)
-{
-    uint64_t h = 14695981039346656037ull;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    }
-    return h;
-}
-
 /* The slot holding (s, n), or the empty slot where it would go. */
 static term_slot *term_find(term_slot *t, size_t mask, const char *s, size_t n, uint64_t h)
 {
@@ -62,9 +52,9 @@ static int snip_tok(void *ctx, const idx_token *tok)
         s->v = v;
         s->cap = cap;
     }
-    bool m =
-        term_find(s->terms, s->mask, tok->term, tok->term_len, term_hash(tok->term, tok->term_len))
-            ->term != NULL;
+    bool m = term_find(s->terms, s->mask, tok->term, tok->term_len,
+                       cw_hash64(tok->term, tok->term_len, 0))
+                 ->term != NULL;
     /* Several terms from one surface token (NFKC splits) share its range: keep one. */
     if (s->n > 0 && s->v[s->n - 1].b == tok->byte_begin) {
         s->v[s->n - 1].match |= m;
@@ -113,7 +103,7 @@ static int snip_terms(snip_ctx *s, const idx_query *q)
     for (size_t i = 0; i < n_terms; i++) {
         const char *t = idx_query_term(q, i, NULL);
         size_t n = strlen(t);
-        uint64_t h = term_hash(t, n);
+        uint64_t h = cw_hash64(t, n, 0);
         term_slot *slot = term_find(s->terms, s->mask, t, n, h);
         if (!slot->term) {
             *slot = (term_slot){t, n, h};
