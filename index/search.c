@@ -623,7 +623,14 @@ static uint32_t cursor_tf_of(cursor *c, uint32_t docid)
 int idx_score_fields(const idx_index *ix, const idx_query *q, uint32_t docid,
                      const idx_bm25_params *bm25, double out[IDX_N_FIELDS], cw_err *err)
 {
-    return idx_score_fields_many(ix, q, &docid, 1, bm25, (double(*)[IDX_N_FIELDS])out, err);
+    /* Through a copy: out is written only on success (STYLE 3), where the many-document
+     * version leaves it unspecified on error. */
+    double sc[1][IDX_N_FIELDS];
+    int rc = idx_score_fields_many(ix, q, &docid, 1, bm25, sc, err);
+    if (rc == CW_OK) {
+        memcpy(out, sc[0], sizeof sc[0]);
+    }
+    return rc;
 }
 
 static int cmp_u64(const void *a, const void *b)
