@@ -659,6 +659,39 @@ done:
 
 /* ---- training state ------------------------------------------------------------- */
 
+/* Loss figures of a training run for idx_train_stats: the mean of its first 20 steps
+ * and of its last 20 (a ring). */
+typedef struct loss_track {
+    double first_sum, ring[20];
+    uint64_t n_steps;
+} loss_track;
+
+static void loss_track_add(loss_track *lt, double loss)
+{
+    if (lt->n_steps < 20) {
+        lt->first_sum += loss;
+    }
+    lt->ring[lt->n_steps % 20] = loss;
+    lt->n_steps++;
+}
+
+/* Fills stats for a run of lt->n_steps steps of B documents (or pairs) each that took
+ * seconds; steps is the step count reported (a resumed run counts earlier ones too). */
+static void loss_track_stats(const loss_track *lt, uint64_t steps, uint32_t B, double secs,
+                             idx_train_stats *stats)
+{
+    size_t n = (size_t)CW_MIN(lt->n_steps, (uint64_t)20);
+    double sum_last = 0;
+    for (size_t i = 0; i < n; i++) {
+        sum_last += lt->ring[i];
+    }
+    stats->steps = steps;
+    stats->first_loss = n ? lt->first_sum / (double)n : 0;
+    stats->last_loss = n ? sum_last / (double)n : 0;
+    stats->seconds = secs;
+    stats->docs_per_sec = secs > 0 ? (double)lt->n_steps * B / secs : 0;
+}
+
 typedef struct trainer {
     idx_encoder *enc;
     idx_train_opts o;
@@ -1178,8 +1211,7 @@ int idx_encoder_train(idx_encoder *enc, const char *const *texts, const size_t *
     uint64_t total = per_epoch * o->epochs;
     uint64_t epoch_ready = UINT64_MAX;
     uint64_t t0 = cw_now_ns(), start_step = t.step, last_ckpt_ns = t0;
-    double loss_first = 0, ring[20] = {0};
-    uint64_t n_first = 0;
+    loss_track lt = {0};
     char stage[128];
     while (t.step < total) {
         uint64_t epoch = t.step / per_epoch, pos = t.step % per_epoch;
@@ -1204,11 +1236,7 @@ int idx_encoder_train(idx_encoder *enc, const char *const *texts, const size_t *
             goto done;
         }
         uint64_t done_here = t.step - start_step;
-        if (n_first < 20) {
-            loss_first += loss;
-            n_first++;
-        }
-        ring[done_here % 20] = loss;
+        loss_track_add(&lt, loss);
         uint64_t now_ns = cw_now_ns();
         bool ckpt_now = o->ckpt_path &&
                         ((o->ckpt_every && t.step % o->ckpt_every == 0) ||
@@ -1234,18 +1262,7 @@ int idx_encoder_train(idx_encoder *enc, const char *const *texts, const size_t *
         }
     }
     if (stats) {
-        uint64_t n_run = t.step - start_step;
-        double secs = (double)(cw_now_ns() - t0) * 1e-9;
-        double sum_last = 0;
-        size_t n_last = (size_t)CW_MIN(n_run, (uint64_t)20);
-        for (size_t i = 0; i < n_last; i++) {
-            sum_last += ring[i];
-        }
-        stats->steps = t.step;
-        stats->first_loss = n_first ? loss_first / (double)n_first : 0;
-        stats->last_loss = n_last ? sum_last / (double)n_last : 0;
-        stats->seconds = secs;
-        stats->docs_per_sec = secs > 0 ? (double)n_run * t.B / secs : 0;
+        loss_track_stats(&lt, t.step, t.B, (double)(cw_now_ns() - t0) * 1e-9, stats);
     }
     rc = CW_OK;
 done:
@@ -1343,8 +1360,7 @@ int idx_encoder_finetune(idx_encoder *enc, const char *const *texts, const size_
     }
     uint64_t per_epoch = n_pairs / t.B, total = per_epoch * o.epochs;
     uint64_t t0 = cw_now_ns();
-    double loss_first = 0, ring[20] = {0};
-    uint64_t n_first = 0;
+    loss_track lt = {0};
     char stage[128];
     for (uint64_t s = 0; s < total; s++) {
         uint64_t epoch = s / per_epoch, pos = s % per_epoch;
@@ -1373,11 +1389,7 @@ int idx_encoder_finetune(idx_encoder *enc, const char *const *texts, const size_
         if (rc != CW_OK) {
             goto done;
         }
-        if (n_first < 20) {
-            loss_first += loss;
-            n_first++;
-        }
-        ring[s % 20] = loss;
+        loss_track_add(&lt, loss);
         double secs = (double)(cw_now_ns() - t0) * 1e-9;
         snprintf(stage, sizeof stage, "embed-finetune loss %.4f, %.0f pairs/s", loss,
                  secs > 0 ? (double)(s + 1) * t.B / secs : 0.0);
@@ -1389,16 +1401,7 @@ int idx_encoder_finetune(idx_encoder *enc, const char *const *texts, const size_
         }
     }
     if (stats) {
-        double secs = (double)(cw_now_ns() - t0) * 1e-9, sum_last = 0;
-        size_t n_last = (size_t)CW_MIN(total, (uint64_t)20);
-        for (size_t i = 0; i < n_last; i++) {
-            sum_last += ring[i];
-        }
-        stats->steps = total;
-        stats->first_loss = n_first ? loss_first / (double)n_first : 0;
-        stats->last_loss = n_last ? sum_last / (double)n_last : 0;
-        stats->seconds = secs;
-        stats->docs_per_sec = secs > 0 ? (double)total * t.B / secs : 0;
+        loss_track_stats(&lt, total, t.B, (double)(cw_now_ns() - t0) * 1e-9, stats);
     }
 done:
     free(compact);
