@@ -228,18 +228,18 @@ Test(causal_propensity, regression_em_theta_step_exact_with_true_relevance)
     causal_sessions_free(s);
 }
 
-Test(causal_propensity, regression_em_quadratic_with_the_rankers_score_issue4, .timeout = 120)
+/* 1000 queries x 20 documents with graded labels (ymax 4), production score = label + N(0, 1),
+ * pair features [label + N(0, 0.25), noise] followed by the production score when
+ * score_is_feature; then n_sessions PBM sessions. The same draws either way, so the two
+ * logs differ only in that column. *user receives the simulated user (its theta). */
+static causal_sessions *graded_log(uint64_t n_sessions, bool score_is_feature, causal_user *user)
 {
-    /* Graded labels (ymax 4), production score = label + N(0, 1), features [label + N(0,
-     * 0.25), noise, the production score]. The relevance model sees what the ranker saw, so
-     * rank carries no relevance beyond the features, and the degree-2 model can bend to the
-     * convex gain: REM must come within 6% (measured 3-4% at 10^5 sessions; a ridge that
-     * scaled with the number of impressions gave 12% at any log size). */
+    const uint32_t n_f = score_is_feature ? 3 : 2;
     causal_sessions *s = NULL;
     causal_simcoll *c = NULL;
     cw_err err;
     cr_assert(eq(int, causal_sessions_new(&s, &err), CW_OK));
-    cr_assert(eq(int, causal_sessions_set_n_features(s, 3, &err), CW_OK));
+    cr_assert(eq(int, causal_sessions_set_n_features(s, n_f, &err), CW_OK));
     cr_assert(eq(int, causal_simcoll_new(s, 1, NULL, &c, &err), CW_OK));
     cw_rng rng;
     cw_rng_seed(&rng, 5);
@@ -256,17 +256,34 @@ Test(causal_propensity, regression_em_quadratic_with_the_rankers_score_issue4, .
             ids[i] = idbuf[i];
             labels[i] = (int)cw_rng_below(&rng, 5);
             sc[i] = labels[i] + cw_rng_normal(&rng);
-            fx[3 * i] = (float)(labels[i] + 0.5 * cw_rng_normal(&rng));
-            fx[3 * i + 1] = (float)cw_rng_normal(&rng);
-            fx[3 * i + 2] = (float)sc[i];
+            fx[n_f * i] = (float)(labels[i] + 0.5 * cw_rng_normal(&rng));
+            fx[n_f * i + 1] = (float)cw_rng_normal(&rng);
+            if (score_is_feature) {
+                fx[n_f * i + 2] = (float)sc[i];
+            }
         }
         cr_assert(eq(int, causal_simcoll_add(c, qid, 20, ids, labels, rows, fx, &err), CW_OK), "%s",
                   err.msg);
     }
     causal_sim_opts so = causal_sim_opts_default();
     so.user = causal_user_default(CAUSAL_USER_PBM, 4);
-    so.n_sessions = 100000;
+    so.n_sessions = n_sessions;
     cr_assert(eq(int, causal_simulate(c, &so, &err), CW_OK));
+    *user = so.user;
+    causal_simcoll_free(c);
+    return s;
+}
+
+Test(causal_propensity, regression_em_quadratic_with_the_rankers_score_issue4, .timeout = 120)
+{
+    /* graded_log with the production score as the third feature: the relevance model sees
+     * what the ranker saw, so
+     * rank carries no relevance beyond the features, and the degree-2 model can bend to the
+     * convex gain: REM must come within 6% (measured 3-4% at 10^5 sessions; a ridge that
+     * scaled with the number of impressions gave 12% at any log size). */
+    causal_user u;
+    causal_sessions *s = graded_log(100000, true, &u);
+    cw_err err;
     causal_prop_opts o = causal_prop_opts_default(CAUSAL_PROP_REM);
     o.n_boot = 0;
     o.max_iter = 1000;
@@ -275,11 +292,10 @@ Test(causal_propensity, regression_em_quadratic_with_the_rankers_score_issue4, .
     cr_assert(eq(int, causal_propensity_fit(s, &o, &p, &err), CW_OK), "%s", err.msg);
     double truth[10];
     for (int k = 0; k < 10; k++) {
-        truth[k] = so.user.theta[k] / so.user.theta[0];
+        truth[k] = u.theta[k] / u.theta[0];
     }
     double e = causal_prop_max_rel_error(p.ratio, truth, 10);
     cr_expect(lt(dbl, e, 0.06), "max relative error %g (%u iterations)", e, p.n_iter);
-    causal_simcoll_free(c);
     causal_sessions_free(s);
 }
 
@@ -373,52 +389,13 @@ Test(causal_propensity, randomization_unbiased_with_short_lists_issue4)
     causal_sessions_free(s);
 }
 
-/* The collection of regression_em_quadratic_with_the_rankers_score_issue4 without the
- * ranker's score among the pair features: only the simulator's logged scores carry it. */
-static causal_sessions *score_hidden_log(uint64_t n_sessions, causal_user *user)
-{
-    causal_sessions *s = NULL;
-    causal_simcoll *c = NULL;
-    cw_err err;
-    cr_assert(eq(int, causal_sessions_new(&s, &err), CW_OK));
-    cr_assert(eq(int, causal_sessions_set_n_features(s, 2, &err), CW_OK));
-    cr_assert(eq(int, causal_simcoll_new(s, 1, NULL, &c, &err), CW_OK));
-    cw_rng rng;
-    cw_rng_seed(&rng, 5);
-    for (uint32_t q = 0; q < 1000; q++) {
-        char qid[16], idbuf[20][16];
-        const char *ids[20];
-        int labels[20];
-        double sc[20];
-        float fx[40];
-        const double *rows[1] = {sc};
-        snprintf(qid, sizeof qid, "q%u", q);
-        for (int i = 0; i < 20; i++) {
-            snprintf(idbuf[i], sizeof idbuf[i], "d%u", q * 20 + (uint32_t)i);
-            ids[i] = idbuf[i];
-            labels[i] = (int)cw_rng_below(&rng, 5);
-            sc[i] = labels[i] + cw_rng_normal(&rng);
-            fx[2 * i] = (float)(labels[i] + 0.5 * cw_rng_normal(&rng));
-            fx[2 * i + 1] = (float)cw_rng_normal(&rng);
-        }
-        cr_assert(eq(int, causal_simcoll_add(c, qid, 20, ids, labels, rows, fx, &err), CW_OK));
-    }
-    causal_sim_opts so = causal_sim_opts_default();
-    so.user = causal_user_default(CAUSAL_USER_PBM, 4);
-    so.n_sessions = n_sessions;
-    cr_assert(eq(int, causal_simulate(c, &so, &err), CW_OK));
-    *user = so.user;
-    causal_simcoll_free(c);
-    return s;
-}
-
 Test(causal_propensity, regression_em_score_context_from_the_log_issue4, .timeout = 120)
 {
     /* Without the ranker's score, rank carries relevance the features lack and theta absorbs
      * it (~19% at any log size, docs/benchmarks.md); rel_context = SCORE appends the logged
      * score, and the quadratic model then comes within 6% as when the score is a feature. */
     causal_user u;
-    causal_sessions *s = score_hidden_log(100000, &u);
+    causal_sessions *s = graded_log(100000, false, &u);
     double truth[10];
     for (int k = 0; k < 10; k++) {
         truth[k] = u.theta[k] / u.theta[0];
