@@ -143,14 +143,14 @@ uint32_t dense_bigram_bucket(const idx_encoder *enc, uint64_t prev_hash, uint64_
 
 void dense_tokenize(const char *text, size_t len, dense_word_fn fn, void *ctx)
 {
-    char buf[256];
+    char buf[DENSE_MAX_TOKEN_BYTES + 1];
     uint32_t n = 0;
     for (size_t i = 0; i <= len; i++) {
         unsigned char c = i < len ? (unsigned char)text[i] : ' ';
         bool is_word =
             (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c >= 0x80 || (c >= 'A' && c <= 'Z');
         if (is_word) {
-            // Very long runs are cut into 255-byte words rather than dropped.
+            // Very long runs are cut into DENSE_MAX_TOKEN_BYTES words rather than dropped.
             if (n == sizeof buf - 1) {
                 fn(ctx, buf, n);
                 n = 0;
@@ -536,7 +536,7 @@ static int load_words(const char *path, const dense_map *m, idx_encoder *e, cw_e
     for (uint64_t i = 0; i < n; i++) {
         uint32_t next;
         memcpy(&next, ob + 4 * (i + 1), 4);
-        if (next <= prev || next - prev > 255 || next > m->sect[4].bytes) {
+        if (next <= prev || next - prev > DENSE_MAX_TOKEN_BYTES || next > m->sect[4].bytes) {
             rc = cw_err_set(err, CW_ECORRUPT, "%s: word %llu: bad offsets [%u, %u) of %llu bytes",
                             path, (unsigned long long)i, prev, next,
                             (unsigned long long)m->sect[4].bytes);

@@ -82,8 +82,10 @@ typedef struct dense_word {
 typedef void (*dense_feat_fn)(void *ctx, uint32_t bucket, float weight);
 uint32_t dense_word_features(const idx_encoder *enc, const char *word, uint32_t len, uint64_t hash,
                              uint64_t prev_hash, float prev_idf, dense_feat_fn fn, void *ctx);
-/* Tokeniser of the encoder: lower-cased maximal runs of [a-z0-9] and bytes >= 0x80.
+/* Tokeniser of the encoder: lower-cased maximal runs of [a-z0-9] and bytes >= 0x80, cut
+ * into words of at most DENSE_MAX_TOKEN_BYTES (a saved word list is checked against it).
  * Calls fn(ctx, word, len) with the word in a buffer valid during the call. */
+#define DENSE_MAX_TOKEN_BYTES 255u
 typedef void (*dense_word_fn)(void *ctx, const char *word, uint32_t len);
 void dense_tokenize(const char *text, size_t len, dense_word_fn fn, void *ctx);
 uint64_t dense_word_hash(const char *word, uint32_t len);
