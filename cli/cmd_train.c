@@ -200,6 +200,23 @@ static int policy_rho(const char *db, causal_sessions *sess, const causal_rpol *
     cw_rng rng;
     cw_rng_seed(&rng, o->seed ^ 0x9e3779b97f4a7c15ull);
     double *marg = NULL, *qrho = NULL;
+    /* The pairs of each query as linked lists (head[q], next[p]; UINT32_MAX ends), so that
+     * assigning rho costs O(pairs) in all rather than a scan of every pair per query. */
+    uint32_t *head = malloc((nq ? nq : 1) * sizeof *head);
+    uint32_t *next = malloc((sess->n_pairs ? sess->n_pairs : 1) * sizeof *next);
+    if (rc == CW_OK && (!head || !next)) {
+        rc = cw_err_set(err, CW_ENOMEM, "out of memory");
+    }
+    for (size_t q = 0; rc == CW_OK && q < nq; q++) {
+        head[q] = UINT32_MAX;
+    }
+    for (size_t p = sess->n_pairs; rc == CW_OK && p-- > 0;) {
+        uint32_t q = sess->pair_query[p];
+        if (q < nq) {
+            next[p] = head[q];
+            head[q] = (uint32_t)p;
+        }
+    }
     for (size_t q = 0; rc == CW_OK && q < nq; q++) {
         uint32_t n = cn[q], k = n < max_rank ? n : max_rank;
         if (n == 0) {
@@ -222,10 +239,7 @@ static int policy_rho(const char *db, causal_sessions *sess, const causal_rpol *
             }
             qrho[i] = e;
         }
-        for (size_t p = 0; rc == CW_OK && p < sess->n_pairs; p++) {
-            if (sess->pair_query[p] != q) {
-                continue;
-            }
+        for (uint32_t p = head[q]; rc == CW_OK && p != UINT32_MAX; p = next[p]) {
             for (uint32_t i = 0; i < n; i++) {
                 if (cd[q][i] == sess->pair_doc[p]) {
                     /* a shown pair always has rho > 0; a Monte-Carlo zero means fewer
@@ -241,6 +255,8 @@ static int policy_rho(const char *db, causal_sessions *sess, const causal_rpol *
     }
     free(marg);
     free(qrho);
+    free(head);
+    free(next);
     for (size_t q = 0; q < nq; q++) {
         free(cd ? cd[q] : NULL);
         free(cs ? cs[q] : NULL);
