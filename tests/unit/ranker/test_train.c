@@ -418,6 +418,9 @@ Test(rank_train, policy_aware_rho_gives_the_full_information_model_under_a_stoch
     /* 20000 sessions: every row reaches the top 5 at least once (rho > 0 everywhere; a
      * row never shown would lose its credit, the support condition of section 5) */
     rank_clicks *c = simulate_pl(&w, 20000, 12, rho, per_q);
+    for (size_t r = 0; r < w.n_q * w.n_d; r++) {
+        cr_assert(isfinite(rho[r]), "row %zu never reached the top 5", r);
+    }
     /* the oracle: one list per query, every candidate, clicks theta_1 rel(d) per session */
     rank_clicks *full = NULL;
     cr_assert(eq(int, rank_clicks_new(w.x, w.n_q * w.n_d, 2, &full, NULL), CW_OK));
@@ -448,6 +451,7 @@ Test(rank_train, policy_aware_rho_gives_the_full_information_model_under_a_stoch
                 r_obl);
     /* bad exposures are refused, naming the row */
     double bad[1000];
+    cr_assert(le(sz, w.n_q * w.n_d, CW_ARRAY_LEN(bad)));
     for (size_t r = 0; r < w.n_q * w.n_d; r++) {
         bad[r] = NAN;
     }
@@ -542,6 +546,7 @@ static double late_jitter(rank_clicks *c, double avg_epochs, double *mean_ratio)
     rank_model *m = NULL;
     cr_assert(eq(int, rank_train(c, NULL, names, &o, &m, NULL, NULL), CW_OK));
     rank_model_free(m);
+    cr_assert(eq(u32, tr.n, 60)); /* every epoch ran: the statistics below read them all */
     double sum = 0, sq = 0, rs = 0;
     for (uint32_t e = 20; e < 60; e++) {
         double r = tr.theta[e][1] / tr.theta[e][0];
