@@ -105,8 +105,7 @@ void cw_progress_stderr(void *ctx, const char *stage, uint64_t done, uint64_t to
         fprintf(stderr, "%s%s: %llu/%llu%s%s", lead, stage, (unsigned long long)done,
                 (unsigned long long)total, rate_s, end);
     } else {
-        fprintf(stderr, "%s%s: %llu%s%s", lead, stage, (unsigned long long)done, rate_s,
-                tty ? "" : "\n");
+        fprintf(stderr, "%s%s: %llu%s%s", lead, stage, (unsigned long long)done, rate_s, end);
     }
     fflush(stderr);
 }
