@@ -57,11 +57,14 @@ Test(cli_clicklists, deterministic_sessions_merge_per_query_and_keep_every_click
     /* one ranking per query (deterministic policy) */
     cr_expect(eq(sz, rank_clicks_n_lists(c), 2));
     cr_expect(eq(dbl, rank_clicks_n_sessions(c), 500.0));
+    cr_expect(gt(sz, clicks_in_sessions, 0)); /* else the click sum below proves nothing */
     double clicks = 0;
+    size_t n_lists_a = 0;
     for (size_t l = 0; l < c->n_lists; l++) {
         size_t n = c->list_begin[l + 1] - c->list_begin[l];
         /* query a: top 10 shown by score (rows 0..9 in order) + 2 unshown candidates */
         if (n == 12) {
+            n_lists_a++;
             for (size_t j = 0; j < 12; j++) {
                 size_t slot = c->list_begin[l] + j;
                 cr_expect(eq(sz, c->slot_row[slot], j));
@@ -75,6 +78,7 @@ Test(cli_clicklists, deterministic_sessions_merge_per_query_and_keep_every_click
             cr_expect(le(dbl, c->slot_clicks[j], c->list_n[l]));
         }
     }
+    cr_expect(eq(sz, n_lists_a, 1)); /* query a's slots were checked above */
     cr_expect(eq(dbl, clicks, (double)clicks_in_sessions));
     /* without merging: one list per session */
     rank_clicks *u = NULL;
