@@ -169,6 +169,7 @@ static void cli_ids(char *const argv[], id_list *out)
 
 static void assert_same(const id_list *a, const id_list *b, const char *what)
 {
+    cr_assert(gt(sz, a->n, 0), "%s: no results (two empty lists would prove nothing)", what);
     cr_assert(eq(sz, a->n, b->n), "%s: %zu vs %zu results", what, a->n, b->n);
     for (size_t i = 0; i < a->n; i++) {
         cr_assert(eq(str, (char *)a->ids[i], (char *)b->ids[i]), "%s: rank %zu", what, i + 1);
