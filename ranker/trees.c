@@ -511,6 +511,11 @@ int rank_trees_from_params(const json_t *params, const char *const *names, size_
     for (size_t i = 0; rc == CW_OK && i < nf; i++) {
         int32_t idx;
         rc = name_index(&b, names[i], &idx, err);
+        /* a repeated name leaves fewer columns than nf: node features up to nf - 1 would
+         * read past the scored row */
+        if (rc == CW_OK && (size_t)idx != i) {
+            rc = cw_err_set(err, CW_EPARSE, "%s: feature name \"%s\" repeated", origin, names[i]);
+        }
     }
     for (size_t t = 0; rc == CW_OK && t < json_array_size(trees); t++) {
         const json_t *tr = json_array_get(trees, t);

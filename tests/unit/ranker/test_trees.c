@@ -125,6 +125,12 @@ ParameterizedTestParameters(rank_trees, bad_dumps)
          "\"params\":{\"base_score\":0,\"trees\":[{\"feature\":[0,-1],\"threshold\":[1,0],"
          "\"left\":[1,-1],\"right\":[0,-1],\"flags\":[0,0],\"value\":[0,1]}]}}",
          "d: tree 0 node 0: feature or child index out of range"},
+        /* a repeated name would leave fewer columns than "features": feature 1 read past
+         * the row */
+        {"{\"format\":\"causeway-model\",\"version\":1,\"kind\":\"trees\",\"features\":[\"a\","
+         "\"a\"],\"params\":{\"base_score\":0,\"trees\":[{\"feature\":[1,-1,-1],\"threshold\":"
+         "[1,0,0],\"left\":[1,-1,-1],\"right\":[2,-1,-1],\"flags\":[0,0,0],\"value\":[0,1,2]}]}}",
+         "d: feature name \"a\" repeated"},
     };
     return cr_make_param_array(bad_dump, cases, CW_ARRAY_LEN(cases));
 }
