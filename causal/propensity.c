@@ -545,6 +545,24 @@ static double feat(const causal_sessions *s, const relmodel *m, uint32_t p, size
     return m->X[(size_t)p * (m->d + 1) + f];
 }
 
+/* Mean mu[f] and standard deviation sd[f] of each pair feature over all pairs, the
+ * standardisation of every feature-based relevance model (sd 1 for a constant feature). */
+static void feature_moments(const causal_sessions *s, double *mu, double *sd)
+{
+    size_t d = s->n_features, np_ = s->n_pairs;
+    for (size_t f = 0; f < d; f++) {
+        double sum = 0, sq = 0;
+        for (size_t p = 0; p < np_; p++) {
+            double x = s->pair_features[p * d + f];
+            sum += x;
+            sq += x * x;
+        }
+        double mean = sum / (double)np_, var = sq / (double)np_ - mean * mean;
+        mu[f] = mean;
+        sd[f] = var > 1e-12 ? sqrt(var) : 1.0;
+    }
+}
+
 /* QUAD: the LINEAR model on the standardised features z_f and all their products z_f z_g
  * (f <= g), so P(R|x) may bend (e.g. the convex gain (2^y - 1) of METHODS.md section 3
  * seen through a noisy score). Fitted by the same IRLS; afterwards it is a LINEAR model. */
@@ -562,17 +580,7 @@ static int relmodel_init_quad(relmodel *m, const causal_sessions *s, cw_err *err
     if (!m->mu || !m->sd || !m->X || !m->Xw || !m->beta) {
         return cw_err_set(err, CW_ENOMEM, "out of memory for the quadratic relevance model");
     }
-    for (size_t f = 0; f < d; f++) {
-        double sum = 0, sq = 0;
-        for (size_t p = 0; p < np_; p++) {
-            double x = s->pair_features[p * d + f];
-            sum += x;
-            sq += x * x;
-        }
-        double mean = sum / (double)np_, var = sq / (double)np_ - mean * mean;
-        m->mu[f] = mean;
-        m->sd[f] = var > 1e-12 ? sqrt(var) : 1.0;
-    }
+    feature_moments(s, m->mu, m->sd);
     for (size_t p = 0; p < np_; p++) {
         double *row = m->X + p * (D + 1);
         for (size_t f = 0; f < d; f++) {
@@ -607,18 +615,7 @@ static int relmodel_init(relmodel *m, const causal_sessions *s, causal_rel_model
     if (!m->mu || !m->sd) {
         return cw_err_set(err, CW_ENOMEM, "out of memory for the relevance model");
     }
-    for (size_t f = 0; f < d; f++) {
-        double sum = 0, sq = 0;
-        for (size_t p = 0; p < s->n_pairs; p++) {
-            double x = s->pair_features[p * d + f];
-            sum += x;
-            sq += x * x;
-        }
-        double mean = sum / (double)s->n_pairs;
-        double var = sq / (double)s->n_pairs - mean * mean;
-        m->mu[f] = mean;
-        m->sd[f] = var > 1e-12 ? sqrt(var) : 1.0;
-    }
+    feature_moments(s, m->mu, m->sd);
     m->X = malloc(s->n_pairs * (d + 1) * sizeof *m->X);
     m->Xw = malloc(s->n_pairs * (d + 1) * sizeof *m->Xw);
     if (!m->X || !m->Xw) {
@@ -691,11 +688,9 @@ static int relmodel_mstep(relmodel *m, const causal_sessions *s, const double *w
     if (m->kind == CAUSAL_REL_LINEAR) {
         size_t D = d + 1;
         double *A = malloc(D * D * sizeof *A), *bvec = malloc(D * sizeof *bvec);
-        double *x = malloc(D * sizeof *x);
-        if (!A || !bvec || !x) {
+        if (!A || !bvec) {
             free(A);
             free(bvec);
-            free(x);
             return cw_err_set(err, CW_ENOMEM, "out of memory in IRLS");
         }
         /* Ridge lambda = 1 on the (standardised) weights, none on the intercept: a N(0, 1)
@@ -704,13 +699,13 @@ static int relmodel_mstep(relmodel *m, const causal_sessions *s, const double *w
          * by several percent at any log size (issue 4). A 1e-10-per-impression jitter on
          * every diagonal entry keeps the system positive definite. */
         const double lambda = 1.0;
+        double wsum = 0;
+        for (size_t p = 0; p < np_; p++) {
+            wsum += w[p];
+        }
         for (int it = 0; it < 2; it++) {
             /* A = X' H X + diag(lambda) via one BLAS rank-k update over sqrt(h)-scaled rows;
              * b = X' (w (t - g)) - lambda beta. */
-            double wsum = 0;
-            for (size_t p = 0; p < np_; p++) {
-                wsum += w[p];
-            }
             memset(A, 0, D * D * sizeof *A);
             for (size_t j = 0; j < D; j++) {
                 double lj = j + 1 < D ? lambda : 0.0;
@@ -744,7 +739,6 @@ static int relmodel_mstep(relmodel *m, const causal_sessions *s, const double *w
             if (info > 0) {
                 free(A);
                 free(bvec);
-                free(x);
                 return cw_err_set(err, CW_ENUMERIC,
                                   "regression-EM: IRLS normal equations not positive definite "
                                   "(LAPACKE_dposv leading minor %d)",
@@ -756,7 +750,6 @@ static int relmodel_mstep(relmodel *m, const causal_sessions *s, const double *w
         }
         free(A);
         free(bvec);
-        free(x);
         return CW_OK;
     }
     /* MLP: full-batch Adam (Kingma & Ba 2015), lr 0.01, 10 steps per M-step. */
@@ -1007,6 +1000,20 @@ done:
     return rc;
 }
 
+/* The largest change of v[k] / v[0] since the ratios in prev (updated to the new ones):
+ * the stopping rule of the coordinate-ascent fits, which creep along flat directions of
+ * their objectives long after its relative change looks converged. */
+static double ratio_change(const double *v, uint32_t R, double *prev)
+{
+    double dmax = 0;
+    for (uint32_t k = 0; k < R; k++) {
+        double d = fabs(v[k] / v[0] - prev[k]);
+        dmax = d > dmax ? d : dmax;
+        prev[k] = v[k] / v[0];
+    }
+    return dmax;
+}
+
 /* Poisson(1) draw by inversion (bootstrap weights; Hanley & MacGibbon 2006). */
 static float poisson1(cw_rng *rng)
 {
@@ -1214,12 +1221,7 @@ static int harvest_run(const causal_sessions *s, const groups *g, const causal_p
         *loglik = harvest_ll(&h);
         /* Coordinate ascent creeps along flat directions: stop on the ratios, not on the
          * objective, whose relative change is tiny long before the ratios settle. */
-        double dmax = 0;
-        for (uint32_t k = 0; k < R; k++) {
-            double d = fabs(p[k] / p[0] - prev_ratio[k]);
-            dmax = d > dmax ? d : dmax;
-            prev_ratio[k] = p[k] / p[0];
-        }
+        double dmax = ratio_change(p, R, prev_ratio); /* updates prev_ratio every time */
         if (it > 2 && dmax < o->tol) {
             *converged = true;
             it++;
@@ -1376,12 +1378,7 @@ static int trust_run(const causal_sessions *s, const groups *g, const causal_pro
             ll += g->clk[i] * log(q) + (g->imp[i] - g->clk[i]) * log(1 - q);
         }
         *loglik = ll;
-        double dmax = 0;
-        for (uint32_t k = 0; k < R; k++) {
-            double d = fabs(al[k] / al[0] - prev_ratio[k]);
-            dmax = d > dmax ? d : dmax;
-            prev_ratio[k] = al[k] / al[0];
-        }
+        double dmax = ratio_change(al, R, prev_ratio); /* updates prev_ratio every time */
         if (it > 2 && dmax < o->tol) {
             *converged = true;
             it++;
