@@ -250,7 +250,8 @@ Test(rerank, served_order_explain_log_and_hot_reload_follow_the_offline_features
     size_t n_imp = 0, n_checked = 0;
     const char *versions[4] = {0};
     char vbuf[4][64];
-    while (causal_log_reader_next(rd, &ci, &err) == 1) {
+    int rc;
+    while ((rc = causal_log_reader_next(rd, &ci, &err)) == 1) {
         cr_assert(lt(sz, n_imp, 4));
         cr_expect(eq(str, (char *)ci->feature_set, RANK_FEATURE_SET));
         cr_assert(eq(u32, ci->n_features, RANK_TEXT_FEATURES));
@@ -273,6 +274,7 @@ Test(rerank, served_order_explain_log_and_hot_reload_follow_the_offline_features
         }
         n_imp++;
     }
+    cr_assert(eq(int, rc, 0), "%s", err.msg); /* the end of the log, not a read error */
     cr_expect(eq(sz, n_imp, 4));
     cr_expect(eq(sz, n_checked, 4 * offline->n_rows * RANK_TEXT_FEATURES));
     /* the reload is visible in the log: a new model version, kept after the refused one */
