@@ -216,6 +216,26 @@ typedef struct bufs {
     double *lpe, *pb, *pe, *rho, *omega, *qh, *dm, *cq, *cv;
 } bufs;
 
+/* The estimator inputs of the first n impressions of log L with target buffers b (filled
+ * by fill_target); borrows both. */
+static causal_ope_data ope_data(const simlog *L, const bufs *b, size_t n)
+{
+    return (causal_ope_data){.n = n,
+                             .k = K,
+                             .lambda = lambda,
+                             .click = L->click,
+                             .lpb_prefix = L->lpb,
+                             .lpe_prefix = b->lpe,
+                             .pb_marg = b->pb,
+                             .pe_marg = b->pe,
+                             .rho_b = b->rho,
+                             .omega_e = b->omega,
+                             .q_hat = b->qh,
+                             .dm_e = b->dm,
+                             .cdr_q = b->cq,
+                             .cdr_v = b->cv};
+}
+
 /* Fills the estimator inputs of target t (see causal_ope_data). */
 static void fill_target(const world *w, const simlog *L, const double *gamma, int t, bufs *b)
 {
@@ -547,20 +567,7 @@ int main(int argc, char **argv)
         simulate(&w, &L, max_n, &rng);
         fit_gamma(&w, &L, gamma);
         fill_target(&w, &L, gamma, 0, &b);
-        causal_ope_data d = {.n = max_n,
-                             .k = K,
-                             .lambda = lambda,
-                             .click = L.click,
-                             .lpb_prefix = L.lpb,
-                             .lpe_prefix = b.lpe,
-                             .pb_marg = b.pb,
-                             .pe_marg = b.pe,
-                             .rho_b = b.rho,
-                             .omega_e = b.omega,
-                             .q_hat = b.qh,
-                             .dm_e = b.dm,
-                             .cdr_q = b.cq,
-                             .cdr_v = b.cv};
+        causal_ope_data d = ope_data(&L, &b, max_n);
         causal_ope_opts o = causal_ope_opts_default();
         o.n_boot = 0;
         double t_naive[7], sink = 0;
@@ -610,20 +617,7 @@ int main(int argc, char **argv)
             double est_v[NE][NT];
             for (int t = 0; t < NT; t++) {
                 fill_target(&w, &L, gamma, t, &b);
-                causal_ope_data d = {.n = n,
-                                     .k = K,
-                                     .lambda = lambda,
-                                     .click = L.click,
-                                     .lpb_prefix = L.lpb,
-                                     .lpe_prefix = b.lpe,
-                                     .pb_marg = b.pb,
-                                     .pe_marg = b.pe,
-                                     .rho_b = b.rho,
-                                     .omega_e = b.omega,
-                                     .q_hat = b.qh,
-                                     .dm_e = b.dm,
-                                     .cdr_q = b.cq,
-                                     .cdr_v = b.cv};
+                causal_ope_data d = ope_data(&L, &b, n);
                 for (int e = 0; e < NE; e++) {
                     causal_ope_opts o = causal_ope_opts_default();
                     bool is_boot = n <= boot_max_n && n_boot > 0 &&
