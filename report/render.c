@@ -287,8 +287,8 @@ static void line_chart(html *h, const char *id, const char *title, const char *x
     c.y0 = floor(ymin / ystep) * ystep;
     c.y1 = ceil(ymax * 1.02 / ystep) * ystep;
     /* Room for the legend rows above the data; the plot area keeps its height. */
-    double legend_px =
-        LEGEND_ROW_PX * (double)((n_s + legend_columns(&c) - 1) / legend_columns(&c));
+    size_t legend_cols = legend_columns(&c);
+    double legend_px = LEGEND_ROW_PX * (double)((n_s + legend_cols - 1) / legend_cols);
     c.mt += legend_px;
     c.h += legend_px;
 
