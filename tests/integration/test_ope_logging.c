@@ -201,7 +201,7 @@ Test(ope_logging, a_request_can_choose_its_own_logging_policy)
               "%s", b.body);
     curl_easy_cleanup(c);
     free(b.body);
-    th_serve_stop(&pid, SIGTERM);
+    cr_assert(eq(int, th_serve_stop(&pid, SIGTERM), 0), "the server did not exit 0 on SIGTERM");
 
     /* RandTop-3 over a page of 5: slots 1-3 have propensity 1/3, slots 4-5 probability 1,
      * the list 1/3! = 1/6. */
