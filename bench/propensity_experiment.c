@@ -751,6 +751,17 @@ static size_t parse_list_d(const char *s, double *out, size_t cap)
     return n;
 }
 
+/* parse_list_d into counts (so "1e6" is a million, as everywhere else here). */
+static size_t parse_list_u64(const char *s, uint64_t *out, size_t cap)
+{
+    double d[16];
+    size_t n = parse_list_d(s, d, cap < CW_ARRAY_LEN(d) ? cap : CW_ARRAY_LEN(d));
+    for (size_t j = 0; j < n; j++) {
+        out[j] = (uint64_t)d[j];
+    }
+    return n;
+}
+
 int main(int argc, char **argv)
 {
     args a;
@@ -793,19 +804,11 @@ int main(int argc, char **argv)
         } else if (strcmp(o, "--etas") == 0) {
             a.n_etas = parse_list_d(v, a.etas, 8);
         } else if (strcmp(o, "--sessions") == 0) {
-            double d[8];
-            a.n_sessions = parse_list_d(v, d, 8);
-            for (size_t j = 0; j < a.n_sessions; j++) {
-                a.sessions[j] = (uint64_t)d[j];
-            }
+            a.n_sessions = parse_list_u64(v, a.sessions, CW_ARRAY_LEN(a.sessions));
         } else if (strcmp(o, "--seed") == 0) {
             a.seed = strtoull(v, NULL, 10);
         } else if (strcmp(o, "--seeds") == 0) {
-            double d[16];
-            a.n_seeds = parse_list_d(v, d, 16);
-            for (size_t j = 0; j < a.n_seeds; j++) {
-                a.seeds[j] = (uint64_t)d[j];
-            }
+            a.n_seeds = parse_list_u64(v, a.seeds, CW_ARRAY_LEN(a.seeds));
         } else if (strcmp(o, "--harvest") == 0) {
             a.harvest_rankers = (uint32_t)strtoul(v, NULL, 10);
             const char *colon = strchr(v, ':');
