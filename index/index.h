@@ -34,6 +34,9 @@ typedef struct idx_bm25_params {
 } idx_bm25_params;
 
 #define IDX_BM25_DEFAULT ((idx_bm25_params){0.9, 0.4})
+/* Lucene's idf: log(1 + (N - df + 0.5) / (df + 0.5)), always > 0 (METHODS.md section 2).
+ * Public so the ranker's own field BM25 gives the index's doubles bit for bit. */
+double idx_bm25_idf(uint64_t n_docs, uint64_t df);
 
 /* ---- analysis ------------------------------------------------------------ */
 

@@ -228,8 +228,6 @@ static inline double idx_bm25_tfn(double tf, double dl, double k1, double b, dou
 {
     return tf / (tf + k1 * (1.0 - b + b * dl / avgdl));
 }
-/* Lucene's idf: log(1 + (N - df + 0.5) / (df + 0.5)), always > 0. */
-double idx_bm25_idf(uint64_t n_docs, uint64_t df);
 
 /* Structural check of every posting list (decodes all blocks); used by verify. */
 int idx_index_check_postings(const idx_index *ix, cw_err *err) CW_MUST_CHECK;

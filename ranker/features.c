@@ -529,13 +529,6 @@ static void bm25_forward(const rank_features *fx, const match_ctx *c, const idx_
     memcpy(out, sc, sizeof sc);
 }
 
-/* Lucene's idf (METHODS.md section 2), the arithmetic of index/'s idx_bm25_idf (internal to
- * index/) so both BM25 paths give the same doubles. */
-static double lucene_idf(uint64_t n_docs, uint64_t df)
-{
-    return log(1.0 + ((double)n_docs - (double)df + 0.5) / ((double)df + 0.5));
-}
-
 /* Smallest window of match positions holding every matched distinct term (two pointers
  * over the position-ordered matches, as in Tao & Zhai, SIGIR 2007, "MinCover" span). */
 static uint32_t min_window(const match_ctx *c, size_t m_distinct, uint32_t *count)
@@ -611,7 +604,7 @@ int rank_features_extract_tap(const rank_features *fx, idx_analyzer *a, const id
             continue;
         }
         /* Lucene idf, always > 0 (METHODS.md section 2). */
-        double idf = lucene_idf((uint64_t)fx->n_docs, df);
+        double idf = idx_bm25_idf((uint64_t)fx->n_docs, df);
         terms[n_t++] = (qterm){t, len, idf, term_hash(t, len), df, 1.0, {0, 0, 0}};
         idf_sum_q += idf;
     }
@@ -620,7 +613,7 @@ int rank_features_extract_tap(const rank_features *fx, idx_analyzer *a, const id
         uint64_t df_f[IDX_N_FIELDS] = {fx->df_key[s] ? fx->df_title[s] : 0,
                                        fx->df_key[s] ? fx->df_text[s] : 0, terms[j].df_flat};
         for (int f = 0; f < IDX_N_FIELDS; f++) {
-            terms[j].w[f] = terms[j].count * lucene_idf(fx->fstats[f].doc_count, df_f[f]);
+            terms[j].w[f] = terms[j].count * idx_bm25_idf(fx->fstats[f].doc_count, df_f[f]);
         }
     }
     uint16_t table[QTABLE];
