@@ -811,9 +811,12 @@ static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search
                           "retrieval \"hybrid\" needs dense files in the index (causeway embed "
                           "train/build) and a server not started with --retrieval bm25");
     }
-    bool weighted = r->fusion && strcmp(r->fusion, "weighted") == 0;
-    uint32_t nums[5] = {r->k, r->offset, r->explain, page_hybrid(st, r), weighted};
-    double fw[2] = {r->dense_weight, r->rrf_k}; /* resolved fusion settings */
+    /* Fusion settings enter the key only where they shape the page: a BM25 page is one
+     * cache entry whatever dense_weight a client sends. */
+    bool hybrid = page_hybrid(st, r);
+    bool weighted = hybrid && r->fusion && strcmp(r->fusion, "weighted") == 0;
+    uint32_t nums[5] = {r->k, r->offset, r->explain, hybrid, weighted};
+    double fw[2] = {hybrid ? r->dense_weight : 0, hybrid ? r->rrf_k : 0};
     size_t klen = sizeof nums + sizeof fw + r->query_len;
     char *key = cw_arena_alloc(rq->arena, klen);
     if (!key) {
