@@ -70,7 +70,9 @@ static int read_propensity(const char *path, rank_train_opts *o, cw_err *err)
 {
     uint32_t n = 0;
     int rc = causal_propensity_read_ratios(path, o->theta, RANK_MAX_RANK, &n, err);
-    o->n_theta = n;
+    if (rc == CW_OK) { /* outputs only on success (STYLE.md) */
+        o->n_theta = n;
+    }
     return rc;
 }
 
