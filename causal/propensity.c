@@ -522,7 +522,7 @@ typedef struct relmodel {
     double *m, *v;            /* Adam moments over all MLP parameters */
     uint64_t t;               /* Adam step */
     double *X;                /* n_pairs x (d + 1): standardised features and a constant 1 */
-    double *Xw;               /* scratch of the same shape for the weighted Gram matrix */
+    double *Xw;               /* LINEAR: scratch of X's shape for the weighted Gram matrix */
 } relmodel;
 
 static void relmodel_fini(relmodel *m)
@@ -617,8 +617,11 @@ static int relmodel_init(relmodel *m, const causal_sessions *s, causal_rel_model
     }
     feature_moments(s, m->mu, m->sd);
     m->X = malloc(s->n_pairs * (d + 1) * sizeof *m->X);
-    m->Xw = malloc(s->n_pairs * (d + 1) * sizeof *m->Xw);
-    if (!m->X || !m->Xw) {
+    /* only IRLS (LINEAR) forms the weighted Gram matrix; the MLP never touches Xw */
+    if (kind == CAUSAL_REL_LINEAR) {
+        m->Xw = malloc(s->n_pairs * (d + 1) * sizeof *m->Xw);
+    }
+    if (!m->X || (kind == CAUSAL_REL_LINEAR && !m->Xw)) {
         return cw_err_set(err, CW_ENOMEM, "out of memory for the design matrix");
     }
     for (size_t p = 0; p < s->n_pairs; p++) {
