@@ -300,13 +300,15 @@ int causal_sessions_append(causal_sessions *s, const causal_session_in *in,
 
 /* What loading a log skipped or repaired, reported by the CLI as warnings. */
 typedef struct causal_load_stats {
-    uint64_t n_impressions; /* impressions read */
-    uint64_t n_items;       /* items kept */
-    uint64_t n_clicks;      /* clicked items kept */
-    uint64_t n_deep;        /* items beyond max_rank dropped */
-    uint64_t n_no_prop;     /* items without a logged propensity */
-    uint64_t n_multi_click; /* items with more than one click event (counted as one) */
-    uint64_t n_empty;       /* impressions left without items (skipped) */
+    uint64_t n_impressions;       /* impressions read */
+    uint64_t n_items;             /* items kept */
+    uint64_t n_clicks;            /* clicked items kept */
+    uint64_t n_deep;              /* items beyond max_rank dropped */
+    uint64_t n_no_prop;           /* items without a logged propensity */
+    uint64_t n_multi_click;       /* items with more than one click event (counted as one) */
+    uint64_t n_empty;             /* impressions left without items (skipped) */
+    uint64_t n_pairs_no_features; /* pairs of a log with feature vectors that never logged
+                                     one of the kept width (their features stay 0) */
 } causal_load_stats;
 
 /* Reads every impression of the log at db_path (read-only) into a new session set:

@@ -460,6 +460,8 @@ int causal_sessions_load_log(const char *db_path, uint32_t max_rank, causal_sess
     uint16_t *pos = NULL;
     uint8_t *clicks = NULL;
     float *props = NULL, *scores = NULL;
+    uint8_t *has_feat = NULL; /* per pair: features copied from a logged vector */
+    size_t has_feat_cap = 0;
     int rc = causal_log_open(db_path, &lo, &log, err);
     if (rc != CW_OK) {
         return rc;
@@ -504,22 +506,34 @@ int causal_sessions_load_log(const char *db_path, uint32_t max_rank, causal_sess
                 continue;
             }
             uint32_t d;
-            size_t pairs_before = s->n_pairs;
             if ((rc = causal_sessions_doc(s, it->doc_id, &d, err)) != CW_OK ||
                 (rc = causal_sessions_pair(s, in.query, d, -1, &pairs[n], err)) != CW_OK) {
                 goto fail;
             }
-            /* The logged feature vector of a pair's first impression becomes its features
-             * (regression-EM's relevance model); logs with several feature sets keep the
+            if (s->n_pairs > has_feat_cap) {
+                size_t cap = CW_MAX(s->n_pairs, 2 * has_feat_cap);
+                uint8_t *b = realloc(has_feat, cap);
+                if (!b) {
+                    rc = cw_err_set(err, CW_ENOMEM, "out of memory reading %s", db_path);
+                    goto fail;
+                }
+                memset(b + has_feat_cap, 0, cap - has_feat_cap);
+                has_feat = b;
+                has_feat_cap = cap;
+            }
+            /* The first logged vector of a pair becomes its features (regression-EM's
+             * relevance model), whichever impression carries it: a pair first shown
+             * without one takes a later one. Logs with several feature sets keep the
              * first set's width and skip vectors of another width. */
             if (it->features && imp->n_features > 0) {
                 if (s->n_features == 0 &&
                     (rc = causal_sessions_set_n_features(s, imp->n_features, err)) != CW_OK) {
                     goto fail;
                 }
-                if (s->n_pairs > pairs_before && imp->n_features == s->n_features) {
+                if (!has_feat[pairs[n]] && imp->n_features == s->n_features) {
                     memcpy(s->pair_features + (size_t)pairs[n] * s->n_features, it->features,
                            s->n_features * sizeof *it->features);
+                    has_feat[pairs[n]] = 1;
                 }
             }
             pos[n] = (uint16_t)it->position;
@@ -565,6 +579,10 @@ int causal_sessions_load_log(const char *db_path, uint32_t max_rank, causal_sess
                         (unsigned long long)st.n_empty, (unsigned long long)st.n_deep, max_rank);
         goto fail;
     }
+    for (size_t p = 0; s->n_features > 0 && p < s->n_pairs; p++) {
+        st.n_pairs_no_features += p >= has_feat_cap || !has_feat[p];
+    }
+    free(has_feat);
     free(pairs);
     free(pos);
     free(clicks);
@@ -578,6 +596,7 @@ int causal_sessions_load_log(const char *db_path, uint32_t max_rank, causal_sess
     *out = s;
     return CW_OK;
 fail:
+    free(has_feat);
     free(pairs);
     free(pos);
     free(clicks);

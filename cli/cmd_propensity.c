@@ -246,6 +246,12 @@ int cli_cmd_propensity(int argc, char **argv)
                 "but IPS training and OPE will refuse them)\n",
                 (unsigned long long)st.n_no_prop);
     }
+    if (st.n_pairs_no_features) {
+        fprintf(stderr,
+                "warning: %llu (query, document) pairs never logged a feature vector of the "
+                "log's width (regression-EM sees zeros for them)\n",
+                (unsigned long long)st.n_pairs_no_features);
+    }
     if (st.n_multi_click) {
         fprintf(stderr, "warning: %llu items had more than one click event (counted once)\n",
                 (unsigned long long)st.n_multi_click);

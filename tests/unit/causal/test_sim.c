@@ -418,3 +418,59 @@ Test(causal_sim, skip_unjudged_draws_only_queries_with_a_relevant_candidate_issu
     causal_sessions_free(s2);
     causal_sessions_free(s);
 }
+
+/* Review regression: a pair's features were copied only from the impression that created
+ * the pair, so a pair first shown without a vector kept zeros forever (regression-EM fitted
+ * on them, silently). Impression 1 shows d1 and d2 without features; impression 2 shows
+ * d1 with a vector; d2 never gets one and is counted. */
+Test(causal_sim, a_pair_takes_the_first_logged_vector_and_pairs_without_one_are_counted)
+{
+    char dir[] = "/tmp/cw_simf_XXXXXX", path[128];
+    cr_assert(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/log.db", dir);
+    cw_err err;
+    causal_log *lg = NULL;
+    cr_assert(eq(int, causal_log_open(path, NULL, &lg, &err), CW_OK), "%s", err.msg);
+    static const char *const names[] = {"f0", "f1"};
+    const float v[2] = {3.5f, -1.25f};
+    causal_item bare[2] = {{"d1", 1, 2.0, 0.5, NULL, 0}, {"d2", 2, 1.0, 0.5, NULL, 0}};
+    causal_item with[1] = {{"d1", 1, 2.0, 0.5, v, 0}};
+    causal_impression imps[2] = {
+        {.id = 1,
+         .ts_ms = 1,
+         .query = "q",
+         .policy = "bm25",
+         .log_prob = NAN,
+         .temperature = NAN,
+         .n_items = 2,
+         .items = bare},
+        {.id = 2,
+         .ts_ms = 2,
+         .query = "q",
+         .policy = "bm25",
+         .log_prob = NAN,
+         .temperature = NAN,
+         .feature_set = "fs",
+         .feature_names = names,
+         .n_features = 2,
+         .n_items = 1,
+         .items = with},
+    };
+    cr_assert(eq(int, causal_log_append_impressions(lg, imps, 2, &err), CW_OK), "%s", err.msg);
+    causal_log_close(lg);
+    causal_sessions *r = NULL;
+    causal_load_stats st;
+    cr_assert(eq(int, causal_sessions_load_log(path, 10, &r, &st, &err), CW_OK), "%s", err.msg);
+    cr_assert(eq(u32, r->n_features, 2));
+    cr_assert(eq(sz, r->n_pairs, 2));
+    uint32_t q = 0, d1 = 0;
+    cr_assert(eq(int, causal_sessions_query(r, "q", &q, &err), CW_OK));
+    cr_assert(eq(int, causal_sessions_doc(r, "d1", &d1, &err), CW_OK));
+    uint32_t p1 = 0;
+    cr_assert(eq(int, causal_sessions_pair(r, q, d1, -1, &p1, &err), CW_OK));
+    cr_expect(eq(flt, r->pair_features[(size_t)p1 * 2], 3.5f));
+    cr_expect(eq(flt, r->pair_features[(size_t)p1 * 2 + 1], -1.25f));
+    cr_expect(eq(u64, st.n_pairs_no_features, 1));
+    causal_sessions_free(r);
+    cr_expect(eq(int, cw_rmtree(dir, &err), CW_OK));
+}
