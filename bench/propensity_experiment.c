@@ -805,6 +805,10 @@ int main(int argc, char **argv)
             a.n_etas = parse_list_d(v, a.etas, 8);
         } else if (strcmp(o, "--sessions") == 0) {
             a.n_sessions = parse_list_u64(v, a.sessions, CW_ARRAY_LEN(a.sessions));
+            if (a.n_sessions == 0) {
+                fprintf(stderr, "propensity_experiment: --sessions needs a list of counts\n");
+                return 2;
+            }
         } else if (strcmp(o, "--seed") == 0) {
             a.seed = strtoull(v, NULL, 10);
         } else if (strcmp(o, "--seeds") == 0) {

@@ -412,7 +412,11 @@ static int run_server(const sim_args *a, const causal_user *u, cw_err *err)
         }
         qids[n_q] = strndup(line, (size_t)(tab - line));
         texts[n_q] = strdup(tab + 1);
-        n_q++;
+        n_q++; /* counted before the check: the cleanup frees both slots */
+        if (!qids[n_q - 1] || !texts[n_q - 1]) {
+            rc = cw_err_set(err, CW_ENOMEM, "out of memory reading queries");
+            break;
+        }
     }
     if (rc == 0 && n_q == 0) {
         rc = cw_err_set(err, CW_EINVAL, "%s has no queries", a->queries);
