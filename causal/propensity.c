@@ -1003,6 +1003,190 @@ done:
     return rc;
 }
 
+/* ---- PBM maximum likelihood with a free relevance per (query, doc) pair --------- */
+
+/* argmax over x in (0, hi] of sum_i c_i log(a_i x) + (n_i - c_i) log(1 - a_i x), the PBM
+ * log-likelihood of one coordinate (x = gamma of a pair with a_i = theta of its ranks, or
+ * x = theta_k with a_i = gamma of the pairs at rank k). Concave in u = log x; safeguarded
+ * Newton in u from the warm start x0. With no click the maximum is at 0 (returns lo). */
+static double pbm_coord(const double *c, const double *n, const double *a, size_t m, double x0,
+                        double lo, double hi)
+{
+    double C = 0, amax = 0;
+    for (size_t i = 0; i < m; i++) {
+        C += c[i];
+        amax = a[i] > amax ? a[i] : amax;
+    }
+    if (C <= 0 || amax <= 0) {
+        return lo;
+    }
+    double cap = (1 - 1e-9) / amax;
+    hi = hi < cap ? hi : cap;
+    if (lo >= hi) {
+        return hi;
+    }
+    double ul = log(lo), uh = log(hi);
+    double u = log(x0 < lo ? lo : (x0 > hi ? hi : x0));
+    for (int it = 0; it < 50; it++) {
+        double x = exp(u), d1 = C, d2 = 0;
+        for (size_t i = 0; i < m; i++) {
+            double nc = n[i] - c[i];
+            if (nc > 0) {
+                double ax = a[i] * x, q = ax / (1 - ax);
+                d1 -= nc * q;
+                d2 -= nc * q / (1 - ax);
+            }
+        }
+        if (d1 > 0) {
+            ul = u;
+        } else {
+            uh = u;
+        }
+        double un = d2 < 0 ? u - d1 / d2 : 0.5 * (ul + uh);
+        if (!(un > ul && un < uh)) {
+            un = 0.5 * (ul + uh); /* Newton left the bracket: bisect */
+        }
+        if (fabs(un - u) < 1e-12 || uh - ul < 1e-12) {
+            u = un;
+            break;
+        }
+        u = un;
+    }
+    return exp(u);
+}
+
+/* The PBM maximum-likelihood estimate with one free relevance gamma_p per (query, doc)
+ * pair (Joachims et al. WSDM 2017's model; the identification argument of Agarwal et al.
+ * WSDM 2019: a pair shown at several ranks links their theta). P(click) = theta_k gamma_p
+ * with theta_1 = 1: only ratios are identified, and pinning theta_1 removes the scale
+ * ridge along which EM crawls. gamma is bounded by theta_k gamma < 1 only, not gamma <= 1:
+ * a cap at 1 is met by every relevant document whose few deep-rank impressions drew a lucky
+ * click, and each such pair pushes theta_k up (an upward bias at deep ranks, measured on
+ * MQ2008 at eta 2 before this change). Pairs seen at a single rank carry no information
+ * about theta and are left out of the theta step. Block coordinate ascent, each block
+ * solved exactly (pbm_coord). */
+static int pair_mle_run(const groups *g, const causal_prop_opts *o, size_t n_pairs, double *theta,
+                        uint32_t *n_iter, bool *converged, double *loglik, cw_err *err)
+{
+    const uint32_t R = o->max_rank;
+    size_t n = g->n ? g->n : 1;
+    double *gam = malloc((n_pairs ? n_pairs : 1) * sizeof *gam);
+    double *bc = malloc(n * sizeof *bc), *bn = malloc(n * sizeof *bn), *ba = malloc(n * sizeof *ba);
+    size_t *first = malloc(((n_pairs ? n_pairs : 1) + 1) * sizeof *first);
+    size_t *by_rank = malloc(n * sizeof *by_rank), rank_begin[CAUSAL_MAX_RANK + 1] = {0};
+    int rc = CW_OK;
+    if (!gam || !bc || !bn || !ba || !first || !by_rank) {
+        rc = cw_err_set(err, CW_ENOMEM, "out of memory in the per-pair PBM fit");
+        goto done;
+    }
+    /* groups are sorted by pair: first[p] .. first[p + 1] are pair p's ranks */
+    for (size_t p = 0, i = 0; p <= n_pairs; p++) {
+        while (i < g->n && g->pair[i] < p) {
+            i++;
+        }
+        first[p] = i;
+    }
+    /* groups at each rank, of pairs shown at two or more ranks (counting sort) */
+    for (size_t i = 0; i < g->n; i++) {
+        uint32_t p = g->pair[i];
+        if (first[p + 1] - first[p] > 1) {
+            rank_begin[g->rank[i]]++;
+        }
+    }
+    for (uint32_t k = 1; k <= R; k++) {
+        rank_begin[k] += rank_begin[k - 1];
+    }
+    {
+        size_t fill[CAUSAL_MAX_RANK];
+        memcpy(fill, rank_begin, sizeof fill);
+        for (size_t i = 0; i < g->n; i++) {
+            uint32_t p = g->pair[i];
+            if (first[p + 1] - first[p] > 1) {
+                by_rank[fill[g->rank[i] - 1]++] = i;
+            }
+        }
+    }
+    /* start: theta from raw click-through rates (the estimate a uniform relevance mix would
+     * give), gamma from each pair's clicks over its expected examinations */
+    {
+        double ck[CAUSAL_MAX_RANK] = {0}, nk[CAUSAL_MAX_RANK] = {0};
+        for (size_t i = 0; i < g->n; i++) {
+            ck[g->rank[i] - 1] += g->clk[i];
+            nk[g->rank[i] - 1] += g->imp[i];
+        }
+        double r1 = nk[0] > 0 && ck[0] > 0 ? ck[0] / nk[0] : 1;
+        for (uint32_t k = 0; k < R; k++) {
+            double v = nk[k] > 0 && ck[k] > 0 ? ck[k] / nk[k] / r1 : 0.5;
+            theta[k] = k == 0 ? 1 : (v < 1e-6 ? 1e-6 : (v > 1 ? 1 : v));
+        }
+    }
+    for (size_t p = 0; p < n_pairs; p++) {
+        double c = 0, e = 0;
+        for (size_t i = first[p]; i < first[p + 1]; i++) {
+            c += g->clk[i];
+            e += g->imp[i] * theta[g->rank[i] - 1];
+        }
+        gam[p] = e > 0 && c > 0 ? c / e : 1e-6;
+    }
+    *converged = false;
+    uint32_t it;
+    for (it = 0; it < o->max_iter; it++) {
+        for (size_t p = 0; p < n_pairs; p++) {
+            size_t m = 0;
+            for (size_t i = first[p]; i < first[p + 1]; i++, m++) {
+                bc[m] = g->clk[i];
+                bn[m] = g->imp[i];
+                ba[m] = theta[g->rank[i] - 1];
+            }
+            if (m > 0) {
+                gam[p] = pbm_coord(bc, bn, ba, m, gam[p], 1e-9, INFINITY);
+            }
+        }
+        double delta = 0;
+        for (uint32_t k = 1; k < R; k++) {
+            size_t m = 0;
+            for (size_t j = rank_begin[k]; j < rank_begin[k + 1]; j++, m++) {
+                size_t i = by_rank[j];
+                bc[m] = g->clk[i];
+                bn[m] = g->imp[i];
+                ba[m] = gam[g->pair[i]];
+            }
+            if (m == 0) {
+                continue; /* rank k never linked to another: theta_k stays at its start */
+            }
+            double v = pbm_coord(bc, bn, ba, m, theta[k], 1e-9, INFINITY);
+            double d = fabs(v - theta[k]);
+            delta = d > delta ? d : delta;
+            theta[k] = v;
+        }
+        if (it > 2 && delta < o->tol) {
+            *converged = true;
+            it++;
+            break;
+        }
+        cw_progress_report(&o->progress, "per-pair PBM fit", it + 1, o->max_iter);
+        if (cw_interrupted()) {
+            rc = cw_err_set(err, CW_EINTR, "per-pair PBM fit interrupted at iteration %u", it);
+            goto done;
+        }
+    }
+    *n_iter = it;
+    double ll = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        double pc = theta[g->rank[i] - 1] * gam[g->pair[i]];
+        ll += g->clk[i] * log(pc + 1e-300) + (g->imp[i] - g->clk[i]) * log(1 - pc + 1e-300);
+    }
+    *loglik = ll;
+done:
+    free(gam);
+    free(bc);
+    free(bn);
+    free(ba);
+    free(first);
+    free(by_rank);
+    return rc;
+}
+
 /* The largest change of v[k] / v[0] since the ratios in prev (updated to the new ones):
  * the stopping rule of the coordinate-ascent fits, which creep along flat directions of
  * their objectives long after its relative change looks converged. */
@@ -1409,7 +1593,9 @@ static int fit_grouped(const causal_sessions *s, const groups *g, const causal_p
     int rc;
     switch (o->method) {
     case CAUSAL_PROP_REM:
-        rc = rem_run(s, g, o, theta, &p->n_iter, &p->converged, &p->loglik, err);
+        rc = o->rel_model == CAUSAL_REL_PAIR && !o->rel_fixed
+                 ? pair_mle_run(g, o, s->n_pairs, theta, &p->n_iter, &p->converged, &p->loglik, err)
+                 : rem_run(s, g, o, theta, &p->n_iter, &p->converged, &p->loglik, err);
         if (rc == CW_OK) {
             for (uint32_t k = 0; k < o->max_rank; k++) {
                 ratio[k] = theta[k] / theta[0];
