@@ -886,4 +886,39 @@ int causal_ope_fill_row(const causal_ope_row *row, uint32_t k, const double *lam
                         causal_ope_arrays *out, cw_err *err) CW_MUST_CHECK;
 /* ==== end of Plackett-Luce / OPE section ==== */
 
+/* ---- logged policy names (causal/sessions.c) -------------------------------
+ * A page drawn by a stochastic logging policy is logged as "RANKER@DRAW": RANKER is the
+ * name its deterministic page is logged under (ranker, retrieval and fusion: "bm25",
+ * "hybrid(weighted,w=0.3)", "model+hybrid"; the model version has its own column), DRAW
+ * the drawing policy as causal_rpol_parse reads it ("pl:0.5", "randtop:10",
+ * "egreedy:0.1"): the TARGET@RAND form `causeway ope --policy` takes. Older logs and the
+ * simulator say "pl", "randtop-N", "swap", "deterministic"; both forms are read. */
+
+/* What a logged policy name says. */
+typedef struct causal_policy_name_info {
+    causal_policy kind; /* session class; UNKNOWN for a deterministic ranker's name ("bm25"),
+                           an e-greedy draw, or a name from elsewhere */
+    uint32_t param;     /* RANDTOP: n; else 0 */
+    bool has_draw;      /* draw is known: "RANKER@DRAW" or "randtop-N" (an old "pl" has no
+                           temperature in its name: use the impression's temperature) */
+    causal_rpol draw;   /* the drawing policy and its parameters when has_draw */
+    size_t ranker_len;  /* name[0, ranker_len) is RANKER; 0 = not said (old names) */
+} causal_policy_name_info;
+
+/* Classifies a logged policy name (above). The suffix after the last '@' is a draw
+ * when its word (before ':') is det, pl, randtop or egreedy; any other name, '@' or
+ * not, is a foreign name of kind UNKNOWN. O(length).
+ * Errors: CW_EINVAL (name NULL or empty), CW_EPARSE (a draw suffix that does not parse,
+ * or nothing before the '@'; the message quotes the name). *out is written on success. */
+int causal_policy_name_parse(const char *name, causal_policy_name_info *out,
+                             cw_err *err) CW_MUST_CHECK;
+
+/* Writes "RANKER@DRAW" for a page drawn by draw over ranker's scores into buf, every
+ * number exact (reads back through causal_rpol_parse as the same double), so two
+ * settings that draw differently never share a name. draw->kind must not be DET.
+ * Errors: CW_EINVAL (empty ranker, ranker containing '@', DET draw), CW_ELIMIT (the name
+ * does not fit buf or is over CAUSAL_MAX_NAME_BYTES); buf is unchanged on error. */
+int causal_policy_name_format(const char *ranker, const causal_rpol *draw, char *buf,
+                              size_t buf_bytes, cw_err *err) CW_MUST_CHECK;
+
 #endif /* CAUSEWAY_CAUSAL_CAUSAL_H */

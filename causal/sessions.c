@@ -3,7 +3,9 @@
  * Data flow: simulator or log store -> causal_sessions -> fits. */
 #include "config.h"
 
+#include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -423,28 +425,106 @@ int causal_sessions_append(causal_sessions *s, const causal_session_in *in, cw_e
 
 /* ---- the log-store adapter ------------------------------------------------ */
 
-static causal_policy policy_from_name(const char *name, uint32_t *param)
+/* The word of a draw spec (before ':') names one of causal_rpol_parse's kinds. */
+static bool is_draw_word(const char *spec)
 {
-    *param = 0;
-    if (strcmp(name, "deterministic") == 0) {
-        return CAUSAL_POLICY_DETERMINISTIC;
+    static const char *const words[] = {"det", "pl", "randtop", "egreedy"};
+    size_t n = strcspn(spec, ":");
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        if (strlen(words[i]) == n && strncmp(spec, words[i], n) == 0) {
+            return true;
+        }
     }
-    if (strncmp(name, "randtop-", 8) == 0) {
+    return false;
+}
+
+int causal_policy_name_parse(const char *name, causal_policy_name_info *out, cw_err *err)
+{
+    if (!name || !*name) {
+        return cw_err_set(err, CW_EINVAL, "policy name: empty");
+    }
+    causal_policy_name_info info = {.kind = CAUSAL_POLICY_UNKNOWN};
+    const char *at = strrchr(name, '@');
+    if (at && is_draw_word(at + 1)) {
+        if (at == name) {
+            return cw_err_set(err, CW_EPARSE, "policy name \"%s\": no ranker before '@'", name);
+        }
+        int rc = causal_rpol_parse(at + 1, &info.draw, err);
+        if (rc != CW_OK) {
+            cw_err_prefix(err, "policy name \"%s\": ", name);
+            return rc;
+        }
+        info.has_draw = true;
+        info.ranker_len = (size_t)(at - name);
+        switch (info.draw.kind) {
+        case CAUSAL_RPOL_DET: info.kind = CAUSAL_POLICY_DETERMINISTIC; break;
+        case CAUSAL_RPOL_PL: info.kind = CAUSAL_POLICY_PL; break;
+        case CAUSAL_RPOL_RANDTOPN:
+            info.kind = CAUSAL_POLICY_RANDTOP;
+            info.param = info.draw.top_n;
+            break;
+        default: break; /* e-greedy: no session class (treated as deterministic) */
+        }
+    } else if (strcmp(name, "deterministic") == 0) {
+        info.kind = CAUSAL_POLICY_DETERMINISTIC;
+    } else if (strncmp(name, "randtop-", 8) == 0) {
+        /* causal_sessions_save_log's form; the server's before RANKER@DRAW */
         char *end = NULL;
         unsigned long n = strtoul(name + 8, &end, 10);
-        if (*end == '\0' && n >= 1 && n <= CAUSAL_MAX_ITEMS) {
-            *param = (uint32_t)n;
-            return CAUSAL_POLICY_RANDTOP;
+        if (isdigit((unsigned char)name[8]) && *end == '\0' && n >= 1 && n <= CAUSAL_MAX_ITEMS) {
+            info.kind = CAUSAL_POLICY_RANDTOP;
+            info.param = (uint32_t)n;
+            info.has_draw = true;
+            info.draw = (causal_rpol){.kind = CAUSAL_RPOL_RANDTOPN, .tau = 1, .top_n = (uint32_t)n};
         }
-        return CAUSAL_POLICY_UNKNOWN;
+    } else if (strcmp(name, "swap") == 0) {
+        info.kind = CAUSAL_POLICY_SWAP;
+    } else if (strcmp(name, "pl") == 0) {
+        info.kind = CAUSAL_POLICY_PL;
     }
-    if (strcmp(name, "swap") == 0) {
-        return CAUSAL_POLICY_SWAP;
+    *out = info;
+    return CW_OK;
+}
+
+/* v as "%g" when that reads back as v, else all 17 significant digits. */
+static void exact_num(double v, char buf[32])
+{
+    snprintf(buf, 32, "%g", v);
+    if (strtod(buf, NULL) != v) {
+        snprintf(buf, 32, "%.17g", v);
     }
-    if (strcmp(name, "pl") == 0) {
-        return CAUSAL_POLICY_PL;
+}
+
+int causal_policy_name_format(const char *ranker, const causal_rpol *draw, char *buf,
+                              size_t buf_bytes, cw_err *err)
+{
+    if (!ranker || !*ranker || strchr(ranker, '@')) {
+        return cw_err_set(err, CW_EINVAL, "policy name: ranker name \"%s\" empty or with '@'",
+                          ranker ? ranker : "");
     }
-    return CAUSAL_POLICY_UNKNOWN;
+    char num[32], spec[48];
+    switch (draw->kind) {
+    case CAUSAL_RPOL_PL:
+        exact_num(draw->tau, num);
+        snprintf(spec, sizeof spec, "pl:%s", num);
+        break;
+    case CAUSAL_RPOL_RANDTOPN: snprintf(spec, sizeof spec, "randtop:%u", draw->top_n); break;
+    case CAUSAL_RPOL_EPSGREEDY:
+        exact_num(draw->epsilon, num);
+        snprintf(spec, sizeof spec, "egreedy:%s", num);
+        break;
+    default:
+        return cw_err_set(err, CW_EINVAL,
+                          "policy name: a deterministic page is logged under its ranker's name");
+    }
+    size_t need = strlen(ranker) + 1 + strlen(spec);
+    if (need >= buf_bytes || need > CAUSAL_MAX_NAME_BYTES) {
+        return cw_err_set(err, CW_ELIMIT, "policy name \"%s@%s\": %zu bytes (limit %zu)", ranker,
+                          spec, need,
+                          CW_MIN(buf_bytes ? buf_bytes - 1 : 0, (size_t)CAUSAL_MAX_NAME_BYTES));
+    }
+    snprintf(buf, buf_bytes, "%s@%s", ranker, spec);
+    return CW_OK;
 }
 
 int causal_sessions_load_log(const char *db_path, uint32_t max_rank, causal_sessions **out,
@@ -462,6 +542,7 @@ int causal_sessions_load_log(const char *db_path, uint32_t max_rank, causal_sess
     float *props = NULL, *scores = NULL;
     uint8_t *has_feat = NULL; /* per pair: features copied from a logged vector */
     size_t has_feat_cap = 0;
+    char rname_buf[2 * CAUSAL_MAX_NAME_BYTES + 16];
     int rc = causal_log_open(db_path, &lo, &log, err);
     if (rc != CW_OK) {
         return rc;
@@ -488,13 +569,26 @@ int causal_sessions_load_log(const char *db_path, uint32_t max_rank, causal_sess
             goto fail;
         }
         causal_session_in in = {0};
+        causal_policy_name_info pn;
+        if ((rc = causal_policy_name_parse(imp->policy, &pn, err)) != CW_OK) {
+            cw_err_prefix(err, "%s: impression %llu: ", db_path, (unsigned long long)imp->id);
+            goto fail;
+        }
         const char *qname = imp->qid ? imp->qid : imp->query;
         const char *rname = imp->model_version ? imp->model_version : imp->policy;
+        if (pn.ranker_len > 0 && imp->model_version) {
+            /* "RANKER@DRAW" names a logging policy of its own: a PL page over a model is
+             * neither that model's deterministic page (ranker = its version) nor a PL
+             * page over another model version. */
+            snprintf(rname_buf, sizeof rname_buf, "%s (model %s)", imp->policy, imp->model_version);
+            rname = rname_buf;
+        }
         if ((rc = causal_sessions_query(s, qname, &in.query, err)) != CW_OK ||
             (rc = causal_sessions_ranker(s, rname, &in.ranker, err)) != CW_OK) {
             goto fail;
         }
-        in.policy = policy_from_name(imp->policy, &in.param);
+        in.policy = pn.kind;
+        in.param = pn.param;
         in.logp = imp->log_prob;
         size_t n = 0;
         double best = -INFINITY;
