@@ -1008,13 +1008,15 @@ static bool get_double(const json_t *v, double *out)
 }
 
 /* Decodes the `shown` text of impression id into out[0..*n) (cap entries) in stored order.
- * doc_id and features point into *root (json_decref it when done) and feat (n_features
- * floats per item, or NULL); with_features false leaves features NULL unchecked (event
- * validation needs only positions and ids). Errors: CW_ECORRUPT (naming the impression). */
+ * doc_id points into *root (json_decref it when done); features into an aligned copy of
+ * the blob feat (n_features floats per item, or NULL) allocated from feat_arena;
+ * with_features false leaves features NULL unchecked (event validation needs only
+ * positions and ids; feat_arena may then be NULL).
+ * Errors: CW_ECORRUPT (naming the impression), CW_ENOMEM. */
 static int decode_shown(causal_log *log, int64_t id, const char *text, size_t len,
                         bool with_features, const void *feat, size_t feat_bytes,
-                        uint32_t n_features, causal_item *out, size_t cap, size_t *n, json_t **root,
-                        cw_err *err)
+                        uint32_t n_features, cw_arena *feat_arena, causal_item *out, size_t cap,
+                        size_t *n, json_t **root, cw_err *err)
 {
     json_error_t jerr;
     json_t *a = json_loadb(text ? text : "", len, 0, &jerr);
@@ -1038,6 +1040,10 @@ static int decode_shown(causal_log *log, int64_t id, const char *text, size_t le
                           "%s: impression %" PRId64 ": feature blob of %zu bytes, expected %zu",
                           log->path, id, feat_bytes, k * n_features * sizeof(float));
     }
+    /* SQLite's blob pointer has no alignment guarantee, and converting a misaligned
+     * pointer to const float * is already undefined (C11 6.3.2.3p7): the blob is copied
+     * once, by one memcpy, into 16-byte-aligned arena memory that the items point into. */
+    float *fv = NULL;
     for (size_t j = 0; j < k; j++) {
         const json_t *e = json_array_get(a, j);
         const json_t *pos = json_array_get(e, 0), *doc = json_array_get(e, 1),
@@ -1064,7 +1070,15 @@ static int decode_shown(causal_log *log, int64_t id, const char *text, size_t le
                                   "but no feature blob",
                                   log->path, id, o->position);
             }
-            o->features = (const float *)feat + j * n_features;
+            if (!fv) {
+                fv = cw_arena_alloc(feat_arena, feat_bytes);
+                if (!fv) {
+                    json_decref(a);
+                    return cw_err_set(err, CW_ENOMEM, "out of memory");
+                }
+                memcpy(fv, feat, feat_bytes);
+            }
+            o->features = fv + j * n_features;
         }
     }
     *n = k;
@@ -1295,7 +1309,7 @@ static int load_shown(causal_log *log, uint64_t id, cw_err *err)
         size_t n = 0;
         json_t *root = NULL;
         rc = decode_shown(log, (int64_t)id, (const char *)sqlite3_column_text(st, 0),
-                          (size_t)sqlite3_column_bytes(st, 0), false, NULL, 0, 0, log->dec,
+                          (size_t)sqlite3_column_bytes(st, 0), false, NULL, 0, 0, NULL, log->dec,
                           CAUSAL_MAX_ITEMS, &n, &root, err);
         for (size_t k = 0; k < n && rc == CW_OK; k++) {
             const char *doc = log->dec[k].doc_id;
@@ -1784,23 +1798,19 @@ int causal_log_reader_next(causal_log_reader *r, const causal_impression **imp, 
         sqlite3_column_type(st, 12) == SQLITE_BLOB ? sqlite3_column_blob(st, 12) : NULL;
     int rc = decode_shown(log, id, (const char *)sqlite3_column_text(st, 11),
                           (size_t)sqlite3_column_bytes(st, 11), true, feat,
-                          (size_t)sqlite3_column_bytes(st, 12), fs ? fs->n : 0, r->item_buf,
-                          (size_t)n_items, &k, &root, err);
+                          (size_t)sqlite3_column_bytes(st, 12), fs ? fs->n : 0, r->arena,
+                          r->item_buf, (size_t)n_items, &k, &root, err);
     if (rc != CW_OK) {
         return rc;
     }
-    /* Copy out of the JSON tree and the statement's blob: both die before the caller reads. */
+    /* Copy out of the JSON tree, which dies before the caller reads (the features are
+     * already in the arena). */
     for (size_t j = 0; j < k && rc == CW_OK; j++) {
         causal_item *o = &r->item_buf[j];
         o->doc_id = cw_arena_strdup(r->arena, o->doc_id);
-        float *v = NULL;
-        if (o->features && (v = cw_arena_alloc(r->arena, fs->n * sizeof(float)))) {
-            memcpy(v, o->features, fs->n * sizeof(float));
-        }
-        if (!o->doc_id || (o->features && !v)) {
+        if (!o->doc_id) {
             rc = cw_err_set(err, CW_ENOMEM, "out of memory");
         }
-        o->features = v;
     }
     json_decref(root);
     if (rc == CW_OK && r->items) {
