@@ -279,10 +279,9 @@ struct srv_server {
     pthread_mutex_t reload_mu; /* one reload at a time */
     atomic_int in_flight;
     atomic_bool stopping;
-    causal_rpol logging;   /* parsed cfg.logging_policy; DET = no randomisation */
-    char logging_name[48]; /* the policy name logged with stochastic impressions */
-    int retrieval;         /* RETRIEVAL_*, from cfg.retrieval */
-    const char *fusion;    /* "rrf" or "weighted", validated cfg.fusion (static string) */
+    causal_rpol logging; /* parsed cfg.logging_policy; DET = no randomisation */
+    int retrieval;       /* RETRIEVAL_*, from cfg.retrieval */
+    const char *fusion;  /* "rrf" or "weighted", validated cfg.fusion (static string) */
 };
 
 static srv_state *state_acquire(srv_server *s)
@@ -522,7 +521,7 @@ static int cmp_score_desc(const void *a, const void *b)
 
 /* What a stochastic logging policy drew for one page (issue 7 item 1). */
 typedef struct srv_draw {
-    const char *policy;       /* logged policy name */
+    const char *policy;       /* logged policy name, "RANKER@DRAW" (causal_policy_name_format) */
     double log_prob;          /* log pi(shown list) over the page's rows */
     double temperature;       /* PL tau, NaN for other policies */
     uint32_t mc_samples;      /* 0 = exact propensities */
@@ -530,35 +529,18 @@ typedef struct srv_draw {
     const double *propensity; /* [n] pi(row i at its position), in shown order */
 } srv_draw;
 
-/* The policy name logged with a stochastic impression: the names the causal/ session
- * loader knows ("pl", "randtop-N"), else the spec. */
-static void logging_name(const causal_rpol *p, char *buf, size_t n)
-{
-    if (p->kind == CAUSAL_RPOL_PL) {
-        snprintf(buf, n, "pl");
-    } else if (p->kind == CAUSAL_RPOL_RANDTOPN) {
-        snprintf(buf, n, "randtop-%u", p->top_n);
-    } else {
-        causal_rpol_format(p, buf, n);
-    }
-}
-
 /* Redraws the page's n rows from policy pol over their scores (ranked order,
- * causal_rpol_draw), reorders rows and the rendered results (positions renumbered) to
- * match, and fills *out. prop holds n doubles and must outlive *out.
- * Errors: CW_ENOMEM, CW_EINVAL (non-finite scores), CW_EPARSE (frag not JSON: a bug). */
-static int draw_page(const srv_server *s, const causal_rpol *pol, const char *name, uint64_t seed,
-                     hit_row *rows, size_t n, uint32_t offset, cw_buf *frag, double *prop,
-                     srv_draw *out, cw_err *err)
+ * causal_rpol_draw), reorders rows to match, writes the drawn order into order[n]
+ * (order[j] = ranked index of the row now at slot j) and fills *out but its policy.
+ * prop holds n doubles and must outlive *out. Errors: CW_ENOMEM, CW_EINVAL (non-finite
+ * scores). */
+static int draw_page(const srv_server *s, const causal_rpol *pol, uint64_t seed, hit_row *rows,
+                     size_t n, uint32_t *order, double *prop, srv_draw *out, cw_err *err)
 {
     double *scores = malloc(n * sizeof *scores);
-    uint32_t *order = malloc(n * sizeof *order);
     hit_row *tmp = malloc(n * sizeof *tmp);
-    json_t *arr = NULL, *drawn = NULL;
-    char *txt = NULL;
-    cw_buf wrapped = {0};
     int rc = CW_OK;
-    if (!scores || !order || !tmp) {
+    if (!scores || !tmp) {
         rc = cw_err_set(err, CW_ENOMEM, "out of memory");
         goto done;
     }
@@ -574,38 +556,11 @@ static int draw_page(const srv_server *s, const causal_rpol *pol, const char *na
     if (rc != CW_OK) {
         goto done;
     }
-    /* The rendered results were built in ranked order: reorder them the same way. */
-    if (cw_buf_append(&wrapped, "[", 1) != CW_OK ||
-        cw_buf_append(&wrapped, frag->data ? frag->data : "", frag->len) != CW_OK ||
-        cw_buf_append(&wrapped, "]", 1) != CW_OK) {
-        rc = cw_err_set(err, CW_ENOMEM, "out of memory");
-        goto done;
-    }
-    json_error_t je;
-    arr = json_loadb(wrapped.data, wrapped.len, 0, &je);
-    drawn = json_array();
-    if (!arr || !drawn || json_array_size(arr) != n) {
-        rc = cw_err_set(err, CW_EPARSE, "stochastic logging: rendered results unreadable");
-        goto done;
-    }
     for (size_t j = 0; j < n; j++) {
-        json_t *el = json_array_get(arr, order[j]);
-        json_object_set_new(el, "position", json_integer((json_int_t)(offset + j + 1)));
-        json_array_append(drawn, el);
         tmp[j] = rows[order[j]];
     }
     memcpy(rows, tmp, n * sizeof *rows);
-    txt = json_dumps(drawn, JSON_COMPACT | JSON_REAL_PRECISION(6));
-    if (!txt) {
-        rc = cw_err_set(err, CW_ENOMEM, "out of memory");
-        goto done;
-    }
-    frag->len = 0;
-    if (cw_buf_append(frag, txt + 1, strlen(txt) - 2) != CW_OK) {
-        rc = cw_err_set(err, CW_ENOMEM, "out of memory");
-        goto done;
-    }
-    *out = (srv_draw){.policy = name,
+    *out = (srv_draw){.policy = NULL,
                       .log_prob = log_prob,
                       .temperature = pol->kind == CAUSAL_RPOL_PL ? pol->tau : NAN,
                       .mc_samples = mc_used,
@@ -613,12 +568,7 @@ static int draw_page(const srv_server *s, const causal_rpol *pol, const char *na
                       .propensity = prop};
 done:
     free(scores);
-    free(order);
     free(tmp);
-    free(txt);
-    json_decref(arr);
-    json_decref(drawn);
-    cw_buf_fini(&wrapped);
     return rc;
 }
 
@@ -629,6 +579,8 @@ static bool page_hybrid(const srv_state *st, const srv_search_req *r)
 }
 
 #define POLICY_NAME_BYTES 96
+/* A stochastic page's logged name: the ranker's name, '@', the drawing policy's spec. */
+#define LOGGED_NAME_BYTES (POLICY_NAME_BYTES + 48)
 
 /* v as "%g" when that reads back as v, else all 17 digits: two settings that rank
  * differently (0.3 and 0.30000001) must never be logged under one policy name. */
@@ -675,7 +627,7 @@ static srv_job *impression_job(const srv_search_req *r, const srv_state *st, con
      * it before the writer runs), so every string is copied into the job. */
     const char *ixv = idx_index_version(ix);
     const char *mv = st->model ? st->model_version : NULL;
-    /* A stochastic page is logged under its drawing policy, else under the ranker's. */
+    /* A stochastic page is logged as "RANKER@DRAW" (run_search), else under the ranker's. */
     char pbuf[POLICY_NAME_BYTES];
     const char *pname = dr ? dr->policy : page_policy(st, r, pbuf);
     size_t strings = r->query_len + 1 + (r->qid ? strlen(r->qid) + 1 : 0) + strlen(ixv) + 1 +
@@ -773,6 +725,34 @@ static int json_double(cw_buf *b, double v)
     return isfinite(v) ? cw_buf_printf(b, "%.6g", v) : cw_buf_printf(b, "null");
 }
 
+/* The rendered "results" members of a ranked page without their positions, so that the
+ * rows render in any order from it: a drawn page is rendered once, in its drawn order
+ * (render_results), never rendered, parsed and rendered again. Row i is
+ * text[i ? end[i - 1] : 0, end[i]), its ,"position":N member due at mid[i]. */
+typedef struct page_text {
+    cw_buf text;
+    size_t *mid, *end; /* [n rows], in the request's arena */
+} page_text;
+
+/* Appends the page's n rows to out in the order shown: row order[j] (order NULL: row j) at
+ * position offset + j + 1, comma-separated; the bytes rendering them in that order gives.
+ * Errors: CW_ENOMEM. */
+static int render_results(cw_buf *out, const page_text *pg, const uint32_t *order, size_t n,
+                          uint32_t offset)
+{
+    for (size_t j = 0; j < n; j++) {
+        size_t i = order ? order[j] : j;
+        size_t begin = i ? pg->end[i - 1] : 0;
+        if ((j && cw_buf_append(out, ",", 1) != CW_OK) ||
+            cw_buf_append(out, pg->text.data + begin, pg->mid[i] - begin) != CW_OK ||
+            cw_buf_printf(out, ",\"position\":%u", offset + (unsigned)j + 1) != CW_OK ||
+            cw_buf_append(out, pg->text.data + pg->mid[i], pg->end[i] - pg->mid[i]) != CW_OK) {
+            return CW_ENOMEM;
+        }
+    }
+    return CW_OK;
+}
+
 /* retrieve -> rank: the ranked page as rows plus its rendered "results" members. On a
  * miss both come from the index (and model) and are stored in the state's cache. */
 /* Text tokens of the page's rows that feature extraction analysed whole, kept for their
@@ -803,7 +783,7 @@ static void page_text_done(void *ctx, size_t row)
 }
 
 static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search_req *r,
-                     hit_row **rows_out, size_t *n_out, cw_buf *frag, cw_err *err)
+                     hit_row **rows_out, size_t *n_out, page_text *pg, cw_err *err)
 {
     /* Key: every input of the page (the state's cache already pins index and model). */
     if (r->retrieval && strcmp(r->retrieval, "hybrid") == 0 && !st->dn) {
@@ -830,12 +810,18 @@ static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search
     if (srv_cache_get(st->cache, key, klen, &val, &vlen)) {
         size_t n = 0;
         memcpy(&n, val, sizeof n);
+        const char *v = (const char *)val + sizeof n;
         hit_row *rows = cw_arena_alloc(rq->arena, (n ? n : 1) * sizeof *rows);
-        size_t fl = vlen - sizeof n - n * sizeof *rows;
-        int rc =
-            rows ? cw_buf_append(frag, (char *)val + sizeof n + n * sizeof *rows, fl) : CW_ENOMEM;
-        if (rows) {
-            memcpy(rows, (char *)val + sizeof n, n * sizeof *rows);
+        pg->mid = cw_arena_alloc(rq->arena, (n ? n : 1) * sizeof *pg->mid);
+        pg->end = cw_arena_alloc(rq->arena, (n ? n : 1) * sizeof *pg->end);
+        size_t head = n * (sizeof *rows + sizeof *pg->mid + sizeof *pg->end);
+        int rc = rows && pg->mid && pg->end
+                     ? cw_buf_append(&pg->text, v + head, vlen - sizeof n - head)
+                     : CW_ENOMEM;
+        if (rc == CW_OK) {
+            memcpy(rows, v, n * sizeof *rows);
+            memcpy(pg->mid, v + n * sizeof *rows, n * sizeof *pg->mid);
+            memcpy(pg->end, v + n * (sizeof *rows + sizeof *pg->mid), n * sizeof *pg->end);
         }
         free(val);
         if (rc != CW_OK) {
@@ -978,7 +964,10 @@ static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search
     size_t n_show = CW_MIN((size_t)r->k, n_hits - first);
     hit_row *shown = rows + first;
 
-    bool ok = true;
+    cw_buf *frag = &pg->text;
+    pg->mid = cw_arena_alloc(rq->arena, (n_show ? n_show : 1) * sizeof *pg->mid);
+    pg->end = cw_arena_alloc(rq->arena, (n_show ? n_show : 1) * sizeof *pg->end);
+    bool ok = pg->mid && pg->end;
     for (size_t i = 0; ok && i < n_show; i++) {
         idx_doc d;
         rc = idx_doc_get(st->ix, shown[i].doc, &d, err);
@@ -995,15 +984,15 @@ static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search
         if (rc != CW_OK) {
             goto done;
         }
-        ok = cw_buf_append(frag, i ? ",{\"id\":" : "{\"id\":", i ? 7 : 6) == CW_OK &&
+        ok = cw_buf_append(frag, "{\"id\":", 6) == CW_OK &&
              srv_json_string(frag, d.id, d.id_len) == CW_OK &&
              cw_buf_append(frag, ",\"title\":", 9) == CW_OK &&
              srv_json_string(frag, d.title, d.title_len) == CW_OK &&
              cw_buf_append(frag, ",\"snippet\":", 11) == CW_OK &&
              srv_json_string(frag, snip.data ? snip.data : "", snip.len) == CW_OK &&
              cw_buf_append(frag, ",\"score\":", 9) == CW_OK &&
-             json_double(frag, shown[i].score) == CW_OK &&
-             cw_buf_printf(frag, ",\"position\":%u", r->offset + (unsigned)i + 1) == CW_OK;
+             json_double(frag, shown[i].score) == CW_OK;
+        pg->mid[i] = frag->len; /* render_results puts the position here */
         if (ok && r->explain) {
             ok = cw_buf_printf(frag, ",\"explain\":{\"bm25\":") == CW_OK &&
                  json_double(frag, shown[i].bm25) == CW_OK &&
@@ -1039,18 +1028,26 @@ static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search
             ok = ok && cw_buf_append(frag, "}", 1) == CW_OK;
         }
         ok = ok && cw_buf_append(frag, "}", 1) == CW_OK;
+        pg->end[i] = frag->len;
     }
     if (!ok) {
         rc = cw_err_set(err, CW_ENOMEM, "out of memory");
         goto done;
     }
-    /* Cache value: n_show, the shown rows, the rendered fragment. */
-    size_t bytes = sizeof n_show + n_show * sizeof *shown + frag->len;
+    /* Cache value: n_show, the shown rows, the row cuts (mid, end), the rendered text. */
+    size_t head = sizeof n_show + n_show * (sizeof *shown + sizeof *pg->mid + sizeof *pg->end);
+    size_t bytes = head + frag->len;
     char *v = malloc(bytes);
     if (v) {
-        memcpy(v, &n_show, sizeof n_show);
-        memcpy(v + sizeof n_show, shown, n_show * sizeof *shown);
-        memcpy(v + sizeof n_show + n_show * sizeof *shown, frag->data ? frag->data : "", frag->len);
+        char *o = v;
+        memcpy(o, &n_show, sizeof n_show);
+        o += sizeof n_show;
+        memcpy(o, shown, n_show * sizeof *shown);
+        o += n_show * sizeof *shown;
+        memcpy(o, pg->mid, n_show * sizeof *pg->mid);
+        o += n_show * sizeof *pg->mid;
+        memcpy(o, pg->end, n_show * sizeof *pg->end);
+        memcpy(v + head, frag->data ? frag->data : "", frag->len);
         srv_cache_put(st->cache, key, klen, v, bytes);
         free(v);
     }
@@ -1074,40 +1071,42 @@ done:
     return rc;
 }
 
-/* rank_page -> log impression -> respond body. */
+/* rank_page -> draw (stochastic logging) -> log impression -> respond body. */
 static int run_search(srv_server *s, srv_req *rq, const srv_search_req *r, cw_buf *out, cw_err *err)
 {
     srv_state *st = state_acquire(s);
     hit_row *shown = NULL;
     size_t n_show = 0;
-    cw_buf frag = {0};
-    double *prop = NULL; /* propensities of a stochastic page */
-    int rc = rank_page(s, st, rq, r, &shown, &n_show, &frag, err);
+    page_text pg = {0};
+    uint32_t *order = NULL; /* the drawn order of a stochastic page; NULL = ranked */
+    char pbuf[POLICY_NAME_BYTES], lname[LOGGED_NAME_BYTES];
+    int rc = rank_page(s, st, rq, r, &shown, &n_show, &pg, err);
     if (rc != CW_OK) {
         goto done;
     }
     uint64_t imp_id = causal_log_next_id(s->log);
     srv_draw draw, *dr = NULL;
     causal_rpol pol = s->logging;
-    char req_name[48];
-    const char *pol_name = s->logging_name;
     if (r->policy) { /* validated by srv_search_req_check */
         if (causal_rpol_parse(r->policy, &pol, err) != CW_OK) {
             rc = CW_EINVAL;
             goto done;
         }
-        logging_name(&pol, req_name, sizeof req_name);
-        pol_name = req_name;
     }
     if (pol.kind != CAUSAL_RPOL_DET && n_show > 1) {
-        /* Stochastic logging: every answer is drawn afresh, cached or not. */
-        prop = malloc(n_show * sizeof *prop);
-        rc = prop ? draw_page(s, &pol, pol_name, imp_id, shown, n_show, r->offset, &frag, prop,
-                              &draw, err)
-                  : cw_err_set(err, CW_ENOMEM, "out of memory");
-        if (rc != CW_OK) {
+        /* Stochastic logging: every answer is drawn afresh, cached or not, and logged
+         * under the drawing policy over the ranker it drew from ("bm25@pl:0.5"): pages
+         * drawn over different rankers, fusions or models are different logging
+         * policies to OPE, harvesting and per-ranker propensities. */
+        double *prop = cw_arena_alloc(rq->arena, n_show * sizeof *prop);
+        order = cw_arena_alloc(rq->arena, n_show * sizeof *order);
+        rc = prop && order ? draw_page(s, &pol, imp_id, shown, n_show, order, prop, &draw, err)
+                           : cw_err_set(err, CW_ENOMEM, "out of memory");
+        if (rc != CW_OK || (rc = causal_policy_name_format(page_policy(st, r, pbuf), &pol, lname,
+                                                           sizeof lname, err)) != CW_OK) {
             goto done;
         }
+        draw.policy = lname;
         dr = &draw;
     }
     srv_job *job =
@@ -1123,13 +1122,12 @@ static int run_search(srv_server *s, srv_req *rq, const srv_search_req *r, cw_bu
         goto done;
     }
     double took_ms = (double)(cw_now_ns() - rq->t0_ns) / 1e6;
-    char pbuf[POLICY_NAME_BYTES];
     bool ok =
         cw_buf_printf(out, "{\"impression_id\":%llu,\"query\":", (unsigned long long)imp_id) ==
             CW_OK &&
         srv_json_string(out, r->query, r->query_len) == CW_OK &&
         cw_buf_append(out, ",\"results\":[", 12) == CW_OK &&
-        cw_buf_append(out, frag.data ? frag.data : "", frag.len) == CW_OK &&
+        render_results(out, &pg, order, n_show, r->offset) == CW_OK &&
         cw_buf_printf(out, "],\"policy\":\"%s\",\"retrieval\":\"%s\"", page_policy(st, r, pbuf),
                       page_hybrid(st, r) ? "hybrid" : "bm25") == CW_OK &&
         (!page_hybrid(st, r) ||
@@ -1140,8 +1138,7 @@ static int run_search(srv_server *s, srv_req *rq, const srv_search_req *r, cw_bu
         rc = cw_err_set(err, CW_ENOMEM, "out of memory");
     }
 done:
-    free(prop);
-    cw_buf_fini(&frag);
+    cw_buf_fini(&pg.text);
     state_release(st);
     return rc;
 }
@@ -1843,7 +1840,6 @@ int srv_new(const srv_config *cfg, srv_server **out, cw_err *err)
     s->cfg.retrieval = NULL; /* parsed above; the string is the caller's */
     s->fusion = fusion;
     s->cfg.fusion = NULL;
-    logging_name(&logging, s->logging_name, sizeof s->logging_name);
     s->index_dir = dup_or_null(cfg->index_dir, &ok);
     s->db_path = dup_or_null(cfg->db_path, &ok);
     s->model_path = dup_or_null(cfg->model_path, &ok);

@@ -137,7 +137,7 @@ Test(ope_logging, pl_pages_log_exact_propensities_and_list_probabilities)
             continue;
         }
         n_imp++;
-        cr_expect(eq(str, (char *)imp->policy, "pl"));
+        cr_expect(eq(str, (char *)imp->policy, "bm25@pl:0.5")); /* RANKER@DRAW */
         cr_expect(epsilon_eq(dbl, imp->temperature, 0.5, 1e-12));
         cr_expect(imp->has_seed);
         cr_expect(eq(u32, imp->mc_samples, 0));
@@ -216,7 +216,7 @@ Test(ope_logging, a_request_can_choose_its_own_logging_policy)
             continue;
         }
         n_imp++;
-        cr_expect(eq(str, (char *)imp->policy, "randtop-3"));
+        cr_expect(eq(str, (char *)imp->policy, "bm25@randtop:3"));
         cr_expect(epsilon_eq(dbl, imp->log_prob, -1.791759469228055, 1e-12)); /* -log 6 */
         for (int j = 0; j < 5; j++) {
             cr_expect(epsilon_eq(dbl, imp->items[j].propensity, j < 3 ? 1.0 / 3 : 1.0, 1e-12));
