@@ -44,7 +44,8 @@ typedef struct cache_slot {
     uint16_t term_len; /* may be 0: porter stems "s" (of "prandtl's") to "", and the
                           reference figures index that empty term */
     int32_t aux;
-} cache_slot; /* 32 bytes: two per cache line */
+    uint64_t term_hash; /* cw_hash64(term, term_len, 0), handed to callers (idx_token) */
+} cache_slot;           /* 40 bytes */
 
 #define STOP_OFF UINT32_MAX
 #define MAX_CACHED_KEY 4096u /* longer non-ASCII runs are analysed without the cache */
@@ -69,7 +70,11 @@ struct idx_analyzer {
     uint32_t pend_koff[BATCH], pend_klen[BATCH];
     uint64_t pend_hash[BATCH], pend_prefix[BATCH];
     bool pend_ascii[BATCH];
-    char keys[BATCH * MAX_TOKEN_BYTES];
+    /* Each key is followed by 8 zero bytes, so key_hash_padded reads whole words. */
+    char keys[BATCH * (MAX_TOKEN_BYTES + 8) + 8];
+    /* fold[c]: the lower-cased byte for [0-9A-Za-z], 0 for other ASCII, 1 for bytes >= 0x80
+     * (decoded by category): the scanner's one table look-up per byte. */
+    uint8_t fold[256];
     idx_term_ent tmp; /* transient entry for uncached results */
     char tmp_term[MAX_TOKEN_BYTES * 4];
 };
@@ -111,6 +116,9 @@ int idx_analyzer_new(const idx_analyzer_opts *opts, idx_analyzer **out, cw_err *
     }
     a->opts = o;
     a->cache_max = CACHE_MAX_ENTRIES;
+    for (int c = 0; c < 256; c++) {
+        a->fold[c] = c >= 0x80 ? 1 : ascii_alnum[c] ? (uint8_t)(c | (c <= 'Z' ? 0x20 : 0)) : 0;
+    }
     if (o.stem) {
         a->stemmer = sb_stemmer_new(o.stemmer, "UTF_8");
         if (!a->stemmer) {
@@ -163,6 +171,24 @@ static inline uint64_t key_hash(const char *s, size_t n, uint64_t *prefix)
     if (i == 0) {
         *prefix = w;
     }
+    h = (h ^ w) * 0x94d049bb133111ebull;
+    return h ^ (h >> 31);
+}
+
+/* key_hash of a key followed by at least 8 zero bytes: the same value without the
+ * tail's variable-length copy. */
+static inline uint64_t key_hash_padded(const char *s, size_t n, uint64_t *prefix)
+{
+    uint64_t h = (uint64_t)n * 0x9e3779b97f4a7c15ull;
+    uint64_t w;
+    memcpy(prefix, s, 8);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, s + i, 8);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 29;
+    }
+    memcpy(&w, s + i, 8);
     h = (h ^ w) * 0x94d049bb133111ebull;
     return h ^ (h >> 31);
 }
@@ -286,7 +312,8 @@ static cache_slot *cache_get_h(idx_analyzer *a, const char *key, size_t n, uint6
                     .prefix = prefix,
                     .key_len = (uint16_t)n,
                     .term_len = (uint16_t)term_len,
-                    .aux = -1};
+                    .aux = -1,
+                    .term_hash = cw_hash64(term, term_len, 0)};
     /* term may point into the stemmer's buffer: copy it before the key can move pool. */
     char tbuf[MAX_TOKEN_BYTES * 4];
     memcpy(tbuf, term, term_len);
@@ -348,7 +375,7 @@ static int emit_entry(idx_analyzer *a, cache_slot *s, idx_term_fn fn, void *ctx,
     if (s->term_off == STOP_OFF) {
         return CW_OK;
     }
-    idx_term_ent ent = {a->pool + s->term_off, s->term_len, s->aux, IDX_TERM_ONE};
+    idx_term_ent ent = {a->pool + s->term_off, s->term_len, s->aux, IDX_TERM_ONE, s->term_hash};
     int rc = fn(ctx, &ent, b, e);
     s->aux = ent.aux;
     return rc;
@@ -428,7 +455,8 @@ static int slow_token(idx_analyzer *a, const char *text, size_t b, size_t e, idx
             continue;
         }
         memcpy(a->tmp_term, term, term_len);
-        a->tmp = (idx_term_ent){a->tmp_term, (uint32_t)term_len, -1, kind};
+        a->tmp = (idx_term_ent){a->tmp_term, (uint32_t)term_len, -1, kind,
+                                cw_hash64(a->tmp_term, term_len, 0)};
         rc = fn(ctx, &a->tmp, b, e);
     }
     free(norm);
@@ -467,10 +495,11 @@ int idx_analyze_terms(idx_analyzer *a, const char *text, size_t len, idx_term_fn
         return cw_err_set(err, CW_EPARSE, "invalid UTF-8 at byte %zu", bad);
     }
     const uint8_t *s = (const uint8_t *)text;
+    const uint8_t *fold = a->fold;
     size_t i = 0, n_pend = 0, key_used = 0;
     while (i < len) {
         /* Skip separators. */
-        while (i < len && s[i] < 0x80 && !ascii_alnum[s[i]]) {
+        while (i < len && fold[s[i]] == 0) {
             i++;
         }
         if (i >= len) {
@@ -489,14 +518,19 @@ int idx_analyze_terms(idx_analyzer *a, const char *text, size_t len, idx_term_fn
             i += used;
         }
         /* Extend the run; ASCII bytes through the table, others by category. The
-         * lower-cased ASCII key goes straight into the batch's key buffer. */
+         * lower-cased ASCII key goes straight into the batch's key buffer (a run that
+         * turns out non-ASCII leaves harmless bytes there: its key is not used). */
         char *key = a->keys + key_used;
         size_t k = 0;
         for (;;) {
-            while (i < len && s[i] < 0x80 && ascii_alnum[s[i]]) {
-                if (ascii && k < MAX_TOKEN_BYTES) {
-                    key[k++] = (char)(s[i] | ((s[i] >= 'A' && s[i] <= 'Z') ? 0x20 : 0));
-                }
+            /* Copy at most the room left in the key, then skip the rest of a long run. */
+            size_t lim = CW_MIN(len, i + (MAX_TOKEN_BYTES - k));
+            uint8_t c;
+            while (i < lim && (c = fold[s[i]]) > 1) {
+                key[k++] = (char)c;
+                i++;
+            }
+            while (i < len && fold[s[i]] > 1) {
                 i++;
             }
             if (i < len && s[i] >= 0x80) {
@@ -514,14 +548,15 @@ int idx_analyze_terms(idx_analyzer *a, const char *text, size_t len, idx_term_fn
         a->pend_e[n_pend] = i;
         a->pend_ascii[n_pend] = ascii;
         if (ascii) {
-            uint64_t prefix = 0;
-            uint64_t h = key_hash(key, k, &prefix);
+            memset(key + k, 0, 8);
+            uint64_t prefix;
+            uint64_t h = key_hash_padded(key, k, &prefix);
             __builtin_prefetch(&a->slots[h & (a->cap - 1)]);
             a->pend_koff[n_pend] = (uint32_t)key_used;
             a->pend_klen[n_pend] = (uint32_t)k;
             a->pend_hash[n_pend] = h;
             a->pend_prefix[n_pend] = prefix;
-            key_used += k;
+            key_used += k + 8;
         }
         if (++n_pend == BATCH) {
             int rc = drain(a, text, n_pend, fn, ctx, err);
@@ -543,7 +578,7 @@ typedef struct pub_ctx {
 static int pub_cb(void *ctx, idx_term_ent *ent, size_t b, size_t e)
 {
     pub_ctx *p = ctx;
-    idx_token t = {ent->term, ent->term_len, p->pos++, b, e};
+    idx_token t = {ent->term, ent->term_len, p->pos++, b, e, ent->hash};
     return p->fn(p->ctx, &t);
 }
 

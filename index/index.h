@@ -57,6 +57,8 @@ typedef struct idx_token {
     uint32_t position; /* ordinal among kept tokens, 0-based */
     size_t byte_begin; /* [begin, end) in the original text */
     size_t byte_end;
+    uint64_t term_hash; /* cw_hash64(term, term_len, 0), set by idx_analyze (cached per
+                           distinct word: consumers probe hash tables without hashing) */
 } idx_token;
 
 /* Called per kept token; return CW_OK to go on, anything else stops analysis

@@ -174,6 +174,7 @@ typedef struct idx_term_ent {
     uint32_t term_len;
     int32_t aux;
     uint8_t kind;
+    uint64_t hash; /* cw_hash64(term, term_len, 0), computed once per cached entry */
 } idx_term_ent;
 
 /* Like idx_analyze but hands out the cache entries (for the builder). ent->aux may be

@@ -52,9 +52,8 @@ static int snip_tok(void *ctx, const idx_token *tok)
         s->v = v;
         s->cap = cap;
     }
-    bool m = term_find(s->terms, s->mask, tok->term, tok->term_len,
-                       cw_hash64(tok->term, tok->term_len, 0))
-                 ->term != NULL;
+    /* idx_analyze hashed the term once per distinct word (cw_hash64, seed 0) */
+    bool m = term_find(s->terms, s->mask, tok->term, tok->term_len, tok->term_hash)->term != NULL;
     /* Several terms from one surface token (NFKC splits) share its range: keep one. */
     if (s->n > 0 && s->v[s->n - 1].b == tok->byte_begin) {
         s->v[s->n - 1].match |= m;

@@ -33,20 +33,30 @@ struct rank_features {
     const idx_dense *dn; /* dense_cos is the last feature when set */
 };
 
-#define HASH_SEED 0x6361757365776179ull /* "causeway" */
+/* Term hashes are idx_token's term_hash (cw_hash64 with seed 0, computed once per
+ * distinct word by the analyzer), so the per-token paths hash nothing themselves. */
 
 /* Never 0: the forward store uses 0 for the title/text gap. */
-static uint32_t term_hash(const char *t, size_t len)
+static uint32_t hash32(uint64_t h)
 {
-    uint32_t h = (uint32_t)cw_hash64(t, len, HASH_SEED);
+    uint32_t x = (uint32_t)h;
+    return x ? x : 1;
+}
+
+/* Key of the document-frequency table: the full 64 bits (never 0 = empty). */
+static uint64_t hash_key(uint64_t h)
+{
     return h ? h : 1;
 }
 
-/* Key of the document-frequency table: the same hash at 64 bits (never 0 = empty). */
+static uint32_t term_hash(const char *t, size_t len)
+{
+    return hash32(cw_hash64(t, len, 0));
+}
+
 static uint64_t term_key(const char *t, size_t len)
 {
-    uint64_t h = cw_hash64(t, len, HASH_SEED);
-    return h ? h : 1;
+    return hash_key(cw_hash64(t, len, 0));
 }
 
 static size_t df_slot(const rank_features *fx, uint64_t key)
@@ -155,8 +165,8 @@ static int on_fwd_token(void *vctx, const idx_token *tok)
         c->keys = p;
         c->cap_keys = cap;
     }
-    c->keys[c->n_keys++] = term_key(tok->term, tok->term_len);
-    return fwd_push(c, term_hash(tok->term, tok->term_len));
+    c->keys[c->n_keys++] = hash_key(tok->term_hash);
+    return fwd_push(c, hash32(tok->term_hash));
 }
 
 /* Analyses documents in docid order into the forward store until max tokens; a gap hash
@@ -396,7 +406,7 @@ static int on_token(void *vctx, const idx_token *tok)
     c->saw_token = true;
     /* One hash probe instead of a compare per query term: this runs per token of every
      * analysed document (the uncached /search path without a forward store). */
-    uint32_t h = term_hash(tok->term, tok->term_len);
+    uint32_t h = hash32(tok->term_hash);
     for (uint32_t s = h & (QTABLE - 1); c->table[s]; s = (s + 1) & (QTABLE - 1)) {
         size_t j = c->table[s] - 1u;
         if (c->terms[j].hash == h && c->terms[j].len == tok->term_len &&
