@@ -389,7 +389,8 @@ static int do_finetune(embed_args *a, cw_err *err)
         rc = idx_index_open(a->dir, &ix, err);
     }
     if (rc == CW_OK) {
-        rc = idx_encoder_load(enc_path, &enc, err);
+        /* no word cache: fine-tuning changes the table and would drop it unused */
+        rc = idx_encoder_load_uncached(enc_path, &enc, err);
         if (rc == CW_ENOTFOUND) {
             cw_err_prefix(err, "run 'causeway embed train --index %s' first: ", a->dir);
         }
@@ -576,10 +577,7 @@ static int do_query(embed_args *a, bool run, cw_err *err)
     if (rc == CW_OK && a->no_word_cache) {
         char p[PATH_MAX];
         snprintf(p, sizeof p, "%s/dense.enc", a->dir);
-        rc = idx_encoder_load(p, &uncached, err);
-        if (rc == CW_OK) {
-            rc = idx_encoder_set_word_cache(uncached, false, err);
-        }
+        rc = idx_encoder_load_uncached(p, &uncached, err);
     }
     const idx_encoder *enc = uncached ? uncached : (dn ? idx_dense_encoder(dn) : NULL);
     if (rc == CW_OK && !(s = idx_hnsw_searcher_new(idx_dense_hnsw(dn)))) {

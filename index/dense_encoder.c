@@ -553,7 +553,8 @@ done:
     return rc;
 }
 
-int idx_encoder_load(const char *path, idx_encoder **out, cw_err *err)
+/* Maps path and copies the encoder out; the word cache is built only when word_cache. */
+static int load_encoder(const char *path, bool word_cache, idx_encoder **out, cw_err *err)
 {
     dense_map m;
     int rc = dense_file_map(path, ENC_MAGIC, 3, &m, err);
@@ -589,7 +590,7 @@ int idx_encoder_load(const char *path, idx_encoder **out, cw_err *err)
     memcpy(e->idf, m.sect[2].data, m.sect[2].bytes);
     if (m.n_sect >= 5) {
         rc = load_words(path, &m, e, err);
-        if (rc == CW_OK) {
+        if (rc == CW_OK && word_cache) {
             rc = cache_build(e, err);
         }
         if (rc != CW_OK) {
@@ -603,4 +604,14 @@ fail:
     idx_encoder_free(e);
     dense_file_unmap(&m);
     return rc;
+}
+
+int idx_encoder_load(const char *path, idx_encoder **out, cw_err *err)
+{
+    return load_encoder(path, true, out, err);
+}
+
+int idx_encoder_load_uncached(const char *path, idx_encoder **out, cw_err *err)
+{
+    return load_encoder(path, false, out, err);
 }

@@ -359,6 +359,11 @@ int idx_encoder_encode(const idx_encoder *enc, const char *text, size_t len, flo
  * offset), CW_EIO, CW_ENOMEM. */
 int idx_encoder_save(const idx_encoder *enc, const char *path, cw_err *err) CW_MUST_CHECK;
 int idx_encoder_load(const char *path, idx_encoder **out, cw_err *err) CW_MUST_CHECK;
+/* idx_encoder_load without building the word cache, for callers that would drop it at
+ * once: fine-tuning (the table changes) and the uncached baseline. Encodings equal the
+ * cached ones up to float rounding; idx_encoder_set_word_cache(enc, true, ...) builds it
+ * later. Same errors as idx_encoder_load. */
+int idx_encoder_load_uncached(const char *path, idx_encoder **out, cw_err *err) CW_MUST_CHECK;
 
 #define IDX_DENSE_CACHE_WORDS 65536u /* words an encoder keeps pooled rows for */
 /* Word cache: each saved word's idf-weighted sum of its unigram and character n-gram rows
