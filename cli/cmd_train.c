@@ -76,50 +76,257 @@ static int read_propensity(const char *path, rank_train_opts *o, cw_err *err)
     return rc;
 }
 
-/* The logged feature vectors of every (query, document) pair of sess, read from the log
- * (causal_sessions_load_log does not carry them): the vector a pair was last served with.
- * Impressions logged with another feature count are skipped. */
-static int load_log_features(const char *db, causal_sessions *sess, size_t nf, uint32_t max_rank,
-                             cw_err *err)
+/* Every query's candidates for --policy-aware, indexed by the session set's query id:
+ * each document logged for the query with a finite score (at any position, deep ones
+ * included), in the order first logged, with that first score. */
+typedef struct cand_lists {
+    size_t n_q;     /* queries with a slot (<= the session set's n_queries) */
+    uint32_t **doc; /* doc[q][0..n[q]): document ids of the session set */
+    double **score; /* score[q][i]: the logged score of doc[q][i] */
+    uint32_t *n, *cap;
+} cand_lists;
+
+static void cand_lists_fini(cand_lists *c)
+{
+    for (size_t q = 0; q < c->n_q; q++) {
+        free(c->doc[q]);
+        free(c->score[q]);
+    }
+    free(c->doc);
+    free(c->score);
+    free(c->n);
+    free(c->cap);
+    memset(c, 0, sizeof *c);
+}
+
+/* Adds (d, score) to query q's candidates unless d is there already. */
+static int cand_add(cand_lists *c, uint32_t q, uint32_t d, double score, const char *db,
+                    const char *qname, cw_err *err)
+{
+    if (q >= c->n_q) {
+        size_t nq = CW_MAX((size_t)q + 1, 2 * c->n_q);
+        uint32_t **nd = realloc(c->doc, nq * sizeof *nd);
+        c->doc = nd ? nd : c->doc;
+        double **ns = realloc(c->score, nq * sizeof *ns);
+        c->score = ns ? ns : c->score;
+        uint32_t *nn = realloc(c->n, nq * sizeof *nn);
+        c->n = nn ? nn : c->n;
+        uint32_t *nc = realloc(c->cap, nq * sizeof *nc);
+        c->cap = nc ? nc : c->cap;
+        if (!nd || !ns || !nn || !nc) {
+            return cw_err_set(err, CW_ENOMEM, "out of memory");
+        }
+        for (size_t i = c->n_q; i < nq; i++) {
+            c->doc[i] = NULL;
+            c->score[i] = NULL;
+            c->n[i] = c->cap[i] = 0;
+        }
+        c->n_q = nq;
+    }
+    for (uint32_t i = 0; i < c->n[q]; i++) {
+        if (c->doc[q][i] == d) {
+            return CW_OK;
+        }
+    }
+    if (c->n[q] == CAUSAL_PL_MAX_ITEMS) {
+        return cw_err_set(err, CW_ELIMIT, "%s: query %s has over %u candidates", db, qname,
+                          CAUSAL_PL_MAX_ITEMS);
+    }
+    if (c->n[q] == c->cap[q]) {
+        uint32_t cap = c->cap[q] ? 2 * c->cap[q] : 128;
+        uint32_t *nd = realloc(c->doc[q], cap * sizeof *nd);
+        c->doc[q] = nd ? nd : c->doc[q];
+        double *ns = realloc(c->score[q], cap * sizeof *ns);
+        c->score[q] = ns ? ns : c->score[q];
+        if (!nd || !ns) {
+            return cw_err_set(err, CW_ENOMEM, "out of memory");
+        }
+        c->cap[q] = cap;
+    }
+    c->doc[q][c->n[q]] = d;
+    c->score[q][c->n[q]++] = score;
+    return CW_OK;
+}
+
+/* The causal_policy of a log-store policy name, as causal_sessions_load_log maps it:
+ * "deterministic", "randtop-N" (param N), "swap", "pl"; anything else is unknown. */
+static causal_policy policy_of_name(const char *name, uint32_t *param)
+{
+    *param = 0;
+    if (strncmp(name, "randtop-", 8) == 0) {
+        char *end = NULL;
+        unsigned long n = strtoul(name + 8, &end, 10);
+        if (*end == '\0' && n >= 1 && n <= CAUSAL_MAX_ITEMS) {
+            *param = (uint32_t)n;
+            return CAUSAL_POLICY_RANDTOP;
+        }
+        return CAUSAL_POLICY_UNKNOWN;
+    }
+    const causal_policy named[] = {CAUSAL_POLICY_DETERMINISTIC, CAUSAL_POLICY_SWAP,
+                                   CAUSAL_POLICY_PL};
+    for (size_t i = 0; i < CW_ARRAY_LEN(named); i++) {
+        if (strcmp(name, causal_policy_name(named[i])) == 0) {
+            return named[i];
+        }
+    }
+    return CAUSAL_POLICY_UNKNOWN;
+}
+
+/* What `train --db` takes from the log, gathered in ONE reader pass (it used to read the
+ * log three or four times: feature names, causal_sessions_load_log, the feature vectors
+ * and, for --policy-aware, the candidates). */
+typedef struct train_log {
+    causal_sessions *sess; /* the sessions as causal_sessions_load_log(db, max_rank) builds
+                              them, but each pair's features are the vector it was LAST
+                              served with (what serves now is what trains) */
+    causal_load_stats st;  /* as causal_sessions_load_log counts them */
+    char **names;          /* n_names feature names of the first impression carrying vectors */
+    size_t n_names;
+    cand_lists cand; /* --policy-aware only */
+} train_log;
+
+static void train_log_fini(train_log *t)
+{
+    causal_sessions_free(t->sess);
+    for (size_t i = 0; t->names && i < t->n_names; i++) {
+        free(t->names[i]);
+    }
+    free(t->names);
+    cand_lists_fini(&t->cand);
+    memset(t, 0, sizeof *t);
+}
+
+/* Reads the log at db once into *t (zeroed by the caller; train_log_fini frees it, also
+ * after a failure). Items deeper than max_rank are counted and dropped from the sessions;
+ * with policy_aware (its spec, for messages; NULL = no candidates) every finitely scored
+ * item, deep ones included, is a candidate of its query. Impressions whose vectors have
+ * another width than the named set's keep their items but give no features.
+ * Errors: those of the log store, CW_EINVAL (no feature vectors, no usable impression),
+ * CW_ELIMIT (a query over CAUSAL_PL_MAX_ITEMS candidates), CW_EINTR, CW_ENOMEM. */
+static int read_log(const char *db, uint32_t max_rank, const char *policy_aware, train_log *t,
+                    cw_err *err)
 {
     causal_log_opts lo = causal_log_opts_default();
     lo.read_only = true;
     causal_log *log = NULL;
-    causal_log_reader *r = NULL;
+    causal_log_reader *rd = NULL;
+    uint32_t pairs[CAUSAL_MAX_ITEMS];
+    uint16_t pos[CAUSAL_MAX_ITEMS];
+    uint8_t clicks[CAUSAL_MAX_ITEMS];
+    float props[CAUSAL_MAX_ITEMS], scores[CAUSAL_MAX_ITEMS];
+    causal_load_stats *st = &t->st;
     int rc = causal_log_open(db, &lo, &log, err);
     causal_log_filter f = causal_log_filter_all();
-    rc = rc ? rc : causal_log_reader_new(log, &f, &r, err);
-    if (rc == CW_OK && sess->n_features == 0) {
-        rc = causal_sessions_set_n_features(sess, nf, err);
-    }
+    rc = rc ? rc : causal_log_reader_new(log, &f, &rd, err);
+    rc = rc ? rc : causal_sessions_new(&t->sess, err);
+    causal_sessions *s = t->sess;
     const causal_impression *imp = NULL;
-    while (rc == CW_OK) {
-        int more = causal_log_reader_next(r, &imp, err);
-        if (more <= 0) {
-            rc = more;
+    while (rc == CW_OK && (rc = causal_log_reader_next(rd, &imp, err)) == 1) {
+        rc = CW_OK;
+        st->n_impressions++;
+        if (cw_interrupted()) {
+            rc = cw_err_set(err, CW_EINTR, "interrupted reading %s", db);
             break;
         }
-        if (imp->n_features != nf) {
-            continue;
+        if (!t->names && imp->n_features > 0 && imp->feature_names) {
+            t->names = calloc(imp->n_features, sizeof *t->names);
+            for (size_t i = 0; t->names && i < imp->n_features; i++) {
+                t->names[i] = strdup(imp->feature_names[i]);
+                rc = t->names[i] ? rc : cw_err_set(err, CW_ENOMEM, "out of memory");
+            }
+            t->n_names = t->names ? imp->n_features : 0;
+            rc = t->names ? rc : cw_err_set(err, CW_ENOMEM, "out of memory");
+            rc = rc ? rc : causal_sessions_set_n_features(s, t->n_names, err);
         }
-        uint32_t q;
-        rc = causal_sessions_query(sess, imp->qid ? imp->qid : imp->query, &q, err);
+        causal_session_in in = {0};
+        const char *qname = imp->qid ? imp->qid : imp->query;
+        const char *rname = imp->model_version ? imp->model_version : imp->policy;
+        rc = rc ? rc : causal_sessions_query(s, qname, &in.query, err);
+        rc = rc ? rc : causal_sessions_ranker(s, rname, &in.ranker, err);
+        in.policy = policy_of_name(imp->policy, &in.param);
+        in.logp = imp->log_prob;
+        size_t nf = s->n_features, n = 0;
+        bool has_vec = nf > 0 && imp->n_features == nf;
+        double best = -INFINITY;
+        uint32_t best_pos = 0;
         for (size_t j = 0; rc == CW_OK && j < imp->n_items; j++) {
             const causal_item *it = &imp->items[j];
-            uint32_t d, p;
-            if (!it->features || it->position > max_rank) {
+            uint32_t d;
+            bool is_cand = policy_aware && isfinite(it->score);
+            if (is_cand || it->position <= max_rank) {
+                rc = causal_sessions_doc(s, it->doc_id, &d, err);
+            }
+            if (rc == CW_OK && is_cand) {
+                rc = cand_add(&t->cand, in.query, d, it->score, db, qname, err);
+            }
+            if (rc != CW_OK) {
+                break;
+            }
+            if (it->position > max_rank) {
+                st->n_deep++;
                 continue;
             }
-            rc = causal_sessions_doc(sess, it->doc_id, &d, err);
-            rc = rc ? rc : causal_sessions_pair(sess, q, d, -1, &p, err);
-            for (size_t i = 0; rc == CW_OK && i < nf; i++) {
-                sess->pair_features[(size_t)p * nf + i] = it->features[i];
+            rc = causal_sessions_pair(s, in.query, d, -1, &pairs[n], err);
+            if (rc == CW_OK && has_vec && it->features) {
+                float *row = s->pair_features + (size_t)pairs[n] * nf;
+                memcpy(row, it->features, nf * sizeof *row);
             }
+            pos[n] = (uint16_t)it->position;
+            clicks[n] = it->n_clicks > 0;
+            st->n_multi_click += it->n_clicks > 1;
+            st->n_clicks += clicks[n];
+            props[n] = (float)it->propensity;
+            st->n_no_prop += isnan(it->propensity);
+            scores[n] = (float)it->score;
+            if (!isnan(it->score) && it->score > best) {
+                best = it->score;
+                best_pos = it->position;
+            }
+            n++;
         }
+        if (rc != CW_OK) {
+            break;
+        }
+        if (in.policy == CAUSAL_POLICY_SWAP) {
+            in.param = best_pos; /* where the ranker's top document was shown */
+        }
+        if (n == 0) {
+            st->n_empty++;
+            continue;
+        }
+        in.n_items = n;
+        in.pairs = pairs;
+        in.positions = pos;
+        in.clicks = clicks;
+        in.props = props;
+        in.scores = scores;
+        rc = causal_sessions_append(s, &in, err);
+        if (rc != CW_OK) {
+            cw_err_prefix(err, "%s: impression %llu: ", db, (unsigned long long)imp->id);
+            break;
+        }
+        st->n_items += n;
     }
-    causal_log_reader_free(r);
+    causal_log_reader_free(rd);
     causal_log_close(log);
-    return rc;
+    if (rc == CW_ELIMIT && policy_aware) {
+        cw_err_prefix(err, "--policy-aware %s: ", policy_aware);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    if (!t->names) {
+        return cw_err_set(err, CW_EINVAL, "%s: no impression carries feature vectors", db);
+    }
+    if (s->n_sessions == 0) {
+        return cw_err_set(err, CW_EINVAL,
+                          "%s: empty log: no usable impressions (%llu read, %llu empty, %llu "
+                          "items beyond rank %u)",
+                          db, (unsigned long long)st->n_impressions,
+                          (unsigned long long)st->n_empty, (unsigned long long)st->n_deep,
+                          max_rank);
+    }
+    return CW_OK;
 }
 
 /* Policy-aware exposure of every pair of sess (Oosterhuis & de Rijke, SIGIR 2020;
@@ -130,71 +337,12 @@ static int load_log_features(const char *db, causal_sessions *sess, size_t nf, u
  * any session is missing, which biases rho up by its tiny mass). Marginals by Monte-Carlo
  * with m draws (causal_rpol_marginals_mc; exact PL is limited to 20 items). rho[p] = NAN
  * for a pair whose query has no scored candidates. */
-static int policy_rho(const char *db, causal_sessions *sess, const causal_rpol *pol,
+static int policy_rho(const causal_sessions *sess, const cand_lists *cand, const causal_rpol *pol,
                       uint32_t max_rank, const rank_train_opts *o, uint32_t m, double *rho,
                       cw_err *err)
 {
     size_t nq = sess->n_queries;
-    uint32_t **cd = calloc(nq ? nq : 1, sizeof *cd);
-    double **cs = calloc(nq ? nq : 1, sizeof *cs);
-    uint32_t *cn = calloc(nq ? nq : 1, sizeof *cn), *ccap = calloc(nq ? nq : 1, sizeof *ccap);
-    causal_log_opts lo = causal_log_opts_default();
-    lo.read_only = true;
-    causal_log *log = NULL;
-    causal_log_reader *r = NULL;
-    int rc = (!cd || !cs || !cn || !ccap) ? cw_err_set(err, CW_ENOMEM, "out of memory") : CW_OK;
-    rc = rc ? rc : causal_log_open(db, &lo, &log, err);
-    causal_log_filter f = causal_log_filter_all();
-    rc = rc ? rc : causal_log_reader_new(log, &f, &r, err);
-    const causal_impression *imp = NULL;
-    while (rc == CW_OK) {
-        int more = causal_log_reader_next(r, &imp, err);
-        if (more <= 0) {
-            rc = more;
-            break;
-        }
-        uint32_t q;
-        rc = causal_sessions_query(sess, imp->qid ? imp->qid : imp->query, &q, err);
-        if (rc != CW_OK || q >= nq) {
-            continue; /* a query without usable sessions */
-        }
-        for (size_t j = 0; rc == CW_OK && j < imp->n_items; j++) {
-            const causal_item *it = &imp->items[j];
-            uint32_t d;
-            if (!isfinite(it->score)) {
-                continue;
-            }
-            rc = causal_sessions_doc(sess, it->doc_id, &d, err);
-            uint32_t i = 0;
-            while (rc == CW_OK && i < cn[q] && cd[q][i] != d) {
-                i++;
-            }
-            if (rc != CW_OK || i < cn[q]) {
-                continue;
-            }
-            if (cn[q] == CAUSAL_PL_MAX_ITEMS) {
-                rc = cw_err_set(err, CW_ELIMIT, "%s: query %s has over %u candidates", db,
-                                sess->query_names[q], CAUSAL_PL_MAX_ITEMS);
-                break;
-            }
-            if (cn[q] == ccap[q]) {
-                uint32_t cap = ccap[q] ? 2 * ccap[q] : 128;
-                uint32_t *nd = realloc(cd[q], cap * sizeof *nd);
-                cd[q] = nd ? nd : cd[q];
-                double *ns = realloc(cs[q], cap * sizeof *ns);
-                cs[q] = ns ? ns : cs[q];
-                if (!nd || !ns) {
-                    rc = cw_err_set(err, CW_ENOMEM, "out of memory");
-                    break;
-                }
-                ccap[q] = cap;
-            }
-            cd[q][cn[q]] = d;
-            cs[q][cn[q]++] = it->score;
-        }
-    }
-    causal_log_reader_free(r);
-    causal_log_close(log);
+    int rc = CW_OK;
     for (size_t p = 0; p < sess->n_pairs; p++) {
         rho[p] = NAN;
     }
@@ -220,7 +368,7 @@ static int policy_rho(const char *db, causal_sessions *sess, const causal_rpol *
         }
     }
     for (size_t q = 0; rc == CW_OK && q < nq; q++) {
-        uint32_t n = cn[q], k = n < max_rank ? n : max_rank;
+        uint32_t n = q < cand->n_q ? cand->n[q] : 0, k = n < max_rank ? n : max_rank;
         if (n == 0) {
             continue;
         }
@@ -232,7 +380,7 @@ static int policy_rho(const char *db, causal_sessions *sess, const causal_rpol *
             rc = cw_err_set(err, CW_ENOMEM, "out of memory");
             break;
         }
-        rc = causal_rpol_marginals_mc(pol, cs[q], n, k, m, &rng, marg, NULL, err);
+        rc = causal_rpol_marginals_mc(pol, cand->score[q], n, k, m, &rng, marg, NULL, err);
         for (uint32_t i = 0; rc == CW_OK && i < n; i++) {
             double e = 0;
             for (uint32_t j = 0; j < k; j++) {
@@ -243,7 +391,7 @@ static int policy_rho(const char *db, causal_sessions *sess, const causal_rpol *
         }
         for (uint32_t p = head[q]; rc == CW_OK && p != UINT32_MAX; p = next[p]) {
             for (uint32_t i = 0; i < n; i++) {
-                if (cd[q][i] == sess->pair_doc[p]) {
+                if (cand->doc[q][i] == sess->pair_doc[p]) {
                     /* a shown pair always has rho > 0; a Monte-Carlo zero means fewer
                      * than 1/m: floor it at half a draw */
                     rho[p] = CW_MAX(qrho[i], 0.5 / m);
@@ -259,51 +407,6 @@ static int policy_rho(const char *db, causal_sessions *sess, const causal_rpol *
     free(qrho);
     free(head);
     free(next);
-    for (size_t q = 0; q < nq; q++) {
-        free(cd ? cd[q] : NULL);
-        free(cs ? cs[q] : NULL);
-    }
-    free(cd);
-    free(cs);
-    free(cn);
-    free(ccap);
-    return rc;
-}
-
-/* Feature names of the log's first impression (causal_sessions keeps only vectors). */
-static int log_feature_names(const char *db, char ***names, size_t *n, cw_err *err)
-{
-    causal_log_opts lo = causal_log_opts_default();
-    lo.read_only = true;
-    causal_log *log = NULL;
-    causal_log_reader *r = NULL;
-    int rc = causal_log_open(db, &lo, &log, err);
-    causal_log_filter f = causal_log_filter_all();
-    rc = rc ? rc : causal_log_reader_new(log, &f, &r, err);
-    const causal_impression *imp = NULL;
-    *n = 0;
-    *names = NULL;
-    while (rc == CW_OK) {
-        int more = causal_log_reader_next(r, &imp, err);
-        if (more < 0) {
-            rc = more;
-            break;
-        }
-        if (more == 0) {
-            rc = cw_err_set(err, CW_EINVAL, "%s: no impression carries feature vectors", db);
-            break;
-        }
-        if (imp->n_features > 0 && imp->feature_names) {
-            *names = calloc(imp->n_features, sizeof **names);
-            for (size_t i = 0; *names && i < imp->n_features; i++) {
-                (*names)[i] = strdup(imp->feature_names[i]);
-            }
-            *n = imp->n_features;
-            break;
-        }
-    }
-    causal_log_reader_free(r);
-    causal_log_close(log);
     return rc;
 }
 
@@ -493,10 +596,10 @@ int cli_cmd_train(int argc, char **argv)
     rank_model *m = NULL, *log_model = NULL;
     cli_letor_sim sim;
     memset(&sim, 0, sizeof sim);
-    causal_sessions *sess = NULL;
+    train_log tl; /* --db */
+    memset(&tl, 0, sizeof tl);
+    causal_sessions *sess = NULL; /* tl.sess with --db */
     double *x = NULL, *scores = NULL;
-    char **names_owned = NULL;
-    size_t n_names = 0;
     const char *names[RANK_MAX_FEATURES];
     char name_buf[RANK_MAX_FEATURES][16];
     bool fit_prop = prop && (strcmp(prop, "rem") == 0 || strcmp(prop, "randomization") == 0);
@@ -577,14 +680,9 @@ int cli_cmd_train(int argc, char **argv)
             goto fail;
         }
     } else {
-        causal_load_stats st;
-        rc = log_feature_names(db, &names_owned, &n_names, &err);
-        rc = rc ? rc : causal_sessions_load_log(db, max_rank, &sess, &st, &err);
-        rc = rc ? rc : load_log_features(db, sess, n_names, max_rank, &err);
-        if (rc == CW_OK && sess->n_features != n_names) {
-            rc = cw_err_set(&err, CW_EINVAL, "%s: %zu feature names but %zu-float vectors", db,
-                            n_names, sess->n_features);
-        }
+        rc = read_log(db, max_rank, policy_aware, &tl, &err);
+        sess = tl.sess;
+        size_t n_names = tl.n_names;
         if (rc == CW_OK && (n_names == 0 || n_names > RANK_MAX_FEATURES)) {
             rc = cw_err_set(&err, CW_EINVAL, "%s: %zu features (need 1..%u)", db, n_names,
                             RANK_MAX_FEATURES);
@@ -592,6 +690,7 @@ int cli_cmd_train(int argc, char **argv)
         if (rc != CW_OK) {
             goto fail;
         }
+        const causal_load_stats st = tl.st;
         if (!quiet) {
             fprintf(stderr,
                     "causeway train: %llu impressions, %llu items, %llu clicks from %s "
@@ -600,7 +699,7 @@ int cli_cmd_train(int argc, char **argv)
                     (unsigned long long)st.n_clicks, db, (unsigned long long)st.n_deep, max_rank);
         }
         for (size_t i = 0; i < n_names; i++) {
-            names[i] = names_owned[i];
+            names[i] = tl.names[i];
         }
         size_t np = sess->n_pairs, nf = n_names;
         x = malloc((np ? np : 1) * nf * sizeof *x);
@@ -683,7 +782,7 @@ int cli_cmd_train(int argc, char **argv)
         size_t np = sess->n_pairs ? sess->n_pairs : 1;
         rho = malloc(np * sizeof *rho);
         pair_rho = malloc(np * sizeof *pair_rho);
-        rc = rho && pair_rho ? policy_rho(db, sess, &pol, max_rank, &o, mc, pair_rho, &err)
+        rc = rho && pair_rho ? policy_rho(sess, &tl.cand, &pol, max_rank, &o, mc, pair_rho, &err)
                              : cw_err_set(&err, CW_ENOMEM, "out of memory");
         for (size_t p = 0; rc == CW_OK && p < sess->n_pairs; p++) {
             rho[row_of_pair[p]] = pair_rho[p];
@@ -746,14 +845,10 @@ int cli_cmd_train(int argc, char **argv)
 fail:
     rc = cli_fail(CMD, &err);
 done:
-    for (size_t i = 0; names_owned && i < n_names; i++) {
-        free(names_owned[i]);
-    }
-    free(names_owned);
     free(x);
     free(scores);
     cli_letor_sim_fini(&sim);
-    causal_sessions_free(sess);
+    train_log_fini(&tl);
     rank_clicks_free(clicks);
     free(rho);
     free(pair_rho);
