@@ -921,4 +921,18 @@ int causal_policy_name_parse(const char *name, causal_policy_name_info *out,
 int causal_policy_name_format(const char *ranker, const causal_rpol *draw, char *buf,
                               size_t buf_bytes, cw_err *err) CW_MUST_CHECK;
 
+/* What causal_sessions_load_log makes of one impression's policy name and model version
+ * (model_version NULL = none): *info (causal_policy_name_parse) and, in ranker, the key
+ * its sessions are grouped by as one logging ranker: the model version, else the policy
+ * name; for a drawn page ("RANKER@DRAW") its name, plus " (model VERSION)" with a model
+ * version, so that a drawn page is never the same ranker as the deterministic page of
+ * the same model nor as a page drawn over another ranker. Readers of the log that build
+ * sessions themselves call this to agree with the loader.
+ * Errors: those of causal_policy_name_parse, CW_ELIMIT (key does not fit ranker_bytes;
+ * CAUSAL_RANKER_KEY_BYTES fits every key the loader accepts). */
+#define CAUSAL_RANKER_KEY_BYTES (CAUSAL_MAX_NAME_BYTES + 1)
+int causal_policy_name_ranker(const char *policy, const char *model_version,
+                              causal_policy_name_info *info, char *ranker, size_t ranker_bytes,
+                              cw_err *err) CW_MUST_CHECK;
+
 #endif /* CAUSEWAY_CAUSAL_CAUSAL_H */

@@ -527,6 +527,27 @@ int causal_policy_name_format(const char *ranker, const causal_rpol *draw, char 
     return CW_OK;
 }
 
+int causal_policy_name_ranker(const char *policy, const char *model_version,
+                              causal_policy_name_info *info, char *ranker, size_t ranker_bytes,
+                              cw_err *err)
+{
+    causal_policy_name_info pn;
+    int rc = causal_policy_name_parse(policy, &pn, err);
+    if (rc != CW_OK) {
+        return rc;
+    }
+    int n = pn.ranker_len > 0 && model_version
+                ? snprintf(ranker, ranker_bytes, "%s (model %s)", policy, model_version)
+                : snprintf(ranker, ranker_bytes, "%s", model_version ? model_version : policy);
+    if (n < 0 || (size_t)n >= ranker_bytes) {
+        return cw_err_set(err, CW_ELIMIT,
+                          "policy \"%s\", model version \"%s\": ranker key over %zu bytes", policy,
+                          model_version ? model_version : "", ranker_bytes ? ranker_bytes - 1 : 0);
+    }
+    *info = pn;
+    return CW_OK;
+}
+
 int causal_sessions_load_log(const char *db_path, uint32_t max_rank, causal_sessions **out,
                              causal_load_stats *stats, cw_err *err)
 {
@@ -542,7 +563,7 @@ int causal_sessions_load_log(const char *db_path, uint32_t max_rank, causal_sess
     float *props = NULL, *scores = NULL;
     uint8_t *has_feat = NULL; /* per pair: features copied from a logged vector */
     size_t has_feat_cap = 0;
-    char rname_buf[2 * CAUSAL_MAX_NAME_BYTES + 16];
+    char rname[CAUSAL_RANKER_KEY_BYTES];
     int rc = causal_log_open(db_path, &lo, &log, err);
     if (rc != CW_OK) {
         return rc;
@@ -570,19 +591,12 @@ int causal_sessions_load_log(const char *db_path, uint32_t max_rank, causal_sess
         }
         causal_session_in in = {0};
         causal_policy_name_info pn;
-        if ((rc = causal_policy_name_parse(imp->policy, &pn, err)) != CW_OK) {
+        if ((rc = causal_policy_name_ranker(imp->policy, imp->model_version, &pn, rname,
+                                            sizeof rname, err)) != CW_OK) {
             cw_err_prefix(err, "%s: impression %llu: ", db_path, (unsigned long long)imp->id);
             goto fail;
         }
         const char *qname = imp->qid ? imp->qid : imp->query;
-        const char *rname = imp->model_version ? imp->model_version : imp->policy;
-        if (pn.ranker_len > 0 && imp->model_version) {
-            /* "RANKER@DRAW" names a logging policy of its own: a PL page over a model is
-             * neither that model's deterministic page (ranker = its version) nor a PL
-             * page over another model version. */
-            snprintf(rname_buf, sizeof rname_buf, "%s (model %s)", imp->policy, imp->model_version);
-            rname = rname_buf;
-        }
         if ((rc = causal_sessions_query(s, qname, &in.query, err)) != CW_OK ||
             (rc = causal_sessions_ranker(s, rname, &in.ranker, err)) != CW_OK) {
             goto fail;

@@ -163,6 +163,40 @@ Test(causal_policy_name, format_refuses_bad_rankers_det_and_small_buffers)
     cr_expect(eq(str, buf, "hybrid12@pl:0.5"));
 }
 
+Test(causal_policy_name, ranker_keys_separate_drawn_pages_from_their_models)
+{
+    char key[CAUSAL_RANKER_KEY_BYTES];
+    causal_policy_name_info info;
+    cw_err err = {0};
+    static const struct {
+        const char *policy, *model, *key;
+    } cases[] = {
+        {"bm25", NULL, "bm25"},
+        {"model", "0123abcd", "0123abcd"},
+        {"pl", "0123abcd", "0123abcd"}, /* an old row: as before */
+        {"pl", NULL, "pl"},
+        {"bm25@pl:0.5", NULL, "bm25@pl:0.5"},
+        {"model@pl:0.5", "0123abcd", "model@pl:0.5 (model 0123abcd)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cr_assert(eq(int,
+                     causal_policy_name_ranker(cases[i].policy, cases[i].model, &info, key,
+                                               sizeof key, &err),
+                     CW_OK),
+                  "%s", err.msg);
+        cr_expect(eq(str, key, (char *)cases[i].key));
+    }
+    char small[12];
+    cr_expect(
+        eq(int,
+           causal_policy_name_ranker("model@pl:0.5", "0123abcd", &info, small, sizeof small, &err),
+           CW_ELIMIT));
+    cr_expect(eq(str, err.msg,
+                 "policy \"model@pl:0.5\", model version \"0123abcd\": ranker key over 11 bytes"));
+    cr_expect(eq(int, causal_policy_name_ranker("bm25@pl:x", NULL, &info, key, sizeof key, &err),
+                 CW_EPARSE));
+}
+
 /* ---- the session loader on a hand-written log ------------------------------ */
 
 static char tmpdir[64], dbpath[128];
