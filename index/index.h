@@ -184,6 +184,12 @@ void idx_query_free(idx_query *q);
 size_t idx_query_n_terms(const idx_query *q);
 /* The i-th analysed term (borrowed, NUL-terminated) and its flat-field document frequency. */
 const char *idx_query_term(const idx_query *q, size_t i, uint64_t *df);
+/* Document frequencies of the i-th analysed term per field of ix, the index q was parsed
+ * against: df[IDX_FIELD_TITLE], df[IDX_FIELD_TEXT], df[IDX_FIELD_FLAT]; all 0 for a term
+ * not in the vocabulary or i out of range. With idx_index_field_stats they give per-field
+ * BM25 equal to idx_score_fields from term frequencies counted elsewhere (ranker/). */
+void idx_query_term_field_df(const idx_index *ix, const idx_query *q, size_t i,
+                             uint64_t df[IDX_N_FIELDS]);
 
 typedef struct idx_search_opts {
     uint32_t k;       /* 1..IDX_MAX_K */

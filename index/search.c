@@ -120,6 +120,19 @@ const char *idx_query_term(const idx_query *q, size_t i, uint64_t *df)
     return q->terms[i];
 }
 
+void idx_query_term_field_df(const idx_index *ix, const idx_query *q, size_t i,
+                             uint64_t df[IDX_N_FIELDS])
+{
+    df[IDX_FIELD_TITLE] = df[IDX_FIELD_TEXT] = df[IDX_FIELD_FLAT] = 0;
+    if (i >= q->n || q->tid[i] < 0 || (uint64_t)q->tid[i] >= ix->meta.n_terms) {
+        return;
+    }
+    const idx_term_info *ti = &ix->terms[q->tid[i]];
+    df[IDX_FIELD_TITLE] = ti->df_title;
+    df[IDX_FIELD_TEXT] = ti->df_text;
+    df[IDX_FIELD_FLAT] = ti->df;
+}
+
 idx_search_opts idx_search_opts_default(void)
 {
     idx_search_opts o;

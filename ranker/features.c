@@ -350,7 +350,8 @@ typedef struct qterm {
     uint32_t hash;
     uint64_t df_flat;       /* index/'s df (0: not in the vocabulary, scores nothing) */
     double count;           /* occurrences in the query (BM25 weights repeated terms) */
-    double w[IDX_N_FIELDS]; /* count * idf of the field (forward-store BM25) */
+    double w[IDX_N_FIELDS]; /* count * idf of the field (BM25 from counted tfs) */
+    size_t first;           /* index of the first occurrence in the query */
 } qterm;
 
 /* Query term table slots (slot = term index + 1): a power of two >= 2 * IDX_MAX_QUERY_TERMS,
@@ -370,8 +371,10 @@ typedef struct match_ctx {
     uint16_t *m_term;
     size_t n_m, cap_m;
     bool *seen;                /* n_terms */
-    uint32_t (*tf)[2];         /* n_terms title/text term frequencies (forward-store path) */
-    uint32_t len[2];           /* title/text tokens seen (forward-store path) */
+    uint32_t (*tf)[2];         /* n_terms title/text term frequencies */
+    uint32_t len[2];           /* title/text tokens seen */
+    int field;                 /* per-call path: 0 while analysing the title, 1 the text */
+    bool whole;                /* per-call path: title and text analysed uncut */
     const rank_token_tap *tap; /* per-call text tokens also go there (may be NULL) */
     const uint16_t *table;     /* qtable_fill of terms */
 } match_ctx;
@@ -406,11 +409,13 @@ static int on_token(void *vctx, const idx_token *tok)
     c->saw_token = true;
     /* One hash probe instead of a compare per query term: this runs per token of every
      * analysed document (the uncached /search path without a forward store). */
+    c->len[c->field] = tok->position + 1;
     uint32_t h = hash32(tok->term_hash);
     for (uint32_t s = h & (QTABLE - 1); c->table[s]; s = (s + 1) & (QTABLE - 1)) {
         size_t j = c->table[s] - 1u;
         if (c->terms[j].hash == h && c->terms[j].len == tok->term_len &&
             memcmp(c->terms[j].term, tok->term, tok->term_len) == 0) {
+            c->tf[j][c->field]++;
             return add_match(c, c->pos_base + tok->position, j);
         }
     }
@@ -424,14 +429,26 @@ static int on_text_token_tap(void *vctx, const idx_token *tok)
     return rc == CW_OK ? c->tap->text_token(c->tap->ctx, tok) : rc;
 }
 
-/* Per-call path: analyse the stored title and text (capped) into matches; the text's
- * tokens also go to c->tap when the whole text is analysed. */
+/* Whether analyze_doc takes a document's title and text whole (not cut at the budget). */
+static bool doc_fits(const idx_doc *doc)
+{
+    return doc->title_len <= RANK_FEATURE_MAX_TEXT_BYTES &&
+           doc->text_len <= RANK_FEATURE_MAX_TEXT_BYTES - doc->title_len;
+}
+
+/* Per-call path: analyse the stored title and text (capped) into matches, per-field term
+ * frequencies and token counts; the text's tokens also go to c->tap when the whole text
+ * is analysed. */
 static int analyze_doc(idx_analyzer *a, const idx_doc *doc, match_ctx *c, size_t n_t, size_t row,
                        cw_err *err)
 {
     int rc = CW_OK;
     size_t budget = RANK_FEATURE_MAX_TEXT_BYTES;
     size_t tl = CW_MIN(doc->title_len, budget);
+    memset(c->tf, 0, c->n_terms * sizeof *c->tf);
+    c->len[0] = c->len[1] = 0;
+    c->field = 0;
+    c->whole = n_t > 0 && doc_fits(doc);
     if (n_t > 0 && tl > 0) {
         rc = idx_analyze(a, doc->title, tl, on_token, c, err);
         budget -= tl;
@@ -442,6 +459,7 @@ static int analyze_doc(idx_analyzer *a, const idx_doc *doc, match_ctx *c, size_t
     }
     size_t xl = CW_MIN(doc->text_len, budget);
     bool tap = c->tap && xl == doc->text_len && n_t > 0;
+    c->field = 1;
     if (tap) {
         c->tap->text_begin(c->tap->ctx, row);
     }
@@ -510,7 +528,8 @@ static int scan_forward(const rank_features *fx, uint32_t doc, const uint16_t *t
     return CW_OK;
 }
 
-/* Per-field BM25 from the forward store's counts, term by term and field by field in the
+/* Per-field BM25 from counted term frequencies (the forward store's, or a whole per-call
+ * analysis's with the index's per-field dfs), term by term and field by field in the
  * order and arithmetic of index/'s idx_score_fields (METHODS.md section 2: Lucene idf,
  * tf / (tf + k1 (1 - b + b dl / avgdl)) with avgdl and docCount of the field), so the two
  * paths give the same doubles. */
@@ -615,8 +634,18 @@ int rank_features_extract_tap(const rank_features *fx, idx_analyzer *a, const id
         }
         /* Lucene idf, always > 0 (METHODS.md section 2). */
         double idf = idx_bm25_idf((uint64_t)fx->n_docs, df);
-        terms[n_t++] = (qterm){t, len, idf, term_hash(t, len), df, 1.0, {0, 0, 0}};
+        terms[n_t++] = (qterm){t, len, idf, term_hash(t, len), df, 1.0, {0, 0, 0}, i};
         idf_sum_q += idf;
+    }
+    /* Per-field idf weights: from the forward store's df table when it is exact, else
+     * from the index's per-field dfs (for documents analysed per call). Terms are
+     * first occurrences of the query's terms, in order: the order of idx_score_fields. */
+    for (size_t j = 0; !fx->has_df && j < n_t; j++) {
+        uint64_t df_f[IDX_N_FIELDS];
+        idx_query_term_field_df(fx->ix, q, terms[j].first, df_f);
+        for (int f = 0; f < IDX_N_FIELDS; f++) {
+            terms[j].w[f] = terms[j].count * idx_bm25_idf(fx->fstats[f].doc_count, df_f[f]);
+        }
     }
     for (size_t j = 0; fx->has_df && j < n_t; j++) {
         size_t s = df_slot(fx, term_key(terms[j].term, terms[j].len));
@@ -634,24 +663,29 @@ int rank_features_extract_tap(const rank_features *fx, idx_analyzer *a, const id
     match_ctx c = {
         .terms = terms, .n_terms = n_t, .seen = seen, .tf = tf, .tap = tap, .table = table};
     int rc = CW_OK;
-    /* Per-field BM25 from the posting lists of every document the forward store cannot
-     * serve, in one pass over each list (idx_score_fields_many) instead of one per
-     * document: on Cranfield this was ~23 % of an uncached /search request. Should that
-     * fail (bad docid, corrupt list, memory), the loop below scores one document at a
-     * time as before, so errors and their messages are unchanged. */
+    /* Per-field BM25 from the posting lists of every document that neither an exact
+     * forward store nor a whole per-call analysis serves (those count their own tfs), in
+     * one pass over each list (idx_score_fields_many) instead of one per document. Should
+     * that fail (bad docid, corrupt list, memory), the loop below scores one document at
+     * a time as before, so errors and their messages are unchanged. */
     double(*pre)[IDX_N_FIELDS] = NULL;
     uint32_t *pre_ids = NULL;
+    size_t *pre_row = n > 0 ? malloc(n * sizeof *pre_row) : NULL; /* row -> pre, or SIZE_MAX */
     size_t n_pre = 0;
-    for (size_t r = 0; r < n; r++) {
-        n_pre += docids[r] >= fx->fwd_docs || !fx->has_df;
+    for (size_t r = 0; pre_row && r < n; r++) {
+        idx_doc d;
+        bool fwd = docids[r] < fx->fwd_docs;
+        bool counted = fwd ? fx->has_df
+                           : n_t > 0 && idx_doc_get(fx->ix, docids[r], &d, NULL) == CW_OK &&
+                                 doc_fits(&d);
+        pre_row[r] = counted ? SIZE_MAX : n_pre++;
     }
     if (n_pre > 0) {
         pre = malloc(n_pre * sizeof *pre);
         pre_ids = malloc(n_pre * sizeof *pre_ids);
-        size_t j = 0;
         for (size_t r = 0; pre_ids && r < n; r++) {
-            if (docids[r] >= fx->fwd_docs || !fx->has_df) {
-                pre_ids[j++] = docids[r];
+            if (pre_row[r] != SIZE_MAX) {
+                pre_ids[pre_row[r]] = docids[r];
             }
         }
         cw_err pre_err = {0};
@@ -662,7 +696,6 @@ int rank_features_extract_tap(const rank_features *fx, idx_analyzer *a, const id
         }
         free(pre_ids);
     }
-    size_t next_pre = 0;
     for (size_t r = 0; r < n && rc == CW_OK; r++) {
         double *f = out + r * fx->n;
         idx_doc doc;
@@ -688,13 +721,15 @@ int rank_features_extract_tap(const rank_features *fx, idx_analyzer *a, const id
         if (rc != CW_OK) {
             break;
         }
-        /* The stored tokens are the index's when the field lengths agree (a document cut
-         * at RANK_FEATURE_MAX_TEXT_BYTES does not): then BM25 needs no posting list. */
-        if (fwd && fx->has_df && c.len[0] == doc.len[IDX_FIELD_TITLE] &&
-            c.len[1] == doc.len[IDX_FIELD_TEXT] && c.len[0] + c.len[1] == doc.len[IDX_FIELD_FLAT]) {
+        /* The stored or analysed tokens are the index's when the field lengths agree (a
+         * document cut at RANK_FEATURE_MAX_TEXT_BYTES does not): then BM25 needs no
+         * posting list (the analyzer has the index's settings: the contract). */
+        bool lens = c.len[0] == doc.len[IDX_FIELD_TITLE] && c.len[1] == doc.len[IDX_FIELD_TEXT] &&
+                    c.len[0] + c.len[1] == doc.len[IDX_FIELD_FLAT];
+        if (lens && (fwd ? fx->has_df : c.whole)) {
             bm25_forward(fx, &c, &doc, bm25);
-        } else if (pre && (docids[r] >= fx->fwd_docs || !fx->has_df)) {
-            memcpy(bm25, pre[next_pre++], sizeof bm25);
+        } else if (pre && pre_row[r] != SIZE_MAX) {
+            memcpy(bm25, pre[pre_row[r]], sizeof bm25);
         } else {
             rc = idx_score_fields(fx->ix, q, docids[r], &fx->bm25, bm25, err);
             if (rc != CW_OK) {
@@ -734,6 +769,7 @@ int rank_features_extract_tap(const rank_features *fx, idx_analyzer *a, const id
         }
     }
     free(pre);
+    free(pre_row);
     free(c.m_pos);
     free(c.m_term);
     return rc;

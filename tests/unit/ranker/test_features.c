@@ -151,8 +151,9 @@ Test(rank_features, unknown_docid_is_enotfound_and_bad_static_names_einval)
 }
 
 /* Forward-store BM25 (per-field tf from stored token hashes, per-field df counted at
- * construction) against index/'s idx_score_fields on every one of the top 100 candidates
- * of 60 Cranfield queries (1400 documents, long queries with repeated terms). */
+ * construction) and per-call BM25 (per-field tf counted while analysing the stored text,
+ * the index's per-field df) against index/'s idx_score_fields on every one of the top 100
+ * candidates of 60 Cranfield queries (1400 documents, long queries with repeated terms). */
 Test(rank_features, forward_store_bm25_equals_the_posting_lists_on_cranfield)
 {
     /* A hang fails by SIGALRM: Criterion's own .timeout leaks in its runner (LSan). */
