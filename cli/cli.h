@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "common/cw.h"
+#include "index/index.h"
 
 /* Exit codes of every subcommand. */
 enum {
@@ -40,5 +41,26 @@ bool cli_wants_help(int argc, char **argv);
 
 /* Progress reporter for long jobs: stderr, unless --quiet was given. */
 extern cw_progress cli_progress;
+
+/* ---- hybrid retrieval options (cli/hybrid_opts.c) ----------------------------------
+ * One parser for the BM25 + dense fusion options of search, run, embed search|run and
+ * serve: the same spellings, ranges and messages everywhere. */
+
+enum {
+    CLI_HY_FUSION = 1u << 0, /* --fusion rrf|weighted */
+    CLI_HY_WEIGHT = 1u << 1, /* --dense-weight W in [0, 1] (also spelt --w-dense) */
+    CLI_HY_RRF_K = 1u << 2,  /* --rrf-k K in [1e-9, 1e6] */
+    CLI_HY_DEPTH = 1u << 3,  /* --depth N in [1, IDX_MAX_K]: candidates from each run */
+    CLI_HY_EF = 1u << 4,     /* --ef N in [1, IDX_DENSE_MAX_EF]: HNSW beam */
+    CLI_HY_ALL = (1u << 5) - 1,
+};
+
+/* If argv[*i] is one of the options in `accept` (CLI_HY_* bits), parses its value
+ * argv[*i + 1] into *hy, ORs the option's bit into *given (may be NULL), moves *i onto the
+ * value and returns 1. Returns 0 (nothing read) for any other argument. A missing or bad
+ * value prints the usage error naming cmd and returns -1: the command exits
+ * CLI_EXIT_USAGE. */
+int cli_hybrid_opt(const char *cmd, unsigned accept, int argc, char **argv, int *i,
+                   idx_hybrid_opts *hy, unsigned *given);
 
 #endif /* CAUSEWAY_CLI_CLI_H */

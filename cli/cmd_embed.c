@@ -28,10 +28,12 @@ static void usage(FILE *f)
             "           [--clip 10] [--epochs 10] [--batch 64] [--tau 0.05] [--lr 0.05]\n"
             "       causeway embed build --index DIR [--m 32] [--ef-construction 100] [--seed 1]\n"
             "       causeway embed search --index DIR [--k 10] [--ef 128] [--exact]\n"
-            "           [--hybrid [--fusion rrf|weighted] [--w-dense 0.5] [--depth 100]] QUERY...\n"
+            "           [--hybrid [--fusion rrf|weighted] [--dense-weight 0.5] [--rrf-k 60]\n"
+            "            [--depth 100]] QUERY...\n"
             "       causeway embed run --index DIR --queries FILE.tsv [--k 1000]\n"
             "           [--mode dense|hybrid] [--ef 128] [--exact] [--fusion rrf|weighted]\n"
-            "           [--w-dense 0.5] [--depth 1000] [--tag NAME] [--no-word-cache]\n"
+            "           [--dense-weight 0.5] [--rrf-k 60] [--depth 1000] [--tag NAME]\n"
+            "           [--no-word-cache]\n"
             "           > run.trec\n\n"
             "train: unsupervised contrastive pre-training (two Contriever-style views per\n"
             "  document: random crop of 5-50%% of its words + word deletion; InfoNCE at\n"
@@ -49,7 +51,8 @@ static void usage(FILE *f)
             "build: encodes every document and writes the HNSW graph DIR/dense.hnsw.\n"
             "search/run: dense (ANN, or --exact brute force) or hybrid retrieval: BM25 and\n"
             "  dense top-depth fused by reciprocal rank fusion (default) or a weighted sum\n"
-            "  of min-max normalised scores. run prints a TREC run and the median query\n"
+            "  of min-max normalised scores (--dense-weight, alias --w-dense: the dense run's\n"
+            "  weight; --rrf-k: the RRF constant). run prints a TREC run and the median query\n"
             "  encoding time on stderr; --no-word-cache encodes every word's features\n"
             "  from the table (the baseline of the per-word cache; dense mode).\n\n"
             "Exit codes: 0 success, 1 failure, 2 usage error.\n");
@@ -79,6 +82,13 @@ static int parse(int argc, char **argv, embed_args *a)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint64_t u;
         double d;
+        int hr = cli_hybrid_opt(cmd, CLI_HY_ALL, argc, argv, &i, &a->hy, NULL);
+        if (hr != 0) {
+            if (hr < 0) {
+                return CLI_EXIT_USAGE;
+            }
+            continue;
+        }
 #define U64(name, lo, hi, dst)                                                                     \
     if (strcmp(o, name) == 0 && v) {                                                               \
         if (!cli_parse_u64(cmd, o, v, lo, hi, &u)) {                                               \
@@ -109,8 +119,6 @@ static int parse(int argc, char **argv, embed_args *a)
         U64("--checkpoint-secs", 0, 86400 * 365, a->train.ckpt_secs);
         U64("--m", 2, IDX_DENSE_MAX_M, a->hnsw.m);
         U64("--ef-construction", 1, IDX_DENSE_MAX_EF, a->hnsw.ef_construction);
-        U64("--ef", 1, IDX_DENSE_MAX_EF, a->hy.ef);
-        U64("--depth", 1, IDX_MAX_K, a->hy.depth);
         U64("--k", 1, IDX_MAX_K, a->k);
         DBL("--tau", 1e-4, 100, a->train.tau);
         DBL("--momentum", 0, 0.999999, a->train.momentum);
@@ -119,8 +127,6 @@ static int parse(int argc, char **argv, embed_args *a)
         DBL("--crop-min", 1e-6, 1, a->train.crop_min);
         DBL("--crop-max", 1e-6, 1, a->train.crop_max);
         DBL("--p-delete", 0, 0.99, a->train.p_delete);
-        DBL("--w-dense", 0, 1, a->hy.w_dense);
-        DBL("--rrf-k", 0, 1e6, a->hy.rrf_k);
         DBL("--clip", 1, 1e6, a->clip);
 #undef U64
 #undef DBL
@@ -159,15 +165,6 @@ static int parse(int argc, char **argv, embed_args *a)
                                        "--mode expects moco|simclr (train) or "
                                        "dense|hybrid (run), got '%s'",
                                        v);
-            }
-            i++;
-        } else if (strcmp(o, "--fusion") == 0 && v) {
-            if (strcmp(v, "rrf") == 0) {
-                a->hy.fusion = IDX_FUSION_RRF;
-            } else if (strcmp(v, "weighted") == 0) {
-                a->hy.fusion = IDX_FUSION_WEIGHTED;
-            } else {
-                return cli_usage_error(cmd, "--fusion expects rrf|weighted, got '%s'", v);
             }
             i++;
         } else if (strcmp(o, "--lsa") == 0) {

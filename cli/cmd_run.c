@@ -14,12 +14,14 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: causeway run --index DIR --queries FILE.tsv [--k 1000] [--k1 0.9] [--b 0.4]\n"
             "                    [--and] [--tag NAME] [--hybrid [--fusion rrf|weighted]\n"
-            "                    [--w-dense 0.5] [--depth 100] [--ef 128]] > run.trec\n\n"
+            "                    [--dense-weight 0.5] [--rrf-k 60] [--depth 100] [--ef 128]]\n"
+            "                    > run.trec\n\n"
             "Runs every query (qid<TAB>text per line) and prints the top k by BM25 in TREC\n"
             "run format: qid Q0 docid rank score tag. A malformed line fails with file:line;\n"
             "a query that analyses to no terms (only stopwords) contributes no lines.\n"
             "--hybrid fuses BM25 with dense retrieval (after `causeway embed train` and\n"
-            "`embed build` on the index): reciprocal rank fusion by default.\n\n"
+            "`embed build` on the index): reciprocal rank fusion by default; --dense-weight\n"
+            "(alias --w-dense) weighs the dense run, --rrf-k is the RRF constant.\n\n"
             "Exit codes: 0 success, 1 failure, 2 usage error.\n");
 }
 
@@ -89,7 +91,12 @@ int cli_cmd_run(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         uint64_t v;
-        if (strcmp(a, "--index") == 0 && i + 1 < argc) {
+        int hr = cli_hybrid_opt("run", CLI_HY_ALL, argc, argv, &i, &hy, NULL);
+        if (hr != 0) {
+            if (hr < 0) {
+                return CLI_EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--index") == 0 && i + 1 < argc) {
             dir = argv[++i];
         } else if (strcmp(a, "--queries") == 0 && i + 1 < argc) {
             queries = argv[++i];
@@ -114,26 +121,6 @@ int cli_cmd_run(int argc, char **argv)
             so.exhaustive = true;
         } else if (strcmp(a, "--hybrid") == 0) {
             hybrid = true;
-        } else if (strcmp(a, "--fusion") == 0 && i + 1 < argc) {
-            const char *f = argv[++i];
-            if (strcmp(f, "rrf") != 0 && strcmp(f, "weighted") != 0) {
-                return cli_usage_error("run", "--fusion expects rrf|weighted, got '%s'", f);
-            }
-            hy.fusion = strcmp(f, "rrf") == 0 ? IDX_FUSION_RRF : IDX_FUSION_WEIGHTED;
-        } else if (strcmp(a, "--w-dense") == 0 && i + 1 < argc) {
-            if (!cli_parse_double("run", a, argv[++i], 0, 1, &hy.w_dense)) {
-                return CLI_EXIT_USAGE;
-            }
-        } else if (strcmp(a, "--depth") == 0 && i + 1 < argc) {
-            if (!cli_parse_u64("run", a, argv[++i], 1, IDX_MAX_K, &v)) {
-                return CLI_EXIT_USAGE;
-            }
-            hy.depth = (uint32_t)v;
-        } else if (strcmp(a, "--ef") == 0 && i + 1 < argc) {
-            if (!cli_parse_u64("run", a, argv[++i], 1, IDX_DENSE_MAX_EF, &v)) {
-                return CLI_EXIT_USAGE;
-            }
-            hy.ef = (uint32_t)v;
         } else {
             return cli_usage_error("run", "unexpected argument '%s'", a);
         }

@@ -14,8 +14,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: causeway search --index DIR [--k 10] [--offset N] [--and] [--json]\n"
                "                       [--k1 0.9] [--b 0.4] [--exhaustive]\n"
-               "                       [--hybrid [--fusion rrf|weighted] [--w-dense 0.5]\n"
-               "                        [--depth 100] [--ef 128]] QUERY...\n\n"
+               "                       [--hybrid [--fusion rrf|weighted] [--dense-weight 0.5]\n"
+               "                        [--rrf-k 60] [--depth 100] [--ef 128]] QUERY...\n\n"
                "Ranks documents by BM25 over title + text (OR of the query terms by default,\n"
                "--and for all of them) and prints rank, id, score, title and a snippet.\n"
                "--exhaustive scores every matching document instead of block-max WAND\n"
@@ -23,7 +23,8 @@ static void usage(FILE *f)
                "--hybrid fuses the BM25 top-depth with the dense top-depth (needs dense.enc\n"
                "and dense.hnsw from `causeway embed train/build`) by reciprocal rank fusion\n"
                "(default) or a weighted sum of min-max scores; the score column is then the\n"
-               "fused score.\n\n"
+               "fused score; --dense-weight (alias --w-dense) weighs the dense run, --rrf-k\n"
+               "is the RRF constant.\n\n"
                "Exit codes: 0 success (also for no hits), 1 failure, 2 usage error.\n");
 }
 
@@ -42,7 +43,13 @@ int cli_cmd_search(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         uint64_t v;
-        if (strcmp(a, "--index") == 0 && i + 1 < argc) {
+        int hr = cli_hybrid_opt("search", CLI_HY_ALL, argc, argv, &i, &hy, NULL);
+        if (hr != 0) {
+            if (hr < 0) {
+                cw_buf_fini(&qtext);
+                return CLI_EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--index") == 0 && i + 1 < argc) {
             dir = argv[++i];
         } else if (strcmp(a, "--k") == 0 && i + 1 < argc) {
             if (!cli_parse_u64("search", a, argv[++i], 1, IDX_MAX_K, &v)) {
@@ -68,33 +75,6 @@ int cli_cmd_search(int argc, char **argv)
             }
         } else if (strcmp(a, "--hybrid") == 0) {
             hybrid = true;
-        } else if (strcmp(a, "--fusion") == 0 && i + 1 < argc) {
-            const char *f = argv[++i];
-            if (strcmp(f, "rrf") == 0) {
-                hy.fusion = IDX_FUSION_RRF;
-            } else if (strcmp(f, "weighted") == 0) {
-                hy.fusion = IDX_FUSION_WEIGHTED;
-            } else {
-                cw_buf_fini(&qtext);
-                return cli_usage_error("search", "--fusion expects rrf|weighted, got '%s'", f);
-            }
-        } else if (strcmp(a, "--w-dense") == 0 && i + 1 < argc) {
-            if (!cli_parse_double("search", a, argv[++i], 0, 1, &hy.w_dense)) {
-                cw_buf_fini(&qtext);
-                return CLI_EXIT_USAGE;
-            }
-        } else if (strcmp(a, "--depth") == 0 && i + 1 < argc) {
-            if (!cli_parse_u64("search", a, argv[++i], 1, IDX_MAX_K, &v)) {
-                cw_buf_fini(&qtext);
-                return CLI_EXIT_USAGE;
-            }
-            hy.depth = (uint32_t)v;
-        } else if (strcmp(a, "--ef") == 0 && i + 1 < argc) {
-            if (!cli_parse_u64("search", a, argv[++i], 1, IDX_DENSE_MAX_EF, &v)) {
-                cw_buf_fini(&qtext);
-                return CLI_EXIT_USAGE;
-            }
-            hy.ef = (uint32_t)v;
         } else if (strcmp(a, "--and") == 0) {
             so.conjunctive = true;
         } else if (strcmp(a, "--exhaustive") == 0) {

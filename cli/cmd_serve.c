@@ -84,13 +84,23 @@ int cli_cmd_serve(int argc, char **argv)
     srv_config cli = cfg; /* what the command line set, applied over the config file */
     bool set_bind = false, set_port = false, set_threads = false, set_sync = false;
     bool set_body = false, set_queue = false, set_timeout = false, set_cache = false;
-    bool set_dense_weight = false, set_rrf_k = false;
+    idx_hybrid_opts hy = idx_hybrid_opts_default();
+    unsigned hy_given = 0; /* CLI_HY_* bits set on the command line */
     const char *config_path = NULL, *port_file = NULL;
     cli.index_dir = cli.db_path = cli.model_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint64_t n = 0;
+        /* the server fuses a fixed top-100 of each run: --depth and --ef are not its */
+        int hr = cli_hybrid_opt(cmd, CLI_HY_FUSION | CLI_HY_WEIGHT | CLI_HY_RRF_K, argc, argv, &i,
+                                &hy, &hy_given);
+        if (hr != 0) {
+            if (hr < 0) {
+                return CLI_EXIT_USAGE;
+            }
+            continue;
+        }
         if (!v) {
             return cli_usage_error(cmd, "unknown option or missing value: '%s'", a);
         }
@@ -105,18 +115,6 @@ int cli_cmd_serve(int argc, char **argv)
             cli.logging_policy = v;
         } else if (strcmp(a, "--retrieval") == 0) {
             cli.retrieval = v; /* checked by srv_new */
-        } else if (strcmp(a, "--fusion") == 0) {
-            cli.fusion = v; /* checked by srv_new */
-        } else if (strcmp(a, "--dense-weight") == 0) {
-            if (!cli_parse_double(cmd, a, v, 0, 1, &cli.dense_weight)) {
-                return CLI_EXIT_USAGE;
-            }
-            set_dense_weight = true;
-        } else if (strcmp(a, "--rrf-k") == 0) {
-            if (!cli_parse_double(cmd, a, v, 1e-9, 1e6, &cli.rrf_k)) {
-                return CLI_EXIT_USAGE;
-            }
-            set_rrf_k = true;
         } else if (strcmp(a, "--config") == 0) {
             config_path = v;
         } else if (strcmp(a, "--port-file") == 0) {
@@ -190,11 +188,11 @@ int cli_cmd_serve(int argc, char **argv)
     if (cli.retrieval) {
         cfg.retrieval = cli.retrieval;
     }
-    if (cli.fusion) {
-        cfg.fusion = cli.fusion;
+    if (hy_given & CLI_HY_FUSION) {
+        cfg.fusion = hy.fusion == IDX_FUSION_WEIGHTED ? "weighted" : "rrf";
     }
-    cfg.dense_weight = set_dense_weight ? cli.dense_weight : cfg.dense_weight;
-    cfg.rrf_k = set_rrf_k ? cli.rrf_k : cfg.rrf_k;
+    cfg.dense_weight = hy_given & CLI_HY_WEIGHT ? hy.w_dense : cfg.dense_weight;
+    cfg.rrf_k = hy_given & CLI_HY_RRF_K ? hy.rrf_k : cfg.rrf_k;
     if (cli.model_path) {
         cfg.model_path = cli.model_path;
     }

@@ -117,6 +117,28 @@ ParameterizedTestParameters(cli_errors, bad_input)
          "r.trec"},
         {"train --db @/sim.db --objective ips --propensity @/nonexist.json --out @/m.json", 1,
          "nonexist.json: No such file or directory", ":-1:-1", "m.json"},
+        /* Hybrid fusion options: one parser (cli/hybrid_opts.c), so every command takes the
+         * same spellings and ranges and refuses with the same words, before opening anything
+         * (search and run knew no --rrf-k, run no --dense-weight, embed took --rrf-k 0). */
+        {"search --index @/none --hybrid --fusion max q", 2,
+         "causeway search: --fusion expects rrf|weighted, got 'max'", "", ""},
+        {"search --index @/none --hybrid --rrf-k 0 q", 2,
+         "causeway search: --rrf-k expects a number in [1e-09, 1e+06], got '0'", "", ""},
+        {"run --index @/none --queries @/none.tsv --hybrid --dense-weight 1.5", 2,
+         "causeway run: --dense-weight expects a number in [0, 1], got '1.5'", "", ""},
+        {"run --index @/none --queries @/none.tsv --hybrid --ef 5000", 2,
+         "causeway run: --ef expects a whole number in [1, 4096], got '5000'", "", ""},
+        {"embed search --index @/none --hybrid --rrf-k 0 q", 2,
+         "causeway embed: --rrf-k expects a number in [1e-09, 1e+06], got '0'", "", ""},
+        {"embed run --index @/none --queries @/none.tsv --w-dense 2", 2,
+         "causeway embed: --w-dense expects a number in [0, 1], got '2'", "", ""},
+        {"embed search --index @/none --depth 0 q", 2,
+         "causeway embed: --depth expects a whole number in [1, 1000], got '0'", "", ""},
+        {"serve --index @/none --db @/s.db --fusion max", 2,
+         "causeway serve: --fusion expects rrf|weighted, got 'max'", "", "s.db"},
+        {"serve --index @/none --db @/s.db --rrf-k 0", 2,
+         "causeway serve: --rrf-k expects a number in [1e-09, 1e+06], got '0'", "", "s.db"},
+        {"search --index @/none --fusion", 2, "causeway search: --fusion needs a value", "", ""},
     };
     return cr_make_param_array(cli_case, cases, sizeof cases / sizeof cases[0]);
 }

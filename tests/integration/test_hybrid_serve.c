@@ -582,8 +582,10 @@ Test(hybrid_serve, fusion_config_keys_and_bad_settings)
         cr_expect(not(start_server("--config", cfg, &code)), "accepted %s", bad_cfg[i]);
         cr_expect(eq(int, code, 1), "%s", bad_cfg[i]);
     }
+    /* A bad flag value is a usage error (2) in serve as in search, run and embed (one
+     * parser, cli/hybrid_opts.c); a bad config value is a failure (1). */
     cr_expect(not(start_server("--fusion", "max", &code)), "accepted --fusion max");
-    cr_expect(eq(int, code, 1));
+    cr_expect(eq(int, code, 2));
     cr_expect(not(start_server("--dense-weight", "1.5", &code)), "accepted --dense-weight 1.5");
     cr_expect(eq(int, code, 2));
     cr_expect(not(start_server("--rrf-k", "0", &code)), "accepted --rrf-k 0");
