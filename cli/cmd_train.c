@@ -148,30 +148,6 @@ static int cand_add(cand_lists *c, uint32_t q, uint32_t d, double score, const c
     return CW_OK;
 }
 
-/* The causal_policy of a log-store policy name, as causal_sessions_load_log maps it:
- * "deterministic", "randtop-N" (param N), "swap", "pl"; anything else is unknown. */
-static causal_policy policy_of_name(const char *name, uint32_t *param)
-{
-    *param = 0;
-    if (strncmp(name, "randtop-", 8) == 0) {
-        char *end = NULL;
-        unsigned long n = strtoul(name + 8, &end, 10);
-        if (*end == '\0' && n >= 1 && n <= CAUSAL_MAX_ITEMS) {
-            *param = (uint32_t)n;
-            return CAUSAL_POLICY_RANDTOP;
-        }
-        return CAUSAL_POLICY_UNKNOWN;
-    }
-    const causal_policy named[] = {CAUSAL_POLICY_DETERMINISTIC, CAUSAL_POLICY_SWAP,
-                                   CAUSAL_POLICY_PL};
-    for (size_t i = 0; i < CW_ARRAY_LEN(named); i++) {
-        if (strcmp(name, causal_policy_name(named[i])) == 0) {
-            return named[i];
-        }
-    }
-    return CAUSAL_POLICY_UNKNOWN;
-}
-
 /* What `train --db` takes from the log, gathered in ONE reader pass (it used to read the
  * log three or four times: feature names, causal_sessions_load_log, the feature vectors
  * and, for --policy-aware, the candidates). */
@@ -214,6 +190,7 @@ static int read_log(const char *db, uint32_t max_rank, const char *policy_aware,
     uint16_t pos[CAUSAL_MAX_ITEMS];
     uint8_t clicks[CAUSAL_MAX_ITEMS];
     float props[CAUSAL_MAX_ITEMS], scores[CAUSAL_MAX_ITEMS];
+    char rname[CAUSAL_RANKER_KEY_BYTES];
     causal_load_stats *st = &t->st;
     int rc = causal_log_open(db, &lo, &log, err);
     causal_log_filter f = causal_log_filter_all();
@@ -238,12 +215,18 @@ static int read_log(const char *db, uint32_t max_rank, const char *policy_aware,
             rc = t->names ? rc : cw_err_set(err, CW_ENOMEM, "out of memory");
             rc = rc ? rc : causal_sessions_set_n_features(s, t->n_names, err);
         }
+        /* the loader's own policy class and ranker key, so that both build one session set */
         causal_session_in in = {0};
+        causal_policy_name_info pn = {.kind = CAUSAL_POLICY_UNKNOWN};
         const char *qname = imp->qid ? imp->qid : imp->query;
-        const char *rname = imp->model_version ? imp->model_version : imp->policy;
+        if (rc == CW_OK && (rc = causal_policy_name_ranker(imp->policy, imp->model_version, &pn,
+                                                           rname, sizeof rname, err)) != CW_OK) {
+            cw_err_prefix(err, "%s: impression %llu: ", db, (unsigned long long)imp->id);
+        }
         rc = rc ? rc : causal_sessions_query(s, qname, &in.query, err);
         rc = rc ? rc : causal_sessions_ranker(s, rname, &in.ranker, err);
-        in.policy = policy_of_name(imp->policy, &in.param);
+        in.policy = pn.kind;
+        in.param = pn.param;
         in.logp = imp->log_prob;
         size_t nf = s->n_features, n = 0;
         bool has_vec = nf > 0 && imp->n_features == nf;
