@@ -217,7 +217,14 @@ struct idx_index {
     const uint64_t *docoff;
     const uint32_t *idsort;
     double avgdl[IDX_N_FIELDS];
+    int taat; /* IDX_TAAT_AUTO (0, as opened) or a strategy forced by a test */
 };
+
+/* Top-k strategy of OR queries: term-at-a-time for small collections when it pays
+ * (AUTO), or forced, so tests check block-max WAND and TAAT against the same oracle.
+ * Call before the index is shared between threads. */
+enum { IDX_TAAT_AUTO = 0, IDX_TAAT_NEVER = 1, IDX_TAAT_ALWAYS = 2 };
+void idx_index_set_taat(idx_index *ix, int mode);
 
 /* Dictionary lookup: index of the term or -1. */
 int64_t idx_term_find(const idx_index *ix, const char *term, size_t len);

@@ -531,6 +531,58 @@ static void run_bmw(scorer *s, topk *t)
     }
 }
 
+/* Term-at-a-time scoring into one accumulator per document (Turtle & Flood, "Query
+ * evaluation: strategies and optimizations", IP&M 1995, TAAT with a dense accumulator
+ * array) for small collections: every posting of the query's lists is scored, with no
+ * cursor sorting or block-bound bookkeeping, which on a Cranfield-sized index costs more
+ * than the scoring it skips. Terms are added in query order starting from 0.0, the
+ * summation order of score_doc, so scores are bit-identical to the other strategies,
+ * and a heap over all matching documents keeps the exact top k of (score, docid). */
+#define TAAT_MAX_DOCS 8192u /* accumulator <= 64 KiB: below malloc's mmap threshold */
+
+void idx_index_set_taat(idx_index *ix, int mode)
+{
+    ix->taat = mode;
+}
+
+static bool taat_fits(const scorer *s, uint32_t n_docs)
+{
+    if (s->ix->taat != IDX_TAAT_AUTO) {
+        return s->ix->taat == IDX_TAAT_ALWAYS;
+    }
+    uint64_t postings = 0;
+    for (size_t i = 0; i < s->nc; i++) {
+        postings += s->cs[i].df;
+    }
+    /* a short query of rare terms would mostly pay for scanning the accumulators */
+    return n_docs <= TAAT_MAX_DOCS && 4 * postings >= n_docs;
+}
+
+static void run_taat(scorer *s, topk *t, double *acc, uint32_t n_docs)
+{
+    const uint32_t *dl = s->ix->flatlen;
+    for (size_t i = 0; i < s->nc; i++) {
+        cursor *c = &s->cs[i];
+        /* cursor_init decoded block 0 (or marked the list corrupt) */
+        for (uint32_t b = 0; b < c->n_blocks && !c->corrupt; b++) {
+            if (b > 0 && !cursor_decode(c, b)) {
+                break;
+            }
+            /* decoded docids are increasing and end at last_doc < n_docs (cursor_decode) */
+            for (uint32_t p = 0; p < c->n; p++) {
+                uint32_t d = c->docs[p];
+                acc[d] += c->w * idx_bm25_tfn(c->tfs[p], dl[d], s->k1, s->b, s->avgdl);
+            }
+        }
+    }
+    for (uint32_t d = 0; d < n_docs; d++) {
+        if (acc[d] > 0.0) { /* every term contribution is > 0: idf > 0, tf >= 1 */
+            topk_push(t, d, acc[d]);
+            s->n_scored++;
+        }
+    }
+}
+
 static int scorer_init(scorer *s, const idx_index *ix, const idx_query *q, const idx_bm25_params *p,
                        cw_err *err)
 {
@@ -609,7 +661,13 @@ int idx_search(const idx_index *ix, const idx_query *q, const idx_search_opts *o
     } else if (opts->exhaustive) {
         run_exhaustive(&s, &t);
     } else {
-        run_bmw(&s, &t);
+        double *acc = taat_fits(&s, ix->meta.n_docs) ? calloc(ix->meta.n_docs, sizeof *acc) : NULL;
+        if (acc) {
+            run_taat(&s, &t, acc, ix->meta.n_docs);
+        } else {
+            run_bmw(&s, &t); /* also when the accumulators could not be allocated */
+        }
+        free(acc);
     }
     uint64_t scored = s.n_scored;
     rc = scorer_fini(&s, err);

@@ -1,5 +1,6 @@
-/* Tests of index/search.c: block-max WAND and AND against an oracle that recomputes
- * BM25 from the generated corpus itself, on thousands of seeded random queries. */
+/* Tests of index/search.c: block-max WAND, term-at-a-time and AND against an oracle
+ * that recomputes BM25 from the generated corpus itself, on thousands of seeded random
+ * queries. */
 #include "config.h"
 
 #include <criterion/criterion.h>
@@ -145,17 +146,23 @@ Test(idx_search, wand_and_and_equal_the_oracle_on_thousands_of_random_queries)
         cr_assert(eq(int, idx_query_parse(ix, an, qt.data, qt.len, &q, NULL), CW_OK));
         size_t nh = 0;
         cw_err err;
-        cr_assert(eq(int, idx_search(ix, q, &so, hits, &nh, NULL, &err), CW_OK), "%s", err.msg);
         size_t na = oracle_topk(&o, words, counts, nq, so.conjunctive, so.bm25, all);
         size_t want = na > so.offset ? CW_MIN(na - so.offset, (size_t)so.k) : 0;
-        cr_assert(eq(sz, nh, want), "seed %u query %zu \"%s\" k %u offset %u and %d", SEED, qi,
-                  qt.data, so.k, so.offset, so.conjunctive);
-        for (size_t i = 0; i < nh; i++) {
-            cr_assert(hits[i].doc == all[so.offset + i].doc &&
-                          hits[i].score == all[so.offset + i].score,
-                      "seed %u query %zu \"%s\" rank %zu: doc %u (%.17g) want %u (%.17g)", SEED, qi,
-                      qt.data, i, hits[i].doc, hits[i].score, all[so.offset + i].doc,
-                      all[so.offset + i].score);
+        /* Both OR strategies: block-max WAND and term-at-a-time (AUTO picks one by size). */
+        const int modes[] = {IDX_TAAT_NEVER, IDX_TAAT_ALWAYS, IDX_TAAT_AUTO};
+        for (size_t m = 0; m < CW_ARRAY_LEN(modes); m++) {
+            idx_index_set_taat(ix, modes[m]);
+            cr_assert(eq(int, idx_search(ix, q, &so, hits, &nh, NULL, &err), CW_OK), "%s", err.msg);
+            cr_assert(eq(sz, nh, want), "seed %u query %zu \"%s\" k %u offset %u and %d mode %d",
+                      SEED, qi, qt.data, so.k, so.offset, so.conjunctive, modes[m]);
+            for (size_t i = 0; i < nh; i++) {
+                cr_assert(hits[i].doc == all[so.offset + i].doc &&
+                              hits[i].score == all[so.offset + i].score,
+                          "seed %u query %zu \"%s\" mode %d rank %zu: doc %u (%.17g) want %u "
+                          "(%.17g)",
+                          SEED, qi, qt.data, modes[m], i, hits[i].doc, hits[i].score,
+                          all[so.offset + i].doc, all[so.offset + i].score);
+            }
         }
         /* The index's own exhaustive mode agrees too. */
         so.exhaustive = true;
