@@ -471,10 +471,19 @@ static int drain(idx_analyzer *a, const char *text, size_t n_pend, idx_term_fn f
         int rc;
         if (a->pend_ascii[t]) {
             const char *key = a->keys + a->pend_koff[t];
-            cache_slot *slot = cache_get_h(a, key, a->pend_klen[t], a->pend_hash[t],
-                                           a->pend_prefix[t], key, a->pend_klen[t]);
-            if (!slot) {
-                return cw_err_set(err, CW_ENOMEM, "analyzer: out of memory");
+            size_t n = a->pend_klen[t];
+            uint64_t h = a->pend_hash[t], prefix = a->pend_prefix[t];
+            /* The hit path inline (most tokens of a warm cache); a miss inserts. */
+            size_t mask = a->cap - 1;
+            cache_slot *slot = &a->slots[h & mask];
+            while (slot->key_len && !slot_matches(a, slot, h, prefix, key, n)) {
+                slot = &a->slots[(size_t)(slot - a->slots + 1) & mask];
+            }
+            if (!slot->key_len) {
+                slot = cache_get_h(a, key, n, h, prefix, key, n);
+                if (!slot) {
+                    return cw_err_set(err, CW_ENOMEM, "analyzer: out of memory");
+                }
             }
             rc = emit_entry(a, slot, fn, ctx, a->pend_b[t], a->pend_e[t]);
         } else {
