@@ -336,6 +336,25 @@ static cache_slot *cache_get(idx_analyzer *a, const char *key, size_t n, const c
     return cache_get_h(a, key, n, h, prefix, norm, norm_len);
 }
 
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the scanner's word-at-a-time run length assumes a little-endian host"
+#endif
+#define SWAR_ONES 0x0101010101010101ull
+#define SWAR_HIGH 0x8080808080808080ull
+
+/* 0x80 in each byte of w that is an ASCII letter or digit, 0 elsewhere: byte-wise range
+ * tests on the low 7 bits, whose sums never carry into the next byte (Warren, Hacker's
+ * Delight, 2nd ed., section 6-1, "find first byte in a range"), masked by the bytes'
+ * high bit (non-ASCII bytes are not alnum here). Assumes a little-endian host. */
+static inline uint64_t swar_alnum(uint64_t w)
+{
+    uint64_t x = w & ~SWAR_HIGH;
+    uint64_t l = x | (0x20 * SWAR_ONES); /* ASCII letters to lower case */
+    uint64_t letter = (l + (0x80 - 'a') * SWAR_ONES) & ~(l + (0x7f - 'z') * SWAR_ONES);
+    uint64_t digit = (x + (0x80 - '0') * SWAR_ONES) & ~(x + (0x7f - '9') * SWAR_ONES);
+    return (letter | digit) & ~w & SWAR_HIGH;
+}
+
 static inline bool cp_is_alnum(utf8proc_int32_t cp)
 {
     switch (utf8proc_category(cp)) {
@@ -532,15 +551,39 @@ int idx_analyze_terms(idx_analyzer *a, const char *text, size_t len, idx_term_fn
         char *key = a->keys + key_used;
         size_t k = 0;
         for (;;) {
-            /* Copy at most the room left in the key, then skip the rest of a long run. */
-            size_t lim = CW_MIN(len, i + (MAX_TOKEN_BYTES - k));
-            uint8_t c;
-            while (i < lim && (c = fold[s[i]]) > 1) {
-                key[k++] = (char)c;
-                i++;
+            /* Eight bytes at a time while they fit in the text and the key: the run ends
+             * at the first byte that is not an ASCII letter or digit, and for those
+             * bytes OR 0x20 is the fold table's lower-cased value. Bytes stored past the
+             * run's end are overwritten by the next word or the key's zero padding. */
+            bool ended = false; /* the word loop found the run's end */
+            while (i + 8 <= len && k + 8 <= MAX_TOKEN_BYTES) {
+                uint64_t w;
+                memcpy(&w, s + i, 8);
+                uint64_t stop = ~swar_alnum(w) & SWAR_HIGH;
+                uint64_t lower = w | (0x20 * SWAR_ONES);
+                memcpy(key + k, &lower, 8);
+                if (stop) {
+                    size_t m = (size_t)__builtin_ctzll(stop) >> 3; /* little-endian load */
+                    k += m;
+                    i += m;
+                    ended = true;
+                    break;
+                }
+                k += 8;
+                i += 8;
             }
-            while (i < len && fold[s[i]] > 1) {
-                i++;
+            /* The text's last bytes, or a long run: copy at most the room left in the
+             * key, then skip the rest of the run. */
+            if (!ended) {
+                size_t lim = CW_MIN(len, i + (MAX_TOKEN_BYTES - k));
+                uint8_t c;
+                while (i < lim && (c = fold[s[i]]) > 1) {
+                    key[k++] = (char)c;
+                    i++;
+                }
+                while (i < len && fold[s[i]] > 1) {
+                    i++;
+                }
             }
             if (i < len && s[i] >= 0x80) {
                 size_t used;

@@ -251,3 +251,130 @@ Test(idx_analyze, cache_resets_when_full_and_keeps_answering_the_same)
     idx_analyzer_free(small);
     idx_analyzer_free(big);
 }
+
+/* The scanner reads eight bytes at a time: tokens of every length up to 40 bytes, at
+ * every alignment, next to every non-alphanumeric ASCII byte (NUL and 0x7f included) and
+ * to non-ASCII letters and punctuation, against a byte-by-byte reference: maximal runs
+ * of [0-9A-Za-z] and é/É, lower-cased (É folds to é), terms and byte ranges. (A byte
+ * the word test wrongly rejects only hands the run to the byte loop; one it wrongly
+ * accepts would join two tokens: this test fails when ':' is taken for a digit.) */
+typedef struct ref_tok {
+    char term[128];
+    size_t len, b, e;
+} ref_tok;
+
+typedef struct tok_list {
+    ref_tok t[512];
+    size_t n;
+    uint64_t bad_hash; /* tokens whose term_hash is not cw_hash64(term, 0) */
+} tok_list;
+
+static bool ref_alnum(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+}
+
+static int list_fn(void *ctx, const idx_token *t)
+{
+    tok_list *l = ctx;
+    cr_assert(lt(sz, l->n, CW_ARRAY_LEN(l->t)));
+    cr_assert(lt(sz, t->term_len, sizeof l->t[0].term));
+    ref_tok *r = &l->t[l->n++];
+    memcpy(r->term, t->term, t->term_len);
+    r->len = t->term_len;
+    r->b = t->byte_begin;
+    r->e = t->byte_end;
+    l->bad_hash += t->term_hash != cw_hash64(t->term, t->term_len, 0);
+    return CW_OK;
+}
+
+Test(idx_analyze, word_at_a_time_scanner_equals_a_byte_reference)
+{
+    /* token pieces: ASCII letters and digits, then é and É */
+    static const char *const pieces[] = {"a", "Z", "q", "0",        "9",
+                                         "m", "K", "5", "\xc3\xa9", "\xc3\x89"};
+    enum { N_ALNUM = CW_ARRAY_LEN(pieces) };
+    idx_analyzer_opts o = idx_analyzer_opts_default();
+    o.stem = false;
+    o.stopwords = false;
+    idx_analyzer *a = NULL;
+    cr_assert(eq(int, idx_analyzer_new(&o, &a, NULL), CW_OK));
+    cw_rng rng;
+    cw_rng_seed(&rng, 7);
+    size_t n_long = 0;
+    for (int iter = 0; iter < 3000; iter++) {
+        char text[600];
+        size_t len = 0;
+        /* runs of 0-40 token pieces between 1-3 separators, at random alignments */
+        size_t lead = cw_rng_below(&rng, 9);
+        for (size_t i = 0; i < lead; i++) {
+            text[len++] = ' ';
+        }
+        while (len < 400) {
+            size_t run = cw_rng_below(&rng, 41);
+            /* mostly ASCII runs (the word path); a few with é/É (the slow path) */
+            bool ascii = cw_rng_below(&rng, 4) != 0;
+            for (size_t i = 0; i < run; i++) {
+                const char *p = pieces[cw_rng_below(&rng, ascii ? N_ALNUM - 2 : N_ALNUM)];
+                memcpy(text + len, p, strlen(p));
+                len += strlen(p);
+            }
+            n_long += run >= 16;
+            size_t seps = 1 + cw_rng_below(&rng, 3);
+            for (size_t i = 0; i < seps; i++) {
+                if (cw_rng_below(&rng, 8) == 0) {
+                    memcpy(text + len, "\xe2\x80\x93", 3); /* en dash */
+                    len += 3;
+                    continue;
+                }
+                unsigned char ch;
+                do {
+                    ch = (unsigned char)cw_rng_below(&rng, 128);
+                } while (ref_alnum(ch));
+                text[len++] = (char)ch;
+            }
+        }
+        /* the reference */
+        tok_list want = {0};
+        size_t i = 0;
+        while (i < len) {
+            unsigned char ch = (unsigned char)text[i];
+            bool tok = ref_alnum(ch) || ch == 0xc3;
+            if (!tok) {
+                i += ch == 0xe2 ? 3 : 1;
+                continue;
+            }
+            ref_tok *r = &want.t[want.n++];
+            r->b = i;
+            r->len = 0;
+            while (i < len) {
+                ch = (unsigned char)text[i];
+                if (ch == 0xc3) { /* é or É: both fold to é */
+                    memcpy(r->term + r->len, "\xc3\xa9", 2);
+                    r->len += 2;
+                    i += 2;
+                } else if (ref_alnum(ch)) {
+                    r->term[r->len++] = (char)(ch | 0x20);
+                    i++;
+                } else {
+                    break;
+                }
+            }
+            r->e = i;
+        }
+        tok_list got = {0};
+        cr_assert(eq(int, idx_analyze(a, text, len, list_fn, &got, NULL), CW_OK));
+        cr_assert(eq(sz, got.n, want.n), "iteration %d: %zu tokens, want %zu", iter, got.n, want.n);
+        for (size_t t = 0; t < got.n; t++) {
+            cr_assert(got.t[t].len == want.t[t].len &&
+                          memcmp(got.t[t].term, want.t[t].term, got.t[t].len) == 0 &&
+                          got.t[t].b == want.t[t].b && got.t[t].e == want.t[t].e,
+                      "iteration %d token %zu: \"%.*s\" [%zu, %zu), want \"%.*s\" [%zu, %zu)", iter,
+                      t, (int)got.t[t].len, got.t[t].term, got.t[t].b, got.t[t].e,
+                      (int)want.t[t].len, want.t[t].term, want.t[t].b, want.t[t].e);
+        }
+        cr_assert(eq(u64, got.bad_hash, 0));
+    }
+    cr_expect(gt(sz, n_long, 1000));
+    idx_analyzer_free(a);
+}
