@@ -53,6 +53,7 @@ typedef struct cache_slot {
 #define CACHE_MAX_ENTRIES (1u << 20) /* reset when full: at most ~64 MiB of slots + keys */
 #define MAX_TOKEN_BYTES 256u         /* longer runs are cut (a term is never this long) */
 #define BATCH 64u                    /* tokens scanned ahead of their cache lookups */
+#define DIRECT_MAX_SLOTS (1u << 15)  /* up to 1.25 MiB of slots: no batching */
 
 struct idx_analyzer {
     idx_analyzer_opts opts;
@@ -60,7 +61,8 @@ struct idx_analyzer {
     cache_slot *slots;
     size_t cap; /* power of two */
     size_t n;
-    size_t cache_max; /* entries before a reset (CACHE_MAX_ENTRIES; tests lower it) */
+    size_t cache_max;  /* entries before a reset (CACHE_MAX_ENTRIES; tests lower it) */
+    size_t direct_max; /* slots up to which tokens skip batching (DIRECT_MAX_SLOTS) */
     char *pool;
     size_t pool_len, pool_cap;
     char tok[MAX_TOKEN_BYTES * 4]; /* lower-cased ASCII token / scratch */
@@ -116,6 +118,7 @@ int idx_analyzer_new(const idx_analyzer_opts *opts, idx_analyzer **out, cw_err *
     }
     a->opts = o;
     a->cache_max = CACHE_MAX_ENTRIES;
+    a->direct_max = DIRECT_MAX_SLOTS;
     for (int c = 0; c < 256; c++) {
         a->fold[c] = c >= 0x80 ? 1 : ascii_alnum[c] ? (uint8_t)(c | (c <= 'Z' ? 0x20 : 0)) : 0;
     }
@@ -203,6 +206,11 @@ static inline bool slot_matches(const idx_analyzer *a, const cache_slot *s, uint
 void idx_analyzer_set_cache_limit(idx_analyzer *a, size_t max_entries)
 {
     a->cache_max = max_entries > 0 ? max_entries : 1;
+}
+
+void idx_analyzer_set_direct_slots(idx_analyzer *a, size_t max_slots)
+{
+    a->direct_max = max_slots;
 }
 
 static void cache_reset(idx_analyzer *a)
@@ -483,28 +491,34 @@ static int slow_token(idx_analyzer *a, const char *text, size_t b, size_t e, idx
 }
 
 /* Looks up the pending batch in order and emits its terms. */
+/* Emits the lower-cased ASCII token key[0..n) (hash h, prefix: key_hash_padded) found
+ * at [b, e): the hit path inline (most tokens of a warm cache); a miss inserts. */
+static inline int ascii_token(idx_analyzer *a, const char *key, size_t n, uint64_t h,
+                              uint64_t prefix, idx_term_fn fn, void *ctx, size_t b, size_t e,
+                              cw_err *err)
+{
+    size_t mask = a->cap - 1;
+    cache_slot *slot = &a->slots[h & mask];
+    while (slot->key_len && !slot_matches(a, slot, h, prefix, key, n)) {
+        slot = &a->slots[(size_t)(slot - a->slots + 1) & mask];
+    }
+    if (!slot->key_len) {
+        slot = cache_get_h(a, key, n, h, prefix, key, n);
+        if (!slot) {
+            return cw_err_set(err, CW_ENOMEM, "analyzer: out of memory");
+        }
+    }
+    return emit_entry(a, slot, fn, ctx, b, e);
+}
+
 static int drain(idx_analyzer *a, const char *text, size_t n_pend, idx_term_fn fn, void *ctx,
                  cw_err *err)
 {
     for (size_t t = 0; t < n_pend; t++) {
         int rc;
         if (a->pend_ascii[t]) {
-            const char *key = a->keys + a->pend_koff[t];
-            size_t n = a->pend_klen[t];
-            uint64_t h = a->pend_hash[t], prefix = a->pend_prefix[t];
-            /* The hit path inline (most tokens of a warm cache); a miss inserts. */
-            size_t mask = a->cap - 1;
-            cache_slot *slot = &a->slots[h & mask];
-            while (slot->key_len && !slot_matches(a, slot, h, prefix, key, n)) {
-                slot = &a->slots[(size_t)(slot - a->slots + 1) & mask];
-            }
-            if (!slot->key_len) {
-                slot = cache_get_h(a, key, n, h, prefix, key, n);
-                if (!slot) {
-                    return cw_err_set(err, CW_ENOMEM, "analyzer: out of memory");
-                }
-            }
-            rc = emit_entry(a, slot, fn, ctx, a->pend_b[t], a->pend_e[t]);
+            rc = ascii_token(a, a->keys + a->pend_koff[t], a->pend_klen[t], a->pend_hash[t],
+                             a->pend_prefix[t], fn, ctx, a->pend_b[t], a->pend_e[t], err);
         } else {
             rc = slow_token(a, text, a->pend_b[t], a->pend_e[t], fn, ctx, err);
         }
@@ -524,6 +538,10 @@ int idx_analyze_terms(idx_analyzer *a, const char *text, size_t len, idx_term_fn
     }
     const uint8_t *s = (const uint8_t *)text;
     const uint8_t *fold = a->fold;
+    /* A small cache stays in the CPU caches: each token is then looked up as soon as it
+     * is scanned. A large one (index builds) takes tokens in batches whose slots are
+     * prefetched first. (Both emit the same terms in the same order.) */
+    bool direct = a->cap <= a->direct_max;
     size_t i = 0, n_pend = 0, key_used = 0;
     while (i < len) {
         /* Skip separators. */
@@ -595,6 +613,21 @@ int idx_analyze_terms(idx_analyzer *a, const char *text, size_t len, idx_term_fn
                 }
             }
             break;
+        }
+        if (direct) {
+            int rc;
+            if (ascii) {
+                memset(key + k, 0, 8);
+                uint64_t prefix;
+                uint64_t h = key_hash_padded(key, k, &prefix);
+                rc = ascii_token(a, key, k, h, prefix, fn, ctx, b, i, err);
+            } else {
+                rc = slow_token(a, text, b, i, fn, ctx, err);
+            }
+            if (rc != CW_OK) {
+                return rc;
+            }
+            continue;
         }
         a->pend_b[n_pend] = b;
         a->pend_e[n_pend] = i;

@@ -189,6 +189,9 @@ extern const char *const idx_stopwords_en[];
 bool idx_is_stopword(const char *s, size_t n);
 /* Lowers the number of cached surface forms before the cache is reset (tests). */
 void idx_analyzer_set_cache_limit(idx_analyzer *a, size_t max_entries);
+/* Tokens skip the batched look-up while the cache has at most max_slots slots (tests set
+ * 0 to check the batched path on small texts). */
+void idx_analyzer_set_direct_slots(idx_analyzer *a, size_t max_slots);
 
 /* ---- the open index ------------------------------------------------------ */
 

@@ -297,20 +297,23 @@ Test(idx_analyze, word_at_a_time_scanner_equals_a_byte_reference)
     idx_analyzer_opts o = idx_analyzer_opts_default();
     o.stem = false;
     o.stopwords = false;
-    idx_analyzer *a = NULL;
+    idx_analyzer *a = NULL, *batched = NULL;
     cr_assert(eq(int, idx_analyzer_new(&o, &a, NULL), CW_OK));
+    /* the same through the batched look-up an index build's large cache takes */
+    cr_assert(eq(int, idx_analyzer_new(&o, &batched, NULL), CW_OK));
+    idx_analyzer_set_direct_slots(batched, 0);
     cw_rng rng;
     cw_rng_seed(&rng, 7);
     size_t n_long = 0;
     for (int iter = 0; iter < 3000; iter++) {
-        char text[600];
+        char text[2400];
         size_t len = 0;
         /* runs of 0-40 token pieces between 1-3 separators, at random alignments */
         size_t lead = cw_rng_below(&rng, 9);
         for (size_t i = 0; i < lead; i++) {
             text[len++] = ' ';
         }
-        while (len < 400) {
+        while (len < 2000) { /* > BATCH tokens: the batched path drains full batches */
             size_t run = cw_rng_below(&rng, 41);
             /* mostly ASCII runs (the word path); a few with é/É (the slow path) */
             bool ascii = cw_rng_below(&rng, 4) != 0;
@@ -363,7 +366,8 @@ Test(idx_analyze, word_at_a_time_scanner_equals_a_byte_reference)
             r->e = i;
         }
         tok_list got = {0};
-        cr_assert(eq(int, idx_analyze(a, text, len, list_fn, &got, NULL), CW_OK));
+        cr_assert(
+            eq(int, idx_analyze(iter % 2 ? batched : a, text, len, list_fn, &got, NULL), CW_OK));
         cr_assert(eq(sz, got.n, want.n), "iteration %d: %zu tokens, want %zu", iter, got.n, want.n);
         for (size_t t = 0; t < got.n; t++) {
             cr_assert(got.t[t].len == want.t[t].len &&
@@ -377,4 +381,5 @@ Test(idx_analyze, word_at_a_time_scanner_equals_a_byte_reference)
     }
     cr_expect(gt(sz, n_long, 1000));
     idx_analyzer_free(a);
+    idx_analyzer_free(batched);
 }
