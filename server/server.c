@@ -1901,14 +1901,19 @@ void srv_free(srv_server *s)
     }
     atomic_store(&s->stopping, true);
     if (s->mhd) {
-        /* Stop accepting, let requests in flight finish (bounded), then stop. */
-        MHD_quiesce_daemon(s->mhd);
+        /* Stop accepting, let requests in flight finish (bounded), then stop. The listen
+         * socket quiesce hands back is ours to close, but only after MHD_stop_daemon (its
+         * threads may still hold it: microhttpd.h). */
+        MHD_socket lfd = MHD_quiesce_daemon(s->mhd);
         uint64_t deadline = cw_now_ns() + 10ull * 1000000000ull;
         while (atomic_load(&s->in_flight) > 0 && cw_now_ns() < deadline) {
             struct timespec ts = {0, 5 * 1000 * 1000};
             nanosleep(&ts, NULL);
         }
         MHD_stop_daemon(s->mhd);
+        if (lfd != MHD_INVALID_SOCKET) {
+            close(lfd);
+        }
     }
     srv_writer_stop(&s->writer); /* drains and commits the queue */
     causal_log_close(s->log);
