@@ -63,21 +63,21 @@ static int snip_tok(void *ctx, const idx_token *tok)
     return CW_OK;
 }
 
+/* HTML escapes by byte: index + 1 into esc_rep, 0 for a byte copied as it is. */
+static const uint8_t esc_of[256] = {['&'] = 1, ['<'] = 2, ['>'] = 3, ['"'] = 4, ['\''] = 5};
+static const struct {
+    const char *s;
+    size_t n;
+} esc_rep[] = {{"&amp;", 5}, {"&lt;", 4}, {"&gt;", 4}, {"&quot;", 6}, {"&#39;", 5}};
+
 static int put_escaped(cw_buf *out, const char *s, size_t n)
 {
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
-        const char *rep = NULL;
-        switch (s[i]) {
-        case '&': rep = "&amp;"; break;
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '"': rep = "&quot;"; break;
-        case '\'': rep = "&#39;"; break;
-        default: break;
-        }
-        if (rep) {
-            if (cw_buf_append(out, s + run, i - run) || cw_buf_append(out, rep, strlen(rep))) {
+        uint8_t e = esc_of[(uint8_t)s[i]];
+        if (e) {
+            if (cw_buf_append(out, s + run, i - run) ||
+                cw_buf_append(out, esc_rep[e - 1].s, esc_rep[e - 1].n)) {
                 return CW_ENOMEM;
             }
             run = i + 1;

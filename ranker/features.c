@@ -675,9 +675,9 @@ int rank_features_extract_tap(const rank_features *fx, idx_analyzer *a, const id
     for (size_t r = 0; pre_row && r < n; r++) {
         idx_doc d;
         bool fwd = docids[r] < fx->fwd_docs;
-        bool counted = fwd ? fx->has_df
-                           : n_t > 0 && idx_doc_get(fx->ix, docids[r], &d, NULL) == CW_OK &&
-                                 doc_fits(&d);
+        bool counted =
+            fwd ? fx->has_df
+                : n_t > 0 && idx_doc_get(fx->ix, docids[r], &d, NULL) == CW_OK && doc_fits(&d);
         pre_row[r] = counted ? SIZE_MAX : n_pre++;
     }
     if (n_pre > 0) {

@@ -215,6 +215,30 @@ Test(idx_bm25, documents_lookup_and_stored_fields)
     th_cleanup(dir);
 }
 
+/* Each of the five characters put_escaped replaces, once, around marked terms. */
+Test(idx_bm25, snippet_escapes_all_five_html_characters)
+{
+    char *dir = th_tmpdir();
+    idx_index *ix = th_build_open(
+        dir,
+        "{\"id\":\"e\",\"title\":\"t\",\"text\":\"He said \\\"river\\\" & it's <deep> river.\"}\n",
+        "ix");
+    idx_analyzer *a = NULL;
+    cr_assert(eq(int, idx_index_analyzer(ix, &a, NULL), CW_OK));
+    idx_query *q = NULL;
+    cr_assert(eq(int, idx_query_parse(ix, a, "river", 5, &q, NULL), CW_OK));
+    cw_buf out = {0};
+    cr_assert(eq(int, idx_snippet(ix, a, q, 0, 200, &out, NULL), CW_OK));
+    cr_expect(eq(str, out.data,
+                 "He said &quot;<mark>river</mark>&quot; &amp; it&#39;s &lt;deep&gt; "
+                 "<mark>river</mark> \xe2\x80\xa6"));
+    cw_buf_fini(&out);
+    idx_query_free(q);
+    idx_analyzer_free(a);
+    idx_index_close(ix);
+    th_cleanup(dir);
+}
+
 Test(idx_bm25, snippet_marks_terms_and_escapes_html)
 {
     char *dir = th_tmpdir();
