@@ -40,7 +40,8 @@ static term_slot *term_find(term_slot *t, size_t mask, const char *s, size_t n, 
     }
 }
 
-static int snip_tok(void *ctx, const idx_token *tok)
+/* Inline: idx_snip_tokens_add, called per token of every shown text, is this. */
+static inline int snip_tok(void *ctx, const idx_token *tok)
 {
     snip_ctx *s = ctx;
     if (s->n == s->cap) {

@@ -402,14 +402,15 @@ static int add_match(match_ctx *c, uint32_t pos, size_t term)
     return CW_OK;
 }
 
-static int on_token(void *vctx, const idx_token *tok)
+/* Inline: the text path below calls it for every token of every analysed document. */
+static inline int on_token(void *vctx, const idx_token *tok)
 {
     match_ctx *c = vctx;
     c->last_pos = c->pos_base + tok->position;
     c->saw_token = true;
+    c->len[c->field] = tok->position + 1;
     /* One hash probe instead of a compare per query term: this runs per token of every
      * analysed document (the uncached /search path without a forward store). */
-    c->len[c->field] = tok->position + 1;
     uint32_t h = hash32(tok->term_hash);
     for (uint32_t s = h & (QTABLE - 1); c->table[s]; s = (s + 1) & (QTABLE - 1)) {
         size_t j = c->table[s] - 1u;
