@@ -891,8 +891,9 @@ done:
     return rc;
 }
 
-/* Regression-EM (Wang et al. WSDM 2018, METHODS.md section 4) on grouped impressions.
- * theta[0..R) out. gamma (n_pairs) is the relevance of each pair. */
+/* Regression-EM (Wang et al. WSDM 2018, METHODS.md section 4) on grouped impressions with
+ * a feature model of relevance (linear, quadratic, MLP); theta[0..R) out. Per-pair and
+ * supplied relevances go to pair_mle_run. */
 static int rem_run(const causal_sessions *s0, const groups *g, const causal_prop_opts *o,
                    double *theta, uint32_t *n_iter, bool *converged, double *loglik, cw_err *err)
 {
@@ -902,8 +903,7 @@ static int rem_run(const causal_sessions *s0, const groups *g, const causal_prop
     causal_sessions sc = *s0;
     const causal_sessions *s = &sc;
     float *ctx_x = NULL;
-    if (o->rel_context != CAUSAL_REL_CONTEXT_NONE && !o->rel_fixed &&
-        o->rel_model != CAUSAL_REL_PAIR) {
+    if (o->rel_context != CAUSAL_REL_CONTEXT_NONE) {
         int rc0 = context_features(s0, o->rel_context, &ctx_x, &sc.n_features, err);
         if (rc0 != CW_OK) {
             return rc0;
@@ -914,8 +914,7 @@ static int rem_run(const causal_sessions *s0, const groups *g, const causal_prop
     double *gam = malloc(np_ * sizeof *gam), *w = calloc(np_, sizeof *w),
            *t = calloc(np_, sizeof *t), *hid = malloc((o->mlp_hidden + 1) * sizeof *hid);
     relmodel m;
-    int rc = relmodel_init(&m, s, o->rel_fixed ? CAUSAL_REL_PAIR : o->rel_model, o->mlp_hidden,
-                           o->seed, err);
+    int rc = relmodel_init(&m, s, o->rel_model, o->mlp_hidden, o->seed, err);
     if (rc != CW_OK || !gam || !w || !t || !hid) {
         if (rc == CW_OK) {
             rc = cw_err_set(err, CW_ENOMEM, "out of memory in regression-EM");
@@ -926,7 +925,7 @@ static int rem_run(const causal_sessions *s0, const groups *g, const causal_prop
         theta[k] = 0.9; /* ULTRA's initialisation */
     }
     for (size_t p = 0; p < np_; p++) {
-        gam[p] = o->rel_fixed ? clamp_prob(o->rel_fixed[p]) : 0.5;
+        gam[p] = 0.5;
     }
     *converged = false;
     uint32_t it;
@@ -963,23 +962,12 @@ static int rem_run(const causal_sessions *s0, const groups *g, const causal_prop
         for (size_t p = 0; p < np_; p++) {
             t[p] = w[p] > 0 ? t[p] / w[p] : 0;
         }
-        if (o->rel_fixed) {
-            /* theta-only M-step: relevance held at the supplied values */
-        } else if (m.kind == CAUSAL_REL_PAIR) {
-            for (size_t p = 0; p < np_; p++) {
-                if (w[p] > 0) {
-                    double v = t[p];
-                    gam[p] = v < 1e-6 ? 1e-6 : (v > 1 - 1e-6 ? 1 - 1e-6 : v);
-                }
-            }
-        } else {
-            if ((rc = relmodel_mstep(&m, s, w, t, err)) != CW_OK) {
-                goto done;
-            }
-            for (size_t p = 0; p < np_; p++) {
-                double v = sigmoid(relmodel_logit(&m, s, (uint32_t)p, hid));
-                gam[p] = v < 1e-6 ? 1e-6 : (v > 1 - 1e-6 ? 1 - 1e-6 : v);
-            }
+        if ((rc = relmodel_mstep(&m, s, w, t, err)) != CW_OK) {
+            goto done;
+        }
+        for (size_t p = 0; p < np_; p++) {
+            double v = sigmoid(relmodel_logit(&m, s, (uint32_t)p, hid));
+            gam[p] = v < 1e-6 ? 1e-6 : (v > 1 - 1e-6 ? 1 - 1e-6 : v);
         }
         if (it > 2 && delta < o->tol) {
             *converged = true;
@@ -1064,11 +1052,14 @@ static double pbm_coord(const double *c, const double *n, const double *a, size_
  * click, and each such pair pushes theta_k up (an upward bias at deep ranks, measured on
  * MQ2008 at eta 2 before this change). Pairs seen at a single rank carry no information
  * about theta and are left out of the theta step. Block coordinate ascent, each block
- * solved exactly (pbm_coord). */
+ * solved exactly (pbm_coord). With o->rel_fixed (an oracle that knows every gamma) only
+ * the theta step runs, over every pair, theta_1 free: each theta_k is then its exact MLE
+ * given the relevances (the theta-only EM needed thousands of slow linear steps). */
 static int pair_mle_run(const groups *g, const causal_prop_opts *o, size_t n_pairs, double *theta,
                         uint32_t *n_iter, bool *converged, double *loglik, cw_err *err)
 {
     const uint32_t R = o->max_rank;
+    const double *fixed = o->rel_fixed;
     size_t n = g->n ? g->n : 1;
     double *gam = malloc((n_pairs ? n_pairs : 1) * sizeof *gam);
     double *bc = malloc(n * sizeof *bc), *bn = malloc(n * sizeof *bn), *ba = malloc(n * sizeof *ba);
@@ -1086,10 +1077,11 @@ static int pair_mle_run(const groups *g, const causal_prop_opts *o, size_t n_pai
         }
         first[p] = i;
     }
-    /* groups at each rank, of pairs shown at two or more ranks (counting sort) */
+    /* groups at each rank, of pairs shown at two or more ranks unless the relevances are
+     * given (counting sort) */
     for (size_t i = 0; i < g->n; i++) {
         uint32_t p = g->pair[i];
-        if (first[p + 1] - first[p] > 1) {
+        if (fixed || first[p + 1] - first[p] > 1) {
             rank_begin[g->rank[i]]++;
         }
     }
@@ -1101,7 +1093,7 @@ static int pair_mle_run(const groups *g, const causal_prop_opts *o, size_t n_pai
         memcpy(fill, rank_begin, sizeof fill);
         for (size_t i = 0; i < g->n; i++) {
             uint32_t p = g->pair[i];
-            if (first[p + 1] - first[p] > 1) {
+            if (fixed || first[p + 1] - first[p] > 1) {
                 by_rank[fill[g->rank[i] - 1]++] = i;
             }
         }
@@ -1126,12 +1118,12 @@ static int pair_mle_run(const groups *g, const causal_prop_opts *o, size_t n_pai
             c += g->clk[i];
             e += g->imp[i] * theta[g->rank[i] - 1];
         }
-        gam[p] = e > 0 && c > 0 ? c / e : 1e-6;
+        gam[p] = fixed ? clamp_prob(fixed[p]) : (e > 0 && c > 0 ? c / e : 1e-6);
     }
     *converged = false;
     uint32_t it;
     for (it = 0; it < o->max_iter; it++) {
-        for (size_t p = 0; p < n_pairs; p++) {
+        for (size_t p = 0; !fixed && p < n_pairs; p++) {
             size_t m = 0;
             for (size_t i = first[p]; i < first[p + 1]; i++, m++) {
                 bc[m] = g->clk[i];
@@ -1143,7 +1135,7 @@ static int pair_mle_run(const groups *g, const causal_prop_opts *o, size_t n_pai
             }
         }
         double delta = 0;
-        for (uint32_t k = 1; k < R; k++) {
+        for (uint32_t k = fixed ? 0 : 1; k < R; k++) {
             size_t m = 0;
             for (size_t j = rank_begin[k]; j < rank_begin[k + 1]; j++, m++) {
                 size_t i = by_rank[j];
@@ -1593,7 +1585,7 @@ static int fit_grouped(const causal_sessions *s, const groups *g, const causal_p
     int rc;
     switch (o->method) {
     case CAUSAL_PROP_REM:
-        rc = o->rel_model == CAUSAL_REL_PAIR && !o->rel_fixed
+        rc = o->rel_model == CAUSAL_REL_PAIR || o->rel_fixed
                  ? pair_mle_run(g, o, s->n_pairs, theta, &p->n_iter, &p->converged, &p->loglik, err)
                  : rem_run(s, g, o, theta, &p->n_iter, &p->converged, &p->loglik, err);
         if (rc == CW_OK) {
