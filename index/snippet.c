@@ -40,8 +40,7 @@ static term_slot *term_find(term_slot *t, size_t mask, const char *s, size_t n, 
     }
 }
 
-/* Inline: idx_snip_tokens_add, called per token of every shown text, is this. */
-static inline int snip_tok(void *ctx, const idx_token *tok)
+static int snip_tok(void *ctx, const idx_token *tok)
 {
     snip_ctx *s = ctx;
     if (s->n == s->cap) {
@@ -258,8 +257,23 @@ void idx_snip_tokens_reset(idx_snip_tokens *t)
 
 int idx_snip_tokens_add(void *ctx, const idx_token *tok)
 {
-    idx_snip_tokens *t = ctx;
-    return snip_tok(&t->s, tok);
+    snip_ctx *s = &((idx_snip_tokens *)ctx)->s;
+    /* Called per token of every shown text: most tokens have room for their span, their
+     * own byte range, and no query term of their hash. That path makes no call (so no
+     * stack frame); anything else (growth, a hash hit to compare, NFKC pieces) is
+     * snip_tok's. */
+    if (s->n < s->cap && (s->n == 0 || s->v[s->n - 1].b != tok->byte_begin)) {
+        const term_slot *t = s->terms;
+        size_t j = (size_t)tok->term_hash & s->mask;
+        while (t[j].term && t[j].hash != tok->term_hash) {
+            j = (j + 1) & s->mask;
+        }
+        if (!t[j].term) {
+            s->v[s->n++] = (span){tok->byte_begin, tok->byte_end, false};
+            return CW_OK;
+        }
+    }
+    return snip_tok(s, tok);
 }
 
 int idx_snippet_tokens(const idx_index *ix, const idx_snip_tokens *t, uint32_t docid,

@@ -426,8 +426,21 @@ static inline int on_token(void *vctx, const idx_token *tok)
 static int on_text_token_tap(void *vctx, const idx_token *tok)
 {
     match_ctx *c = vctx;
-    int rc = on_token(c, tok);
-    return rc == CW_OK ? c->tap->text_token(c->tap->ctx, tok) : rc;
+    /* Most tokens have no query term of their hash: that path makes no call but the tail
+     * call to the tap (no stack frame); a hash hit is compared by on_token. */
+    uint32_t h = hash32(tok->term_hash);
+    uint32_t s = h & (QTABLE - 1);
+    while (c->table[s] && c->terms[c->table[s] - 1u].hash != h) {
+        s = (s + 1) & (QTABLE - 1);
+    }
+    if (c->table[s]) {
+        int rc = on_token(c, tok);
+        return rc == CW_OK ? c->tap->text_token(c->tap->ctx, tok) : rc;
+    }
+    c->last_pos = c->pos_base + tok->position;
+    c->saw_token = true;
+    c->len[c->field] = tok->position + 1;
+    return c->tap->text_token(c->tap->ctx, tok);
 }
 
 /* Whether analyze_doc takes a document's title and text whole (not cut at the budget). */
