@@ -244,6 +244,9 @@ static void run_grid(const args *a)
 {
     char hv_name[64];
     snprintf(hv_name, sizeof hv_name, "harvest AllPairs (%u rankers)", a->harvest_rankers);
+    char hv_oracle[80];
+    snprintf(hv_oracle, sizeof hv_oracle, "%u-ranker harvest log, true relevance (oracle)",
+             a->harvest_rankers);
     char rp_name[80];
     snprintf(rp_name, sizeof rp_name, "PBM MLE, per-pair relevance (%u rankers)",
              a->harvest_rankers);
@@ -254,6 +257,11 @@ static void run_grid(const args *a)
          * on which document was shown where, so between-document variance drops out */
         {"randomization, PBM MLE per pair (RandTop-10)", CAUSAL_POLICY_RANDTOP, 1, CAUSAL_PROP_REM,
          CAUSAL_REL_PAIR, 0, false, false},
+        /* theta-only fit on the same RandTop log with the simulator's true relevance of
+         * every pair: no estimator can beat an oracle that knows the relevances, so its
+         * error is the floor the click noise sets at these session counts */
+        {"RandTop-10 log, true relevance (oracle)", CAUSAL_POLICY_RANDTOP, 1, CAUSAL_PROP_REM,
+         CAUSAL_REL_LINEAR, 0, false, true},
         {"randomization (swap 1<->k)", CAUSAL_POLICY_SWAP, 1, CAUSAL_PROP_RANDOMIZATION,
          CAUSAL_REL_LINEAR, 0, false, false},
         {hv_name, CAUSAL_POLICY_DETERMINISTIC, 0, CAUSAL_PROP_HARVEST, CAUSAL_REL_LINEAR, 0, false,
@@ -262,6 +270,9 @@ static void run_grid(const args *a)
          * per (query, doc) is identified (the PBM MLE; no feature model to confound theta) */
         {rp_name, CAUSAL_POLICY_DETERMINISTIC, 0, CAUSAL_PROP_REM, CAUSAL_REL_PAIR, 0, false,
          false},
+        /* the oracle on the harvesting log: the floor for any estimator on those logs */
+        {hv_oracle, CAUSAL_POLICY_DETERMINISTIC, 0, CAUSAL_PROP_REM, CAUSAL_REL_LINEAR, 0, false,
+         true},
         {"regression-EM, linear", CAUSAL_POLICY_DETERMINISTIC, 1, CAUSAL_PROP_REM,
          CAUSAL_REL_LINEAR, 0, false, false},
         {"regression-EM, linear + score", CAUSAL_POLICY_DETERMINISTIC, 1, CAUSAL_PROP_REM,
