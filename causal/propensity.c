@@ -1591,7 +1591,8 @@ static int fit_grouped(const causal_sessions *s, const groups *g, const causal_p
         if (rc == CW_OK) {
             for (uint32_t k = 0; k < o->max_rank; k++) {
                 ratio[k] = theta[k] / theta[0];
-                p->theta[k] = theta[k];
+                /* free per-pair relevance pins theta_1 = 1: only ratios are identified */
+                p->theta[k] = o->rel_model == CAUSAL_REL_PAIR && !o->rel_fixed ? NAN : theta[k];
             }
         }
         return rc;
@@ -1694,6 +1695,11 @@ int causal_propensity_fit(const causal_sessions *s, const causal_prop_opts *o,
         snprintf(p.note, sizeof p.note,
                  "affine click model P(c|k,d) = alpha_k gamma_d + beta_k; identified: "
                  "alpha_k/alpha_1 (ratio) and beta_k - (alpha_k/alpha_1) beta_1 (beta)");
+    } else if (o->method == CAUSAL_PROP_REM && o->rel_model == CAUSAL_REL_PAIR && !o->rel_fixed) {
+        snprintf(p.note, sizeof p.note,
+                 "PBM maximum likelihood with one free relevance per (query, doc) pair (pairs "
+                 "at 2+ ranks; theta_1 = 1, absolute theta not identified)%s, %u iterations",
+                 p.converged ? "" : " (not converged)", p.n_iter);
     } else if (o->method == CAUSAL_PROP_REM) {
         snprintf(p.note, sizeof p.note, "regression-EM, %s relevance model%s%s, %u iterations",
                  o->rel_fixed                        ? "fixed (supplied)"
