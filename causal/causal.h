@@ -620,13 +620,14 @@ int causal_propensity_fit(const causal_sessions *s, const causal_prop_opts *opts
                           causal_propensity *out, cw_err *err) CW_MUST_CHECK;
 #define CAUSAL_MAX_CONTEXTS 256u        /* contexts of causal_propensity_fit_contexts */
 #define CAUSAL_CONTEXT_NONE 0xffffffffu /* a session left out of every context */
-/* Randomization propensities per context (e.g. a query class): session i belongs to
+/* Propensities per context (e.g. a query class), any method: session i belongs to
  * context ctx[i] (0..n_ctx-1, or CAUSAL_CONTEXT_NONE); out[c] (n_ctx entries) gets what
  * causal_propensity_fit would give on context c's sessions alone, with its own bootstrap
- * intervals. A context without randomized sessions (or without a click at rank 1) gets
- * NAN ratios, n_sessions 0 and the reason in its note. Errors: CW_EINVAL (a method other
- * than randomization, n_ctx 0 or over CAUSAL_MAX_CONTEXTS, a context id out of range, bad
- * max_rank), CW_ENOMEM. */
+ * intervals. A context the method cannot identify (no randomized sessions, no click at
+ * rank 1, no pair at two ranks, no session at all, ...) gets NAN ratios, n_sessions 0 and
+ * the reason in its note. Errors: CW_EINVAL (n_ctx 0 or over CAUSAL_MAX_CONTEXTS, a
+ * context id out of range, bad max_rank, options the log cannot serve, e.g. a feature
+ * model without features), CW_ENOMEM, CW_EINTR. */
 int causal_propensity_fit_contexts(const causal_sessions *s, const causal_prop_opts *opts,
                                    const uint32_t *ctx, uint32_t n_ctx, causal_propensity *out,
                                    cw_err *err) CW_MUST_CHECK;

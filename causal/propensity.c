@@ -360,55 +360,6 @@ int causal_rand_counts_finish(const causal_rand_counts *c, const causal_prop_opt
     return CW_OK;
 }
 
-int causal_propensity_fit_contexts(const causal_sessions *s, const causal_prop_opts *o,
-                                   const uint32_t *ctx, uint32_t n_ctx, causal_propensity *out,
-                                   cw_err *err)
-{
-    if (o->method != CAUSAL_PROP_RANDOMIZATION) {
-        return cw_err_set(err, CW_EINVAL,
-                          "per-context propensities are implemented for randomization only, "
-                          "not %s",
-                          causal_prop_method_name(o->method));
-    }
-    if (n_ctx == 0 || n_ctx > CAUSAL_MAX_CONTEXTS) {
-        return cw_err_set(err, CW_EINVAL, "%u contexts (must be 1..%u)", n_ctx,
-                          CAUSAL_MAX_CONTEXTS);
-    }
-    for (size_t i = 0; i < s->n_sessions; i++) {
-        if (ctx[i] >= n_ctx && ctx[i] != CAUSAL_CONTEXT_NONE) {
-            return cw_err_set(err, CW_EINVAL, "session %zu: context %u out of range (%u contexts)",
-                              i, ctx[i], n_ctx);
-        }
-    }
-    if (o->max_rank < 2 || o->max_rank > CAUSAL_MAX_RANK) {
-        return cw_err_set(err, CW_EINVAL, "max rank %u (must be 2..%u)", o->max_rank,
-                          CAUSAL_MAX_RANK);
-    }
-    for (uint32_t k = 0; k < n_ctx; k++) {
-        causal_rand_counts *c = NULL;
-        int rc = causal_rand_counts_new(o->max_rank, o->n_buckets, &c, err);
-        if (rc != CW_OK) {
-            return rc;
-        }
-        uint64_t t0 = cw_now_ns();
-        rand_counts_add(c, s, ctx, k);
-        cw_err e2 = {0};
-        rc = causal_rand_counts_finish(c, o, &out[k], &e2);
-        if (rc == CW_EINVAL) {
-            /* a context without usable randomized sessions: no numbers, the reason instead */
-            init_result(&out[k], CAUSAL_PROP_RANDOMIZATION, o->max_rank);
-            snprintf(out[k].note, sizeof out[k].note, "not identified: %s", e2.msg);
-        } else if (rc != CW_OK) {
-            causal_rand_counts_free(c);
-            return cw_err_set(err, rc, "%s", e2.msg);
-        } else {
-            out[k].seconds = (double)(cw_now_ns() - t0) / 1e9;
-        }
-        causal_rand_counts_free(c);
-    }
-    return CW_OK;
-}
-
 static int fit_randomization(const causal_sessions *s, const causal_prop_opts *o,
                              causal_propensity *out, cw_err *err)
 {
@@ -1612,19 +1563,9 @@ static int fit_grouped(const causal_sessions *s, const groups *g, const causal_p
     return cw_err_set(err, CW_EINVAL, "not a grouped method");
 }
 
-int causal_propensity_fit(const causal_sessions *s, const causal_prop_opts *o,
-                          causal_propensity *out, cw_err *err)
+/* The options of a grouped method that s cannot serve, whichever sessions are used. */
+static int check_grouped_opts(const causal_sessions *s, const causal_prop_opts *o, cw_err *err)
 {
-    if (o->max_rank < 2 || o->max_rank > CAUSAL_MAX_RANK) {
-        return cw_err_set(err, CW_EINVAL, "max rank %u (must be 2..%u)", o->max_rank,
-                          CAUSAL_MAX_RANK);
-    }
-    if (s->n_sessions == 0) {
-        return cw_err_set(err, CW_EINVAL, "no sessions to fit");
-    }
-    if (o->method == CAUSAL_PROP_RANDOMIZATION) {
-        return fit_randomization(s, o, out, err);
-    }
     if (o->method == CAUSAL_PROP_REM && o->rel_context > CAUSAL_REL_CONTEXT_QUERY) {
         return cw_err_set(err, CW_EINVAL, "relevance context %u (must be 0..%u)", o->rel_context,
                           CAUSAL_REL_CONTEXT_QUERY);
@@ -1650,12 +1591,20 @@ int causal_propensity_fit(const causal_sessions *s, const causal_prop_opts *o,
     if (o->method == CAUSAL_PROP_REM && o->rel_model == CAUSAL_REL_MLP && o->mlp_hidden == 0) {
         return cw_err_set(err, CW_EINVAL, "MLP needs at least one hidden unit");
     }
+    return CW_OK;
+}
+
+/* A grouped method (regression-EM, the per-pair MLE, harvesting, trust) on the sessions i
+ * with mask[i] != 0 (mask NULL: all), bootstrap included. The options are checked. */
+static int fit_grouped_masked(const causal_sessions *s, const causal_prop_opts *o,
+                              const float *mask, causal_propensity *out, cw_err *err)
+{
     const uint32_t R = o->max_rank;
     causal_propensity p;
     init_result(&p, o->method, R);
     groups g;
     uint64_t t0 = cw_now_ns();
-    int rc = groups_build(s, R, NULL, &g, err);
+    int rc = groups_build(s, R, mask, &g, err);
     if (rc != CW_OK) {
         return rc;
     }
@@ -1665,6 +1614,12 @@ int causal_propensity_fit(const causal_sessions *s, const causal_prop_opts *o,
     }
     p.n_items = g.n_items;
     p.n_sessions = s->n_sessions;
+    if (mask) {
+        p.n_sessions = 0;
+        for (size_t i = 0; i < s->n_sessions; i++) {
+            p.n_sessions += mask[i] != 0;
+        }
+    }
     if (o->method == CAUSAL_PROP_REM && o->rel_model == CAUSAL_REL_PAIR) {
         /* Per-pair relevance and theta_k are confounded unless pairs move between ranks. */
         uint64_t multi = 0;
@@ -1731,7 +1686,8 @@ int causal_propensity_fit(const causal_sessions *s, const causal_prop_opts *o,
         ob.progress.fn = NULL;
         for (uint32_t b = 0; b < o->n_boot && rc == CW_OK; b++) {
             for (size_t i = 0; i < s->n_sessions; i++) {
-                sw[i] = poisson1(&rng);
+                float w = poisson1(&rng); /* drawn for every session: same replicates */
+                sw[i] = mask ? w * mask[i] : w;
             }
             groups gb;
             causal_propensity pb;
@@ -1762,6 +1718,82 @@ int causal_propensity_fit(const causal_sessions *s, const causal_prop_opts *o,
     }
     *out = p;
     return CW_OK;
+}
+
+int causal_propensity_fit(const causal_sessions *s, const causal_prop_opts *o,
+                          causal_propensity *out, cw_err *err)
+{
+    if (o->max_rank < 2 || o->max_rank > CAUSAL_MAX_RANK) {
+        return cw_err_set(err, CW_EINVAL, "max rank %u (must be 2..%u)", o->max_rank,
+                          CAUSAL_MAX_RANK);
+    }
+    if (s->n_sessions == 0) {
+        return cw_err_set(err, CW_EINVAL, "no sessions to fit");
+    }
+    if (o->method == CAUSAL_PROP_RANDOMIZATION) {
+        return fit_randomization(s, o, out, err);
+    }
+    int rc = check_grouped_opts(s, o, err);
+    return rc != CW_OK ? rc : fit_grouped_masked(s, o, NULL, out, err);
+}
+
+int causal_propensity_fit_contexts(const causal_sessions *s, const causal_prop_opts *o,
+                                   const uint32_t *ctx, uint32_t n_ctx, causal_propensity *out,
+                                   cw_err *err)
+{
+    if (n_ctx == 0 || n_ctx > CAUSAL_MAX_CONTEXTS) {
+        return cw_err_set(err, CW_EINVAL, "%u contexts (must be 1..%u)", n_ctx,
+                          CAUSAL_MAX_CONTEXTS);
+    }
+    for (size_t i = 0; i < s->n_sessions; i++) {
+        if (ctx[i] >= n_ctx && ctx[i] != CAUSAL_CONTEXT_NONE) {
+            return cw_err_set(err, CW_EINVAL, "session %zu: context %u out of range (%u contexts)",
+                              i, ctx[i], n_ctx);
+        }
+    }
+    if (o->max_rank < 2 || o->max_rank > CAUSAL_MAX_RANK) {
+        return cw_err_set(err, CW_EINVAL, "max rank %u (must be 2..%u)", o->max_rank,
+                          CAUSAL_MAX_RANK);
+    }
+    bool rand = o->method == CAUSAL_PROP_RANDOMIZATION;
+    int rc = rand ? CW_OK : check_grouped_opts(s, o, err);
+    float *mask = rand ? NULL : malloc((s->n_sessions ? s->n_sessions : 1) * sizeof *mask);
+    if (rc != CW_OK || (!rand && !mask)) {
+        return rc != CW_OK ? rc : cw_err_set(err, CW_ENOMEM, "out of memory for contexts");
+    }
+    for (uint32_t k = 0; k < n_ctx && rc == CW_OK; k++) {
+        uint64_t t0 = cw_now_ns();
+        cw_err e2 = {0};
+        if (rand) {
+            causal_rand_counts *c = NULL;
+            if ((rc = causal_rand_counts_new(o->max_rank, o->n_buckets, &c, err)) != CW_OK) {
+                break;
+            }
+            rand_counts_add(c, s, ctx, k);
+            rc = causal_rand_counts_finish(c, o, &out[k], &e2);
+            causal_rand_counts_free(c);
+        } else {
+            uint64_t n = 0;
+            for (size_t i = 0; i < s->n_sessions; i++) {
+                mask[i] = ctx[i] == k;
+                n += ctx[i] == k;
+            }
+            rc = n == 0 ? cw_err_set(&e2, CW_EINVAL, "no sessions in this context")
+                        : fit_grouped_masked(s, o, mask, &out[k], &e2);
+        }
+        if (rc == CW_EINVAL) {
+            /* a context the method cannot identify: no numbers, the reason instead */
+            init_result(&out[k], o->method, o->max_rank);
+            snprintf(out[k].note, sizeof out[k].note, "not identified: %s", e2.msg);
+            rc = CW_OK;
+        } else if (rc != CW_OK) {
+            rc = cw_err_set(err, rc, "%s", e2.msg);
+        } else {
+            out[k].seconds = (double)(cw_now_ns() - t0) / 1e9;
+        }
+    }
+    free(mask);
+    return rc;
 }
 
 /* ---- JSON ------------------------------------------------------------------------ */

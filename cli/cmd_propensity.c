@@ -41,8 +41,8 @@ static void usage(FILE *f)
             "                   ranker scores: score (the pair's score), query (score, the\n"
             "                   query's max and mean score, gap to the max); default none\n"
             "                   (docs/benchmarks.md, issue 4: none of them wins everywhere)\n"
-            "  --context C      randomization only: one theta vector per context, each with\n"
-            "                   its own intervals: ranker (the logged model version) or\n"
+            "  --context C      one theta vector per context (any method), each with its\n"
+            "                   own intervals: ranker (the logged model version) or\n"
             "                   query-length (words of the logged query: 1, 2, 3, 4+; the\n"
             "                   query text is what the log holds when it has no qid).\n"
             "                   Output {\"contexts\":[{\"context\":NAME,\"sessions\":N,\n"
@@ -81,7 +81,7 @@ static uint32_t n_words(const char *q)
     return n;
 }
 
-/* --context: one randomization fit per context; takes ownership of s. */
+/* --context: one fit per context; takes ownership of s. */
 static int fit_contexts(causal_sessions *s, const causal_prop_opts *po, const char *context,
                         const char *out)
 {
