@@ -994,6 +994,16 @@ static double pbm_coord(const double *c, const double *n, const double *a, size_
     return exp(u);
 }
 
+/* The representative of rank k's linked set in up[] (path halving). */
+static uint32_t rank_root(uint32_t *up, uint32_t k)
+{
+    while (up[k] != k) {
+        up[k] = up[up[k]];
+        k = up[k];
+    }
+    return k;
+}
+
 /* The PBM maximum-likelihood estimate with one free relevance gamma_p per (query, doc)
  * pair (Joachims et al. WSDM 2017's model; the identification argument of Agarwal et al.
  * WSDM 2019: a pair shown at several ranks links their theta). P(click) = theta_k gamma_p
@@ -1046,6 +1056,31 @@ static int pair_mle_run(const groups *g, const causal_prop_opts *o, size_t n_pai
             uint32_t p = g->pair[i];
             if (fixed || first[p + 1] - first[p] > 1) {
                 by_rank[fill[g->rank[i] - 1]++] = i;
+            }
+        }
+    }
+    /* Every rank must be linked to rank 1 by pairs shown at two or more ranks (Agarwal et
+     * al. WSDM 2019): elsewhere theta_k and the relevance of the pairs shown at k trade
+     * off freely, and the theta step would leave theta_k at its raw click-rate start
+     * (union-find over ranks). A supplied relevance identifies every rank by itself. */
+    if (!fixed) {
+        uint32_t up[CAUSAL_MAX_RANK];
+        for (uint32_t k = 0; k < R; k++) {
+            up[k] = k;
+        }
+        for (size_t p = 0; p < n_pairs; p++) {
+            for (size_t i = first[p] + 1; i < first[p + 1]; i++) {
+                up[rank_root(up, g->rank[i] - 1u)] = rank_root(up, g->rank[first[p]] - 1u);
+            }
+        }
+        for (uint32_t k = 1; k < R; k++) {
+            if (rank_root(up, k) != rank_root(up, 0)) {
+                rc = cw_err_set(err, CW_EINVAL,
+                                "per-pair PBM fit: no (query, doc) pair links rank %u to rank 1 "
+                                "(none shown there was also shown at a rank linked to rank 1), "
+                                "so theta_%u/theta_1 is not identified; lower --max-rank",
+                                k + 1, k + 1);
+                goto done;
             }
         }
     }
