@@ -120,3 +120,27 @@ Test(causal_pair_mle, refuses_a_rank_no_pair_links)
     cr_expect(eq(int, causal_propensity_fit(s, &o, &p, &err), CW_OK), "%s", err.msg);
     causal_sessions_free(s);
 }
+
+Test(causal_pair_mle, supplied_relevance_needs_no_pair_at_two_ranks)
+{
+    /* With rel_fixed every theta_k is identified from a single deterministic ranker (the
+     * relevance is known): the per-pair model's "not identified" refusal must not fire. */
+    causal_sessions *s = NULL;
+    cw_err err;
+    cr_assert(eq(int, causal_sessions_new(&s, &err), CW_OK));
+    page(s, "ab", "10", 1, 40); /* a@1 40+10 of 100, b@2 10+10 of 100 */
+    page(s, "ab", "11", 1, 10);
+    page(s, "ab", "01", 1, 10);
+    page(s, "ab", "00", 1, 40);
+    double rel[2] = {0.5, 0.4}; /* theta_1 = 1, theta_2 = 0.2 / 0.4 = 0.5 */
+    causal_prop_opts o = causal_prop_opts_default(CAUSAL_PROP_REM);
+    o.rel_model = CAUSAL_REL_PAIR;
+    o.rel_fixed = rel;
+    o.max_rank = 2;
+    o.n_boot = 0;
+    causal_propensity p;
+    cr_assert(eq(int, causal_propensity_fit(s, &o, &p, &err), CW_OK), "%s", err.msg);
+    cr_expect(lt(dbl, fabs(p.theta[0] - 1.0), 1e-6), "theta_1 %g", p.theta[0]);
+    cr_expect(lt(dbl, fabs(p.ratio[1] - 0.5), 1e-6), "theta_2/theta_1 %g", p.ratio[1]);
+    causal_sessions_free(s);
+}
