@@ -1655,9 +1655,8 @@ static int fit_grouped_masked(const causal_sessions *s, const causal_prop_opts *
             p.n_sessions += mask[i] != 0;
         }
     }
-    if (o->method == CAUSAL_PROP_REM && o->rel_model == CAUSAL_REL_PAIR && !o->rel_fixed) {
-        /* Per-pair relevance and theta_k are confounded unless pairs move between ranks
-         * (a supplied relevance separates them on any log). */
+    if (o->method == CAUSAL_PROP_REM && o->rel_model == CAUSAL_REL_PAIR) {
+        /* Per-pair relevance and theta_k are confounded unless pairs move between ranks. */
         uint64_t multi = 0;
         for (size_t i = 1; i < g.n; i++) {
             multi += g.pair[i] == g.pair[i - 1] && (i < 2 || g.pair[i - 2] != g.pair[i]);
@@ -1793,9 +1792,12 @@ int causal_propensity_fit_contexts(const causal_sessions *s, const causal_prop_o
     }
     bool rand = o->method == CAUSAL_PROP_RANDOMIZATION;
     int rc = rand ? CW_OK : check_grouped_opts(s, o, err);
+    if (rc != CW_OK) {
+        return rc;
+    }
     float *mask = rand ? NULL : malloc((s->n_sessions ? s->n_sessions : 1) * sizeof *mask);
-    if (rc != CW_OK || (!rand && !mask)) {
-        return rc != CW_OK ? rc : cw_err_set(err, CW_ENOMEM, "out of memory for contexts");
+    if (!rand && !mask) {
+        return cw_err_set(err, CW_ENOMEM, "out of memory for contexts");
     }
     for (uint32_t k = 0; k < n_ctx && rc == CW_OK; k++) {
         uint64_t t0 = cw_now_ns();
