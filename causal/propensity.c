@@ -1655,8 +1655,9 @@ static int fit_grouped_masked(const causal_sessions *s, const causal_prop_opts *
             p.n_sessions += mask[i] != 0;
         }
     }
-    if (o->method == CAUSAL_PROP_REM && o->rel_model == CAUSAL_REL_PAIR) {
-        /* Per-pair relevance and theta_k are confounded unless pairs move between ranks. */
+    if (o->method == CAUSAL_PROP_REM && o->rel_model == CAUSAL_REL_PAIR && !o->rel_fixed) {
+        /* Per-pair relevance and theta_k are confounded unless pairs move between ranks
+         * (a supplied relevance separates them on any log). */
         uint64_t multi = 0;
         for (size_t i = 1; i < g.n; i++) {
             multi += g.pair[i] == g.pair[i - 1] && (i < 2 || g.pair[i - 2] != g.pair[i]);
