@@ -35,6 +35,8 @@ typedef struct args {
     const char *interventions; /* "R:NOISE,...": print intervention counts of these designs */
     const char *power;         /* "R,...": harvesting count bound of these designs (no fits) */
     bool skip_unjudged;        /* sessions only on queries with a relevant candidate */
+    bool binary; /* METHODS.md section 3's (1/k)^eta variant (Joachims et al. WSDM 2017):
+                    binary relevance (label > 0), P(c | examined) = 1 if relevant, 0.1 if not */
 } args;
 
 static void die(const char *what, const cw_err *err)
@@ -168,6 +170,9 @@ static causal_simcoll *load(const args *a, uint32_t rankers, causal_sessions **s
         }
         free(lo);
         free(hi);
+    }
+    if (a->binary) {
+        causal_simcoll_binarize(c);
     }
     *sp = s;
     return c;
@@ -841,6 +846,8 @@ int main(int argc, char **argv)
             grid = false;
         } else if (strcmp(o, "--skip-unjudged") == 0) {
             a.skip_unjudged = strcmp(v, "1") == 0;
+        } else if (strcmp(o, "--binary") == 0) {
+            a.binary = strcmp(v, "1") == 0;
         } else if (strcmp(o, "--extra-rem") == 0 || strcmp(o, "--mlp") == 0) {
             a.mlp = strcmp(v, "1") == 0;
         } else if (strcmp(o, "--table") == 0) {

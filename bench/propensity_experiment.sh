@@ -12,7 +12,8 @@
 #      and a power analysis for R in {5, 8, 12, 16} rankers from click counts alone
 #      (no fits; none reaches the 2.5% bound on every collection, so 5 stays the default);
 #      beside them an oracle that knows every pair's true relevance, on the same logs: the
-#      floor no estimator can beat; then the same at 3 x 10^6 sessions
+#      floor no estimator can beat; then the same at 3 x 10^6 sessions, and at 10^6 under
+#      METHODS.md's binary-relevance (1/k)^eta variant (--binary 1)
 #   5. click models over 3 seeds with paired per-session log-likelihood differences
 # Usage: bench/propensity_experiment.sh [BUILD_DIR]   (default: the current directory)
 # Writes propensity_results.tsv and propensity_summary.md into BUILD_DIR.
@@ -119,6 +120,17 @@ for c in synthetic cranfield mq2008; do
 done
 "$exe" --name "mq2008 (judged queries only)" --letor "$mq" --etas 1 --sessions 1e6 \
   --only "regression-EM, linear" --skip-unjudged 1 >>"$seeds"
+# eta = 2 under METHODS.md section 3's (1/k)^eta variant: binary relevance, P(c|E) = 1 or 0.1
+for c in synthetic cranfield mq2008; do
+  case $c in
+    synthetic) src=$syn ;; cranfield) src=$cran ;; mq2008) src="--letor $mq" ;;
+  esac
+  for only in RandTop "5 rankers"; do
+    # shellcheck disable=SC2086
+    "$exe" --name "$c (binary relevance)" $src --etas 2 --sessions 1e6 --seeds 1,2,3,4,5 \
+      --only "$only" --binary 1 >>"$seeds"
+  done
+done
 # eta = 2 at 3 x 10^6 sessions: how many sessions the 10^6 targets would need
 for c in synthetic cranfield mq2008; do
   case $c in

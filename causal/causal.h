@@ -419,6 +419,11 @@ int causal_simcoll_add(causal_simcoll *c, const char *qid, size_t n, const char 
                        cw_err *err) CW_MUST_CHECK;
 size_t causal_simcoll_n_queries(const causal_simcoll *c);
 int causal_simcoll_max_label(const causal_simcoll *c);
+/* Binary relevance: every label > 0 becomes 1 (in the candidates and the sessions' pair
+ * labels), ymax 1. With a user of ymax 1, P(click | examined) is 1 for a relevant document
+ * and epsilon for another: METHODS.md section 3's (1/k)^eta variant (Joachims et al. WSDM
+ * 2017). Rankings are not changed (scores are kept). */
+void causal_simcoll_binarize(causal_simcoll *c);
 /* A synthetic collection for tests and benchmarks: n_queries queries of n_docs
  * candidates, labels uniform on 0..ymax, ranker r's score = label + N(0, noise^2) with its
  * own noise draw (so rankers disagree). Deterministic in seed. */

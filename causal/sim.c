@@ -171,6 +171,19 @@ int causal_simcoll_max_label(const causal_simcoll *c)
     return c->ymax;
 }
 
+void causal_simcoll_binarize(causal_simcoll *c)
+{
+    for (size_t i = 0; i < c->n_cand; i++) {
+        c->c_label[i] = c->c_label[i] > 0;
+    }
+    for (size_t p = 0; p < c->s->n_pairs; p++) {
+        if (c->s->pair_label[p] > 0) {
+            c->s->pair_label[p] = 1; /* -1 (unknown) stays */
+        }
+    }
+    c->ymax = c->ymax > 0 ? 1 : 0;
+}
+
 int causal_simcoll_interventions(const causal_simcoll *c, uint32_t n_rankers, uint32_t k,
                                  double *n_hat, cw_err *err)
 {

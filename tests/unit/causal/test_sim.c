@@ -109,6 +109,44 @@ Test(causal_sim, pbm_click_rate_is_theta_times_relevance)
     causal_sessions_free(s);
 }
 
+Test(causal_sim, binarized_collection_clicks_relevant_always_when_examined)
+{
+    /* METHODS.md section 3's (1/k)^eta variant: binary relevance, P(c | examined) = 1 for a
+     * relevant document (any label > 0 before) and epsilon = 0.1 for another. At rank 1
+     * (theta_1 = 1) a relevant document is then clicked in every session. */
+    causal_simcoll *c;
+    causal_sessions *s = make(200, 10, 1, &c);
+    int8_t before[4000];
+    cr_assert(le(sz, s->n_pairs, sizeof before));
+    memcpy(before, s->pair_label, s->n_pairs);
+    causal_simcoll_binarize(c);
+    cr_expect(eq(int, causal_simcoll_max_label(c), 1));
+    for (size_t p = 0; p < s->n_pairs; p++) {
+        cr_expect(eq(i8, s->pair_label[p], before[p] > 0 ? 1 : before[p]), "pair %zu", p);
+    }
+    causal_sim_opts o = causal_sim_opts_default();
+    o.user = causal_user_default(CAUSAL_USER_PBM, 1);
+    causal_user_theta_power(&o.user, 2.0, 10);
+    o.policy.kind = CAUSAL_POLICY_RANDTOP; /* every label reaches rank 1 */
+    o.n_sessions = 50000;
+    run(c, &o);
+    double n[2] = {0}, k_[2] = {0};
+    for (size_t j = 0; j < s->n_items; j++) {
+        if (s->i_pos[j] == 1) {
+            int y = s->pair_label[s->i_pair[j]];
+            n[y]++;
+            k_[y] += s->i_click[j];
+        }
+    }
+    cr_assert(gt(dbl, n[0], 1000));
+    cr_assert(gt(dbl, n[1], 1000));
+    cr_expect(eq(dbl, k_[1], n[1]), "relevant at rank 1: %g clicks of %g", k_[1], n[1]);
+    double sd = sqrt(0.1 * 0.9 / n[0]);
+    cr_expect(epsilon_eq(dbl, k_[0] / n[0], 0.1, 5 * sd), "non-relevant: %g", k_[0] / n[0]);
+    causal_simcoll_free(c);
+    causal_sessions_free(s);
+}
+
 Test(causal_sim, randtop_and_swap_log_exact_propensities)
 {
     causal_simcoll *c;
