@@ -387,6 +387,8 @@ typedef struct groups {
     double *imp;   /* (weighted) impressions */
     double *clk;   /* (weighted) clicks */
     uint64_t n_items;
+    uint64_t n_sessions; /* sessions with an item at rank <= R and weight > 0 */
+    uint32_t n_rankers;  /* distinct rankers among them */
 } groups;
 
 static void groups_fini(groups *g)
@@ -412,11 +414,13 @@ static int groups_build(const causal_sessions *s, uint32_t R, const float *sw, g
         return cw_err_set(err, CW_ENOMEM, "out of memory grouping %zu pairs x %u ranks", s->n_pairs,
                           R);
     }
+    uint8_t *seen = calloc(s->n_rankers ? s->n_rankers : 1, 1); /* for the messages only */
     for (size_t i = 0; i < s->n_sessions; i++) {
         double w = sw ? sw[i] : 1.0;
         if (w == 0) {
             continue;
         }
+        uint64_t n0 = g->n_items;
         for (size_t j = s->s_begin[i]; j < s->s_begin[i + 1]; j++) {
             uint32_t k = s->i_pos[j];
             if (k > R) {
@@ -427,7 +431,15 @@ static int groups_build(const causal_sessions *s, uint32_t R, const float *sw, g
             clk[cell] += w * s->i_click[j];
             g->n_items++;
         }
+        if (g->n_items > n0) {
+            g->n_sessions++;
+            if (seen && s->s_ranker[i] < s->n_rankers && !seen[s->s_ranker[i]]) {
+                seen[s->s_ranker[i]] = 1;
+                g->n_rankers++;
+            }
+        }
     }
+    free(seen);
     size_t n = 0;
     for (size_t c = 0; c < cells; c++) {
         n += imp[c] > 0;
@@ -1320,9 +1332,9 @@ static int harvest_run(const causal_sessions *s, const groups *g, const causal_p
         rc = cw_err_set(err, CW_EINVAL,
                         "intervention harvesting needs the same (query, doc) shown at two or "
                         "more ranks, i.e. logs of two or more rankers that disagree (or a "
-                        "randomized policy); in these %zu sessions every pair was shown at one "
-                        "rank only (%zu ranker(s)), so propensities are not identified",
-                        s->n_sessions, s->n_rankers);
+                        "randomized policy); in these %llu sessions every pair was shown at one "
+                        "rank only (%u ranker(s)), so propensities are not identified",
+                        (unsigned long long)g->n_sessions, g->n_rankers);
         goto done;
     }
     /* Every rank must be connected to rank 1 through intervention sets. */
@@ -1447,8 +1459,8 @@ static int trust_run(const causal_sessions *s, const groups *g, const causal_pro
         free(gam);
         return cw_err_set(err, CW_EINVAL,
                           "trust-bias estimation needs (query, doc) pairs shown at several ranks "
-                          "(RandTop-n, swap or several rankers); none in these %zu sessions",
-                          s->n_sessions);
+                          "(RandTop-n, swap or several rankers); none in these %llu sessions",
+                          (unsigned long long)g->n_sessions);
     }
     double al[CAUSAL_MAX_RANK], be[CAUSAL_MAX_RANK], prev_ratio[CAUSAL_MAX_RANK] = {0};
     for (uint32_t k = 0; k < R; k++) {
@@ -1586,9 +1598,9 @@ static int fit_grouped(const causal_sessions *s, const groups *g, const causal_p
         rc = harvest_run(s, g, o, ratio, &p->n_iter, &p->converged, &p->loglik, &used, err);
         if (rc == CW_OK) {
             snprintf(p->note, sizeof p->note,
-                     "AllPairs over %llu (query, doc) pairs shown at two or more ranks by %zu "
+                     "AllPairs over %llu (query, doc) pairs shown at two or more ranks by %u "
                      "ranker(s)",
-                     (unsigned long long)used, s->n_rankers);
+                     (unsigned long long)used, g->n_rankers);
         }
         return rc;
     case CAUSAL_PROP_TRUST:
