@@ -311,6 +311,28 @@ typedef struct causal_load_stats {
                                      one of the kept width (their features stay 0) */
 } causal_load_stats;
 
+/* How causal_sessions_add_impression turns logged feature vectors into pair features. */
+typedef enum causal_feat_rule {
+    CAUSAL_FEAT_FIRST = 0, /* a pair keeps the first vector logged for it; the log's first
+                              width sets n_features, other widths are skipped (loader) */
+    CAUSAL_FEAT_LAST = 1,  /* every vector of width n_features (set by the caller; 0 = keep
+                              none) replaces the pair's: what serves now is what trains */
+} causal_feat_rule;
+
+/* Appends one logged impression to s the way causal_sessions_load_log reads a log: qid
+ * (or the query text) -> query; policy class, its parameter and the ranker key from
+ * causal_policy_name_ranker; items deeper than max_rank dropped and counted in st; click =
+ * at least one click event; swap's parameter = position of the highest-scored item; the
+ * feature vectors by rule. An impression without an item within max_rank appends nothing
+ * (st->n_empty). Errors (message prefixed with the impression id): those of the policy-name
+ * parser and of causal_sessions_append, CW_ELIMIT, CW_ENOMEM. */
+int causal_sessions_add_impression(causal_sessions *s, const causal_impression *imp,
+                                   uint32_t max_rank, causal_feat_rule rule, causal_load_stats *st,
+                                   cw_err *err) CW_MUST_CHECK;
+/* Pairs that got no logged feature vector from causal_sessions_add_impression (0 when the
+ * set has no features). */
+size_t causal_sessions_pairs_without_features(const causal_sessions *s);
+
 /* Reads every impression of the log at db_path (read-only) into a new session set:
  * qid (or the query text) -> query, model_version (or the policy name) -> ranker,
  * policy name -> causal_policy (param of "randtop-N" = N; of "swap" = position of the

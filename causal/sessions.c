@@ -23,6 +23,8 @@ typedef struct idmap {
 struct causal_sessions_int {
     size_t cap_queries, cap_docs, cap_rankers, cap_pairs, cap_sessions, cap_items;
     idmap queries, docs, rankers, pairs;
+    uint8_t *has_feat; /* per pair: features copied from a logged vector (add_impression) */
+    size_t cap_has_feat;
 };
 
 const char *causal_policy_name(causal_policy p)
@@ -160,6 +162,7 @@ void causal_sessions_free(causal_sessions *s)
         idmap_fini(&s->in->docs);
         idmap_fini(&s->in->rankers);
         idmap_fini(&s->in->pairs);
+        free(s->in->has_feat);
         free(s->in);
     }
     free(s);
@@ -548,6 +551,125 @@ int causal_policy_name_ranker(const char *policy, const char *model_version,
     return CW_OK;
 }
 
+/* One item kept per position, at most CAUSAL_MAX_ITEMS per impression. */
+typedef struct imp_scratch {
+    uint32_t pairs[CAUSAL_MAX_ITEMS];
+    uint16_t pos[CAUSAL_MAX_ITEMS];
+    uint8_t clicks[CAUSAL_MAX_ITEMS];
+    float props[CAUSAL_MAX_ITEMS], scores[CAUSAL_MAX_ITEMS];
+} imp_scratch;
+
+/* Marks pair p as having a logged feature vector. */
+static int set_has_feat(causal_sessions *s, uint32_t p, cw_err *err)
+{
+    causal_sessions_int *in = s->in;
+    if (s->n_pairs > in->cap_has_feat) {
+        size_t cap = CW_MAX(s->n_pairs, 2 * in->cap_has_feat);
+        uint8_t *b = realloc(in->has_feat, cap);
+        if (!b) {
+            return cw_err_set(err, CW_ENOMEM, "out of memory for pair features");
+        }
+        memset(b + in->cap_has_feat, 0, cap - in->cap_has_feat);
+        in->has_feat = b;
+        in->cap_has_feat = cap;
+    }
+    in->has_feat[p] = 1;
+    return CW_OK;
+}
+
+static bool has_feat(const causal_sessions *s, uint32_t p)
+{
+    return p < s->in->cap_has_feat && s->in->has_feat[p];
+}
+
+size_t causal_sessions_pairs_without_features(const causal_sessions *s)
+{
+    size_t n = 0;
+    for (size_t p = 0; s->n_features > 0 && p < s->n_pairs; p++) {
+        n += !has_feat(s, (uint32_t)p);
+    }
+    return n;
+}
+
+int causal_sessions_add_impression(causal_sessions *s, const causal_impression *imp,
+                                   uint32_t max_rank, causal_feat_rule rule, causal_load_stats *st,
+                                   cw_err *err)
+{
+    imp_scratch *x = malloc(sizeof *x);
+    if (!x) {
+        return cw_err_set(err, CW_ENOMEM, "out of memory");
+    }
+    char rname[CAUSAL_RANKER_KEY_BYTES];
+    causal_session_in in = {0};
+    causal_policy_name_info pn;
+    const char *qname = imp->qid ? imp->qid : imp->query;
+    int rc =
+        causal_policy_name_ranker(imp->policy, imp->model_version, &pn, rname, sizeof rname, err);
+    rc = rc ? rc : causal_sessions_query(s, qname, &in.query, err);
+    rc = rc ? rc : causal_sessions_ranker(s, rname, &in.ranker, err);
+    in.policy = pn.kind;
+    in.param = pn.param;
+    in.logp = imp->log_prob;
+    /* FIRST: the first vector logged for a pair, whichever impression carries it (a pair
+     * first shown without one takes a later one); the log's first width is kept and other
+     * widths are skipped. LAST: every vector of width s->n_features replaces the pair's. */
+    if (rc == CW_OK && rule == CAUSAL_FEAT_FIRST && imp->n_features > 0 && s->n_features == 0) {
+        rc = causal_sessions_set_n_features(s, imp->n_features, err);
+    }
+    bool width_ok = s->n_features > 0 && imp->n_features == s->n_features;
+    size_t n = 0;
+    double best = -INFINITY;
+    uint32_t best_pos = 0;
+    for (size_t j = 0; rc == CW_OK && j < imp->n_items; j++) {
+        const causal_item *it = &imp->items[j];
+        if (it->position > max_rank) {
+            st->n_deep++;
+            continue;
+        }
+        uint32_t d;
+        rc = causal_sessions_doc(s, it->doc_id, &d, err);
+        rc = rc ? rc : causal_sessions_pair(s, in.query, d, -1, &x->pairs[n], err);
+        if (rc == CW_OK && it->features && width_ok &&
+            (rule == CAUSAL_FEAT_LAST || !has_feat(s, x->pairs[n]))) {
+            memcpy(s->pair_features + (size_t)x->pairs[n] * s->n_features, it->features,
+                   s->n_features * sizeof *it->features);
+            rc = set_has_feat(s, x->pairs[n], err);
+        }
+        x->pos[n] = (uint16_t)it->position;
+        x->clicks[n] = it->n_clicks > 0;
+        st->n_multi_click += it->n_clicks > 1;
+        st->n_clicks += x->clicks[n];
+        x->props[n] = (float)it->propensity;
+        st->n_no_prop += isnan(it->propensity);
+        x->scores[n] = (float)it->score;
+        if (!isnan(it->score) && it->score > best) {
+            best = it->score;
+            best_pos = it->position;
+        }
+        n++;
+    }
+    if (rc == CW_OK && in.policy == CAUSAL_POLICY_SWAP) {
+        in.param = best_pos; /* where the ranker's top document was shown */
+    }
+    if (rc == CW_OK && n == 0) {
+        st->n_empty++;
+    } else if (rc == CW_OK) {
+        in.n_items = n;
+        in.pairs = x->pairs;
+        in.positions = x->pos;
+        in.clicks = x->clicks;
+        in.props = x->props;
+        in.scores = x->scores;
+        rc = causal_sessions_append(s, &in, err);
+        st->n_items += rc == CW_OK ? n : 0;
+    }
+    if (rc != CW_OK) {
+        cw_err_prefix(err, "impression %llu: ", (unsigned long long)imp->id);
+    }
+    free(x);
+    return rc;
+}
+
 int causal_sessions_load_log(const char *db_path, uint32_t max_rank, causal_sessions **out,
                              causal_load_stats *stats, cw_err *err)
 {
@@ -557,13 +679,6 @@ int causal_sessions_load_log(const char *db_path, uint32_t max_rank, causal_sess
     causal_log_reader *rd = NULL;
     causal_sessions *s = NULL;
     causal_load_stats st = {0};
-    uint32_t *pairs = NULL;
-    uint16_t *pos = NULL;
-    uint8_t *clicks = NULL;
-    float *props = NULL, *scores = NULL;
-    uint8_t *has_feat = NULL; /* per pair: features copied from a logged vector */
-    size_t has_feat_cap = 0;
-    char rname[CAUSAL_RANKER_KEY_BYTES];
     int rc = causal_log_open(db_path, &lo, &log, err);
     if (rc != CW_OK) {
         return rc;
@@ -573,15 +688,6 @@ int causal_sessions_load_log(const char *db_path, uint32_t max_rank, causal_sess
         (rc = causal_sessions_new(&s, err)) != CW_OK) {
         goto fail;
     }
-    pairs = malloc(CAUSAL_MAX_ITEMS * sizeof *pairs);
-    pos = malloc(CAUSAL_MAX_ITEMS * sizeof *pos);
-    clicks = malloc(CAUSAL_MAX_ITEMS);
-    props = malloc(CAUSAL_MAX_ITEMS * sizeof *props);
-    scores = malloc(CAUSAL_MAX_ITEMS * sizeof *scores);
-    if (!pairs || !pos || !clicks || !props || !scores) {
-        rc = cw_err_set(err, CW_ENOMEM, "out of memory reading %s", db_path);
-        goto fail;
-    }
     const causal_impression *imp = NULL;
     while ((rc = causal_log_reader_next(rd, &imp, err)) == 1) {
         st.n_impressions++;
@@ -589,92 +695,11 @@ int causal_sessions_load_log(const char *db_path, uint32_t max_rank, causal_sess
             rc = cw_err_set(err, CW_EINTR, "interrupted reading %s", db_path);
             goto fail;
         }
-        causal_session_in in = {0};
-        causal_policy_name_info pn;
-        if ((rc = causal_policy_name_ranker(imp->policy, imp->model_version, &pn, rname,
-                                            sizeof rname, err)) != CW_OK) {
-            cw_err_prefix(err, "%s: impression %llu: ", db_path, (unsigned long long)imp->id);
+        if ((rc = causal_sessions_add_impression(s, imp, max_rank, CAUSAL_FEAT_FIRST, &st, err)) !=
+            CW_OK) {
+            cw_err_prefix(err, "%s: ", db_path);
             goto fail;
         }
-        const char *qname = imp->qid ? imp->qid : imp->query;
-        if ((rc = causal_sessions_query(s, qname, &in.query, err)) != CW_OK ||
-            (rc = causal_sessions_ranker(s, rname, &in.ranker, err)) != CW_OK) {
-            goto fail;
-        }
-        in.policy = pn.kind;
-        in.param = pn.param;
-        in.logp = imp->log_prob;
-        size_t n = 0;
-        double best = -INFINITY;
-        uint32_t best_pos = 0;
-        for (size_t j = 0; j < imp->n_items; j++) {
-            const causal_item *it = &imp->items[j];
-            if (it->position > max_rank) {
-                st.n_deep++;
-                continue;
-            }
-            uint32_t d;
-            if ((rc = causal_sessions_doc(s, it->doc_id, &d, err)) != CW_OK ||
-                (rc = causal_sessions_pair(s, in.query, d, -1, &pairs[n], err)) != CW_OK) {
-                goto fail;
-            }
-            if (s->n_pairs > has_feat_cap) {
-                size_t cap = CW_MAX(s->n_pairs, 2 * has_feat_cap);
-                uint8_t *b = realloc(has_feat, cap);
-                if (!b) {
-                    rc = cw_err_set(err, CW_ENOMEM, "out of memory reading %s", db_path);
-                    goto fail;
-                }
-                memset(b + has_feat_cap, 0, cap - has_feat_cap);
-                has_feat = b;
-                has_feat_cap = cap;
-            }
-            /* The first logged vector of a pair becomes its features (regression-EM's
-             * relevance model), whichever impression carries it: a pair first shown
-             * without one takes a later one. Logs with several feature sets keep the
-             * first set's width and skip vectors of another width. */
-            if (it->features && imp->n_features > 0) {
-                if (s->n_features == 0 &&
-                    (rc = causal_sessions_set_n_features(s, imp->n_features, err)) != CW_OK) {
-                    goto fail;
-                }
-                if (!has_feat[pairs[n]] && imp->n_features == s->n_features) {
-                    memcpy(s->pair_features + (size_t)pairs[n] * s->n_features, it->features,
-                           s->n_features * sizeof *it->features);
-                    has_feat[pairs[n]] = 1;
-                }
-            }
-            pos[n] = (uint16_t)it->position;
-            clicks[n] = it->n_clicks > 0;
-            st.n_multi_click += it->n_clicks > 1;
-            st.n_clicks += clicks[n];
-            props[n] = (float)it->propensity;
-            st.n_no_prop += isnan(it->propensity);
-            scores[n] = (float)it->score;
-            if (!isnan(it->score) && it->score > best) {
-                best = it->score;
-                best_pos = it->position;
-            }
-            n++;
-        }
-        if (in.policy == CAUSAL_POLICY_SWAP) {
-            in.param = best_pos; /* where the ranker's top document was shown */
-        }
-        if (n == 0) {
-            st.n_empty++;
-            continue;
-        }
-        in.n_items = n;
-        in.pairs = pairs;
-        in.positions = pos;
-        in.clicks = clicks;
-        in.props = props;
-        in.scores = scores;
-        if ((rc = causal_sessions_append(s, &in, err)) != CW_OK) {
-            cw_err_prefix(err, "%s: impression %llu: ", db_path, (unsigned long long)imp->id);
-            goto fail;
-        }
-        st.n_items += n;
     }
     if (rc < 0) {
         goto fail;
@@ -687,15 +712,7 @@ int causal_sessions_load_log(const char *db_path, uint32_t max_rank, causal_sess
                         (unsigned long long)st.n_empty, (unsigned long long)st.n_deep, max_rank);
         goto fail;
     }
-    for (size_t p = 0; s->n_features > 0 && p < s->n_pairs; p++) {
-        st.n_pairs_no_features += p >= has_feat_cap || !has_feat[p];
-    }
-    free(has_feat);
-    free(pairs);
-    free(pos);
-    free(clicks);
-    free(props);
-    free(scores);
+    st.n_pairs_no_features = causal_sessions_pairs_without_features(s);
     causal_log_reader_free(rd);
     causal_log_close(log);
     if (stats) {
@@ -704,12 +721,6 @@ int causal_sessions_load_log(const char *db_path, uint32_t max_rank, causal_sess
     *out = s;
     return CW_OK;
 fail:
-    free(has_feat);
-    free(pairs);
-    free(pos);
-    free(clicks);
-    free(props);
-    free(scores);
     causal_log_reader_free(rd);
     causal_log_close(log);
     causal_sessions_free(s);

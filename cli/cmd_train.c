@@ -186,11 +186,6 @@ static int read_log(const char *db, uint32_t max_rank, const char *policy_aware,
     lo.read_only = true;
     causal_log *log = NULL;
     causal_log_reader *rd = NULL;
-    uint32_t pairs[CAUSAL_MAX_ITEMS];
-    uint16_t pos[CAUSAL_MAX_ITEMS];
-    uint8_t clicks[CAUSAL_MAX_ITEMS];
-    float props[CAUSAL_MAX_ITEMS], scores[CAUSAL_MAX_ITEMS];
-    char rname[CAUSAL_RANKER_KEY_BYTES];
     causal_load_stats *st = &t->st;
     int rc = causal_log_open(db, &lo, &log, err);
     causal_log_filter f = causal_log_filter_all();
@@ -215,80 +210,24 @@ static int read_log(const char *db, uint32_t max_rank, const char *policy_aware,
             rc = t->names ? rc : cw_err_set(err, CW_ENOMEM, "out of memory");
             rc = rc ? rc : causal_sessions_set_n_features(s, t->n_names, err);
         }
-        /* the loader's own policy class and ranker key, so that both build one session set */
-        causal_session_in in = {0};
-        causal_policy_name_info pn = {.kind = CAUSAL_POLICY_UNKNOWN};
-        const char *qname = imp->qid ? imp->qid : imp->query;
-        if (rc == CW_OK && (rc = causal_policy_name_ranker(imp->policy, imp->model_version, &pn,
-                                                           rname, sizeof rname, err)) != CW_OK) {
-            cw_err_prefix(err, "%s: impression %llu: ", db, (unsigned long long)imp->id);
-        }
-        rc = rc ? rc : causal_sessions_query(s, qname, &in.query, err);
-        rc = rc ? rc : causal_sessions_ranker(s, rname, &in.ranker, err);
-        in.policy = pn.kind;
-        in.param = pn.param;
-        in.logp = imp->log_prob;
-        size_t nf = s->n_features, n = 0;
-        bool has_vec = nf > 0 && imp->n_features == nf;
-        double best = -INFINITY;
-        uint32_t best_pos = 0;
-        for (size_t j = 0; rc == CW_OK && j < imp->n_items; j++) {
-            const causal_item *it = &imp->items[j];
-            uint32_t d;
-            bool is_cand = policy_aware && isfinite(it->score);
-            if (is_cand || it->position <= max_rank) {
-                rc = causal_sessions_doc(s, it->doc_id, &d, err);
+        /* the loader's own conversion (causal/sessions.c), so that both build one session
+         * set; the vector a pair was last served with becomes its features */
+        if (rc == CW_OK && policy_aware) {
+            const char *qname = imp->qid ? imp->qid : imp->query;
+            uint32_t q, d;
+            rc = causal_sessions_query(s, qname, &q, err);
+            for (size_t j = 0; rc == CW_OK && j < imp->n_items; j++) {
+                const causal_item *it = &imp->items[j];
+                if (isfinite(it->score)) { /* deep items too: every scored candidate */
+                    rc = causal_sessions_doc(s, it->doc_id, &d, err);
+                    rc = rc ? rc : cand_add(&t->cand, q, d, it->score, db, qname, err);
+                }
             }
-            if (rc == CW_OK && is_cand) {
-                rc = cand_add(&t->cand, in.query, d, it->score, db, qname, err);
-            }
-            if (rc != CW_OK) {
-                break;
-            }
-            if (it->position > max_rank) {
-                st->n_deep++;
-                continue;
-            }
-            rc = causal_sessions_pair(s, in.query, d, -1, &pairs[n], err);
-            if (rc == CW_OK && has_vec && it->features) {
-                float *row = s->pair_features + (size_t)pairs[n] * nf;
-                memcpy(row, it->features, nf * sizeof *row);
-            }
-            pos[n] = (uint16_t)it->position;
-            clicks[n] = it->n_clicks > 0;
-            st->n_multi_click += it->n_clicks > 1;
-            st->n_clicks += clicks[n];
-            props[n] = (float)it->propensity;
-            st->n_no_prop += isnan(it->propensity);
-            scores[n] = (float)it->score;
-            if (!isnan(it->score) && it->score > best) {
-                best = it->score;
-                best_pos = it->position;
-            }
-            n++;
         }
-        if (rc != CW_OK) {
-            break;
+        if (rc == CW_OK && (rc = causal_sessions_add_impression(s, imp, max_rank, CAUSAL_FEAT_LAST,
+                                                                st, err)) != CW_OK) {
+            cw_err_prefix(err, "%s: ", db);
         }
-        if (in.policy == CAUSAL_POLICY_SWAP) {
-            in.param = best_pos; /* where the ranker's top document was shown */
-        }
-        if (n == 0) {
-            st->n_empty++;
-            continue;
-        }
-        in.n_items = n;
-        in.pairs = pairs;
-        in.positions = pos;
-        in.clicks = clicks;
-        in.props = props;
-        in.scores = scores;
-        rc = causal_sessions_append(s, &in, err);
-        if (rc != CW_OK) {
-            cw_err_prefix(err, "%s: impression %llu: ", db, (unsigned long long)imp->id);
-            break;
-        }
-        st->n_items += n;
     }
     causal_log_reader_free(rd);
     causal_log_close(log);
