@@ -1006,6 +1006,25 @@ static double pbm_coord(const double *c, const double *n, const double *a, size_
     return exp(u);
 }
 
+/* The gamma block of the per-pair fit: each pair's relevance is its exact PBM MLE given
+ * theta (pbm_coord over the ranks it was shown at, groups first[p] .. first[p + 1]).
+ * bc, bn, ba: scratch of g->n doubles. */
+static void gamma_step(const groups *g, const size_t *first, size_t n_pairs, const double *theta,
+                       double *gam, double *bc, double *bn, double *ba)
+{
+    for (size_t p = 0; p < n_pairs; p++) {
+        size_t m = 0;
+        for (size_t i = first[p]; i < first[p + 1]; i++, m++) {
+            bc[m] = g->clk[i];
+            bn[m] = g->imp[i];
+            ba[m] = theta[g->rank[i] - 1];
+        }
+        if (m > 0) {
+            gam[p] = pbm_coord(bc, bn, ba, m, gam[p], 1e-9, INFINITY);
+        }
+    }
+}
+
 /* The representative of rank k's linked set in up[] (path halving). */
 static uint32_t rank_root(uint32_t *up, uint32_t k)
 {
@@ -1121,16 +1140,8 @@ static int pair_mle_run(const groups *g, const causal_prop_opts *o, size_t n_pai
     *converged = false;
     uint32_t it;
     for (it = 0; it < o->max_iter; it++) {
-        for (size_t p = 0; !fixed && p < n_pairs; p++) {
-            size_t m = 0;
-            for (size_t i = first[p]; i < first[p + 1]; i++, m++) {
-                bc[m] = g->clk[i];
-                bn[m] = g->imp[i];
-                ba[m] = theta[g->rank[i] - 1];
-            }
-            if (m > 0) {
-                gam[p] = pbm_coord(bc, bn, ba, m, gam[p], 1e-9, INFINITY);
-            }
+        if (!fixed) {
+            gamma_step(g, first, n_pairs, theta, gam, bc, bn, ba);
         }
         double delta = 0;
         for (uint32_t k = fixed ? 0 : 1; k < R; k++) {
@@ -1161,6 +1172,13 @@ static int pair_mle_run(const groups *g, const causal_prop_opts *o, size_t n_pai
         }
     }
     *n_iter = it;
+    /* The theta step leaves pairs seen at one rank out, so it may raise theta_k past
+     * 1 / gamma of such a pair (one clicked on every impression sits at that bound):
+     * the likelihood is reported at the gammas of the final theta, where every
+     * theta_k gamma_p < 1 again. */
+    if (!fixed) {
+        gamma_step(g, first, n_pairs, theta, gam, bc, bn, ba);
+    }
     double ll = 0;
     for (size_t i = 0; i < g->n; i++) {
         double pc = theta[g->rank[i] - 1] * gam[g->pair[i]];

@@ -144,3 +144,32 @@ Test(causal_pair_mle, supplied_relevance_needs_no_pair_at_two_ranks)
     cr_expect(lt(dbl, fabs(p.ratio[1] - 0.5), 1e-6), "theta_2/theta_1 %g", p.ratio[1]);
     causal_sessions_free(s);
 }
+
+Test(causal_pair_mle, loglik_is_finite_with_a_pair_clicked_on_every_impression)
+{
+    /* a and b are clicked as often at rank 2 as at rank 1 (theta_2/theta_1 = 1), but
+     * pairs seen at one rank make rank 1's raw click rate twice rank 2's, so the fit
+     * starts at 0.5 and raises theta_2. h is shown at rank 2 only and clicked every time:
+     * each gamma step puts it at the bound theta_2 gamma < 1, and each theta step (which
+     * leaves single-rank pairs out) raises theta_2 past it. The reported log-likelihood
+     * must still be a number (0 * log of a negative one is NaN). */
+    causal_sessions *s = NULL;
+    cw_err err;
+    cr_assert(eq(int, causal_sessions_new(&s, &err), CW_OK));
+    page(s, "ab", "10", 1, 50); /* a@1 50 of 100, b@2 20 of 100 */
+    page(s, "ab", "01", 1, 20);
+    page(s, "ab", "00", 1, 30);
+    page(s, "ba", "10", 2, 20); /* b@1 20 of 100, a@2 50 of 100 */
+    page(s, "ba", "01", 2, 50);
+    page(s, "ba", "00", 2, 30);
+    page(s, "fe", "10", 3, 100); /* f@1 100 of 100, e@2 0 of 100 */
+    page(s, "gh", "11", 4, 30);  /* g@1 and h@2 30 of 30 */
+    causal_prop_opts o = causal_prop_opts_default(CAUSAL_PROP_REM);
+    o.rel_model = CAUSAL_REL_PAIR;
+    o.max_rank = 2;
+    o.n_boot = 0;
+    causal_propensity p;
+    cr_assert(eq(int, causal_propensity_fit(s, &o, &p, &err), CW_OK), "%s", err.msg);
+    cr_expect(isfinite(p.loglik), "loglik %g (theta_2/theta_1 %g)", p.loglik, p.ratio[1]);
+    causal_sessions_free(s);
+}
