@@ -1695,7 +1695,7 @@ static int fit_grouped_masked(const causal_sessions *s, const causal_prop_opts *
         if (multi == 0) {
             groups_fini(&g);
             return cw_err_set(err, CW_EINVAL,
-                              "regression-EM with per-pair relevance is not identified here: "
+                              "the per-pair PBM fit is not identified here: "
                               "every (query, doc) pair was shown at a single rank, so theta_k "
                               "and the pair's relevance cannot be separated; use --rel-model "
                               "linear or mlp (features) or a randomized/multi-ranker log");

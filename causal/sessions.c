@@ -508,11 +508,19 @@ int causal_policy_name_format(const char *ranker, const causal_rpol *draw, char 
     char num[32], spec[48];
     switch (draw->kind) {
     case CAUSAL_RPOL_PL:
+        if (!(isfinite(draw->tau) && draw->tau > 0)) {
+            return cw_err_set(err, CW_EINVAL, "policy name: PL temperature %g (must be > 0)",
+                              draw->tau);
+        }
         exact_num(draw->tau, num);
         snprintf(spec, sizeof spec, "pl:%s", num);
         break;
     case CAUSAL_RPOL_RANDTOPN: snprintf(spec, sizeof spec, "randtop:%u", draw->top_n); break;
     case CAUSAL_RPOL_EPSGREEDY:
+        if (!(draw->epsilon >= 0 && draw->epsilon <= 1)) {
+            return cw_err_set(err, CW_EINVAL, "policy name: epsilon %g (must be in [0, 1])",
+                              draw->epsilon);
+        }
         exact_num(draw->epsilon, num);
         snprintf(spec, sizeof spec, "egreedy:%s", num);
         break;
@@ -595,10 +603,7 @@ int causal_sessions_add_impression(causal_sessions *s, const causal_impression *
                                    uint32_t max_rank, causal_feat_rule rule, causal_load_stats *st,
                                    cw_err *err)
 {
-    imp_scratch *x = malloc(sizeof *x);
-    if (!x) {
-        return cw_err_set(err, CW_ENOMEM, "out of memory");
-    }
+    imp_scratch scratch, *x = &scratch; /* ~15 KB on the stack: no allocation per row */
     char rname[CAUSAL_RANKER_KEY_BYTES];
     causal_session_in in = {0};
     causal_policy_name_info pn;
@@ -666,7 +671,6 @@ int causal_sessions_add_impression(causal_sessions *s, const causal_impression *
     if (rc != CW_OK) {
         cw_err_prefix(err, "impression %llu: ", (unsigned long long)imp->id);
     }
-    free(x);
     return rc;
 }
 

@@ -161,6 +161,16 @@ Test(causal_policy_name, format_refuses_bad_rankers_det_and_small_buffers)
     cr_expect(eq(str, buf, "untouched"));
     cr_expect(eq(int, causal_policy_name_format("hybrid12", &pl, buf, sizeof buf, &err), CW_OK));
     cr_expect(eq(str, buf, "hybrid12@pl:0.5"));
+    /* the contract: a name it writes parses back, so no draw the parser would refuse */
+    causal_rpol bad[3] = {
+        {CAUSAL_RPOL_PL, NAN, 1, 0}, {CAUSAL_RPOL_PL, -1, 1, 0}, {CAUSAL_RPOL_EPSGREEDY, 1, 1, 0}};
+    bad[2].epsilon = 1.5;
+    for (int i = 0; i < 3; i++) {
+        cr_expect(
+            eq(int, causal_policy_name_format("bm25", &bad[i], buf, sizeof buf, &err), CW_EINVAL),
+            "draw %d", i);
+        cr_expect(eq(str, buf, "hybrid12@pl:0.5"), "draw %d wrote %s", i, buf);
+    }
 }
 
 Test(causal_policy_name, ranker_keys_separate_drawn_pages_from_their_models)
