@@ -253,6 +253,16 @@ static int import_impression(causal_log *log, json_t *o, import_buf *b, char *wh
     if (rc != CW_OK) {
         return rc;
     }
+    /* A policy name the session loader cannot read would make the whole log unloadable
+     * for every fit later: refuse it here, at its line. */
+    causal_policy_name_info pn;
+    char key[CAUSAL_RANKER_KEY_BYTES];
+    cw_err e2 = {0};
+    if (causal_policy_name_ranker(imp.policy, imp.model_version, &pn, key, sizeof key, &e2) !=
+        CW_OK) {
+        snprintf(why, n, "\"policy\": %s", e2.msg);
+        return CW_EPARSE;
+    }
     imp.id = (uint64_t)id;
     imp.ts_ms = ts;
     imp.mc_samples = (uint32_t)CW_MIN(mc, (int64_t)UINT32_MAX);

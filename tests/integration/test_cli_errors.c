@@ -139,6 +139,10 @@ ParameterizedTestParameters(cli_errors, bad_input)
         {"serve --index @/none --db @/s.db --rrf-k 0", 2,
          "causeway serve: --rrf-k expects a number in [1e-09, 1e+06], got '0'", "", "s.db"},
         {"search --index @/none --fusion", 2, "causeway search: --fusion needs a value", "", ""},
+        /* A policy name the loader cannot read ("team@pl": a draw without its temperature)
+         * was imported, and then every fit refused the whole log: refused at its line. */
+        {"logs import --db @/imp.db @/badpol.jsonl", 1,
+         "badpol.jsonl:2: \"policy\": policy name \"team@pl\"", "", ""},
     };
     return cr_make_param_array(cli_case, cases, sizeof cases / sizeof cases[0]);
 }
@@ -163,6 +167,26 @@ ParameterizedTest(cli_case *c, cli_errors, bad_input)
         cr_assert(f != NULL);
         fputs("q1\thello\nq1\tworld\n", f);
         fclose(f);
+    }
+    if (strstr(c->args, "@/badpol.jsonl")) { /* line 1 as exported, line 2 renamed */
+        char src[300], out[300];
+        snprintf(src, sizeof src, "%s/sim.db", dir);
+        snprintf(out, sizeof out, "%s/exp.jsonl", dir);
+        char *a[] = {(char *)th_bin(), "logs", "export", "--db", src, "--out", out, NULL};
+        cr_assert(eq(int, th_run(a, "/dev/null", "/dev/null"), 0));
+        FILE *in = fopen(out, "r");
+        snprintf(out, sizeof out, "%s/badpol.jsonl", dir);
+        FILE *f = fopen(out, "w");
+        cr_assert(in != NULL && f != NULL);
+        static char l1[1 << 16], l2[1 << 16];
+        cr_assert(fgets(l1, sizeof l1, in) != NULL && fgets(l2, sizeof l2, in) != NULL);
+        char *pol = strstr(l2, "\"policy\":\"randtop-10\"");
+        cr_assert(pol != NULL, "no randtop-10 policy in: %.200s", l2);
+        fputs(l1, f);
+        fwrite(l2, 1, (size_t)(pol - l2), f);
+        fprintf(f, "\"policy\":\"team@pl\"%s", pol + strlen("\"policy\":\"randtop-10\""));
+        fclose(f);
+        fclose(in);
     }
     expand(c->args, dir, line, sizeof line);
     char *argv[32];
