@@ -489,15 +489,6 @@ int causal_policy_name_parse(const char *name, causal_policy_name_info *out, cw_
     return CW_OK;
 }
 
-/* v as "%g" when that reads back as v, else all 17 significant digits. */
-static void exact_num(double v, char buf[32])
-{
-    snprintf(buf, 32, "%g", v);
-    if (strtod(buf, NULL) != v) {
-        snprintf(buf, 32, "%.17g", v);
-    }
-}
-
 int causal_policy_name_format(const char *ranker, const causal_rpol *draw, char *buf,
                               size_t buf_bytes, cw_err *err)
 {
@@ -505,14 +496,14 @@ int causal_policy_name_format(const char *ranker, const causal_rpol *draw, char 
         return cw_err_set(err, CW_EINVAL, "policy name: ranker name \"%s\" empty or with '@'",
                           ranker ? ranker : "");
     }
-    char num[32], spec[48];
+    char num[CW_DOUBLE_BUF], spec[48];
     switch (draw->kind) {
     case CAUSAL_RPOL_PL:
         if (!(isfinite(draw->tau) && draw->tau > 0)) {
             return cw_err_set(err, CW_EINVAL, "policy name: PL temperature %g (must be > 0)",
                               draw->tau);
         }
-        exact_num(draw->tau, num);
+        cw_fmt_double_exact(draw->tau, num);
         snprintf(spec, sizeof spec, "pl:%s", num);
         break;
     case CAUSAL_RPOL_RANDTOPN: snprintf(spec, sizeof spec, "randtop:%u", draw->top_n); break;
@@ -521,7 +512,7 @@ int causal_policy_name_format(const char *ranker, const causal_rpol *draw, char 
             return cw_err_set(err, CW_EINVAL, "policy name: epsilon %g (must be in [0, 1])",
                               draw->epsilon);
         }
-        exact_num(draw->epsilon, num);
+        cw_fmt_double_exact(draw->epsilon, num);
         snprintf(spec, sizeof spec, "egreedy:%s", num);
         break;
     default:

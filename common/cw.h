@@ -142,6 +142,12 @@ void cw_lines_close(cw_lines *lr);
  * On false, *bad_offset (may be NULL) gets the offset of the first bad byte. */
 bool cw_utf8_valid(const char *s, size_t n, size_t *bad_offset);
 
+/* The shortest of "%g" and "%.17g" that reads back as v exactly (strtod), in buf; returns
+ * buf. For numbers that name something (a policy's temperature, a fusion weight), where
+ * two values that print alike must not be taken for one. */
+#define CW_DOUBLE_BUF 32
+const char *cw_fmt_double_exact(double v, char buf[CW_DOUBLE_BUF]);
+
 /* Growable byte buffer; `data` is always NUL-terminated when non-NULL. */
 typedef struct cw_buf {
     char *data;

@@ -1,8 +1,9 @@
 /* common/text.c: UTF-8 validation (every byte from outside is checked before
- * it reaches the analyzer, the index or the log) and a growable buffer. */
+ * it reaches the analyzer, the index or the log), a growable buffer, exact numbers. */
 #include "config.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,4 +115,13 @@ void cw_buf_fini(cw_buf *b)
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+}
+
+const char *cw_fmt_double_exact(double v, char buf[CW_DOUBLE_BUF])
+{
+    snprintf(buf, CW_DOUBLE_BUF, "%g", v);
+    if (strtod(buf, NULL) != v) {
+        snprintf(buf, CW_DOUBLE_BUF, "%.17g", v);
+    }
+    return buf;
 }

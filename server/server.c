@@ -582,17 +582,6 @@ static bool page_hybrid(const srv_state *st, const srv_search_req *r)
 /* A stochastic page's logged name: the ranker's name, '@', the drawing policy's spec. */
 #define LOGGED_NAME_BYTES (POLICY_NAME_BYTES + 48)
 
-/* v as "%g" when that reads back as v, else all 17 digits: two settings that rank
- * differently (0.3 and 0.30000001) must never be logged under one policy name. */
-static const char *exact_num(double v, char buf[32])
-{
-    snprintf(buf, 32, "%g", v);
-    if (strtod(buf, NULL) != v) {
-        snprintf(buf, 32, "%.17g", v);
-    }
-    return buf;
-}
-
 /* The ranker name logged and answered: the retrieval mode is part of the policy that
  * showed the page (an off-policy estimate must not mix BM25 and hybrid candidates), and so
  * is a hybrid fusion other than the default (RRF, k 60, dense weight 0.5), e.g.
@@ -607,10 +596,13 @@ static const char *page_policy(const srv_state *st, const srv_search_req *r,
     if (!hy || (rrf && r->dense_weight == 0.5 && r->rrf_k == 60)) {
         return base;
     }
-    char w[32], k[32];
-    exact_num(r->dense_weight, w);
+    /* exact numbers: two settings that rank differently (0.3 and 0.30000001) must never
+     * be logged under one policy name */
+    char w[CW_DOUBLE_BUF], k[CW_DOUBLE_BUF];
+    cw_fmt_double_exact(r->dense_weight, w);
     if (rrf) {
-        snprintf(buf, POLICY_NAME_BYTES, "%s(rrf,k=%s,w=%s)", base, exact_num(r->rrf_k, k), w);
+        snprintf(buf, POLICY_NAME_BYTES, "%s(rrf,k=%s,w=%s)", base,
+                 cw_fmt_double_exact(r->rrf_k, k), w);
     } else {
         snprintf(buf, POLICY_NAME_BYTES, "%s(weighted,w=%s)", base, w);
     }

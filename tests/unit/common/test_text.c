@@ -63,6 +63,21 @@ Test(cw_buf, printf_grows_past_the_stack_buffer)
     cw_buf_fini(&b);
 }
 
+Test(cw_fmt_double_exact, shortest_form_that_reads_back)
+{
+    char b[CW_DOUBLE_BUF];
+    cr_expect(eq(str, (char *)cw_fmt_double_exact(0.5, b), "0.5"));
+    cr_expect(eq(str, (char *)cw_fmt_double_exact(60, b), "60"));
+    cr_expect(eq(str, (char *)cw_fmt_double_exact(1.5e-5, b), "1.5e-05"));
+    /* %g rounds to 6 digits: 0.30000001 would print as 0.3, another policy's name */
+    cr_expect(eq(str, (char *)cw_fmt_double_exact(0.30000001, b), "0.30000000999999998"));
+    double v[] = {0.1 + 0.2, 1.0 / 3, 6.02214076e23, -0.0, 5e-324, 1.7976931348623157e308};
+    for (size_t i = 0; i < CW_ARRAY_LEN(v); i++) {
+        cr_expect(eq(dbl, strtod(cw_fmt_double_exact(v[i], b), NULL), v[i]), "%.17g -> %s", v[i],
+                  b);
+    }
+}
+
 Test(cw_err, set_and_prefix_keep_code_and_compose_message)
 {
     cw_err e;
