@@ -960,6 +960,11 @@ done:
  * log-likelihood of one coordinate (x = gamma of a pair with a_i = theta of its ranks, or
  * x = theta_k with a_i = gamma of the pairs at rank k). Concave in u = log x; safeguarded
  * Newton in u from the warm start x0. With no click the maximum is at 0 (returns lo). */
+#define PBM_NEWTON_STEPS 50  /* safeguarded steps; a warm start needs 2-5 */
+#define PBM_U_TOL 1e-12      /* stop when log x moves less (or its bracket is this narrow) */
+#define PBM_P_MAX (1 - 1e-9) /* largest click probability a x a coordinate may reach */
+#define PBM_X_MIN 1e-9       /* lower bound of gamma and theta */
+
 static double pbm_coord(const double *c, const double *n, const double *a, size_t m, double x0,
                         double lo, double hi)
 {
@@ -971,14 +976,14 @@ static double pbm_coord(const double *c, const double *n, const double *a, size_
     if (C <= 0 || amax <= 0) {
         return lo;
     }
-    double cap = (1 - 1e-9) / amax;
+    double cap = PBM_P_MAX / amax;
     hi = hi < cap ? hi : cap;
     if (lo >= hi) {
         return hi;
     }
     double ul = log(lo), uh = log(hi);
     double u = log(x0 < lo ? lo : (x0 > hi ? hi : x0));
-    for (int it = 0; it < 50; it++) {
+    for (int it = 0; it < PBM_NEWTON_STEPS; it++) {
         double x = exp(u), d1 = C, d2 = 0;
         for (size_t i = 0; i < m; i++) {
             double nc = n[i] - c[i];
@@ -997,7 +1002,7 @@ static double pbm_coord(const double *c, const double *n, const double *a, size_
         if (!(un > ul && un < uh)) {
             un = 0.5 * (ul + uh); /* Newton left the bracket: bisect */
         }
-        if (fabs(un - u) < 1e-12 || uh - ul < 1e-12) {
+        if (fabs(un - u) < PBM_U_TOL || uh - ul < PBM_U_TOL) {
             u = un;
             break;
         }
@@ -1020,7 +1025,7 @@ static void gamma_step(const groups *g, const size_t *first, size_t n_pairs, con
             ba[m] = theta[g->rank[i] - 1];
         }
         if (m > 0) {
-            gam[p] = pbm_coord(bc, bn, ba, m, gam[p], 1e-9, INFINITY);
+            gam[p] = pbm_coord(bc, bn, ba, m, gam[p], PBM_X_MIN, INFINITY);
         }
     }
 }
@@ -1155,7 +1160,7 @@ static int pair_mle_run(const groups *g, const causal_prop_opts *o, size_t n_pai
             if (m == 0) {
                 continue; /* rank k never linked to another: theta_k stays at its start */
             }
-            double v = pbm_coord(bc, bn, ba, m, theta[k], 1e-9, INFINITY);
+            double v = pbm_coord(bc, bn, ba, m, theta[k], PBM_X_MIN, INFINITY);
             double d = fabs(v - theta[k]);
             delta = d > delta ? d : delta;
             theta[k] = v;
