@@ -15,17 +15,26 @@
 
 #include "causal/causal.h"
 
+/* 300 random queries x 20 candidates (labels 0..4) with `rankers` production rankers, the
+ * second and later ones perturbed by 1 sd (seed + 1): an empty session set over them. */
+static causal_sessions *collection(uint32_t rankers, uint64_t seed, causal_simcoll **c)
+{
+    causal_sessions *s = NULL;
+    cw_err err;
+    cr_assert(eq(int, causal_sessions_new(&s, &err), CW_OK));
+    cr_assert(eq(int, causal_simcoll_random(s, 300, 20, 4, rankers, 1.0, seed, c, &err), CW_OK));
+    if (rankers > 1) {
+        cr_assert(eq(int, causal_simcoll_perturb(*c, 1.0, seed + 1, &err), CW_OK));
+    }
+    return s;
+}
+
 static causal_sessions *simulate(causal_policy pol, uint32_t rankers, causal_user_kind user,
                                  uint64_t n, uint64_t seed)
 {
-    causal_sessions *s = NULL;
     causal_simcoll *c = NULL;
     cw_err err;
-    cr_assert(eq(int, causal_sessions_new(&s, &err), CW_OK));
-    cr_assert(eq(int, causal_simcoll_random(s, 300, 20, 4, rankers, 1.0, seed, &c, &err), CW_OK));
-    if (rankers > 1) {
-        cr_assert(eq(int, causal_simcoll_perturb(c, 1.0, seed + 1, &err), CW_OK));
-    }
+    causal_sessions *s = collection(rankers, seed, &c);
     causal_sim_opts o = causal_sim_opts_default();
     o.user = causal_user_default(user, 4);
     o.policy.kind = pol;
@@ -136,12 +145,9 @@ Test(causal_propensity, per_pair_mle_has_no_deep_rank_bias_at_eta_2)
      * theta_k up: that fit's mean signed error at ranks 6-10 was +4.5% here (+10..17% at
      * 10^6 sessions on MQ2008). The MLE with relevance bounded only by theta_k gamma < 1
      * gives -0.7%: within 3%, and every rank within 10%. */
-    causal_sessions *s = NULL;
     causal_simcoll *c = NULL;
     cw_err err;
-    cr_assert(eq(int, causal_sessions_new(&s, &err), CW_OK));
-    cr_assert(eq(int, causal_simcoll_random(s, 300, 20, 4, 5, 1.0, 21, &c, &err), CW_OK));
-    cr_assert(eq(int, causal_simcoll_perturb(c, 1.0, 22, &err), CW_OK));
+    causal_sessions *s = collection(5, 21, &c);
     causal_sim_opts so = causal_sim_opts_default();
     so.user = causal_user_default(CAUSAL_USER_PBM, 4);
     causal_user_theta_power(&so.user, 2.0, 10);
@@ -564,12 +570,9 @@ Test(causal_propensity, per_pair_mle_per_context_separates_two_populations)
      * a third context served by ranker 0 alone: the per-pair MLE per context must recover
      * each population's curve, the single-ranker context must be "not identified" (no pair
      * moves), and the contexts' click counts must add up to the pooled fit's. */
-    causal_sessions *s = NULL;
     causal_simcoll *c = NULL;
     cw_err err;
-    cr_assert(eq(int, causal_sessions_new(&s, &err), CW_OK));
-    cr_assert(eq(int, causal_simcoll_random(s, 300, 20, 4, 5, 1.0, 31, &c, &err), CW_OK));
-    cr_assert(eq(int, causal_simcoll_perturb(c, 1.0, 32, &err), CW_OK));
+    causal_sessions *s = collection(5, 31, &c);
     double eta[2] = {0.5, 2};
     size_t bounds[4] = {0};
     for (int g = 0; g < 3; g++) {
