@@ -47,14 +47,18 @@ printf 'collection\teta\tsessions\tmethod\tmax_rel_err\tfit_s\titers\tseed\tcoun
 cp "$tsv" "$seeds"
 cran="--index $work/cran.idx --queries $data/cranfield/queries.tsv --qrels $data/cranfield/qrels.txt"
 syn="--index $work/synth.idx --queries $work/synth/queries.tsv --qrels $work/synth/qrels.txt"
+# the source options of collection $1 (into $src)
+src_of() {
+  case $1 in
+    synthetic) src=$syn ;; cranfield) src=$cran ;; mq2008) src="--letor $mq" ;;
+  esac
+}
 {
   echo "## Harvesting designs: intervention counts n(k,k') of R rankers (ranker 1 = BM25, the"
   echo "## others BM25 + NOISE x the query's score sd), top 10; no clicks involved"
   echo
   for c in synthetic cranfield mq2008; do
-    case $c in
-      synthetic) src=$syn ;; cranfield) src=$cran ;; mq2008) src="--letor $mq" ;;
-    esac
+    src_of "$c"
     # shellcheck disable=SC2086
     "$exe" --name $c $src --interventions 2:0.5,3:1,5:0.5,5:1,8:1,5:2
     echo
@@ -64,9 +68,7 @@ syn="--index $work/synth.idx --queries $work/synth/queries.tsv --qrels $work/syn
   echo "## results were seen): the smallest R with a bound <= 2.5% on every collection"
   echo
   for c in synthetic cranfield mq2008; do
-    case $c in
-      synthetic) src=$syn ;; cranfield) src=$cran ;; mq2008) src="--letor $mq" ;;
-    esac
+    src_of "$c"
     # shellcheck disable=SC2086
     "$exe" --name $c $src --etas 2 --sessions 1e6 --power 5,8,12,16
     echo
@@ -96,9 +98,7 @@ syn="--index $work/synth.idx --queries $work/synth/queries.tsv --qrels $work/syn
 # for the ULTR protocol's query filter (only queries with a relevant candidate)
 for skip in 0 1; do
   for c in synthetic cranfield mq2008; do
-    case $c in
-      synthetic) src=$syn ;; cranfield) src=$cran ;; mq2008) src="--letor $mq" ;;
-    esac
+    src_of "$c"
     for only in RandTop harvest; do
       # shellcheck disable=SC2086
       "$exe" --name "$c$([ $skip = 1 ] && echo ' (judged queries only)')" $src --etas 2 \
@@ -109,9 +109,7 @@ done
 # the per-pair PBM MLE on the same 5-ranker logs, and harvesting with 16 rankers (a second
 # design looked at after the 5-ranker results; the power rule above picks no R, not adopted)
 for c in synthetic cranfield mq2008; do
-  case $c in
-    synthetic) src=$syn ;; cranfield) src=$cran ;; mq2008) src="--letor $mq" ;;
-  esac
+  src_of "$c"
   # shellcheck disable=SC2086
   "$exe" --name $c $src --etas 2 --sessions 1e6 --seeds 1,2,3,4,5 --only per-pair >>"$seeds"
   # shellcheck disable=SC2086
@@ -122,9 +120,7 @@ done
   --only "regression-EM, linear" --skip-unjudged 1 >>"$seeds"
 # eta = 2 under METHODS.md section 3's (1/k)^eta variant: binary relevance, P(c|E) = 1 or 0.1
 for c in synthetic cranfield mq2008; do
-  case $c in
-    synthetic) src=$syn ;; cranfield) src=$cran ;; mq2008) src="--letor $mq" ;;
-  esac
+  src_of "$c"
   for only in RandTop "5 rankers"; do
     # shellcheck disable=SC2086
     "$exe" --name "$c (binary relevance)" $src --etas 2 --sessions 1e6 --seeds 1,2,3,4,5 \
@@ -133,9 +129,7 @@ for c in synthetic cranfield mq2008; do
 done
 # eta = 2 at 3 x 10^6 sessions: how many sessions the 10^6 targets would need
 for c in synthetic cranfield mq2008; do
-  case $c in
-    synthetic) src=$syn ;; cranfield) src=$cran ;; mq2008) src="--letor $mq" ;;
-  esac
+  src_of "$c"
   for only in RandTop "5 rankers"; do
     # shellcheck disable=SC2086
     "$exe" --name $c $src --etas 2 --sessions 3e6 --seeds 1,2,3,4,5 --only "$only" >>"$seeds"
