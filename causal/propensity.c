@@ -1119,6 +1119,17 @@ static int pair_mle_run(const groups *g, const causal_prop_opts *o, size_t n_pai
                 goto done;
             }
         }
+    } else {
+        /* given the relevances, a rank is identified by its own impressions, if any */
+        for (uint32_t k = 0; k < R; k++) {
+            if (rank_begin[k + 1] == rank_begin[k]) {
+                rc = cw_err_set(err, CW_EINVAL,
+                                "theta fit with supplied relevance: nothing was shown at rank "
+                                "%u; lower --max-rank",
+                                k + 1);
+                goto done;
+            }
+        }
     }
     /* start: theta from raw click-through rates (the estimate a uniform relevance mix would
      * give), gamma from each pair's clicks over its expected examinations */

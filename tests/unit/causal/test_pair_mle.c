@@ -145,6 +145,27 @@ Test(causal_pair_mle, supplied_relevance_needs_no_pair_at_two_ranks)
     causal_sessions_free(s);
 }
 
+Test(causal_pair_mle, supplied_relevance_refuses_a_rank_never_shown)
+{
+    /* Two-item pages but --max-rank 3: with the relevances given, rank 3 has no impression,
+     * so its theta is not estimated at all; it was reported as its 0.5 starting value. */
+    causal_sessions *s = NULL;
+    cw_err err;
+    cr_assert(eq(int, causal_sessions_new(&s, &err), CW_OK));
+    page(s, "ab", "10", 1, 40);
+    page(s, "ab", "01", 1, 10);
+    double rel[2] = {0.5, 0.4};
+    causal_prop_opts o = causal_prop_opts_default(CAUSAL_PROP_REM);
+    o.rel_model = CAUSAL_REL_PAIR;
+    o.rel_fixed = rel;
+    o.max_rank = 3;
+    o.n_boot = 0;
+    causal_propensity p;
+    cr_expect(eq(int, causal_propensity_fit(s, &o, &p, &err), CW_EINVAL));
+    cr_expect(ne(ptr, strstr(err.msg, "nothing was shown at rank 3"), NULL), "%s", err.msg);
+    causal_sessions_free(s);
+}
+
 Test(causal_pair_mle, loglik_is_finite_with_a_pair_clicked_on_every_impression)
 {
     /* a and b are clicked as often at rank 2 as at rank 1 (theta_2/theta_1 = 1), but
