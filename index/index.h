@@ -241,6 +241,10 @@ int idx_snip_tokens_new(const idx_query *q, idx_snip_tokens **out, cw_err *err) 
 void idx_snip_tokens_free(idx_snip_tokens *t);
 void idx_snip_tokens_reset(idx_snip_tokens *t);
 int idx_snip_tokens_add(void *ctx, const idx_token *tok);
+/* The same from a stored token: its [byte_begin, byte_end) in the text and whether it is
+ * a query term (as idx_snip_tokens_add would find). Errors: CW_ENOMEM. */
+int idx_snip_tokens_add_span(idx_snip_tokens *t, size_t byte_begin, size_t byte_end,
+                             bool match) CW_MUST_CHECK;
 int idx_snippet_tokens(const idx_index *ix, const idx_snip_tokens *t, uint32_t docid,
                        size_t max_bytes, cw_buf *out, cw_err *err) CW_MUST_CHECK;
 

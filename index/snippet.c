@@ -276,6 +276,27 @@ int idx_snip_tokens_add(void *ctx, const idx_token *tok)
     return snip_tok(s, tok);
 }
 
+int idx_snip_tokens_add_span(idx_snip_tokens *t, size_t byte_begin, size_t byte_end, bool match)
+{
+    snip_ctx *s = &t->s;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 256;
+        span *v = realloc(s->v, cap * sizeof *v);
+        if (!v) {
+            return CW_ENOMEM;
+        }
+        s->v = v;
+        s->cap = cap;
+    }
+    /* as snip_tok: several terms from one surface token share its range, keep one */
+    if (s->n > 0 && s->v[s->n - 1].b == byte_begin) {
+        s->v[s->n - 1].match |= match;
+        return CW_OK;
+    }
+    s->v[s->n++] = (span){byte_begin, byte_end, match};
+    return CW_OK;
+}
+
 int idx_snippet_tokens(const idx_index *ix, const idx_snip_tokens *t, uint32_t docid,
                        size_t max_bytes, cw_buf *out, cw_err *err)
 {

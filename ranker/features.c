@@ -21,6 +21,9 @@ struct rank_features {
     uint32_t fwd_docs;
     uint64_t *fwd_begin; /* fwd_docs + 1 offsets into fwd_hash */
     uint32_t *fwd_hash;
+    /* with text spans: 2 per stored token, its [begin, end) bytes in its field (so a
+     * shown text's snippet needs no analysis either); NULL without */
+    uint32_t *fwd_span;
     /* Per-field document frequencies of every term of the stored documents, keyed by the
      * 64-bit term hash (0 = empty slot): with them and the tf counted in the forward store,
      * per-field BM25 needs no posting-list access (index/'s idx_score_fields costs ~3 us
@@ -109,6 +112,8 @@ static int df_add(rank_features *fx, uint64_t key, int f)
 
 typedef struct fwd_ctx {
     uint32_t *hash;
+    uint32_t *span; /* 2 per token when spans are kept, else NULL throughout */
+    bool spans;
     size_t n, cap;
     size_t max;
     uint64_t *keys; /* the current field's 64-bit keys, for its distinct terms */
@@ -135,7 +140,7 @@ static int flush_df(rank_features *fx, fwd_ctx *c, int f)
     return rc;
 }
 
-static int fwd_push(fwd_ctx *c, uint32_t h)
+static int fwd_push(fwd_ctx *c, uint32_t h, size_t b, size_t e)
 {
     if (c->n == c->max) {
         return 1; /* budget spent: stop this document (positive = not an error) */
@@ -147,7 +152,18 @@ static int fwd_push(fwd_ctx *c, uint32_t h)
             return CW_ENOMEM;
         }
         c->hash = p;
+        if (c->spans) {
+            uint32_t *sp = realloc(c->span, 2 * cap * sizeof *sp);
+            if (!sp) {
+                return CW_ENOMEM;
+            }
+            c->span = sp;
+        }
         c->cap = cap;
+    }
+    if (c->spans) { /* fields are at most RANK_FEATURE_MAX_TEXT_BYTES: offsets fit */
+        c->span[2 * c->n] = (uint32_t)b;
+        c->span[2 * c->n + 1] = (uint32_t)e;
     }
     c->hash[c->n++] = h;
     return CW_OK;
@@ -166,12 +182,12 @@ static int on_fwd_token(void *vctx, const idx_token *tok)
         c->cap_keys = cap;
     }
     c->keys[c->n_keys++] = hash_key(tok->term_hash);
-    return fwd_push(c, hash32(tok->term_hash));
+    return fwd_push(c, hash32(tok->term_hash), tok->byte_begin, tok->byte_end);
 }
 
 /* Analyses documents in docid order into the forward store until max tokens; a gap hash
  * of 0 stands between title and text (positions match the per-call analysis). */
-static int build_forward(rank_features *fx, size_t max_tokens, cw_err *err)
+static int build_forward(rank_features *fx, size_t max_tokens, bool spans, cw_err *err)
 {
     idx_analyzer *a = NULL;
     int rc = idx_index_analyzer(fx->ix, &a, err);
@@ -184,7 +200,7 @@ static int build_forward(rank_features *fx, size_t max_tokens, cw_err *err)
         idx_analyzer_free(a);
         return cw_err_set(err, CW_ENOMEM, "out of memory for the forward store");
     }
-    fwd_ctx c = {.max = max_tokens};
+    fwd_ctx c = {.max = max_tokens, .spans = spans};
     fx->fwd_begin[0] = 0;
     uint32_t d = 0;
     for (; d < n_docs && rc == CW_OK; d++) {
@@ -198,7 +214,7 @@ static int build_forward(rank_features *fx, size_t max_tokens, cw_err *err)
             rc = idx_analyze(a, doc.title, tl, on_fwd_token, &c, err);
             budget -= tl;
             if (rc == CW_OK && c.n > start) {
-                rc = fwd_push(&c, 0);
+                rc = fwd_push(&c, 0, 0, 0);
             }
         }
         rc = rc == CW_OK ? flush_df(fx, &c, 0) : rc;
@@ -221,10 +237,12 @@ static int build_forward(rank_features *fx, size_t max_tokens, cw_err *err)
     }
     if (rc != CW_OK) {
         free(c.hash);
+        free(c.span);
         return rc;
     }
     fx->fwd_docs = d;
     fx->fwd_hash = c.hash;
+    fx->fwd_span = c.span;
     /* The df table counts only stored documents: it is exact when all of them are. */
     fx->has_df = d == n_docs;
     return CW_OK;
@@ -238,6 +256,14 @@ static const char *const text_names[RANK_TEXT_FEATURES] = {
 int rank_features_new(const idx_index *ix, const char *const *static_fields, size_t n_static,
                       const idx_bm25_params *bm25, size_t forward_max_tokens, rank_features **out,
                       cw_err *err)
+{
+    return rank_features_new_spans(ix, static_fields, n_static, bm25, forward_max_tokens, false,
+                                   out, err);
+}
+
+int rank_features_new_spans(const idx_index *ix, const char *const *static_fields, size_t n_static,
+                            const idx_bm25_params *bm25, size_t forward_max_tokens, bool text_spans,
+                            rank_features **out, cw_err *err)
 {
     if (n_static > RANK_MAX_STATIC_FEATURES) {
         return cw_err_set(err, CW_EINVAL, "%zu static features, at most %u", n_static,
@@ -281,7 +307,7 @@ int rank_features_new(const idx_index *ix, const char *const *static_fields, siz
     }
     fx->n_docs = (double)fx->fstats[IDX_FIELD_FLAT].doc_count;
     if (forward_max_tokens > 0) {
-        int rc = build_forward(fx, forward_max_tokens, err);
+        int rc = build_forward(fx, forward_max_tokens, text_spans, err);
         if (rc != CW_OK) {
             rank_features_free(fx);
             return rc;
@@ -302,6 +328,7 @@ void rank_features_free(rank_features *fx)
     free(fx->names);
     free(fx->fwd_begin);
     free(fx->fwd_hash);
+    free(fx->fwd_span);
     free(fx->df_key);
     free(fx->df_title);
     free(fx->df_text);
@@ -542,6 +569,37 @@ static int scan_forward(const rank_features *fx, uint32_t doc, const uint16_t *t
     return CW_OK;
 }
 
+/* Hands a forward-stored document's text tokens to the tap as spans (after scan_forward,
+ * whose matches c->m_pos mark them): the text starts after the gap, or at the first token
+ * when the title had none. A token matches when a query term has its 32-bit hash, the
+ * test scan_forward's features use. */
+static int tap_forward_spans(const rank_features *fx, uint32_t doc, const match_ctx *c, size_t row)
+{
+    uint64_t b = fx->fwd_begin[doc], e = fx->fwd_begin[doc + 1], t0 = b;
+    for (uint64_t i = b; i < e; i++) {
+        if (fx->fwd_hash[i] == 0) {
+            t0 = i + 1;
+            break;
+        }
+    }
+    c->tap->text_begin(c->tap->ctx, row);
+    size_t m = 0;
+    for (uint64_t i = t0; i < e; i++) {
+        uint32_t pos = (uint32_t)(i - b);
+        while (m < c->n_m && c->m_pos[m] < pos) {
+            m++;
+        }
+        bool match = m < c->n_m && c->m_pos[m] == pos;
+        int rc =
+            c->tap->text_span(c->tap->ctx, fx->fwd_span[2 * i], fx->fwd_span[2 * i + 1], match);
+        if (rc != CW_OK) {
+            return rc;
+        }
+    }
+    c->tap->text_done(c->tap->ctx, row);
+    return CW_OK;
+}
+
 /* Per-field BM25 from counted term frequencies (the forward store's, or a whole per-call
  * analysis's with the index's per-field dfs), term by term and field by field in the
  * order and arithmetic of index/'s idx_score_fields (METHODS.md section 2: Lucene idf,
@@ -726,6 +784,9 @@ int rank_features_extract_tap(const rank_features *fx, idx_analyzer *a, const id
         bool fwd = docids[r] < fx->fwd_docs;
         if (fwd) {
             rc = scan_forward(fx, docids[r], table, &c);
+            if (rc == CW_OK && tap && tap->text_span && fx->fwd_span && n_t > 0 && doc_fits(&doc)) {
+                rc = tap_forward_spans(fx, docids[r], &c, r);
+            }
         } else {
             rc = analyze_doc(a, &doc, &c, n_t, r, err);
         }

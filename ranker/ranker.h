@@ -222,6 +222,15 @@ typedef struct rank_features rank_features;
 int rank_features_new(const idx_index *ix, const char *const *static_fields, size_t n_static,
                       const idx_bm25_params *bm25, size_t forward_max_tokens, rank_features **out,
                       cw_err *err) CW_MUST_CHECK;
+/* rank_features_new whose forward store (text_spans true, forward_max_tokens > 0) also
+ * keeps each stored token's byte range (8 more bytes per token), so that
+ * rank_features_extract_tap hands a stored document's text to a tap's text_span without
+ * analysing it (the server's snippets without a model). Errors: those of
+ * rank_features_new. */
+int rank_features_new_spans(const idx_index *ix, const char *const *static_fields,
+                            size_t n_static, const idx_bm25_params *bm25,
+                            size_t forward_max_tokens, bool text_spans, rank_features **out,
+                            cw_err *err) CW_MUST_CHECK;
 void rank_features_free(rank_features *fx);
 size_t rank_features_n(const rank_features *fx);
 /* Name of feature i (borrowed, valid while fx lives). */
@@ -257,12 +266,17 @@ int rank_features_extract_qv(const rank_features *fx, idx_analyzer *a, const idx
  * whose text is analysed per call (not from the forward store) and WHOLE (not cut at
  * RANK_FEATURE_MAX_TEXT_BYTES), text_begin(ctx, r) precedes the text's tokens, each passed
  * to text_token(ctx, tok), and text_done(ctx, r) follows them. Title tokens are not
- * passed. A callback's non-CW_OK return stops extraction with that code. */
+ * passed. A callback's non-CW_OK return stops extraction with that code.
+ * text_span (may be NULL): for a row from a forward store with text spans
+ * (rank_features_new_spans) whose text was stored whole, text_begin, then text_span per
+ * stored text token in order (its byte range in the text and whether a query term has
+ * its 32-bit hash), then text_done: the same tokens without analysing the text. */
 typedef struct rank_token_tap {
     void (*text_begin)(void *ctx, size_t row);
     int (*text_token)(void *ctx, const idx_token *tok);
     void (*text_done)(void *ctx, size_t row);
     void *ctx;
+    int (*text_span)(void *ctx, size_t byte_begin, size_t byte_end, bool match);
 } rank_token_tap;
 int rank_features_extract_tap(const rank_features *fx, idx_analyzer *a, const idx_query *q,
                               const float *qvec, const uint32_t *docids, size_t n, double *out,

@@ -34,6 +34,11 @@ typedef enum MHD_Result MHD_RESULT_T;
  * loaded: coverage and proximity of 100 candidates scan token hashes instead of
  * re-analysing stored text per request. Documents beyond the budget are analysed per call. */
 #define FORWARD_MAX_TOKENS ((size_t)1 << 25)
+/* Without a model the store also keeps token byte ranges (12 bytes per token, so 48 MiB at
+ * most; 4 M tokens take ~1 s to analyse at start-up and reload, whatever the corpus
+ * size): the ten shown texts of an uncached /search then need no analysis for their
+ * features nor their snippets. Documents beyond it are analysed per request as before. */
+#define FORWARD_SPAN_MAX_TOKENS ((size_t)1 << 22)
 
 /* ---- serving state: index + model, reference counted ---------------------- */
 
@@ -155,8 +160,9 @@ static int state_load(const char *index_dir, const char *model_path, size_t cach
             statics[n_static++] = name + 7;
         }
     }
-    rc = rank_features_new(st->ix, statics, n_static, NULL, st->model ? FORWARD_MAX_TOKENS : 0,
-                           &st->fx, err);
+    rc = rank_features_new_spans(st->ix, statics, n_static, NULL,
+                                 st->model ? FORWARD_MAX_TOKENS : FORWARD_SPAN_MAX_TOKENS,
+                                 !st->model, &st->fx, err);
     if (rc != CW_OK) {
         goto fail;
     }
@@ -747,8 +753,9 @@ static int render_results(cw_buf *out, const page_text *pg, const uint32_t *orde
 
 /* retrieve -> rank: the ranked page as rows plus its rendered "results" members. On a
  * miss both come from the index (and model) and are stored in the state's cache. */
-/* Text tokens of the page's rows that feature extraction analysed whole, kept for their
- * snippets (rank_token_tap): each shown text is analysed once per request. */
+/* Text tokens of the page's rows that feature extraction analysed whole or read from its
+ * forward store, kept for their snippets (rank_token_tap): each shown text is analysed
+ * at most once per request, not at all when stored. */
 typedef struct page_tokens {
     idx_snip_tokens **tok; /* per row of the extraction */
     bool *done;            /* the row's whole text went to tok[row] */
@@ -766,6 +773,12 @@ static int page_text_token(void *ctx, const idx_token *tok)
 {
     page_tokens *p = ctx;
     return idx_snip_tokens_add(p->tok[p->cur], tok);
+}
+
+static int page_text_span(void *ctx, size_t byte_begin, size_t byte_end, bool match)
+{
+    page_tokens *p = ctx;
+    return idx_snip_tokens_add_span(p->tok[p->cur], byte_begin, byte_end, match);
 }
 
 static void page_text_done(void *ctx, size_t row)
@@ -909,7 +922,8 @@ static int rank_page(srv_server *s, srv_state *st, srv_req *rq, const srv_search
         }
         /* Without a model the extracted rows are the shown page, in order: their text
          * tokens are kept for the snippets. */
-        rank_token_tap tap = {page_text_begin, page_text_token, page_text_done, &pt};
+        rank_token_tap tap = {page_text_begin, page_text_token, page_text_done, &pt,
+                              page_text_span};
         if (!st->model) {
             pt.tok = calloc(f_hi - f_lo, sizeof *pt.tok);
             pt.done = cw_arena_alloc(rq->arena, (f_hi - f_lo) * sizeof *pt.done);
