@@ -227,10 +227,9 @@ int rank_features_new(const idx_index *ix, const char *const *static_fields, siz
  * rank_features_extract_tap hands a stored document's text to a tap's text_span without
  * analysing it (the server's snippets without a model). Errors: those of
  * rank_features_new. */
-int rank_features_new_spans(const idx_index *ix, const char *const *static_fields,
-                            size_t n_static, const idx_bm25_params *bm25,
-                            size_t forward_max_tokens, bool text_spans, rank_features **out,
-                            cw_err *err) CW_MUST_CHECK;
+int rank_features_new_spans(const idx_index *ix, const char *const *static_fields, size_t n_static,
+                            const idx_bm25_params *bm25, size_t forward_max_tokens, bool text_spans,
+                            rank_features **out, cw_err *err) CW_MUST_CHECK;
 void rank_features_free(rank_features *fx);
 size_t rank_features_n(const rank_features *fx);
 /* Name of feature i (borrowed, valid while fx lives). */
