@@ -40,9 +40,10 @@ static term_slot *term_find(term_slot *t, size_t mask, const char *s, size_t n, 
     }
 }
 
-static int snip_tok(void *ctx, const idx_token *tok)
+/* Appends the span [b, e) to s; several terms from one surface token (NFKC splits) share
+ * its range: one span is kept, a match if any of them is. Errors: CW_ENOMEM. */
+static int span_push(snip_ctx *s, size_t b, size_t e, bool match)
 {
-    snip_ctx *s = ctx;
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 256;
         span *v = realloc(s->v, cap * sizeof *v);
@@ -52,15 +53,20 @@ static int snip_tok(void *ctx, const idx_token *tok)
         s->v = v;
         s->cap = cap;
     }
-    /* idx_analyze hashed the term once per distinct word (cw_hash64, seed 0) */
-    bool m = term_find(s->terms, s->mask, tok->term, tok->term_len, tok->term_hash)->term != NULL;
-    /* Several terms from one surface token (NFKC splits) share its range: keep one. */
-    if (s->n > 0 && s->v[s->n - 1].b == tok->byte_begin) {
-        s->v[s->n - 1].match |= m;
+    if (s->n > 0 && s->v[s->n - 1].b == b) {
+        s->v[s->n - 1].match |= match;
         return CW_OK;
     }
-    s->v[s->n++] = (span){tok->byte_begin, tok->byte_end, m};
+    s->v[s->n++] = (span){b, e, match};
     return CW_OK;
+}
+
+static int snip_tok(void *ctx, const idx_token *tok)
+{
+    snip_ctx *s = ctx;
+    /* idx_analyze hashed the term once per distinct word (cw_hash64, seed 0) */
+    bool m = term_find(s->terms, s->mask, tok->term, tok->term_len, tok->term_hash)->term != NULL;
+    return span_push(s, tok->byte_begin, tok->byte_end, m);
 }
 
 /* HTML escapes by byte: index + 1 into esc_rep, 0 for a byte copied as it is. */
@@ -278,23 +284,7 @@ int idx_snip_tokens_add(void *ctx, const idx_token *tok)
 
 int idx_snip_tokens_add_span(idx_snip_tokens *t, size_t byte_begin, size_t byte_end, bool match)
 {
-    snip_ctx *s = &t->s;
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 256;
-        span *v = realloc(s->v, cap * sizeof *v);
-        if (!v) {
-            return CW_ENOMEM;
-        }
-        s->v = v;
-        s->cap = cap;
-    }
-    /* as snip_tok: several terms from one surface token share its range, keep one */
-    if (s->n > 0 && s->v[s->n - 1].b == byte_begin) {
-        s->v[s->n - 1].match |= match;
-        return CW_OK;
-    }
-    s->v[s->n++] = (span){byte_begin, byte_end, match};
-    return CW_OK;
+    return span_push(&t->s, byte_begin, byte_end, match);
 }
 
 int idx_snippet_tokens(const idx_index *ix, const idx_snip_tokens *t, uint32_t docid,
