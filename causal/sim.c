@@ -563,6 +563,33 @@ void causal_user_clicks(const causal_user *u, const int *labels, uint32_t k, cw_
     user_clicks(u, rel, exam, alpha, beta, lab, k, rng, clicks);
 }
 
+/* The queries of c with a candidate of label > 0, as a new array of *n_out indices in
+ * *out (caller frees): the ULTR protocol (METHODS.md section 5) drops the others, so every
+ * session can carry a relevance-driven click. CW_EINVAL when there is none. */
+static int judged_queries(const causal_simcoll *c, size_t **out, size_t *n_out, cw_err *err)
+{
+    size_t *list = malloc(c->n_queries * sizeof *list), n = 0;
+    if (!list) {
+        return cw_err_set(err, CW_ENOMEM, "out of memory for the query list");
+    }
+    for (size_t q = 0; q < c->n_queries; q++) {
+        bool has = false;
+        for (uint32_t i = 0; i < c->q_n[q] && !has; i++) {
+            has = c->c_label[c->q_off[q] + i] > 0;
+        }
+        if (has) {
+            list[n++] = q;
+        }
+    }
+    if (n == 0) {
+        free(list);
+        return cw_err_set(err, CW_EINVAL, "no query of the collection has a relevant candidate");
+    }
+    *out = list;
+    *n_out = n;
+    return CW_OK;
+}
+
 int causal_simulate(const causal_simcoll *c, const causal_sim_opts *o, cw_err *err)
 {
     const causal_sim_policy *pol = &o->policy;
@@ -599,6 +626,13 @@ int causal_simulate(const causal_simcoll *c, const causal_sim_opts *o, cw_err *e
         exam[k] = theta_at(u, k);
         causal_user_trust(u, k, &alpha[k], &beta[k]);
     }
+    size_t *qlist = NULL, n_qlist = 0;
+    if (o->skip_unjudged) {
+        int rc0 = judged_queries(c, &qlist, &n_qlist, err);
+        if (rc0 != CW_OK) {
+            return rc0;
+        }
+    }
     size_t max_n = 0;
     for (size_t q = 0; q < c->n_queries; q++) {
         max_n = c->q_n[q] > max_n ? c->q_n[q] : max_n;
@@ -609,37 +643,13 @@ int causal_simulate(const causal_simcoll *c, const causal_sim_opts *o, cw_err *e
     uint32_t *cnt = malloc((size_t)max_n * K * sizeof *cnt);
     if (!loc || !keys || !ex || !cnt ||
         causal_sessions_reserve(s, o->n_sessions, o->n_sessions * K, err) != CW_OK) {
+        free(qlist);
         free(loc);
         free(keys);
         free(ex);
         free(cnt);
         return cw_err_set(err, CW_ENOMEM, "out of memory for %llu sessions",
                           (unsigned long long)o->n_sessions);
-    }
-    /* ULTR protocol (METHODS.md section 5): queries without a relevant candidate are
-     * dropped, so every session can carry a relevance-driven click. */
-    size_t *qlist = NULL, n_qlist = 0;
-    if (o->skip_unjudged) {
-        qlist = malloc(c->n_queries * sizeof *qlist);
-        for (size_t q = 0; qlist && q < c->n_queries; q++) {
-            bool has = false;
-            for (uint32_t i = 0; i < c->q_n[q] && !has; i++) {
-                has = c->c_label[c->q_off[q] + i] > 0;
-            }
-            if (has) {
-                qlist[n_qlist++] = q;
-            }
-        }
-        if (!qlist || n_qlist == 0) {
-            free(qlist);
-            free(loc);
-            free(keys);
-            free(ex);
-            free(cnt);
-            return qlist ? cw_err_set(err, CW_EINVAL,
-                                      "no query of the collection has a relevant candidate")
-                         : cw_err_set(err, CW_ENOMEM, "out of memory for the query list");
-        }
     }
     uint32_t pairs[CAUSAL_MAX_RANK];
     uint16_t pos[CAUSAL_MAX_RANK];
