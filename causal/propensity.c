@@ -778,6 +778,12 @@ static double clamp_prob(double v)
     return v < 1e-6 ? 1e-6 : (v > 1 - 1e-6 ? 1 - 1e-6 : v);
 }
 
+/* The number of features rel_context ctx appends to the pair features (context_features). */
+static size_t context_width(uint32_t ctx)
+{
+    return ctx == CAUSAL_REL_CONTEXT_SCORE ? 1 : ctx == CAUSAL_REL_CONTEXT_QUERY ? 4 : 0;
+}
+
 /* The pair features plus context features from the logged ranker scores (see
  * causal_prop_opts.rel_context) as a new n_pairs x (d + extra) matrix in *out (caller
  * frees); *out_d gets its width. A pair's score is the mean of its logged scores; query
@@ -787,7 +793,7 @@ static double clamp_prob(double v)
 static int context_features(const causal_sessions *s, uint32_t ctx, float **out, size_t *out_d,
                             cw_err *err)
 {
-    size_t d = s->n_features, extra = ctx == CAUSAL_REL_CONTEXT_SCORE ? 1 : 4, D = d + extra;
+    size_t d = s->n_features, extra = context_width(ctx), D = d + extra;
     size_t np_ = s->n_pairs, nq = s->n_queries;
     double *sum = calloc(np_ ? np_ : 1, sizeof *sum), *cnt = calloc(np_ ? np_ : 1, sizeof *cnt);
     double *qmax = malloc((nq ? nq : 1) * sizeof *qmax), *qsum = calloc(nq ? nq : 1, sizeof *qsum),
@@ -1651,8 +1657,10 @@ static int check_grouped_opts(const causal_sessions *s, const causal_prop_opts *
         return cw_err_set(err, CW_EINVAL, "relevance context %u (must be 0..%u)", o->rel_context,
                           CAUSAL_REL_CONTEXT_QUERY);
     }
+    /* the relevance model's input width: pair features + the context's */
+    size_t n_feat = s->n_features + context_width(o->rel_context);
     if (o->method == CAUSAL_PROP_REM && o->rel_model != CAUSAL_REL_PAIR && !o->rel_fixed &&
-        s->n_features == 0 && o->rel_context == CAUSAL_REL_CONTEXT_NONE) {
+        n_feat == 0) {
         return cw_err_set(err, CW_EINVAL,
                           "regression-EM with a %s relevance model needs (query, doc) features; "
                           "these sessions have none (use the pair model on logs where pairs are "
@@ -1660,14 +1668,11 @@ static int check_grouped_opts(const causal_sessions *s, const causal_prop_opts *
                           o->rel_model == CAUSAL_REL_MLP ? "MLP" : "linear");
     }
     if (o->method == CAUSAL_PROP_REM && o->rel_model == CAUSAL_REL_QUAD && !o->rel_fixed &&
-        s->n_features + (o->rel_context == CAUSAL_REL_CONTEXT_SCORE   ? 1
-                         : o->rel_context == CAUSAL_REL_CONTEXT_QUERY ? 4
-                                                                      : 0) >
-            32) {
+        n_feat > 32) {
         return cw_err_set(err, CW_EINVAL,
                           "regression-EM quad relevance model: %zu features would give %zu "
                           "products; use it with at most 32 features (or linear/mlp)",
-                          s->n_features, s->n_features * (s->n_features + 1) / 2);
+                          n_feat, n_feat * (n_feat + 1) / 2);
     }
     if (o->method == CAUSAL_PROP_REM && o->rel_model == CAUSAL_REL_MLP && o->mlp_hidden == 0) {
         return cw_err_set(err, CW_EINVAL, "MLP needs at least one hidden unit");
