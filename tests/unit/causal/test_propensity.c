@@ -495,6 +495,20 @@ Test(causal_propensity, regression_em_context_needs_logged_scores_issue4)
     causal_sessions_free(s);
 }
 
+/* Context g for the sessions bounds[g] .. bounds[g + 1] (g < n): the per-context tests
+ * simulate one population after another. Caller frees. */
+static uint32_t *contexts_of(const size_t *bounds, uint32_t n)
+{
+    uint32_t *ctx = malloc((bounds[n] ? bounds[n] : 1) * sizeof *ctx);
+    cr_assert(ne(ptr, ctx, NULL));
+    for (uint32_t g = 0; g < n; g++) {
+        for (size_t i = bounds[g]; i < bounds[g + 1]; i++) {
+            ctx[i] = g;
+        }
+    }
+    return ctx;
+}
+
 Test(causal_propensity, per_context_randomization_recovers_each_theta_issue4)
 {
     /* Context 0: users with theta_k = (1/k)^0.5, context 1: (1/k)^2, context 2: a
@@ -520,13 +534,7 @@ Test(causal_propensity, per_context_randomization_recovers_each_theta_issue4)
         cr_assert(eq(int, causal_simulate(c, &o, &err), CW_OK), "%s", err.msg);
         bounds[g + 1] = s->n_sessions;
     }
-    uint32_t *ctx = malloc(s->n_sessions * sizeof *ctx);
-    cr_assert(ne(ptr, ctx, NULL));
-    for (uint32_t g = 0; g < 3; g++) {
-        for (size_t i = bounds[g]; i < bounds[g + 1]; i++) {
-            ctx[i] = g;
-        }
-    }
+    uint32_t *ctx = contexts_of(bounds, 3);
     causal_prop_opts o = causal_prop_opts_default(CAUSAL_PROP_RANDOMIZATION);
     o.n_boot = 100;
     causal_propensity p[3];
@@ -585,13 +593,7 @@ Test(causal_propensity, per_pair_mle_per_context_separates_two_populations)
         cr_assert(eq(int, causal_simulate(c, &o, &err), CW_OK), "%s", err.msg);
         bounds[g + 1] = s->n_sessions;
     }
-    uint32_t *ctx = malloc(s->n_sessions * sizeof *ctx);
-    cr_assert(ne(ptr, ctx, NULL));
-    for (uint32_t g = 0; g < 3; g++) {
-        for (size_t i = bounds[g]; i < bounds[g + 1]; i++) {
-            ctx[i] = g;
-        }
-    }
+    uint32_t *ctx = contexts_of(bounds, 3);
     causal_prop_opts o = causal_prop_opts_default(CAUSAL_PROP_REM);
     o.rel_model = CAUSAL_REL_PAIR;
     o.n_boot = 10;
