@@ -1141,6 +1141,46 @@ static int insert_impression(causal_log *log, const causal_impression *imp, size
     return CW_OK;
 }
 
+static char *arena_col(cw_arena *a, sqlite3_stmt *st, int c)
+{
+    const unsigned char *t = sqlite3_column_text(st, c);
+    return t ? cw_arena_strndup(a, (const char *)t, (size_t)sqlite3_column_bytes(st, c)) : NULL;
+}
+
+/* One row of schema 1's items table (impression_id, position, doc_id, score, propensity,
+ * features: the columns of both of its readers) into *o, doc_id and features copied into
+ * arena; a features blob must hold nf floats of the impression's feature set (has_fs).
+ * Used by the 1 -> 2 migration and by the reader of a read-only schema 1 log.
+ * Errors: CW_ECORRUPT (a blob of another width or without a feature set), CW_ENOMEM. */
+static int v1_item_row(causal_log *log, sqlite3_stmt *st, int64_t id, bool has_fs, uint32_t nf,
+                       cw_arena *arena, causal_item *o, cw_err *err)
+{
+    memset(o, 0, sizeof *o);
+    o->position = (uint32_t)sqlite3_column_int64(st, 1);
+    o->doc_id = arena_col(arena, st, 2);
+    o->score = sqlite3_column_type(st, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 3);
+    o->propensity = sqlite3_column_type(st, 4) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 4);
+    if (sqlite3_column_type(st, 5) == SQLITE_BLOB) {
+        int nb = sqlite3_column_bytes(st, 5);
+        if (!has_fs || (size_t)nb != nf * sizeof(float)) {
+            return cw_err_set(err, CW_ECORRUPT,
+                              "%s: impression %" PRId64 " position %u: "
+                              "feature blob of %d bytes, expected %zu",
+                              log->path, id, o->position, nb, has_fs ? nf * sizeof(float) : 0);
+        }
+        float *v = cw_arena_alloc(arena, (size_t)nb);
+        if (!v) {
+            return cw_err_set(err, CW_ENOMEM, "out of memory");
+        }
+        memcpy(v, sqlite3_column_blob(st, 5), (size_t)nb);
+        o->features = v;
+    }
+    if (!o->doc_id) {
+        return cw_err_set(err, CW_ENOMEM, "out of memory");
+    }
+    return CW_OK;
+}
+
 /* Migration 1 -> 2: one pass over the items rows in (impression, position) order writes
  * each impression's `shown` and `shown_features` with the encoder of insert_impression.
  * Runs inside the migration transaction, before causal_log_open prepares its statements. */
@@ -1212,43 +1252,17 @@ static int convert_items_v2(causal_log *log, cw_err *err)
                             log->path, id, CAUSAL_MAX_ITEMS);
             break;
         }
-        causal_item *o = &items[n++];
-        memset(o, 0, sizeof *o);
-        o->position = (uint32_t)sqlite3_column_int64(sel, 1);
+        /* The encoder writes doc_id into JSON as is: it must be UTF-8 without NULs. */
         const char *doc = (const char *)sqlite3_column_text(sel, 2);
         size_t doc_len = (size_t)sqlite3_column_bytes(sel, 2);
         size_t bad = 0;
         if (!doc || !cw_utf8_valid(doc, doc_len, &bad) || memchr(doc, 0, doc_len)) {
             rc = cw_err_set(err, CW_ECORRUPT,
                             "%s: impression %" PRId64 " position %u: doc_id is not UTF-8 text",
-                            log->path, id, o->position);
+                            log->path, id, (uint32_t)sqlite3_column_int64(sel, 1));
             break;
         }
-        o->doc_id = cw_arena_strndup(arena, doc, doc_len);
-        o->score = sqlite3_column_type(sel, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(sel, 3);
-        o->propensity =
-            sqlite3_column_type(sel, 4) == SQLITE_NULL ? NAN : sqlite3_column_double(sel, 4);
-        if (sqlite3_column_type(sel, 5) == SQLITE_BLOB) {
-            int nb = sqlite3_column_bytes(sel, 5);
-            if (!has_fs || (size_t)nb != nf * sizeof(float)) {
-                rc = cw_err_set(err, CW_ECORRUPT,
-                                "%s: impression %" PRId64 " position %u: feature blob of %d "
-                                "bytes, expected %zu",
-                                log->path, id, o->position, nb, has_fs ? nf * sizeof(float) : 0);
-                break;
-            }
-            float *v = cw_arena_alloc(arena, (size_t)nb);
-            if (v) {
-                memcpy(v, sqlite3_column_blob(sel, 5), (size_t)nb);
-            }
-            o->features = v;
-            if (!v) {
-                rc = cw_err_set(err, CW_ENOMEM, "out of memory");
-            }
-        }
-        if (!o->doc_id) {
-            rc = cw_err_set(err, CW_ENOMEM, "out of memory");
-        }
+        rc = v1_item_row(log, sel, id, has_fs, nf, arena, &items[n++], err);
     }
     if (rc == CW_OK && s != SQLITE_DONE) {
         rc = sql_fail(log, err, "migrating items");
@@ -1672,12 +1686,6 @@ static int seek_to(causal_log *log, sqlite3_stmt *st, bool *has_row, bool *done,
     return CW_OK;
 }
 
-static char *arena_col(cw_arena *a, sqlite3_stmt *st, int c)
-{
-    const unsigned char *t = sqlite3_column_text(st, c);
-    return t ? cw_arena_strndup(a, (const char *)t, (size_t)sqlite3_column_bytes(st, c)) : NULL;
-}
-
 /* Schema 1 (a log opened read-only before its first read-write open migrates it): the
  * items of impression id from the items table, merged in impression order. */
 static int read_v1_items(causal_log_reader *r, int64_t id, const fset_row *fs, size_t n_items,
@@ -1693,31 +1701,10 @@ static int read_v1_items(causal_log_reader *r, int64_t id, const fset_row *fs, s
                               "%s: impression %" PRId64 " has more items than its n_items %zu",
                               log->path, id, n_items);
         }
-        sqlite3_stmt *it = r->items;
-        causal_item *o = &r->item_buf[k++];
-        memset(o, 0, sizeof *o);
-        o->position = (uint32_t)sqlite3_column_int64(it, 1);
-        o->doc_id = arena_col(r->arena, it, 2);
-        o->score = sqlite3_column_type(it, 3) == SQLITE_NULL ? NAN : sqlite3_column_double(it, 3);
-        o->propensity =
-            sqlite3_column_type(it, 4) == SQLITE_NULL ? NAN : sqlite3_column_double(it, 4);
-        if (sqlite3_column_type(it, 5) == SQLITE_BLOB) {
-            int nb = sqlite3_column_bytes(it, 5);
-            if (!fs || (size_t)nb != fs->n * sizeof(float)) {
-                return cw_err_set(err, CW_ECORRUPT,
-                                  "%s: impression %" PRId64 " position %u: "
-                                  "feature blob of %d bytes, expected %zu",
-                                  log->path, id, o->position, nb, fs ? fs->n * sizeof(float) : 0);
-            }
-            float *v = cw_arena_alloc(r->arena, (size_t)nb);
-            if (!v) {
-                return cw_err_set(err, CW_ENOMEM, "out of memory");
-            }
-            memcpy(v, sqlite3_column_blob(it, 5), (size_t)nb);
-            o->features = v;
-        }
-        if (!o->doc_id) {
-            return cw_err_set(err, CW_ENOMEM, "out of memory");
+        rc = v1_item_row(log, r->items, id, fs != NULL, fs ? fs->n : 0, r->arena, &r->item_buf[k++],
+                         err);
+        if (rc != CW_OK) {
+            return rc;
         }
         r->items_row = false;
         rc = seek_to(log, r->items, &r->items_row, &r->items_done, id, err);
