@@ -44,6 +44,16 @@ static void page(causal_sessions *s, const char *docs, const char *clicks, unsig
     }
 }
 
+/* The per-pair PBM fit over ranks 1..max_rank, no bootstrap. */
+static causal_prop_opts pair_opts(uint32_t max_rank)
+{
+    causal_prop_opts o = causal_prop_opts_default(CAUSAL_PROP_REM);
+    o.rel_model = CAUSAL_REL_PAIR;
+    o.max_rank = max_rank;
+    o.n_boot = 0;
+    return o;
+}
+
 Test(causal_pair_mle, exact_on_a_saturated_two_rank_log)
 {
     /* max_rank 2, pairs a and b swapped by two rankers: P(click) = theta_k gamma_p is
@@ -67,10 +77,7 @@ Test(causal_pair_mle, exact_on_a_saturated_two_rank_log)
     page(s, "cd", "10", 3, 5);
     page(s, "dc", "01", 4, 5); /* d@1 0 of 10, c@2 5 of 10 */
     page(s, "dc", "00", 4, 5);
-    causal_prop_opts o = causal_prop_opts_default(CAUSAL_PROP_REM);
-    o.rel_model = CAUSAL_REL_PAIR;
-    o.max_rank = 2;
-    o.n_boot = 0;
+    causal_prop_opts o = pair_opts(2);
     o.max_iter = 5000;
     o.tol = 1e-12;
     causal_propensity p;
@@ -98,10 +105,7 @@ Test(causal_pair_mle, refuses_a_rank_no_pair_links)
     page(s, "abc", "011", 1, 50);
     page(s, "bac", "101", 2, 50);
     page(s, "bac", "000", 2, 50);
-    causal_prop_opts o = causal_prop_opts_default(CAUSAL_PROP_REM);
-    o.rel_model = CAUSAL_REL_PAIR;
-    o.max_rank = 3;
-    o.n_boot = 0;
+    causal_prop_opts o = pair_opts(3);
     causal_propensity p;
     cr_expect(eq(int, causal_propensity_fit(s, &o, &p, &err), CW_EINVAL), "ratio %g %g %g",
               p.ratio[0], p.ratio[1], p.ratio[2]);
@@ -133,11 +137,8 @@ Test(causal_pair_mle, supplied_relevance_needs_no_pair_at_two_ranks)
     page(s, "ab", "01", 1, 10);
     page(s, "ab", "00", 1, 40);
     double rel[2] = {0.5, 0.4}; /* theta_1 = 1, theta_2 = 0.2 / 0.4 = 0.5 */
-    causal_prop_opts o = causal_prop_opts_default(CAUSAL_PROP_REM);
-    o.rel_model = CAUSAL_REL_PAIR;
+    causal_prop_opts o = pair_opts(2);
     o.rel_fixed = rel;
-    o.max_rank = 2;
-    o.n_boot = 0;
     causal_propensity p;
     cr_assert(eq(int, causal_propensity_fit(s, &o, &p, &err), CW_OK), "%s", err.msg);
     cr_expect(lt(dbl, fabs(p.theta[0] - 1.0), 1e-6), "theta_1 %g", p.theta[0]);
@@ -155,11 +156,8 @@ Test(causal_pair_mle, supplied_relevance_refuses_a_rank_never_shown)
     page(s, "ab", "10", 1, 40);
     page(s, "ab", "01", 1, 10);
     double rel[2] = {0.5, 0.4};
-    causal_prop_opts o = causal_prop_opts_default(CAUSAL_PROP_REM);
-    o.rel_model = CAUSAL_REL_PAIR;
+    causal_prop_opts o = pair_opts(3);
     o.rel_fixed = rel;
-    o.max_rank = 3;
-    o.n_boot = 0;
     causal_propensity p;
     cr_expect(eq(int, causal_propensity_fit(s, &o, &p, &err), CW_EINVAL));
     cr_expect(ne(ptr, strstr(err.msg, "nothing was shown at rank 3"), NULL), "%s", err.msg);
@@ -185,10 +183,7 @@ Test(causal_pair_mle, loglik_is_finite_with_a_pair_clicked_on_every_impression)
     page(s, "ba", "00", 2, 30);
     page(s, "fe", "10", 3, 100); /* f@1 100 of 100, e@2 0 of 100 */
     page(s, "gh", "11", 4, 30);  /* g@1 and h@2 30 of 30 */
-    causal_prop_opts o = causal_prop_opts_default(CAUSAL_PROP_REM);
-    o.rel_model = CAUSAL_REL_PAIR;
-    o.max_rank = 2;
-    o.n_boot = 0;
+    causal_prop_opts o = pair_opts(2);
     causal_propensity p;
     cr_assert(eq(int, causal_propensity_fit(s, &o, &p, &err), CW_OK), "%s", err.msg);
     cr_expect(isfinite(p.loglik), "loglik %g (theta_2/theta_1 %g)", p.loglik, p.ratio[1]);
