@@ -1209,7 +1209,7 @@ static MHD_RESULT_T route_search(srv_server *s, struct MHD_Connection *conn, srv
         r.fusion = fu;
         if (rc == CW_OK && dw) { /* the range is checked by srv_search_req_check */
             char *end = NULL;
-            r.dense_weight = strtod(dw, &end) + 0.0; /* + 0.0: -0 and 0 are one policy */
+            r.dense_weight = strtod(dw, &end);
             r.has_dense_weight = true;
             /* Plain decimals only: strtod also takes blanks and hexadecimal ("0x1p-1"). */
             if (!*dw || *end || isspace((unsigned char)*dw) || strpbrk(dw, "xX")) {
@@ -1245,7 +1245,9 @@ static MHD_RESULT_T route_search(srv_server *s, struct MHD_Connection *conn, srv
     /* Resolved against the server's settings, the request names its whole fusion (the
      * cache key and the logged policy depend on it). */
     r.fusion = r.fusion ? r.fusion : s->fusion;
-    r.dense_weight = r.has_dense_weight ? r.dense_weight : s->cfg.dense_weight;
+    /* + 0.0: -0 and 0 are one policy, whether the weight came from GET, a JSON body
+     * (-0.0 is a JSON real) or the server's settings. */
+    r.dense_weight = (r.has_dense_weight ? r.dense_weight : s->cfg.dense_weight) + 0.0;
     r.has_dense_weight = true;
     r.rrf_k = s->cfg.rrf_k;
     cw_buf out = {0};

@@ -536,6 +536,12 @@ Test(hybrid_serve, weighted_fusion_flag_and_per_request_fusion)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cr_expect(eq(long, status_of("POST", "/search", bad[i]), 400), "%s", bad[i]);
     }
+    /* -0 and 0 weigh alike: one policy name whether GET or a JSON body (-0.0 is a JSON
+     * real) asked for it. */
+    served_req("GET", "/search?q=a&k=3&dense_weight=-0", NULL, &web);
+    cr_assert(eq(str, web.policy, "hybrid(weighted,w=0)"));
+    served_req("POST", "/search", "{\"query\":\"a\",\"k\":3,\"dense_weight\":-0.0}", &web);
+    cr_assert(eq(str, web.policy, "hybrid(weighted,w=0)"));
     cr_expect(eq(long, status_of("GET", "/search?q=a&fusion=max", NULL), 400));
     cr_expect(eq(long, status_of("GET", "/search?q=a&dense_weight=abc", NULL), 400));
     cr_expect(eq(long, status_of("GET", "/search?q=a&dense_weight=2", NULL), 400));
