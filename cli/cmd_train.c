@@ -79,23 +79,24 @@ static int read_propensity(const char *path, rank_train_opts *o, cw_err *err)
 /* Every query's candidates for --policy-aware, indexed by the session set's query id:
  * each document logged for the query with a finite score (at any position, deep ones
  * included), in the order first logged, with that first score. */
+typedef struct cand_list {
+    uint32_t *doc; /* doc[0..n): document ids of the session set */
+    double *score; /* score[i]: the logged score of doc[i] */
+    uint32_t n, cap;
+} cand_list;
+
 typedef struct cand_lists {
-    size_t n_q;     /* queries with a slot (<= the session set's n_queries) */
-    uint32_t **doc; /* doc[q][0..n[q]): document ids of the session set */
-    double **score; /* score[q][i]: the logged score of doc[q][i] */
-    uint32_t *n, *cap;
+    size_t n_q;   /* queries with a slot (<= the session set's n_queries) */
+    cand_list *q; /* q[query id] */
 } cand_lists;
 
 static void cand_lists_fini(cand_lists *c)
 {
     for (size_t q = 0; q < c->n_q; q++) {
-        free(c->doc[q]);
-        free(c->score[q]);
+        free(c->q[q].doc);
+        free(c->q[q].score);
     }
-    free(c->doc);
-    free(c->score);
-    free(c->n);
-    free(c->cap);
+    free(c->q);
     memset(c, 0, sizeof *c);
 }
 
@@ -105,46 +106,37 @@ static int cand_add(cand_lists *c, uint32_t q, uint32_t d, double score, const c
 {
     if (q >= c->n_q) {
         size_t nq = CW_MAX((size_t)q + 1, 2 * c->n_q);
-        uint32_t **nd = realloc(c->doc, nq * sizeof *nd);
-        c->doc = nd ? nd : c->doc;
-        double **ns = realloc(c->score, nq * sizeof *ns);
-        c->score = ns ? ns : c->score;
-        uint32_t *nn = realloc(c->n, nq * sizeof *nn);
-        c->n = nn ? nn : c->n;
-        uint32_t *nc = realloc(c->cap, nq * sizeof *nc);
-        c->cap = nc ? nc : c->cap;
-        if (!nd || !ns || !nn || !nc) {
+        cand_list *b = realloc(c->q, nq * sizeof *b);
+        if (!b) {
             return cw_err_set(err, CW_ENOMEM, "out of memory");
         }
-        for (size_t i = c->n_q; i < nq; i++) {
-            c->doc[i] = NULL;
-            c->score[i] = NULL;
-            c->n[i] = c->cap[i] = 0;
-        }
+        memset(b + c->n_q, 0, (nq - c->n_q) * sizeof *b);
+        c->q = b;
         c->n_q = nq;
     }
-    for (uint32_t i = 0; i < c->n[q]; i++) {
-        if (c->doc[q][i] == d) {
+    cand_list *l = &c->q[q];
+    for (uint32_t i = 0; i < l->n; i++) {
+        if (l->doc[i] == d) {
             return CW_OK;
         }
     }
-    if (c->n[q] == CAUSAL_PL_MAX_ITEMS) {
+    if (l->n == CAUSAL_PL_MAX_ITEMS) {
         return cw_err_set(err, CW_ELIMIT, "%s: query %s has over %u candidates", db, qname,
                           CAUSAL_PL_MAX_ITEMS);
     }
-    if (c->n[q] == c->cap[q]) {
-        uint32_t cap = c->cap[q] ? 2 * c->cap[q] : 128;
-        uint32_t *nd = realloc(c->doc[q], cap * sizeof *nd);
-        c->doc[q] = nd ? nd : c->doc[q];
-        double *ns = realloc(c->score[q], cap * sizeof *ns);
-        c->score[q] = ns ? ns : c->score[q];
+    if (l->n == l->cap) {
+        uint32_t cap = l->cap ? 2 * l->cap : 128;
+        uint32_t *nd = realloc(l->doc, cap * sizeof *nd);
+        l->doc = nd ? nd : l->doc;
+        double *ns = realloc(l->score, cap * sizeof *ns);
+        l->score = ns ? ns : l->score;
         if (!nd || !ns) {
             return cw_err_set(err, CW_ENOMEM, "out of memory");
         }
-        c->cap[q] = cap;
+        l->cap = cap;
     }
-    c->doc[q][c->n[q]] = d;
-    c->score[q][c->n[q]++] = score;
+    l->doc[l->n] = d;
+    l->score[l->n++] = score;
     return CW_OK;
 }
 
@@ -290,7 +282,8 @@ static int policy_rho(const causal_sessions *sess, const cand_lists *cand, const
         }
     }
     for (size_t q = 0; rc == CW_OK && q < nq; q++) {
-        uint32_t n = q < cand->n_q ? cand->n[q] : 0, k = n < max_rank ? n : max_rank;
+        const cand_list *cl = q < cand->n_q ? &cand->q[q] : NULL;
+        uint32_t n = cl ? cl->n : 0, k = n < max_rank ? n : max_rank;
         if (n == 0) {
             continue;
         }
@@ -302,7 +295,7 @@ static int policy_rho(const causal_sessions *sess, const cand_lists *cand, const
             rc = cw_err_set(err, CW_ENOMEM, "out of memory");
             break;
         }
-        rc = causal_rpol_marginals_mc(pol, cand->score[q], n, k, m, &rng, marg, NULL, err);
+        rc = causal_rpol_marginals_mc(pol, cl->score, n, k, m, &rng, marg, NULL, err);
         for (uint32_t i = 0; rc == CW_OK && i < n; i++) {
             double e = 0;
             for (uint32_t j = 0; j < k; j++) {
@@ -313,7 +306,7 @@ static int policy_rho(const causal_sessions *sess, const cand_lists *cand, const
         }
         for (uint32_t p = head[q]; rc == CW_OK && p != UINT32_MAX; p = next[p]) {
             for (uint32_t i = 0; i < n; i++) {
-                if (cand->doc[q][i] == sess->pair_doc[p]) {
+                if (cl->doc[i] == sess->pair_doc[p]) {
                     /* a shown pair always has rho > 0; a Monte-Carlo zero means fewer
                      * than 1/m: floor it at half a draw */
                     rho[p] = CW_MAX(qrho[i], 0.5 / m);
