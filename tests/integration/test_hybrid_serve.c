@@ -176,6 +176,18 @@ static void assert_same(const id_list *a, const id_list *b, const char *what)
     }
 }
 
+/* Writes json (one line) as the test directory's serve.json; returns that path. */
+static const char *serve_config(const char *json)
+{
+    static char cfg[160];
+    snprintf(cfg, sizeof cfg, "%s/serve.json", dir);
+    FILE *f = fopen(cfg, "w");
+    cr_assert(f != NULL, "cannot write %s", cfg);
+    fprintf(f, "%s\n", json);
+    cr_assert(eq(int, fclose(f), 0), "cannot write %s", cfg);
+    return cfg;
+}
+
 static bool contains(const id_list *l, const char *id)
 {
     for (size_t i = 0; i < l->n; i++) {
@@ -396,23 +408,15 @@ Test(hybrid_serve, retrieval_flag)
 
 Test(hybrid_serve, retrieval_config_key)
 {
-    char cfg[160];
-    snprintf(cfg, sizeof cfg, "%s/serve.json", dir);
-    FILE *f = fopen(cfg, "w");
-    cr_assert(f != NULL);
-    fprintf(f, "{\"retrieval\": \"bm25\"}\n");
-    fclose(f);
     int code = 0;
-    cr_assert(start_server("--config", cfg, &code), "the server exited with %d", code);
+    cr_assert(start_server("--config", serve_config("{\"retrieval\": \"bm25\"}"), &code),
+              "the server exited with %d", code);
     static id_list a;
     served(10, NULL, &a);
     cr_assert(eq(str, a.retrieval, "bm25"));
     cr_assert(eq(int, stop_server(), 0));
-    f = fopen(cfg, "w");
-    cr_assert(f != NULL);
-    fprintf(f, "{\"retrieval\": \"ann\"}\n");
-    fclose(f);
-    cr_assert(not(start_server("--config", cfg, &code)), "accepted retrieval \"ann\"");
+    cr_assert(not(start_server("--config", serve_config("{\"retrieval\": \"ann\"}"), &code)),
+              "accepted retrieval \"ann\"");
     cr_assert(eq(int, code, 1));
 }
 
@@ -562,12 +566,7 @@ Test(hybrid_serve, weighted_fusion_flag_and_per_request_fusion)
 
 Test(hybrid_serve, fusion_config_keys_and_bad_settings)
 {
-    char cfg[160];
-    snprintf(cfg, sizeof cfg, "%s/serve.json", dir);
-    FILE *f = fopen(cfg, "w");
-    cr_assert(f != NULL);
-    fprintf(f, "{\"fusion\": \"rrf\", \"rrf_k\": 10, \"dense_weight\": 0.5}\n");
-    fclose(f);
+    const char *cfg = serve_config("{\"fusion\": \"rrf\", \"rrf_k\": 10, \"dense_weight\": 0.5}");
     int code = 0;
     cr_assert(start_server("--config", cfg, &code), "the server exited with %d", code);
     static id_list web, cli;
@@ -581,11 +580,8 @@ Test(hybrid_serve, fusion_config_keys_and_bad_settings)
     const char *bad_cfg[] = {"{\"fusion\": \"max\"}", "{\"dense_weight\": 1.01}", "{\"rrf_k\": 0}",
                              "{\"dense_weight\": \"high\"}"};
     for (size_t i = 0; i < sizeof bad_cfg / sizeof *bad_cfg; i++) {
-        f = fopen(cfg, "w");
-        cr_assert(f != NULL);
-        fprintf(f, "%s\n", bad_cfg[i]);
-        fclose(f);
-        cr_expect(not(start_server("--config", cfg, &code)), "accepted %s", bad_cfg[i]);
+        cr_expect(not(start_server("--config", serve_config(bad_cfg[i]), &code)), "accepted %s",
+                  bad_cfg[i]);
         cr_expect(eq(int, code, 1), "%s", bad_cfg[i]);
     }
     /* A bad flag value is a usage error (2) in serve as in search, run and embed (one
