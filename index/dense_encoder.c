@@ -282,23 +282,14 @@ static void pool_cached(pool_ctx *c, uint32_t i, uint64_t h)
     c->prev_idf = w;
 }
 
-/* A word's rows are scattered over a table of tens of MiB: collect its features first
- * and prefetch every row, so their cache misses overlap instead of queueing. */
-static void pool_word(void *vctx, const char *word, uint32_t len)
+/* Adds the c->n collected features' weighted rows to c->h and their weights to c->sum_w
+ * (the one order of float additions both pool_word and the cache use). The rows are
+ * scattered over a table of tens of MiB: every row is prefetched first, so their cache
+ * misses overlap instead of queueing. */
+static void pool_collected(pool_ctx *c)
 {
-    pool_ctx *c = vctx;
     const idx_encoder *enc = c->enc;
     uint32_t d = enc->o.dim;
-    uint64_t h = word_hash_nonzero(word, len);
-    if (enc->cache_slot) {
-        int64_t i = cache_find(enc, word, len, h);
-        if (i >= 0) {
-            pool_cached(c, (uint32_t)i, h);
-            return;
-        }
-    }
-    c->n = 0;
-    dense_word_features(enc, word, len, h, c->prev_hash, c->prev_idf, collect_feat, c);
     for (uint32_t f = 0; f < c->n; f++) {
         const char *row = (const char *)(enc->emb + (size_t)c->bucket[f] * d);
         for (size_t off = 0; off < d * sizeof(float); off += 64) {
@@ -313,6 +304,24 @@ static void pool_word(void *vctx, const char *word, uint32_t len)
         }
         c->sum_w += w;
     }
+}
+
+/* One word: its cached sum when the cache has it, else its features from the table. */
+static void pool_word(void *vctx, const char *word, uint32_t len)
+{
+    pool_ctx *c = vctx;
+    const idx_encoder *enc = c->enc;
+    uint64_t h = word_hash_nonzero(word, len);
+    if (enc->cache_slot) {
+        int64_t i = cache_find(enc, word, len, h);
+        if (i >= 0) {
+            pool_cached(c, (uint32_t)i, h);
+            return;
+        }
+    }
+    c->n = 0;
+    dense_word_features(enc, word, len, h, c->prev_hash, c->prev_idf, collect_feat, c);
+    pool_collected(c);
     c->prev_hash = h;
     c->prev_idf = enc->idf[dense_unigram_bucket(enc, h)];
 }
@@ -419,19 +428,11 @@ static int cache_build(idx_encoder *enc, cw_err *err)
         uint64_t h = word_hash_nonzero(word, len);
         c.n = 0;
         dense_word_features(enc, word, len, h, 0, 0, collect_feat, &c);
-        // Same order of additions within the word as pool_word.
-        float *v = enc->cache_vec + (size_t)i * d;
-        double sum_w = 0;
-        memset(v, 0, d * sizeof(float));
-        for (uint32_t f = 0; f < c.n; f++) {
-            const float *row = enc->emb + (size_t)c.bucket[f] * d;
-            float w = c.weight[f];
-            for (uint32_t j = 0; j < d; j++) {
-                v[j] += w * row[j];
-            }
-            sum_w += w;
-        }
-        enc->cache_wsum[i] = sum_w;
+        c.h = enc->cache_vec + (size_t)i * d;
+        c.sum_w = 0;
+        memset(c.h, 0, d * sizeof(float));
+        pool_collected(&c);
+        enc->cache_wsum[i] = c.sum_w;
         if (cache_find(enc, word, len, h) >= 0) {
             continue; // a duplicate in the list: the first copy serves
         }
