@@ -73,4 +73,17 @@ static inline idx_index *th_build_open(const char *dir, const char *corpus, cons
     return ix;
 }
 
+/* A pronounceable word for id i, written to out (distinct ids give distinct words; 2
+ * bytes per base-16 digit of i, at most 17 with the NUL). */
+static inline void th_word_of(uint32_t i, char *out)
+{
+    static const char *syl[16] = {"ka", "lo", "mi", "ne", "ru", "sa", "te", "vo",
+                                  "pi", "da", "fu", "ge", "ho", "ji", "wa", "ze"};
+    out[0] = '\0';
+    do {
+        strcat(out, syl[i % 16]);
+        i /= 16;
+    } while (i > 0);
+}
+
 #endif /* CAUSEWAY_TESTS_UNIT_INDEX_HELPERS_H */

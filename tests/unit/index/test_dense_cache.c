@@ -12,28 +12,10 @@
 #include <string.h>
 
 #include "index/dense_int.h"
+#include "tests/unit/index/helpers.h"
 
 #define N_DOCS 200
 #define DIM 64
-
-static char *tmp_dir(void)
-{
-    char *d = strdup("/tmp/cw_dcache_XXXXXX");
-    cr_assert(mkdtemp(d) != NULL);
-    return d;
-}
-
-/* A pronounceable word for id i (distinct ids give distinct words). */
-static void word_of(uint32_t i, char *out)
-{
-    static const char *syl[16] = {"ka", "lo", "mi", "ne", "ru", "sa", "te", "vo",
-                                  "pi", "da", "fu", "ge", "ho", "ji", "wa", "ze"};
-    out[0] = '\0';
-    do {
-        strcat(out, syl[i % 16]);
-        i /= 16;
-    } while (i > 0);
-}
 
 /* Documents of Zipf-ish words over a vocabulary of n_vocab ids; "the" in every one. */
 static void corpus_make(cw_rng *r, uint32_t n_vocab, uint32_t words_per_doc, char **text,
@@ -46,7 +28,7 @@ static void corpus_make(cw_rng *r, uint32_t n_vocab, uint32_t words_per_doc, cha
             char word[64];
             // Squaring a uniform draw skews towards small ids.
             double u = cw_rng_uniform(r);
-            word_of((uint32_t)(u * u * n_vocab), word);
+            th_word_of((uint32_t)(u * u * n_vocab), word);
             cr_assert(eq(int, cw_buf_printf(&b, "%s%s", word, w % 7 == 6 ? ", " : " "), CW_OK));
         }
         text[i] = b.data;
@@ -104,7 +86,7 @@ Test(idx_encoder_cache, cached_encoding_equals_uncached_within_1e6)
     corpus_make(&r, 3000, 120, text, len);
     idx_encoder *e = trained(text, len, 2);
     cr_expect(eq(u32, idx_encoder_cached_words(e), 0)); // training leaves it off
-    char *d = tmp_dir();
+    char *d = th_tmpdir();
     char p[512];
     snprintf(p, sizeof p, "%s/dense.enc", d);
     cr_assert(eq(int, idx_encoder_save(e, p, NULL), CW_OK));
@@ -178,7 +160,7 @@ Test(idx_encoder_cache, file_without_word_list_loads_and_damaged_list_is_refused
     size_t len[N_DOCS];
     corpus_make(&r, 500, 60, text, len);
     idx_encoder *e = trained(text, len, 0);
-    char *d = tmp_dir();
+    char *d = th_tmpdir();
     char p[512], old[512];
     snprintf(p, sizeof p, "%s/dense.enc", d);
     snprintf(old, sizeof old, "%s/old.enc", d);
@@ -227,7 +209,7 @@ Test(idx_encoder_cache, training_a_loaded_encoder_drops_its_cache)
     size_t len[N_DOCS];
     corpus_make(&r, 800, 80, text, len);
     idx_encoder *e = trained(text, len, 0);
-    char *d = tmp_dir();
+    char *d = th_tmpdir();
     char p[512];
     snprintf(p, sizeof p, "%s/dense.enc", d);
     cr_assert(eq(int, idx_encoder_save(e, p, NULL), CW_OK));

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "index/dense_int.h"
+#include "tests/unit/index/helpers.h"
 
 Test(idx_finetune, weighted_infonce_gradients_match_finite_differences)
 {
@@ -70,17 +71,6 @@ Test(idx_finetune, weighted_infonce_gradients_match_finite_differences)
 #define N_DOCS (TOPICS * DOCS_PER)
 #define DIM 32
 
-static void word_of(uint32_t i, char *out)
-{
-    static const char *syl[16] = {"ka", "lo", "mi", "ne", "ru", "sa", "te", "vo",
-                                  "pi", "da", "fu", "ge", "ho", "ji", "wa", "ze"};
-    out[0] = '\0';
-    do {
-        strcat(out, syl[i % 16]);
-        i /= 16;
-    } while (i > 0);
-}
-
 typedef struct sim {
     char *doc[N_DOCS];
     size_t doc_len[N_DOCS];
@@ -98,9 +88,9 @@ static void sim_make(sim *s)
         cw_buf b = {0};
         for (int w = 0; w < 30; w++) {
             char word[32];
-            word_of(cw_rng_bernoulli(&r, 0.7) ? (uint32_t)(16 * t + cw_rng_below(&r, 8))
-                                              : (uint32_t)(600 + cw_rng_below(&r, 10)),
-                    word);
+            th_word_of(cw_rng_bernoulli(&r, 0.7) ? (uint32_t)(16 * t + cw_rng_below(&r, 8))
+                                                 : (uint32_t)(600 + cw_rng_below(&r, 10)),
+                       word);
             cr_assert(eq(int, cw_buf_printf(&b, "%s ", word), CW_OK));
         }
         s->doc[i] = b.data;
@@ -134,7 +124,7 @@ static void query_of(int t, unsigned mask, char *out)
     for (int j = 0; j < 4; j++) {
         if (mask & (1u << j)) {
             char w[32];
-            word_of((uint32_t)(300 + 4 * t + j), w);
+            th_word_of((uint32_t)(300 + 4 * t + j), w);
             strcat(out, w);
             strcat(out, " ");
         }
