@@ -39,6 +39,17 @@ static causal_log *open_log(void)
     return log;
 }
 
+/* Runs sql on the log file behind the store's back (an old binary, a foreign program, a
+ * corrupting hand). */
+static void exec_on_file(const char *sql)
+{
+    sqlite3 *db;
+    cr_assert(eq(int, sqlite3_open(dbpath, &db), SQLITE_OK));
+    cr_assert(eq(int, sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK), "%s: %s", sql,
+              sqlite3_errmsg(db));
+    sqlite3_close(db);
+}
+
 static const char *const fnames[] = {"bm25_title", "bm25_text", "len"};
 
 /* Impression `id` of policy `policy` showing docs d<base+j> at positions 1..n. */
@@ -175,10 +186,7 @@ Test(causal_logstore, ids_never_repeat_across_reopen)
 Test(causal_logstore, refuses_a_schema_newer_than_the_binary)
 {
     causal_log_close(open_log());
-    sqlite3 *db;
-    cr_assert(eq(int, sqlite3_open(dbpath, &db), SQLITE_OK));
-    cr_assert(eq(int, sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK));
-    sqlite3_close(db);
+    exec_on_file("PRAGMA user_version=99");
     causal_log *log = NULL;
     cw_err err;
     cr_assert(eq(int, causal_log_open(dbpath, NULL, &log, &err), CW_EINVAL));
@@ -189,10 +197,7 @@ Test(causal_logstore, refuses_a_schema_newer_than_the_binary)
 
 Test(causal_logstore, refuses_foreign_databases_and_non_sqlite_files)
 {
-    sqlite3 *db;
-    cr_assert(eq(int, sqlite3_open(dbpath, &db), SQLITE_OK));
-    cr_assert(eq(int, sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL), SQLITE_OK));
-    sqlite3_close(db);
+    exec_on_file("CREATE TABLE t(x)");
     causal_log *log = NULL;
     cw_err err;
     cr_expect(eq(int, causal_log_open(dbpath, NULL, &log, &err), CW_EINVAL));
@@ -674,15 +679,7 @@ Test(causal_logstore, a_corrupt_shown_list_is_reported_with_its_impression)
     causal_impression imp = make_imp(causal_log_next_id(log), "bm25", 1, items, feat, 2, 0);
     cr_assert(eq(int, causal_log_append_impressions(log, &imp, 1, &err), CW_OK), "%s", err.msg);
     causal_log_close(log);
-    sqlite3 *db;
-    cr_assert(eq(int, sqlite3_open(dbpath, &db), SQLITE_OK));
-    cr_assert(eq(int,
-                 sqlite3_exec(db,
-                              "UPDATE impressions SET shown = '[[1,\"d0\",null]]', "
-                              "shown_features = NULL",
-                              NULL, NULL, NULL),
-                 SQLITE_OK));
-    sqlite3_close(db);
+    exec_on_file("UPDATE impressions SET shown = '[[1,\"d0\",null]]', shown_features = NULL");
     log = open_log();
     causal_log_reader *r = NULL;
     cr_assert(eq(int, causal_log_reader_new(log, NULL, &r, &err), CW_OK), "%s", err.msg);
