@@ -104,11 +104,13 @@ int srv_search_req_check(const srv_search_req *r, cw_err *err)
     }
     causal_rpol pol;
     if (r->policy && causal_rpol_parse(r->policy, &pol, err) != CW_OK) {
-        /* A well-formed request with a value out of range: invalid, not malformed. */
+        /* A well-formed request with a value out of range: invalid, not malformed (and
+         * returned as such also when err is NULL: cw_err_prefix then returns CW_OK). */
         if (err) {
             err->code = CW_EINVAL;
+            cw_err_prefix(err, "policy: ");
         }
-        return cw_err_prefix(err, "policy: ");
+        return CW_EINVAL;
     }
     if (r->retrieval && strcmp(r->retrieval, "bm25") && strcmp(r->retrieval, "hybrid")) {
         return cw_err_set(err, CW_EINVAL, "retrieval must be \"bm25\" or \"hybrid\"");

@@ -121,6 +121,22 @@ Test(srv_parse, query_over_1024_bytes_is_elimit_before_anything_else)
     cw_arena_free(a);
 }
 
+/* An unknown logging policy is CW_EINVAL (well-formed, out of range) with or without a
+ * cw_err to describe it (STYLE 3: err may be NULL). */
+Test(srv_parse, bad_policy_is_einval_with_and_without_err)
+{
+    srv_search_req r = {.query = "q", .query_len = 1, .k = 10, .policy = "bogus"};
+    cw_err err;
+    cr_expect(eq(int, srv_search_req_check(&r, &err), CW_EINVAL));
+    cr_expect(strstr(err.msg, "policy: ") == err.msg, "%s", err.msg);
+    cr_expect(eq(int, srv_search_req_check(&r, NULL), CW_EINVAL));
+    const char *body = "{\"query\":\"q\",\"policy\":\"bogus\"}";
+    cw_arena *a = cw_arena_new(4096);
+    srv_search_req out;
+    cr_expect(eq(int, srv_parse_search_body(body, strlen(body), a, &out, NULL), CW_EINVAL));
+    cw_arena_free(a);
+}
+
 Test(srv_parse, uint_parameters_are_strict)
 {
     uint32_t v = 0;
