@@ -129,6 +129,15 @@ typedef struct world {
 
 static const double theta10[] = {.68, .61, .48, .34, .28, .20, .11, .10, .08, .06};
 
+/* Default training options with the true examination propensities theta10. */
+static rank_train_opts opts_theta10(void)
+{
+    rank_train_opts o = rank_train_opts_default();
+    o.n_theta = 10;
+    memcpy(o.theta, theta10, sizeof theta10);
+    return o;
+}
+
 static void world_make(world *w, size_t n_q, size_t n_d, uint64_t seed)
 {
     cw_rng rng;
@@ -182,11 +191,9 @@ static rank_clicks *simulate(world *w, size_t n_sessions, uint64_t seed)
 static rank_model *train_on(rank_clicks *c, rank_objective obj, rank_loss loss)
 {
     const char *names[] = {"relevant_signal", "logging_signal"};
-    rank_train_opts o = rank_train_opts_default();
+    rank_train_opts o = opts_theta10();
     o.objective = obj;
     o.loss = loss;
-    o.n_theta = 10;
-    memcpy(o.theta, theta10, sizeof theta10);
     o.max_epochs = 60;
     o.lr = 0.05;
     rank_model *m = NULL;
@@ -490,9 +497,7 @@ Test(rank_train, averaging_returns_the_bias_corrected_moving_average_of_the_iter
     world_make(&w, 30, 12, 5);
     rank_clicks *c = simulate(&w, 3000, 6);
     const char *names[] = {"a", "b"};
-    rank_train_opts o = rank_train_opts_default();
-    o.n_theta = 10;
-    memcpy(o.theta, theta10, sizeof theta10);
+    rank_train_opts o = opts_theta10();
     o.batch_lists = 1000000;
     o.max_epochs = 2;
     o.lr = 0.1;
@@ -533,9 +538,7 @@ Test(rank_train, averaging_returns_the_bias_corrected_moving_average_of_the_iter
 static double late_jitter(rank_clicks *c, double avg_epochs, double *mean_ratio)
 {
     const char *names[] = {"relevant_signal", "logging_signal"};
-    rank_train_opts o = rank_train_opts_default();
-    o.n_theta = 10;
-    memcpy(o.theta, theta10, sizeof theta10);
+    rank_train_opts o = opts_theta10();
     o.max_epochs = 60;
     o.lr = 0.05;
     o.batch_lists = 4;
