@@ -663,7 +663,8 @@ int causal_propensity_fit_contexts(const causal_sessions *s, const causal_prop_o
 int causal_propensity_to_json(const causal_propensity *p, cw_buf *out, cw_err *err) CW_MUST_CHECK;
 /* Reads the ratios theta_k/theta_1, k = 1..*n, back from a file written by
  * causal_propensity_to_json ({"ranks":[{"rank","ratio"},...]}) or from a plain JSON array of
- * ratios; at most max of them. Errors: CW_EIO (unreadable: the file and the reason),
+ * ratios; at most max of them; ratio and *n are written only on success. Errors: CW_EIO
+ * (unreadable: the file and the reason),
  * CW_EPARSE (file:line:column of bad JSON, a rank out of order, a ratio that is not a
  * finite number > 0, none or more than max). */
 int causal_propensity_read_ratios(const char *path, double *ratio, uint32_t max, uint32_t *n,

@@ -1954,7 +1954,6 @@ int causal_propensity_to_json(const causal_propensity *p, cw_buf *out, cw_err *e
 int causal_propensity_read_ratios(const char *path, double *ratio, uint32_t max, uint32_t *n,
                                   cw_err *err)
 {
-    *n = 0;
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
     if (!root && je.line < 0) { /* not read at all: je.text names the file and the reason */
@@ -1965,11 +1964,13 @@ int causal_propensity_read_ratios(const char *path, double *ratio, uint32_t max,
     }
     json_t *arr = json_is_array(root) ? root : json_object_get(root, "ranks");
     int rc = CW_OK;
+    size_t len = json_is_array(arr) ? json_array_size(arr) : 0;
     if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > max) {
         rc = cw_err_set(err, CW_EPARSE, "%s: expected \"ranks\" or an array of 1..%u ratios", path,
                         max);
     }
-    for (size_t k = 0; rc == CW_OK && k < json_array_size(arr); k++) {
+    /* every ratio is checked before any is written: ratio and n only change on success */
+    for (size_t k = 0; rc == CW_OK && k < len; k++) {
         json_t *v = json_array_get(arr, k);
         if (json_is_object(v)) {
             json_t *r = json_object_get(v, "rank");
@@ -1985,8 +1986,13 @@ int causal_propensity_read_ratios(const char *path, double *ratio, uint32_t max,
                             k + 1);
             break;
         }
-        ratio[k] = json_number_value(v);
-        *n = (uint32_t)k + 1;
+    }
+    for (size_t k = 0; rc == CW_OK && k < len; k++) {
+        json_t *v = json_array_get(arr, k);
+        ratio[k] = json_number_value(json_is_object(v) ? json_object_get(v, "ratio") : v);
+    }
+    if (rc == CW_OK) {
+        *n = (uint32_t)len;
     }
     json_decref(root);
     return rc;

@@ -639,3 +639,33 @@ Test(causal_propensity, per_pair_mle_per_context_separates_two_populations)
     causal_simcoll_free(c);
     causal_sessions_free(s);
 }
+
+Test(causal_propensity, read_ratios_writes_nothing_when_it_fails)
+{
+    /* STYLE.md: outputs only on success. A bad third ratio must leave the caller's theta
+     * and count as they were (they used to hold the first two ratios and n = 2). */
+    char path[] = "/tmp/cw_ratios_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    const char *text = "[1, 0.5, -1]";
+    cr_assert(eq(sz, (size_t)write(fd, text, strlen(text)), strlen(text)));
+    close(fd);
+    double ratio[4] = {7, 7, 7, 7};
+    uint32_t n = 99;
+    cw_err err;
+    cr_expect(eq(int, causal_propensity_read_ratios(path, ratio, 4, &n, &err), CW_EPARSE));
+    cr_expect(ne(ptr, strstr(err.msg, "ratio of rank 3"), NULL), "%s", err.msg);
+    cr_expect(eq(u32, n, 99));
+    cr_expect(eq(dbl, ratio[0], 7.0));
+    cr_expect(eq(dbl, ratio[1], 7.0));
+    /* and a good file fills both */
+    FILE *f = fopen(path, "w");
+    cr_assert(f != NULL);
+    fputs("{\"ranks\":[{\"rank\":1,\"ratio\":1},{\"rank\":2,\"ratio\":0.25}]}", f);
+    fclose(f);
+    cr_expect(eq(int, causal_propensity_read_ratios(path, ratio, 4, &n, &err), CW_OK), "%s",
+              err.msg);
+    cr_expect(eq(u32, n, 2));
+    cr_expect(eq(dbl, ratio[1], 0.25));
+    unlink(path);
+}
