@@ -147,13 +147,19 @@ CURLcode th_http(CURL *c, unsigned port, const char *method, const char *path, c
     return rc;
 }
 
-/* Where the last quiet server's stderr went: shown when it exits abnormally, so a rare
- * crash in a parallel `make check` leaves its message in the test log. */
-static char serve_err_path[4096];
+/* Where each running quiet server's stderr goes: shown when it exits abnormally, so a rare
+ * crash in a parallel `make check` leaves its message in the test log. Keyed by pid: a test
+ * may run several servers at once (A/B comparisons). */
+#define TH_MAX_SERVERS 8
+static struct {
+    pid_t pid;
+    char path[4096];
+} serve_err[TH_MAX_SERVERS];
 
 pid_t th_serve_start(const char *ixdir, const char *dbpath, const char *portfile,
                      const char *const extra[], bool quiet, unsigned *port, int *exit_code)
 {
+    char serve_err_path[4096];
     snprintf(serve_err_path, sizeof serve_err_path, "%s.stderr", portfile);
     char *argv[10 + TH_MAX_EXTRA + 1] = {
         (char *)th_bin(), "serve",  "--index", (char *)ixdir, "--db",
@@ -174,6 +180,13 @@ pid_t th_serve_start(const char *ixdir, const char *dbpath, const char *portfile
         setenv("LIBC_FATAL_STDERR_", "1", 1); /* glibc's abort messages to stderr, not a tty */
         execv(argv[0], argv);
         _exit(127);
+    }
+    for (size_t i = 0; quiet && i < TH_MAX_SERVERS; i++) {
+        if (serve_err[i].pid == 0) {
+            serve_err[i].pid = pid;
+            snprintf(serve_err[i].path, sizeof serve_err[i].path, "%s", serve_err_path);
+            break;
+        }
     }
     double deadline = th_now_s() + 20;
     *port = 0;
@@ -213,10 +226,17 @@ int th_serve_stop(pid_t *pid, int sig)
     kill(*pid, sig);
     int st = 0;
     waitpid(*pid, &st, 0);
+    const char *err_path = NULL; /* a quiet server's stderr file, NULL otherwise */
+    for (size_t i = 0; i < TH_MAX_SERVERS; i++) {
+        if (serve_err[i].pid == *pid) {
+            serve_err[i].pid = 0;
+            err_path = serve_err[i].path;
+        }
+    }
     *pid = 0;
     int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    if (code != 0 && (sig == SIGTERM || sig == SIGINT)) {
-        FILE *f = fopen(serve_err_path, "r");
+    if (code != 0 && err_path && (sig == SIGTERM || sig == SIGINT)) {
+        FILE *f = fopen(err_path, "r");
         if (f) { /* the last 4 KB of what the server said before it failed */
             char buf[4096];
             fseek(f, 0, SEEK_END);
