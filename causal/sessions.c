@@ -433,7 +433,7 @@ static bool is_draw_word(const char *spec)
 {
     static const char *const words[] = {"det", "pl", "randtop", "egreedy"};
     size_t n = strcspn(spec, ":");
-    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+    for (size_t i = 0; i < CW_ARRAY_LEN(words); i++) {
         if (strlen(words[i]) == n && strncmp(spec, words[i], n) == 0) {
             return true;
         }
@@ -597,7 +597,8 @@ int causal_sessions_add_impression(causal_sessions *s, const causal_impression *
     imp_scratch scratch, *x = &scratch; /* ~15 KB on the stack: no allocation per row */
     char rname[CAUSAL_RANKER_KEY_BYTES];
     causal_session_in in = {0};
-    causal_policy_name_info pn;
+    /* read below also when the parse failed (then rc stops everything): never indeterminate */
+    causal_policy_name_info pn = {.kind = CAUSAL_POLICY_UNKNOWN};
     const char *qname = imp->qid ? imp->qid : imp->query;
     int rc =
         causal_policy_name_ranker(imp->policy, imp->model_version, &pn, rname, sizeof rname, err);
