@@ -1210,7 +1210,7 @@ int idx_encoder_train(idx_encoder *enc, const char *const *texts, const size_t *
     uint64_t per_epoch = n_docs / t.B;
     uint64_t total = per_epoch * o->epochs;
     uint64_t epoch_ready = UINT64_MAX;
-    uint64_t t0 = cw_now_ns(), start_step = t.step, last_ckpt_ns = t0;
+    uint64_t t0 = cw_now_ns(), last_ckpt_ns = t0;
     loss_track lt = {0};
     char stage[128];
     while (t.step < total) {
@@ -1235,7 +1235,6 @@ int idx_encoder_train(idx_encoder *enc, const char *const *texts, const size_t *
         if (rc != CW_OK) {
             goto done;
         }
-        uint64_t done_here = t.step - start_step;
         loss_track_add(&lt, loss);
         uint64_t now_ns = cw_now_ns();
         bool ckpt_now = o->ckpt_path &&
@@ -1251,7 +1250,7 @@ int idx_encoder_train(idx_encoder *enc, const char *const *texts, const size_t *
         }
         double secs = (double)(cw_now_ns() - t0) * 1e-9;
         snprintf(stage, sizeof stage, "embed-train loss %.4f, %.0f docs/s", loss,
-                 secs > 0 ? (double)done_here * t.B / secs : 0.0);
+                 secs > 0 ? (double)lt.n_steps * t.B / secs : 0.0);
         cw_progress_report(&o->progress, stage, t.step, total);
         if (cw_interrupted()) {
             rc = cw_err_set(err, CW_EINTR, "embed-train: interrupted at step %llu of %llu%s%s",
