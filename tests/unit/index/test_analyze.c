@@ -383,3 +383,83 @@ Test(idx_analyze, word_at_a_time_scanner_equals_a_byte_reference)
     idx_analyzer_free(a);
     idx_analyzer_free(batched);
 }
+
+/* Up to 4 tokens of up to 300 bytes (list_fn's hold 128). */
+typedef struct long_toks {
+    ref_tok t[4];
+    char term[4][300];
+    size_t n;
+    uint64_t bad_hash;
+} long_toks;
+
+static int long_fn(void *ctx, const idx_token *t)
+{
+    long_toks *l = ctx;
+    cr_assert(lt(sz, l->n, CW_ARRAY_LEN(l->t)));
+    cr_assert(le(sz, t->term_len, sizeof l->term[0]));
+    memcpy(l->term[l->n], t->term, t->term_len);
+    l->t[l->n] = (ref_tok){.len = t->term_len, .b = t->byte_begin, .e = t->byte_end};
+    l->bad_hash += t->term_hash != cw_hash64(t->term, t->term_len, 0);
+    l->n++;
+    return CW_OK;
+}
+
+/* ASCII runs longer than a term may be (256 bytes) at every alignment, through both
+ * look-up paths: one token spanning the whole run, its term the run's first 256 bytes
+ * lower-cased (the word loop stops short of the key's end and the byte loop finishes),
+ * and the scanner resumes after the run. */
+Test(idx_analyze, long_ascii_runs_are_cut_to_256_bytes_and_span_the_run)
+{
+    idx_analyzer_opts o = idx_analyzer_opts_default();
+    o.stem = false;
+    o.stopwords = false;
+    idx_analyzer *a = NULL, *batched = NULL;
+    cr_assert(eq(int, idx_analyzer_new(&o, &a, NULL), CW_OK));
+    cr_assert(eq(int, idx_analyzer_new(&o, &batched, NULL), CW_OK));
+    idx_analyzer_set_direct_slots(batched, 0);
+    static const char alnum[] = "aB3zQ9mK0x";
+    for (size_t lead = 0; lead < 9; lead++) {
+        for (size_t run_len = 250; run_len <= 270; run_len++) {
+            char text[400];
+            size_t len = 0;
+            memset(text, ' ', lead);
+            len = lead;
+            for (size_t i = 0; i < run_len; i++) {
+                text[len++] = alnum[(i * 7 + lead) % (sizeof alnum - 1)];
+            }
+            memcpy(text + len, ".tail", 5);
+            len += 5;
+            char want[256];
+            size_t want_len = CW_MIN(run_len, sizeof want);
+            for (size_t i = 0; i < want_len; i++) {
+                want[i] = (char)(text[lead + i] | 0x20);
+            }
+            for (int path = 0; path < 2; path++) {
+                long_toks got = {0};
+                cr_assert(eq(int, idx_analyze(path ? batched : a, text, len, long_fn, &got, NULL),
+                             CW_OK));
+                cr_assert(eq(sz, got.n, 2), "lead %zu run %zu path %d", lead, run_len, path);
+                cr_expect(got.t[0].len == want_len && memcmp(got.term[0], want, want_len) == 0,
+                          "lead %zu run %zu path %d: term of %zu bytes", lead, run_len, path,
+                          got.t[0].len);
+                cr_expect(eq(sz, got.t[0].b, lead));
+                cr_expect(eq(sz, got.t[0].e, lead + run_len));
+                cr_expect(got.t[1].len == 4 && memcmp(got.term[1], "tail", 4) == 0);
+                cr_expect(eq(sz, got.t[1].b, lead + run_len + 1));
+                cr_expect(eq(u64, got.bad_hash, 0));
+                /* the run at the text's end: its last bytes go through the byte loop */
+                long_toks end = {0};
+                cr_assert(eq(
+                    int, idx_analyze(path ? batched : a, text, lead + run_len, long_fn, &end, NULL),
+                    CW_OK));
+                cr_assert(eq(sz, end.n, 1), "lead %zu run %zu path %d", lead, run_len, path);
+                cr_expect(end.t[0].len == want_len && memcmp(end.term[0], want, want_len) == 0,
+                          "lead %zu run %zu path %d at the end: term of %zu bytes", lead, run_len,
+                          path, end.t[0].len);
+                cr_expect(eq(sz, end.t[0].e, lead + run_len));
+            }
+        }
+    }
+    idx_analyzer_free(a);
+    idx_analyzer_free(batched);
+}
